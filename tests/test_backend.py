@@ -1,0 +1,109 @@
+"""Backend resolution: names, namespaces, devices, and the errors users meet."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend, to_numpy
+
+
+def test_names_resolve_to_array_api_namespaces(backend):
+    b = resolve_backend(backend)
+    assert b.name == backend
+    x = b.asarray(np.arange(3.0))
+    assert b.owns(x)
+    assert hasattr(b.xp, "__array_namespace_info__")
+    np.testing.assert_array_equal(to_numpy(x), [0.0, 1.0, 2.0])
+
+
+def test_a_namespace_module_resolves_like_its_name(backend):
+    b = resolve_backend(backend)
+    again = resolve_backend(b.xp)
+    assert (again.name, again.xp, again.device) == (b.name, b.xp, b.device)
+
+
+def test_float_dtypes_are_looked_up_on_the_device(backend):
+    b = resolve_backend(backend)
+    assert b.dtype("float32") == b.xp.float32
+    assert b.dtype("float64") == b.xp.float64
+
+
+def test_unknown_backend_lists_the_supported_names():
+    with pytest.raises(ValueError, match="unknown backend 'tensorflow'") as info:
+        resolve_backend("tensorflow")
+    for name in SUPPORTED_BACKENDS:
+        assert repr(name) in str(info.value)
+    with pytest.raises(ValueError, match="unknown backend"):
+        TwoLayerNet(4, 10, 3, backend="numpyy")
+
+
+def test_missing_library_names_the_pip_extra(monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "torch" else real_find_spec(name, *a),
+    )
+    with pytest.raises(ImportError, match=r"pip install 'xpnet\[torch\]'"):
+        resolve_backend("torch")
+
+
+def test_cupy_without_a_gpu_is_a_clear_runtime_error(monkeypatch):
+    """A CuPy whose CUDA runtime finds no device, as on a machine without a GPU."""
+
+    class CUDARuntimeError(RuntimeError):
+        pass
+
+    def no_device():
+        raise CUDARuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    runtime = types.SimpleNamespace(getDeviceCount=no_device)
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=runtime)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    with pytest.raises(RuntimeError, match="needs an NVIDIA GPU") as info:
+        resolve_backend("cupy")
+    assert "backend='numpy'" in str(info.value)
+    assert info.value.__cause__ is None  # no chained CUDA traceback
+
+
+def test_numpy_rejects_a_gpu_device():
+    with pytest.raises(ValueError, match="'cpu' device only"):
+        resolve_backend("numpy", device="cuda:0")
+
+
+def test_torch_cuda_device_without_a_gpu_is_a_clear_runtime_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(RuntimeError, match="needs an NVIDIA GPU"):
+        resolve_backend("torch", device="cuda:1")
+
+
+def test_array_api_strict_devices_are_chosen_by_name():
+    xps = pytest.importorskip("array_api_strict")
+    assert resolve_backend("array_api_strict", device="device1").device == xps.Device("device1")
+    with pytest.raises(ValueError, match="unknown array_api_strict device"):
+        resolve_backend("array_api_strict", device="gpu7")
+
+
+def test_float64_on_a_device_without_it_is_rejected():
+    pytest.importorskip("array_api_strict")
+    with pytest.raises(ValueError, match="'float64' is not supported"):
+        TwoLayerNet(4, 10, 3, backend="array_api_strict", device="no_float64")
+    net = TwoLayerNet(4, 10, 3, backend="array_api_strict", device="no_float64", dtype="float32")
+    assert net.predict(np.zeros((2, 4))).shape == (2,)
+
+
+def test_data_on_another_device_is_rejected():
+    pytest.importorskip("array_api_strict")
+    net = TwoLayerNet(4, 10, 3, backend="array_api_strict")
+    elsewhere = resolve_backend("array_api_strict", device="device1").asarray(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="is on device"):
+        net.predict(elsewhere)

@@ -1,0 +1,234 @@
+"""The network against the lab's reference values, on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet import TwoLayerNet, eval_numerical_gradient, rel_error, to_numpy
+
+# The handout's section 2 reference scores for the toy net on the toy data.
+CORRECT_SCORES = np.asarray(
+    [
+        [-0.81233741, -1.27654624, -0.70335995],
+        [-0.17129677, -1.18803311, -0.47310444],
+        [-0.51590475, -1.01354314, -0.8504215],
+        [-0.15419291, -0.48629638, -0.52901952],
+        [-0.00618733, -0.12435261, -0.15226949],
+    ]
+)
+# The handout's section 3 reference loss at reg=0.1.
+CORRECT_LOSS = 1.30378789133
+
+
+def test_params_have_the_lab_shapes_on_the_backend(toy_net, xp):
+    shapes = {name: tuple(p.shape) for name, p in toy_net.params.items()}
+    assert shapes == {"W1": (4, 10), "b1": (10,), "W2": (10, 3), "b2": (3,)}
+    for p in toy_net.params.values():
+        assert toy_net.backend.owns(p)
+        assert p.dtype == xp.float64
+    assert not np.any(to_numpy(toy_net.params["b1"]))
+
+
+def test_scores_match_the_lab(toy_net, toy_data):
+    X, _ = toy_data
+    scores = toy_net.loss(X)
+    assert scores.shape == (5, 3)
+    assert np.sum(np.abs(scores - CORRECT_SCORES)) < 1e-7
+
+
+def test_loss_matches_the_lab(toy_net, toy_data):
+    X, y = toy_data
+    loss, _ = toy_net.loss(X, y, reg=0.1)
+    assert isinstance(loss, float)
+    assert abs(loss - CORRECT_LOSS) < 1e-12
+
+
+def test_backend_arrays_in_give_backend_arrays_out(toy_net, toy_data):
+    X, y = toy_data
+    X_dev, y_dev = toy_net.backend.asarray(X), toy_net.backend.asarray(y)
+    scores = toy_net.loss(X_dev)
+    assert toy_net.backend.owns(scores)
+    np.testing.assert_allclose(to_numpy(scores), CORRECT_SCORES, atol=1e-8)
+    _, grads = toy_net.loss(X_dev, y_dev, reg=0.1)
+    assert all(toy_net.backend.owns(g) for g in grads.values())
+    labels = toy_net.predict(X_dev)
+    assert toy_net.backend.owns(labels)
+    np.testing.assert_array_equal(to_numpy(labels), np.argmax(CORRECT_SCORES, axis=1))
+
+
+@pytest.mark.parametrize("name", ["W1", "b1", "W2", "b2"])
+def test_gradients_match_numerical_gradients(toy_net, toy_data, name):
+    X, y = toy_data
+    _, grads = toy_net.loss(X, y, reg=0.05)
+    assert grads[name].shape == tuple(toy_net.params[name].shape)
+
+    def f(_):
+        return toy_net.loss(X, y, reg=0.05)[0]
+
+    numerical = eval_numerical_gradient(f, toy_net.params[name], verbose=False)
+    assert rel_error(numerical, grads[name]) < 1e-8
+
+
+def test_predict_returns_the_best_scoring_class(toy_net, toy_data):
+    X, _ = toy_data
+    labels = toy_net.predict(X)
+    assert isinstance(labels, np.ndarray)
+    np.testing.assert_array_equal(labels, np.argmax(CORRECT_SCORES, axis=1))
+
+
+def test_toy_training_reaches_the_lab_loss(backend, toy_data):
+    X, y = toy_data
+    np.random.seed(0)
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend)
+    stats = net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, verbose=False)
+    assert len(stats["loss_history"]) == 100
+    assert all(isinstance(v, float) for v in stats["loss_history"])
+    # The handout got 0.017143643532923733.
+    assert stats["loss_history"][-1] < 0.05
+    assert stats["loss_history"][-1] == pytest.approx(0.017143643532923733, rel=1e-9)
+    # One epoch per iteration here (5 samples, batch 200): accuracy recorded every step.
+    assert len(stats["train_acc_history"]) == len(stats["val_acc_history"]) == 100
+    assert stats["val_acc_history"][-1] == 1.0
+
+
+def test_verbose_prints_the_loss_every_100_iterations(backend, toy_data, capsys):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    net.train(X, y, X, y, num_iters=201, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "iteration 0 / 201",
+        "iteration 100 / 201",
+        "iteration 200 / 201",
+    ]
+
+
+def test_momentum_trains_the_toy_problem(backend, toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    plain = net.train(X, y, X, y, learning_rate=1e-2, num_iters=50, learning_rate_decay=1.0)
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    heavy = net.train(
+        X, y, X, y, learning_rate=1e-2, num_iters=50, learning_rate_decay=1.0, momentum=0.9
+    )
+    assert heavy["loss_history"][-1] < plain["loss_history"][-1]
+
+
+def test_seed_makes_initialisation_and_training_reproducible(backend):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 4, 40)
+    runs = []
+    for _ in range(2):
+        net = TwoLayerNet(6, 8, 4, std=1e-1, backend=backend, seed=7)
+        runs.append(net.train(X, y, X, y, num_iters=20, batch_size=10))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize(("dtype", "rtol"), [("float64", 1e-9), ("float32", 1e-4)])
+def test_training_matches_numpy_float64(backend, dtype, rtol):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((300, 20)), rng.integers(0, 5, 300)
+
+    def trajectory(backend: str, dtype: str) -> np.ndarray:
+        net = TwoLayerNet(20, 30, 5, std=1e-1, backend=backend, dtype=dtype, seed=42)
+        stats = net.train(
+            X, y, X, y, learning_rate=0.05, num_iters=100, batch_size=50, momentum=0.9
+        )
+        return np.asarray(stats["loss_history"])
+
+    reference = trajectory("numpy", "float64")
+    np.testing.assert_allclose(trajectory(backend, dtype), reference, rtol=rtol)
+
+
+def test_float32_network_computes_in_float32(backend, toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, backend=backend, dtype="float32", seed=0)
+    assert all(p.dtype == net.xp.float32 for p in net.params.values())
+    _, grads = net.loss(X, y)
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+# Bad input: a ValueError that names the problem, before any parameter changes.
+
+BAD_TRAINING_INPUTS = {
+    "X with the wrong number of features": (
+        lambda X, y: (X[:, :3], y),
+        r"X must have shape \(N, 4\)",
+    ),
+    "X with three dimensions": (lambda X, y: (X[:, :, None], y), r"X must have shape"),
+    "X as one row": (lambda X, y: (X[0], y), r"X must have shape"),
+    "a NaN in X": (lambda X, y: (np.where(np.eye(5, 4) > 0, np.nan, X), y), "NaN or infinity"),
+    "an infinity in X": (lambda X, y: (np.where(np.eye(5, 4) > 0, np.inf, X), y), "NaN"),
+    "a label above the classes": (lambda X, y: (X, np.array([0, 1, 2, 3, 1])), r"\[0, 3\)"),
+    "a negative label": (lambda X, y: (X, np.array([0, -1, 2, 2, 1])), r"from -1 to 2"),
+    "float labels": (lambda X, y: (X, y.astype(float)), "integer class labels"),
+    "X and y of different lengths": (lambda X, y: (X, y[:4]), r"y must have shape \(5,\)"),
+    "labels as a matrix": (lambda X, y: (X, y[:, None]), r"y must have shape"),
+    "strings in X": (lambda X, y: (X.astype(str), y), "real numbers"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TRAINING_INPUTS)
+def test_bad_training_data_is_rejected_before_any_change(toy_net, toy_data, case):
+    corrupt, message = BAD_TRAINING_INPUTS[case]
+    X_bad, y_bad = corrupt(*toy_data)
+    before = {name: to_numpy(p).copy() for name, p in toy_net.params.items()}
+    with pytest.raises(ValueError, match=message):
+        toy_net.train(X_bad, y_bad, *toy_data, num_iters=5)
+    with pytest.raises(ValueError, match=message):
+        toy_net.train(*toy_data, X_bad, y_bad, num_iters=5)
+    for name, p in toy_net.params.items():
+        np.testing.assert_array_equal(to_numpy(p), before[name])
+
+
+BAD_HYPERPARAMETERS = {
+    "batch_size": [0, -5, 2.5, True],
+    "num_iters": [0, -1, 1.0],
+    "learning_rate": [0.0, -1e-3, float("nan"), float("inf")],
+    "learning_rate_decay": [0.0, 1.5, -0.5],
+    "reg": [-1.0, float("nan")],
+    "momentum": [-0.1, 1.0, 2.0],
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, value) for name, values in BAD_HYPERPARAMETERS.items() for value in values],
+)
+def test_bad_hyperparameters_are_rejected_before_any_change(toy_net, toy_data, name, value):
+    before = to_numpy(toy_net.params["W1"]).copy()
+    with pytest.raises(ValueError, match=name):
+        toy_net.train(*toy_data, *toy_data, **{"num_iters": 5, name: value})
+    np.testing.assert_array_equal(to_numpy(toy_net.params["W1"]), before)
+
+
+@pytest.mark.parametrize(
+    "sizes", [(0, 10, 3), (4, 0, 3), (4, 10, 0), (-4, 10, 3), (4.5, 10, 3), (4, "10", 3)]
+)
+def test_non_positive_sizes_are_rejected(backend, sizes):
+    with pytest.raises(ValueError, match="must be a positive integer"):
+        TwoLayerNet(*sizes, backend=backend)
+
+
+def test_negative_std_is_rejected():
+    with pytest.raises(ValueError, match="std"):
+        TwoLayerNet(4, 10, 3, std=-1.0)
+
+
+def test_numpy_integer_sizes_are_accepted():
+    # The handout's tuning cell passes sizes drawn by np.random.choice.
+    net = TwoLayerNet(np.int64(4), np.int64(10), 3)
+    assert net.sizes == (4, 10, 3)
+
+
+def test_unknown_dtype_is_rejected(backend):
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        TwoLayerNet(4, 10, 3, backend=backend, dtype="float16")
+
+
+def test_arrays_of_another_library_are_rejected(toy_data):
+    torch = pytest.importorskip("torch")
+    net = TwoLayerNet(4, 10, 3)
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        net.predict(torch.asarray(toy_data[0]))

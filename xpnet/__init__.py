@@ -1,0 +1,25 @@
+"""xpnet: the lab's two-layer neural network, written once against the Array API standard.
+
+The same code runs on NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch and
+array-api-strict::
+
+    from xpnet import TwoLayerNet
+    net = TwoLayerNet(784, 175, 10, backend="cupy")
+"""
+
+from xpnet._version import __version__
+from xpnet.backend import SUPPORTED_BACKENDS, Backend, resolve_backend, to_numpy
+from xpnet.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+from xpnet.neural_net import TwoLayerNet
+
+__all__ = [
+    "SUPPORTED_BACKENDS",
+    "Backend",
+    "TwoLayerNet",
+    "__version__",
+    "eval_numerical_gradient",
+    "eval_numerical_gradient_array",
+    "rel_error",
+    "resolve_backend",
+    "to_numpy",
+]

@@ -1,0 +1,104 @@
+"""Numerical gradients by centred differences, to check analytic backprop.
+
+These work on the arrays of any backend: ``x`` is perturbed one element at a
+time in place (and restored), and the gradient comes back as an array of the
+same library, dtype and device as ``x``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from xpnet.backend import to_numpy
+
+__all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "rel_error"]
+
+
+def eval_numerical_gradient(
+    f: Callable[[Any], Any], x: Any, verbose: bool = True, h: float = 1e-5
+) -> Any:
+    """Numerical gradient of a scalar function ``f`` at ``x``.
+
+    ``df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)``.
+
+    Parameters
+    ----------
+    f : callable
+        Takes ``x`` and returns a scalar (a float or a 0-d array). It may
+        ignore its argument and read ``x`` through a closure, as the lab's
+        ``lambda W: net.loss(X, y)[0]`` does: ``x`` is changed in place.
+    x : array, any shape
+        The point to differentiate at; restored before returning.
+    verbose : bool, default True
+        Print each index and its gradient.
+    h : float, default 1e-5
+        The step.
+
+    Returns
+    -------
+    array, same shape, dtype, library and device as ``x``
+    """
+    grad = np.zeros(tuple(x.shape))
+    for ix in np.ndindex(*grad.shape):
+        f_plus, f_minus = _perturbed(f, x, ix, h, float)
+        grad[ix] = (f_plus - f_minus) / (2 * h)
+        if verbose:
+            print(ix, grad[ix])
+    return _like(grad, x)
+
+
+def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: float = 1e-5) -> Any:
+    """Numerical gradient of ``sum(f(x) * df)``: backprop of upstream ``df`` through ``f``.
+
+    Parameters
+    ----------
+    f : callable
+        Takes ``x`` and returns an array shaped like ``df``.
+    x : array, any shape
+        The point to differentiate at; changed in place and restored.
+    df : array
+        The upstream gradient, of the shape of ``f(x)``.
+    h : float, default 1e-5
+        The step.
+
+    Returns
+    -------
+    array, same shape, dtype, library and device as ``x``
+    """
+    df = to_numpy(df)
+    grad = np.zeros(tuple(x.shape))
+    for ix in np.ndindex(*grad.shape):
+        pos, neg = _perturbed(f, x, ix, h, lambda value: np.array(to_numpy(value)))
+        grad[ix] = np.sum((pos - neg) * df) / (2 * h)
+    return _like(grad, x)
+
+
+def rel_error(x: Any, y: Any) -> float:
+    """Largest relative error ``|x - y| / max(1e-8, |x| + |y|)``, on arrays of any library."""
+    x, y = to_numpy(x).astype(np.float64), to_numpy(y).astype(np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+
+
+def _perturbed(
+    f: Callable[[Any], Any], x: Any, ix: tuple[int, ...], h: float, read: Callable[[Any], Any]
+) -> tuple[Any, Any]:
+    """Evaluate ``f`` with ``x[ix]`` raised by ``h``, then lowered by ``h``; restore ``x``."""
+    old = float(x[ix])
+    x[ix] = old + h
+    f_plus = read(f(x))
+    x[ix] = old - h
+    f_minus = read(f(x))
+    x[ix] = old
+    return f_plus, f_minus
+
+
+def _like(grad: np.ndarray, x: Any) -> Any:
+    """``grad`` as an array of ``x``'s library, dtype and device."""
+    if isinstance(x, np.ndarray):
+        return grad.astype(x.dtype, copy=False)
+    xp = array_api_compat.array_namespace(x)
+    return xp.asarray(grad, dtype=x.dtype, device=array_api_compat.device(x))

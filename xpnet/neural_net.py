@@ -1,0 +1,351 @@
+"""The two-layer fully-connected network: forward pass, softmax loss, backprop, SGD.
+
+The network computes::
+
+    hidden = ReLU(X @ W1 + b1)          # (N, H)
+    scores = hidden @ W2 + b2           # (N, C)
+    loss   = mean_i -log softmax(scores_i)[y_i] + 0.5 * reg * (sum(W1**2) + sum(W2**2))
+
+Every line below uses only the Array API namespace ``xp`` of the network's
+backend, so the same code runs on NumPy, CuPy, torch and array-api-strict.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from array_api_compat import device as device_of
+
+from xpnet import _checks
+from xpnet.backend import Backend, resolve_backend, to_numpy
+from xpnet.optim import SGD
+
+__all__ = ["TwoLayerNet", "forward", "softmax_loss"]
+
+Params = dict[str, Any]
+
+
+def forward(xp: ModuleType, params: Params, X: Any) -> tuple[Any, Any]:
+    """Compute the hidden activations and the class scores.
+
+    Parameters
+    ----------
+    xp : module
+        The Array API namespace of the arrays.
+    params : dict
+        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
+    X : array, shape (N, D)
+
+    Returns
+    -------
+    hidden : array, shape (N, H)
+        ``ReLU(X @ W1 + b1)``.
+    scores : array, shape (N, C)
+        ``hidden @ W2 + b2``, the scores before the softmax.
+    """
+    hidden = xp.maximum(X @ params["W1"] + params["b1"], 0.0)
+    scores = hidden @ params["W2"] + params["b2"]
+    return hidden, scores
+
+
+def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> tuple[Any, Params]:
+    """Softmax cross-entropy with L2 regularisation, and its gradients.
+
+    Parameters
+    ----------
+    xp : module
+        The Array API namespace of the arrays.
+    params : dict
+        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
+    X : array, shape (N, D)
+    y : array of int, shape (N,)
+        Class labels in [0, C).
+    reg : float
+        L2 regularisation strength.
+
+    Returns
+    -------
+    loss : array, shape ()
+        ``mean(-log softmax(scores)[y]) + 0.5 * reg * (sum(W1**2) + sum(W2**2))``.
+    grads : dict
+        The gradient of ``loss`` with respect to each parameter, same shapes.
+    """
+    W1, W2 = params["W1"], params["W2"]
+    N, C = X.shape[0], W2.shape[1]
+    hidden, scores = forward(xp, params, X)
+
+    # Softmax, shifted by the row maximum so exp cannot overflow.
+    shifted = scores - xp.max(scores, axis=1, keepdims=True)
+    exp_scores = xp.exp(shifted)
+    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
+    log_probs = shifted - xp.log(sum_exp)
+    probs = exp_scores / sum_exp
+    onehot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype, device=device_of(y)), X.dtype)
+
+    data_loss = -xp.sum(onehot * log_probs) / N
+    reg_loss = 0.5 * reg * (xp.sum(W1**2) + xp.sum(W2**2))
+
+    # dL/dscores = (softmax - onehot(y)) / N
+    dscores = (probs - onehot) / N
+    # scores = hidden @ W2 + b2
+    dW2 = hidden.T @ dscores + reg * W2
+    db2 = xp.sum(dscores, axis=0)
+    dhidden = dscores @ W2.T
+    # hidden = ReLU(X @ W1 + b1): the gradient flows only where hidden > 0
+    dhidden = xp.where(hidden > 0, dhidden, 0.0)
+    dW1 = X.T @ dhidden + reg * W1
+    db1 = xp.sum(dhidden, axis=0)
+
+    return data_loss + reg_loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+class TwoLayerNet:
+    """A two-layer fully-connected network with a ReLU and a softmax classifier.
+
+    ``input -> affine -> ReLU -> affine -> softmax``, trained by minibatch SGD
+    on the softmax cross-entropy loss with L2 regularisation of the weights.
+
+    Parameters
+    ----------
+    input_size : int
+        The dimension D of the inputs.
+    hidden_size : int
+        The number of hidden units H.
+    output_size : int
+        The number of classes C.
+    std : float, default 1e-4
+        Weights are initialised as ``std * randn``; biases as zeros.
+    backend : str or module, default "numpy"
+        ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"`` or an
+        Array API namespace.
+    device : object, optional
+        The backend's device, for example ``"cuda:1"`` (torch) or ``1`` (CuPy).
+    dtype : {"float64", "float32"}, default "float64"
+        The floating dtype of parameters and computation.
+    seed : int, optional
+        Seeds a private ``numpy.random.Generator`` used for initialisation and
+        batch sampling. When None, NumPy's global legacy state is used
+        (``np.random.randn``, ``np.random.choice``), as in the lab, so that
+        ``np.random.seed`` reproduces its numbers.
+
+    Attributes
+    ----------
+    params : dict of str to array
+        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,), arrays of the
+        backend on its device.
+
+    Notes
+    -----
+    Methods accept NumPy arrays or arrays of the network's backend, and answer
+    in kind: NumPy in, NumPy out; backend arrays in, backend arrays out.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        std: float = 1e-4,
+        *,
+        backend: str | ModuleType = "numpy",
+        device: Any = None,
+        dtype: str = "float64",
+        seed: int | None = None,
+    ) -> None:
+        D = _checks.positive_int("input_size", input_size)
+        H = _checks.positive_int("hidden_size", hidden_size)
+        C = _checks.positive_int("output_size", output_size)
+        std = _checks.real("std", std, low=0.0, low_open=False)
+        self.backend: Backend = resolve_backend(backend, device)
+        self.dtype = self.backend.dtype(dtype)
+        self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
+
+        randn = self._standard_normal
+        host_params = {
+            "W1": std * randn((D, H)),
+            "b1": np.zeros(H),
+            "W2": std * randn((H, C)),
+            "b2": np.zeros(C),
+        }
+        self.params: Params = {
+            name: self.backend.asarray(value, dtype=self.dtype)
+            for name, value in host_params.items()
+        }
+
+    @property
+    def xp(self) -> ModuleType:
+        """The Array API namespace of the network's arrays."""
+        return self.backend.xp
+
+    @property
+    def device(self) -> Any:
+        """The device holding the network's arrays."""
+        return self.backend.device
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """``(input_size, hidden_size, output_size)``."""
+        D, H = self.params["W1"].shape
+        return D, H, self.params["W2"].shape[1]
+
+    def loss(self, X: Any, y: Any = None, reg: float = 0.0) -> Any:
+        """Compute the class scores, or the loss and its gradients.
+
+        Parameters
+        ----------
+        X : array, shape (N, D)
+            Input rows.
+        y : array of int, shape (N,), optional
+            Class labels in [0, C).
+        reg : float, default 0.0
+            L2 regularisation strength.
+
+        Returns
+        -------
+        scores : array, shape (N, C)
+            When ``y`` is None.
+        (loss, grads) : (float, dict)
+            Otherwise: the loss, and its gradients with the keys and shapes
+            of :attr:`params`.
+        """
+        D, _, C = self.sizes
+        X_dev, from_host = _checks.features(self.backend, X, D, self.dtype)
+        if y is None:
+            _, scores = forward(self.xp, self.params, X_dev)
+            return to_numpy(scores) if from_host else scores
+        y_dev = _checks.labels(self.backend, y, X_dev.shape[0], C)
+        reg = _checks.real("reg", reg, low=0.0, low_open=False)
+        loss, grads = softmax_loss(self.xp, self.params, X_dev, y_dev, reg)
+        if from_host:
+            grads = {name: to_numpy(g) for name, g in grads.items()}
+        return float(loss), grads
+
+    def predict(self, X: Any) -> Any:
+        """Predict class labels.
+
+        Parameters
+        ----------
+        X : array, shape (N, D)
+
+        Returns
+        -------
+        array of int, shape (N,)
+            The index of the highest score of each row.
+        """
+        X_dev, from_host = _checks.features(self.backend, X, self.sizes[0], self.dtype)
+        labels = self._predict(X_dev)
+        return to_numpy(labels) if from_host else labels
+
+    def train(
+        self,
+        X: Any,
+        y: Any,
+        X_val: Any,
+        y_val: Any,
+        learning_rate: float = 1e-3,
+        learning_rate_decay: float = 0.95,
+        reg: float = 5e-6,
+        num_iters: int = 100,
+        batch_size: int = 200,
+        momentum: float = 0.0,
+        verbose: bool = False,
+    ) -> dict[str, list[float]]:
+        """Train by minibatch stochastic gradient descent.
+
+        Each iteration samples ``batch_size`` rows with replacement, takes one SGD
+        step (with momentum when ``momentum > 0``), and records the loss. Once per
+        epoch, ``max(N // batch_size, 1)`` iterations, it records the accuracy on
+        the current batch and on the validation set, then multiplies the learning
+        rate by ``learning_rate_decay``.
+
+        Parameters
+        ----------
+        X : array, shape (N, D)
+            Training rows.
+        y : array of int, shape (N,)
+            Training labels in [0, C).
+        X_val : array, shape (N_val, D)
+            Validation rows.
+        y_val : array of int, shape (N_val,)
+            Validation labels.
+        learning_rate : float, default 1e-3
+        learning_rate_decay : float, default 0.95
+            Factor applied to the learning rate after every epoch.
+        reg : float, default 5e-6
+            L2 regularisation strength.
+        num_iters : int, default 100
+            Number of SGD steps.
+        batch_size : int, default 200
+            Rows per step.
+        momentum : float, default 0.0
+            Momentum coefficient in [0, 1); plain SGD when 0.
+        verbose : bool, default False
+            Print the loss every 100 iterations.
+
+        Returns
+        -------
+        dict
+            ``loss_history`` (one float per iteration), ``train_acc_history`` and
+            ``val_acc_history`` (one float per epoch).
+        """
+        xp = self.xp
+        D, _, C = self.sizes
+        learning_rate = _checks.real("learning_rate", learning_rate, low=0.0, low_open=True)
+        learning_rate_decay = _checks.real(
+            "learning_rate_decay", learning_rate_decay, low=0.0, high=1.0, low_open=True
+        )
+        reg = _checks.real("reg", reg, low=0.0, low_open=False)
+        num_iters = _checks.positive_int("num_iters", num_iters)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
+        X, _ = _checks.features(self.backend, X, D, self.dtype)
+        y = _checks.labels(self.backend, y, X.shape[0], C)
+        X_val, _ = _checks.features(self.backend, X_val, D, self.dtype)
+        y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C)
+
+        num_train = X.shape[0]
+        iterations_per_epoch = max(num_train // batch_size, 1)
+        optimizer = SGD(self.params, learning_rate, momentum)
+        losses, train_accs, val_accs = [], [], []
+
+        for it in range(num_iters):
+            batch = self.backend.asarray(self._rng.choice(num_train, batch_size))
+            X_batch, y_batch = xp.take(X, batch, axis=0), xp.take(y, batch, axis=0)
+
+            loss, grads = softmax_loss(xp, self.params, X_batch, y_batch, reg)
+            optimizer.step(grads)
+            losses.append(loss)
+            if verbose and it % 100 == 0:
+                print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
+
+            if (it + 1) % iterations_per_epoch == 0:
+                train_accs.append(self._accuracy(X_batch, y_batch))
+                val_accs.append(self._accuracy(X_val, y_val))
+                optimizer.learning_rate *= learning_rate_decay
+
+        return {
+            "loss_history": self._floats(losses),
+            "train_acc_history": self._floats(train_accs),
+            "val_acc_history": self._floats(val_accs),
+        }
+
+    def _predict(self, X: Any) -> Any:
+        _, scores = forward(self.xp, self.params, X)
+        return self.xp.argmax(scores, axis=1)
+
+    def _accuracy(self, X: Any, y: Any) -> Any:
+        xp = self.xp
+        return xp.mean(xp.astype(self._predict(X) == y, self.dtype))
+
+    def _floats(self, scalars: list[Any]) -> list[float]:
+        """Turn device scalars into Python floats with one transfer."""
+        if not scalars:
+            return []
+        return to_numpy(self.xp.stack(scalars)).astype(float).tolist()
+
+    def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        if isinstance(self._rng, np.random.Generator):
+            return self._rng.standard_normal(shape)
+        return self._rng.randn(*shape)
