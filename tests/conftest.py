@@ -8,6 +8,7 @@ others are skipped with the reason.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,50 @@ def backend(request: pytest.FixtureRequest) -> str:
             pytest.fail(f"backend {name!r} was requested by XPNET_BACKENDS but is unusable: {err}")
         pytest.skip(f"backend {name!r} unavailable: {err}")
     return name
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run backend-independent tests once: in the numpy session when a backend is chosen."""
+    if _REQUESTED and "numpy" not in _REQUESTED:
+        keep = [item for item in items if "backend" in getattr(item, "fixturenames", ())]
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The directory of the real MNIST files, from ``XPNET_DATA``.
+
+    In CI (``CI`` set) missing data is a failure; elsewhere the test is skipped
+    with a note on how to get the data.
+    """
+    path = os.environ.get("XPNET_DATA")
+    names = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+    if path and all((Path(path) / name).is_file() for name in names):
+        return Path(path)
+    problem = f"XPNET_DATA={path!r} lacks the MNIST files" if path else "XPNET_DATA is not set"
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}: CI must provide the real MNIST files")
+    pytest.skip(
+        f"{problem}: run `xpnet data` to download MNIST, then set XPNET_DATA to the "
+        "directory it prints"
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist_rows(mnist_dir: Path) -> list:
+    """The lab's ``get_mnist_data()``: mean image subtracted, images as rows."""
+    from xpnet.data import read_data_sets
+    from xpnet.preprocess import subtract_mean_image
+
+    X_train, y_train, X_val, y_val, X_test, y_test = read_data_sets(mnist_dir)
+    X_train, X_val, X_test = subtract_mean_image(X_train, X_val, X_test)
+    return [X_train, y_train, X_val, y_val, X_test, y_test]
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ backend, so the same code runs on NumPy, CuPy, torch and array-api-strict.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +22,7 @@ from array_api_compat import device as device_of
 
 from xpnet import _checks
 from xpnet.backend import Backend, resolve_backend, to_numpy
+from xpnet.model_file import read_model, write_model
 from xpnet.optim import SGD
 
 __all__ = ["TwoLayerNet", "forward", "softmax_loss"]
@@ -173,6 +176,10 @@ class TwoLayerNet:
             name: self.backend.asarray(value, dtype=self.dtype)
             for name, value in host_params.items()
         }
+        #: Settings and final figures of the last :meth:`train` call, saved with the model.
+        self.training: dict[str, Any] | None = None
+        #: Metadata read by :meth:`load`; empty for a new network.
+        self.metadata: dict[str, Any] = {}
 
     @property
     def xp(self) -> ModuleType:
@@ -251,6 +258,7 @@ class TwoLayerNet:
         batch_size: int = 200,
         momentum: float = 0.0,
         verbose: bool = False,
+        progress: Callable[[int, Any, float], None] | None = None,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent.
 
@@ -283,6 +291,10 @@ class TwoLayerNet:
             Momentum coefficient in [0, 1); plain SGD when 0.
         verbose : bool, default False
             Print the loss every 100 iterations.
+        progress : callable, optional
+            Called after every iteration as ``progress(iteration, loss, learning_rate)``
+            with the loss as a 0-d array still on the device: reading it (``float``)
+            waits for the device, so a progress display should do so only now and then.
 
         Returns
         -------
@@ -319,17 +331,93 @@ class TwoLayerNet:
             losses.append(loss)
             if verbose and it % 100 == 0:
                 print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
+            if progress is not None:
+                progress(it, loss, optimizer.learning_rate)
 
             if (it + 1) % iterations_per_epoch == 0:
                 train_accs.append(self._accuracy(X_batch, y_batch))
                 val_accs.append(self._accuracy(X_val, y_val))
                 optimizer.learning_rate *= learning_rate_decay
 
-        return {
+        history = {
             "loss_history": self._floats(losses),
             "train_acc_history": self._floats(train_accs),
             "val_acc_history": self._floats(val_accs),
         }
+        self.training = {
+            "settings": {
+                "learning_rate": learning_rate,
+                "learning_rate_decay": learning_rate_decay,
+                "reg": reg,
+                "num_iters": num_iters,
+                "batch_size": batch_size,
+                "momentum": momentum,
+                "num_train": num_train,
+                "backend": self.backend.name,
+            },
+            "final_loss": history["loss_history"][-1],
+            "final_val_acc": history["val_acc_history"][-1] if val_accs else None,
+        }
+        return history
+
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+        """Write the parameters and metadata to an ``.npz`` file, atomically.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write; replaced whole or left as it was.
+        metadata : dict, optional
+            JSON-serialisable extras (results, preprocessing) stored with the
+            sizes, dtype, xpnet version and the settings of the last training run.
+        """
+        write_model(path, self.params, {"training": self.training, **(metadata or {})})
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: str | ModuleType = "numpy",
+        device: Any = None,
+        dtype: str | None = None,
+    ) -> TwoLayerNet:
+        """Read a network saved by :meth:`save`, onto any backend and device.
+
+        Parameters
+        ----------
+        path : path-like
+        backend, device
+            Where to put the parameters, as for :class:`TwoLayerNet`.
+        dtype : {"float32", "float64"}, optional
+            The dtype to compute in; the file's when None.
+
+        Returns
+        -------
+        TwoLayerNet
+            With :attr:`metadata` holding the file's metadata.
+
+        Raises
+        ------
+        xpnet.errors.ModelFileError
+            If the file is not a valid xpnet model (see :mod:`xpnet.model_file`).
+        """
+        params, metadata = read_model(path)
+        D, H = params["W1"].shape
+        net = cls(
+            D,
+            H,
+            params["W2"].shape[1],
+            std=0.0,
+            backend=backend,
+            device=device,
+            dtype=dtype or metadata["dtype"],
+            seed=0,
+        )
+        net.params = {name: net.backend.asarray(p, dtype=net.dtype) for name, p in params.items()}
+        net.training = metadata.get("training")
+        net.metadata = metadata
+        return net
 
     def _predict(self, X: Any) -> Any:
         _, scores = forward(self.xp, self.params, X)

@@ -1,0 +1,249 @@
+"""MNIST and Fashion-MNIST: where the files live, fetching them, reading them.
+
+The lab calls ``load_mnist.read_data_sets('mnist_data')``; with xpnet that is::
+
+    from xpnet.data import mnist as load_mnist
+    X_train, y_train, X_val, y_val, X_test, y_test = load_mnist.read_data_sets()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xpnet.data.download import download, payload_sha256
+from xpnet.data.idx import read_idx
+from xpnet.errors import DataError
+
+__all__ = ["DATASETS", "Dataset", "data_dir", "fetch", "load", "read_data_sets", "verify"]
+
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset in the MNIST layout: four IDX files, 60,000 + 10,000 28x28 images.
+
+    Attributes
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    sha256 : dict of str to str
+        SHA-256 of each file's uncompressed payload.
+    mirrors : tuple of str
+        Base URLs to download from, in order.
+    env : str
+        The environment variable naming a directory that holds the files.
+    system_dirs : tuple of str
+        Directories where an operating-system package puts the files.
+    """
+
+    name: str
+    sha256: dict[str, str]
+    mirrors: tuple[str, ...]
+    env: str
+    system_dirs: tuple[str, ...] = ()
+
+
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset(
+        name="mnist",
+        # The published uncompressed files of Yann LeCun and Corinna Cortes (CC BY-SA 3.0).
+        sha256={
+            TRAIN_IMAGES: "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            TRAIN_LABELS: "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            TEST_IMAGES: "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            TEST_LABELS: "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        },
+        mirrors=(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+            "http://yann.lecun.com/exdb/mnist/",
+        ),
+        env="XPNET_DATA",
+    ),
+    "fashion-mnist": Dataset(
+        name="fashion-mnist",
+        # Zalando Research's Fashion-MNIST (MIT), as Debian's dataset-fashion-mnist ships it.
+        sha256={
+            TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        env="XPNET_FASHION_DATA",
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+}
+
+
+def _dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}") from None
+
+
+def _has_files(directory: Path, dataset: Dataset) -> bool:
+    return all((directory / name).is_file() for name in dataset.sha256)
+
+
+def data_dir(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -> Path:
+    """The directory that holds (or will hold) a dataset's files.
+
+    In order: ``path`` if given; else the dataset's environment variable
+    (``XPNET_DATA`` for MNIST, ``XPNET_FASHION_DATA`` for Fashion-MNIST); else a
+    system directory that has the files (``/usr/share/datasets/fashion-mnist``);
+    else the cache, ``$XDG_CACHE_HOME/xpnet/<dataset>`` (``~/.cache/xpnet/<dataset>``).
+    """
+    ds = _dataset(dataset)
+    if path is not None:
+        return Path(path)
+    if os.environ.get(ds.env):
+        return Path(os.environ[ds.env])
+    for system_dir in map(Path, ds.system_dirs):
+        if _has_files(system_dir, ds):
+            return system_dir
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "xpnet" / ds.name
+
+
+def fetch(
+    dataset: str = "mnist", path: str | os.PathLike[str] | None = None, *, progress: bool = True
+) -> Path:
+    """Make sure a dataset's four files are present, downloading the missing ones.
+
+    Returns
+    -------
+    pathlib.Path
+        The data directory (see :func:`data_dir`).
+
+    Raises
+    ------
+    DataError
+        If a missing file cannot be downloaded and verified.
+    """
+    ds = _dataset(dataset)
+    directory = data_dir(dataset, path)
+    for name, sha256 in ds.sha256.items():
+        if not (directory / name).is_file():
+            download(name, ds.mirrors, directory / name, sha256, progress=progress)
+    return directory
+
+
+def verify(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -> dict[str, bool]:
+    """Check each file's payload against its known SHA-256.
+
+    Returns
+    -------
+    dict of str to bool
+        For each of the four files, whether it is present and matches.
+    """
+    ds = _dataset(dataset)
+    directory = data_dir(dataset, path)
+    return {
+        name: (directory / name).is_file() and payload_sha256(directory / name) == sha256
+        for name, sha256 in ds.sha256.items()
+    }
+
+
+def load(
+    dataset: str = "mnist", path: str | os.PathLike[str] | None = None, *, download: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read the raw training and test sets.
+
+    Returns
+    -------
+    X_train : numpy.ndarray of uint8, shape (60000, 28, 28)
+    y_train : numpy.ndarray of uint8, shape (60000,)
+    X_test : numpy.ndarray of uint8, shape (10000, 28, 28)
+    y_test : numpy.ndarray of uint8, shape (10000,)
+
+    Raises
+    ------
+    DataError
+        If a file is missing (and ``download`` is False or fails), truncated or
+        corrupt, or the images and labels do not match.
+    """
+    ds = _dataset(dataset)
+    directory = fetch(dataset, path) if download else data_dir(dataset, path)
+    missing = [name for name in ds.sha256 if not (directory / name).is_file()]
+    if missing:
+        raise DataError(
+            f"{ds.name} files missing from {directory}: {', '.join(missing)}; run `xpnet data` "
+            f"to download them, or set {ds.env} to a directory that has them"
+        )
+    arrays = []
+    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
+        X = read_idx(directory / images, expect_ndim=3)
+        y = read_idx(directory / labels, expect_ndim=1)
+        if X.dtype != np.uint8 or X.shape[1:] != (28, 28):
+            raise DataError(f"{directory / images}: expected 28x28 uint8 images, got {X.shape}")
+        if y.dtype != np.uint8 or y.shape[0] != X.shape[0]:
+            raise DataError(
+                f"{directory / labels}: expected {X.shape[0]:,} uint8 labels to match "
+                f"{images}, got {y.shape[0]:,} of {y.dtype}"
+            )
+        if y.size and y.max() > 9:
+            raise DataError(f"{directory / labels}: label {y.max()} is not a digit class 0..9")
+        arrays += [X, y]
+    return arrays[0], arrays[1], arrays[2], arrays[3]
+
+
+def read_data_sets(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    dataset: str = "mnist",
+    num_validation: int = 5000,
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lab's six arrays: training, validation and test images and labels.
+
+    The 60,000 training images are split in the files' order: the first
+    ``60000 - num_validation`` for training, the rest for validation.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        The data directory; see :func:`data_dir` for where it is looked for.
+    dataset : {"mnist", "fashion-mnist"}
+    num_validation : int, default 5000
+    download : bool, default True
+        Download missing files.
+
+    Returns
+    -------
+    X_train : numpy.ndarray of float32, shape (55000, 28, 28, 1)
+        Pixel values 0..255.
+    y_train : numpy.ndarray of int64, shape (55000,)
+    X_val : numpy.ndarray of float32, shape (5000, 28, 28, 1)
+    y_val : numpy.ndarray of int64, shape (5000,)
+    X_test : numpy.ndarray of float32, shape (10000, 28, 28, 1)
+    y_test : numpy.ndarray of int64, shape (10000,)
+    """
+    X_train, y_train, X_test, y_test = load(dataset, path, download=download)
+    if not 0 <= num_validation < X_train.shape[0]:
+        raise ValueError(
+            f"num_validation must be in [0, {X_train.shape[0]}), got {num_validation!r}"
+        )
+    split = X_train.shape[0] - num_validation
+
+    def images(X: np.ndarray) -> np.ndarray:
+        return X.astype(np.float32)[..., None]
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        return y.astype(np.int64)
+
+    return (
+        images(X_train[:split]),
+        labels(y_train[:split]),
+        images(X_train[split:]),
+        labels(y_train[split:]),
+        images(X_test),
+        labels(y_test),
+    )

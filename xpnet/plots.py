@@ -1,0 +1,122 @@
+"""Pictures of training: loss and accuracy curves, first-layer weights, digits, confusion.
+
+Each function returns a ``matplotlib.figure.Figure`` made without pyplot, so it
+works on a machine with no display; :func:`save_figure` writes one atomically
+as PNG. Needs the ``plot`` extra (matplotlib).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xpnet._atomic import atomic_write
+from xpnet.backend import to_numpy
+from xpnet.vis_utils import visualize_grid
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_confusion", "plot_digits", "plot_history", "plot_weights", "save_figure"]
+
+History = Mapping[str, Sequence[float]]
+
+
+def _figure(**kwargs: Any) -> Figure:
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(
+            "plots need matplotlib; install it with: pip install 'xpnet[plot]'"
+        ) from None
+    return Figure(**kwargs)
+
+
+def plot_history(runs: History | Mapping[str, History]) -> Figure:
+    """The loss per iteration, and train and validation accuracy per epoch.
+
+    Parameters
+    ----------
+    runs : dict
+        One history as ``train`` returns it, or several keyed by a label
+        (``{"fixed LR": stats, "LR decay": stats_decay}``) to overlay them.
+    """
+    if "loss_history" in runs:
+        runs = {"": runs}
+    fig = _figure(figsize=(10, 8), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(2, 1)
+    for label, stats in runs.items():
+        prefix = f"{label} " if label else ""
+        loss_ax.plot(stats["loss_history"], label=label or "loss", linewidth=0.8)
+        acc_ax.plot(stats["train_acc_history"], label=f"{prefix}train")
+        acc_ax.plot(stats["val_acc_history"], label=f"{prefix}val")
+    loss_ax.set(title="Loss history", xlabel="Iteration", ylabel="Loss")
+    acc_ax.set(title="Classification accuracy history", xlabel="Epoch", ylabel="Accuracy")
+    loss_ax.legend()
+    acc_ax.legend()
+    return fig
+
+
+def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
+    """The first-layer weights, one image per hidden unit.
+
+    Parameters
+    ----------
+    W1 : array, shape (D, H)
+        First-layer weights of any backend, with ``D = prod(image_shape)``.
+    image_shape : tuple, default (28, 28, 1)
+    """
+    W1 = to_numpy(W1)
+    images = W1.reshape(*image_shape, -1).transpose(3, 0, 1, 2)
+    return _grid_figure(images, f"First-layer weights ({W1.shape[1]} hidden units)")
+
+
+def plot_digits(X: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
+    """A grid of images, from rows of pixels or images of any backend."""
+    images = to_numpy(X).reshape(-1, *image_shape)
+    return _grid_figure(images, f"{images.shape[0]} images")
+
+
+def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:
+    """A confusion matrix, true classes down, predicted across, with counts."""
+    matrix = np.asarray(matrix)
+    C = matrix.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(C)]
+    fig = _figure(figsize=(7, 6), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax)
+    ax.set(
+        xticks=range(C),
+        yticks=range(C),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="Predicted",
+        ylabel="True",
+        title=f"Confusion matrix (accuracy {np.trace(matrix) / matrix.sum():.4f})",
+    )
+    threshold = matrix.max() / 2
+    for i in range(C):
+        for j in range(C):
+            color = "white" if matrix[i, j] > threshold else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:
+    """Write ``fig`` as a PNG, atomically."""
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=dpi)
+
+
+def _grid_figure(images: np.ndarray, title: str) -> Figure:
+    grid = visualize_grid(images, padding=3).astype("uint8")
+    fig = _figure(figsize=(8, 8), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(grid.squeeze(axis=2) if grid.shape[2] == 1 else grid, cmap="gray")
+    ax.set_title(title)
+    ax.axis("off")
+    return fig
