@@ -23,6 +23,13 @@ try:  # array-api-strict at its strictest: newest standard, optional features of
 except ImportError:
     pass
 
+try:  # JAX computes in float32 unless 64-bit mode is on; the lab's checks need float64
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+except ImportError:
+    pass
+
 _REQUESTED = [name for name in os.environ.get("XPNET_BACKENDS", "").split(",") if name]
 for _name in _REQUESTED:
     if _name not in SUPPORTED_BACKENDS:

@@ -107,3 +107,10 @@ def test_data_on_another_device_is_rejected():
     elsewhere = resolve_backend("array_api_strict", device="device1").asarray(np.zeros((2, 4)))
     with pytest.raises(ValueError, match="is on device"):
         net.predict(elsewhere)
+
+
+def test_jax_float64_needs_64_bit_mode(monkeypatch):
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(jax.config, "read", lambda name: False)
+    with pytest.raises(ValueError, match="jax_enable_x64"):
+        TwoLayerNet(4, 10, 3, backend="jax")

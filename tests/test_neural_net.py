@@ -63,10 +63,14 @@ def test_gradients_match_numerical_gradients(toy_net, toy_data, name):
     _, grads = toy_net.loss(X, y, reg=0.05)
     assert grads[name].shape == tuple(toy_net.params[name].shape)
 
-    def f(_):
+    original = toy_net.params[name]
+
+    def f(W):  # W is the perturbed parameter: the same array, or a copy where immutable
+        toy_net.params[name] = W
         return toy_net.loss(X, y, reg=0.05)[0]
 
-    numerical = eval_numerical_gradient(f, toy_net.params[name], verbose=False)
+    numerical = eval_numerical_gradient(f, original, verbose=False)
+    toy_net.params[name] = original
     assert rel_error(numerical, grads[name]) < 1e-8
 
 

@@ -19,17 +19,15 @@ class ProgressBar:
         self.total = total
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
-        self.interval = interval if self.tty else float("inf")
+        self.interval = interval
         self.start = self._last = time.perf_counter()
         self._next_line = 0
 
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
         done = iteration + 1
         now = time.perf_counter()
-        due = now - self._last >= self.interval or done == self.total
-        if not self.tty:
-            due = done >= self._next_line
-        if not due:
+        due = now - self._last >= self.interval if self.tty else done >= self._next_line
+        if not (due or done == self.total):
             return
         self._last = now
         self._next_line = done + max(self.total // 10, 1)

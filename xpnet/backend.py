@@ -25,6 +25,7 @@ SUPPORTED_BACKENDS: dict[str, str] = {
     "array_api_strict": "xpnet[test]",
     "torch": "xpnet[torch]",
     "cupy": "xpnet[cupy]",
+    "jax": "xpnet[jax]",
 }
 
 #: Floating dtypes a network can use.
@@ -68,6 +69,12 @@ class Backend:
         supported = self.xp.__array_namespace_info__().dtypes(
             device=self.device, kind="real floating"
         )
+        if name == "float64" and self.name == "jax" and not _jax_x64_enabled():
+            raise ValueError(
+                "backend 'jax' computes in float32 unless 64-bit mode is on: use "
+                "dtype='float32', or call jax.config.update('jax_enable_x64', True) "
+                "(or set JAX_ENABLE_X64=1) before creating arrays"
+            )
         if name not in supported:
             raise ValueError(
                 f"dtype {name!r} is not supported by backend {self.name!r} on device "
@@ -88,11 +95,11 @@ def resolve_backend(backend: str | ModuleType = "numpy", device: Any = None) -> 
     Parameters
     ----------
     backend : str or module
-        ``"numpy"``, ``"array_api_strict"``, ``"torch"`` or ``"cupy"``, or an
-        array namespace such as ``array_api_strict`` or ``cupy`` itself.
+        ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"`` or ``"jax"``,
+        or an array namespace such as ``array_api_strict`` or ``cupy`` itself.
     device : object, optional
-        The device to use: ``"cuda:1"`` for torch, ``1`` for CuPy. The library's
-        default device when None.
+        The device to use: ``"cuda:1"`` for torch, ``1`` for CuPy, an index into
+        ``jax.devices()`` or a JAX device. The library's default device when None.
 
     Returns
     -------
@@ -142,6 +149,7 @@ def _namespace_name(namespace: ModuleType) -> str:
         "array_api_strict": array_api_compat.is_array_api_strict_namespace,
         "torch": array_api_compat.is_torch_namespace,
         "cupy": array_api_compat.is_cupy_namespace,
+        "jax": array_api_compat.is_jax_namespace,
     }
     for name, is_namespace in checks.items():
         if is_namespace(namespace):
@@ -225,9 +233,30 @@ def _cupy(device: Any) -> Backend:
     return Backend("cupy", xp, cupy.cuda.Device(index))
 
 
+def _jax(device: Any) -> Backend:
+    jax = _import("jax")
+    devices = jax.devices()
+    if device is None:
+        device = devices[0]
+    elif isinstance(device, int):
+        if not 0 <= device < len(devices):
+            raise ValueError(f"jax device must be in [0, {len(devices)}), got {device}")
+        device = devices[device]
+    elif device not in devices:
+        raise ValueError(f"unknown jax device {device!r}; choose from {devices}")
+    return Backend("jax", importlib.import_module("jax.numpy"), device)
+
+
+def _jax_x64_enabled() -> bool:
+    import jax
+
+    return bool(jax.config.read("jax_enable_x64"))
+
+
 _RESOLVERS = {
     "numpy": _numpy,
     "array_api_strict": _array_api_strict,
     "torch": _torch,
     "cupy": _cupy,
+    "jax": _jax,
 }

@@ -1,8 +1,10 @@
 """Numerical gradients by centred differences, to check analytic backprop.
 
-These work on the arrays of any backend: ``x`` is perturbed one element at a
-time in place (and restored), and the gradient comes back as an array of the
-same library, dtype and device as ``x``.
+These work on the arrays of any backend, and the gradient comes back as an array
+of the same library, dtype and device as ``x``. Where arrays are writeable, ``x``
+is perturbed one element at a time in place (and restored), so ``f`` may read it
+through a closure as the lab does; where they are not (JAX), ``f`` is called
+with perturbed copies and must use its argument.
 """
 
 from __future__ import annotations
@@ -86,7 +88,15 @@ def rel_error(x: Any, y: Any) -> float:
 def _perturbed(
     f: Callable[[Any], Any], x: Any, ix: tuple[int, ...], h: float, read: Callable[[Any], Any]
 ) -> tuple[Any, Any]:
-    """Evaluate ``f`` with ``x[ix]`` raised by ``h``, then lowered by ``h``; restore ``x``."""
+    """Evaluate ``f`` with ``x[ix]`` raised by ``h``, then lowered by ``h``."""
+    if not array_api_compat.is_writeable_array(x):
+        xp = array_api_compat.array_namespace(x)
+        flat_index = int(np.ravel_multi_index(ix, tuple(x.shape)))
+        size = int(np.prod(tuple(x.shape)))
+        at_ix = xp.reshape(
+            xp.arange(size, device=array_api_compat.device(x)) == flat_index, x.shape
+        )
+        return read(f(xp.where(at_ix, x + h, x))), read(f(xp.where(at_ix, x - h, x)))
     old = float(x[ix])
     x[ix] = old + h
     f_plus = read(f(x))

@@ -1,0 +1,176 @@
+"""The ``xpnet`` command, end to end on real MNIST, and its exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from xpnet import TwoLayerNet
+from xpnet.cli import main
+
+
+def run(*args, env=None):
+    """Run ``python -m xpnet.cli`` in a subprocess, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "xpnet.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, mnist_dir):
+    """``xpnet train`` for 300 iterations into a temporary directory."""
+    out = tmp_path_factory.mktemp("run")
+    result = run(
+        "train",
+        "--num-iters",
+        "300",
+        "--hidden-size",
+        "50",
+        "--data-dir",
+        str(mnist_dir),
+        "--output-dir",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_train_writes_every_file(short_run):
+    out, result = short_run
+    names = {"model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png"}
+    assert {p.name for p in out.iterdir()} == names
+    for name in names:
+        assert f"{out / name}" in result.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss_history"]) == 300
+    assert history["loss_history"][-1] < history["loss_history"][0]
+
+
+def test_train_prints_accuracies_and_a_progress_bar(short_run):
+    _, result = short_run
+    assert re.search(r"validation accuracy: 0\.\d{4}", result.stdout)
+    assert re.search(r"test accuracy: +0\.\d{4}", result.stdout)
+    assert re.search(r"300/300 loss \d\.\d{4}  lr \d\.\d\de-\d\d  [\d,]+ it/s", result.stderr)
+    assert "iteration" not in result.stdout  # a bar, not a wall of prints
+
+
+def test_pngs_are_not_blank(short_run):
+    out, _ = short_run
+    for name in ("loss_accuracy.png", "weights.png", "confusion.png"):
+        pixels = matplotlib.image.imread(out / name)
+        assert pixels[..., :3].std() > 0.01, name
+
+
+def test_saved_model_reloads_with_the_same_test_accuracy(short_run, mnist_dir, capsys):
+    out, result = short_run
+    printed = float(re.search(r"test accuracy: +(0\.\d+)", result.stdout).group(1))
+    net = TwoLayerNet.load(out / "model.npz")
+    assert net.metadata["results"]["test_acc"] == pytest.approx(printed, abs=5e-5)
+    assert net.metadata["training"]["settings"]["num_iters"] == 300
+
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "model.npz"),
+                "--data-dir",
+                str(mnist_dir),
+                "--output-dir",
+                str(out / "eval"),
+            ]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert float(re.search(r"test accuracy: (0\.\d+)", text).group(1)) == printed
+    rows = [line.split() for line in text.splitlines() if re.match(r"^ +\d ", line)]
+    counts = np.array([[int(n) for n in row[1:]] for row in rows[-10:]])
+    assert counts.sum() == 10000
+    assert (out / "eval" / "confusion.png").is_file()
+
+
+def test_saved_model_evaluates_on_another_backend(short_run, mnist_dir, capsys):
+    pytest.importorskip("torch")
+    out, result = short_run
+    printed = re.search(r"test accuracy: +(0\.\d+)", result.stdout).group(1)
+    assert (
+        main(
+            [
+                "evaluate",
+                str(out / "model.npz"),
+                "--backend",
+                "torch",
+                "--data-dir",
+                str(mnist_dir),
+                "--output-dir",
+                str(out / "torch"),
+            ]
+        )
+        == 0
+    )
+    assert f"test accuracy: {printed}" in capsys.readouterr().out
+
+
+def test_data_command_verifies_and_shows_the_directory(mnist_dir, capsys):
+    assert main(["data", "--data-dir", str(mnist_dir)]) == 0
+    text = capsys.readouterr().out
+    assert str(mnist_dir.resolve()) in text
+    assert text.count("verified (SHA-256)") == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--learning-rate", "-1", "--num-iters", "1"], "learning_rate must be in"),
+        (["train", "--batch-size", "0"], "batch_size must be a positive integer"),
+        (["train", "--backend", "cupy"], "cupy"),
+        (["evaluate", "missing.npz"], "missing.npz: file not found"),
+    ],
+)
+def test_expected_failures_exit_1_with_one_line(args, message, mnist_dir, tmp_path):
+    result = run(*args, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.startswith("xpnet: error: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_data_exits_1_and_says_how_to_get_it(tmp_path):
+    result = run("evaluate", "x.npz", "--data-dir", str(tmp_path))
+    assert result.returncode == 1
+    result = run(
+        "train",
+        "--data-dir",
+        str(tmp_path / "nothing"),
+        "--output-dir",
+        str(tmp_path),
+        env={
+            "PATH": "",
+            "XPNET_DATA": "",
+            "XDG_CACHE_HOME": str(tmp_path),
+            "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+        },
+    )
+    assert result.returncode == 1
+    assert "could not download" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not any((tmp_path / "nothing").glob("*.gz"))
+
+
+@pytest.mark.parametrize("args", [["train", "--num-iters", "ten"], ["frobnicate"], []])
+def test_usage_errors_exit_2(args):
+    result = run(*args)
+    assert result.returncode == 2
+    assert "usage: xpnet" in result.stderr

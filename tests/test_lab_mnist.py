@@ -1,0 +1,47 @@
+"""The lab's MNIST results (sections 7, 8, 10 and 11 of the handout), on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpnet import TwoLayerNet
+from xpnet.cli import LAB_DEFAULTS
+
+pytestmark = pytest.mark.mnist
+
+
+def accuracy(net, X, y):
+    return float(np.mean(net.predict(X) == y))
+
+
+def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
+    """Sections 7 and 8: the handout got 0.8922 (fixed) and 0.9432 (decay)."""
+    X_train, y_train, X_val, y_val, _, _ = mnist_rows
+    common = {"num_iters": 2000, "batch_size": 200, "reg": 0.25}
+    fixed = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    stats = fixed.train(
+        X_train, y_train, X_val, y_val, learning_rate=1e-4, learning_rate_decay=1.0, **common
+    )
+    decay = TwoLayerNet(784, 50, 10, backend=backend, seed=0)
+    stats_decay = decay.train(
+        X_train, y_train, X_val, y_val, learning_rate=1e-3, learning_rate_decay=0.95, **common
+    )
+    fixed_acc, decay_acc = accuracy(fixed, X_val, y_val), accuracy(decay, X_val, y_val)
+    assert 0.85 < fixed_acc < decay_acc
+    assert decay_acc > 0.93
+    assert stats["loss_history"][0] == pytest.approx(np.log(10), abs=1e-3)
+    assert np.mean(stats_decay["loss_history"][-100:]) < np.mean(stats["loss_history"][-100:])
+    assert len(stats["val_acc_history"]) == 2000 // (55000 // 200)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_labs_best_settings_reach_its_accuracy(backend, dtype, mnist_rows):
+    """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy."""
+    X_train, y_train, X_val, y_val, X_test, y_test = mnist_rows
+    settings = {k: v for k, v in LAB_DEFAULTS.items() if k not in ("hidden_size", "std")}
+    net = TwoLayerNet(784, LAB_DEFAULTS["hidden_size"], 10, backend=backend, dtype=dtype, seed=0)
+    net.train(X_train, y_train, X_val, y_val, **settings)
+    assert accuracy(net, X_val, y_val) >= 0.974
+    assert accuracy(net, X_test, y_test) >= 0.963

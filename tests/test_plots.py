@@ -1,0 +1,52 @@
+"""Pictures: every figure renders to a non-blank PNG, without a display."""
+
+from __future__ import annotations
+
+import matplotlib.image
+import numpy as np
+
+from xpnet import plots
+
+
+def assert_png_not_blank(path):
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3
+    assert pixels[..., :3].std() > 0.01
+
+
+def history(seed):
+    rng = np.random.default_rng(seed)
+    return {
+        "loss_history": list(2.3 * np.exp(-np.arange(200) / 50) + 0.1 * rng.random(200)),
+        "train_acc_history": [0.5, 0.8, 0.9],
+        "val_acc_history": [0.45, 0.75, 0.85],
+    }
+
+
+def test_history_overlays_runs(tmp_path):
+    fig = plots.plot_history({"fixed LR": history(0), "LR decay": history(1)})
+    loss_ax, acc_ax = fig.axes
+    assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["fixed LR", "LR decay"]
+    assert len(acc_ax.get_lines()) == 4
+    plots.save_figure(fig, tmp_path / "history.png")
+    assert_png_not_blank(tmp_path / "history.png")
+
+
+def test_single_history(tmp_path):
+    plots.save_figure(plots.plot_history(history(0)), tmp_path / "h.png")
+    assert_png_not_blank(tmp_path / "h.png")
+
+
+def test_weights_digits_and_confusion(tmp_path, backend):
+    from xpnet import resolve_backend
+
+    rng = np.random.default_rng(0)
+    W1 = resolve_backend(backend).asarray(rng.standard_normal((784, 12)))
+    figures = {
+        "w.png": plots.plot_weights(W1),
+        "d.png": plots.plot_digits(rng.random((9, 784))),
+        "c.png": plots.plot_confusion(rng.integers(0, 50, (10, 10))),
+    }
+    for name, fig in figures.items():
+        plots.save_figure(fig, tmp_path / name)
+        assert_png_not_blank(tmp_path / name)
