@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend, to_numpy
+from xpnet.backend import enable_jax_float64, use_strictest_array_api_strict
 
 # Largest relative difference allowed, per dtype. float64 agrees to rounding;
 # float32 carries ~1e-7 relative error per operation, grown by 200 SGD steps.
@@ -69,12 +70,8 @@ def available_backends() -> list[str]:
 
 
 def main() -> int:
-    try:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
-    except ImportError:
-        pass
+    use_strictest_array_api_strict()
+    enable_jax_float64()
     rng = np.random.default_rng(SEED)
     X, y = rng.standard_normal((256, SIZES[0])), rng.integers(0, SIZES[2], 256)
     reference = measure("numpy", "float64", X, y)

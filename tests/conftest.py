@@ -14,21 +14,11 @@ import numpy as np
 import pytest
 
 from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend
+from xpnet.backend import enable_jax_float64, use_strictest_array_api_strict
 
-try:  # array-api-strict at its strictest: newest standard, optional features off
-    import array_api_strict
-
-    array_api_strict.reset_array_api_strict_flags()
-    array_api_strict.set_array_api_strict_flags(boolean_indexing=False, data_dependent_shapes=False)
-except ImportError:
-    pass
-
-try:  # JAX computes in float32 unless 64-bit mode is on; the lab's checks need float64
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-except ImportError:
-    pass
+# array-api-strict at its strictest, so any non-standard call fails; JAX in float64.
+use_strictest_array_api_strict()
+enable_jax_float64()
 
 _REQUESTED = [name for name in os.environ.get("XPNET_BACKENDS", "").split(",") if name]
 for _name in _REQUESTED:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend, to_numpy
+from xpnet.backend import use_strictest_array_api_strict
 
 
 def test_names_resolve_to_array_api_namespaces(backend):
@@ -114,3 +115,14 @@ def test_jax_float64_needs_64_bit_mode(monkeypatch):
     monkeypatch.setattr(jax.config, "read", lambda name: False)
     with pytest.raises(ValueError, match="jax_enable_x64"):
         TwoLayerNet(4, 10, 3, backend="jax")
+
+
+def test_array_api_strict_runs_at_its_strictest():
+    xps = pytest.importorskip("array_api_strict")
+    flags = xps.get_array_api_strict_flags()
+    assert flags["boolean_indexing"] is False
+    assert flags["data_dependent_shapes"] is False
+    xps.reset_array_api_strict_flags()
+    newest = xps.get_array_api_strict_flags()["api_version"]
+    use_strictest_array_api_strict()
+    assert xps.get_array_api_strict_flags()["api_version"] == newest

@@ -22,7 +22,7 @@ settings.register_profile(
 )
 settings.register_profile(
     "gradcheck",
-    max_examples=150,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

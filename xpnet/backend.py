@@ -143,6 +143,33 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def use_strictest_array_api_strict() -> None:
+    """Set array-api-strict to its newest standard with its optional features off.
+
+    With boolean indexing and data-dependent shapes disabled, any call outside the
+    core standard fails; xpnet's tests and checks run this way. Does nothing if
+    array-api-strict is not installed.
+    """
+    if importlib.util.find_spec("array_api_strict") is None:
+        return
+    import array_api_strict
+
+    array_api_strict.reset_array_api_strict_flags()  # the default version is the newest
+    array_api_strict.set_array_api_strict_flags(boolean_indexing=False, data_dependent_shapes=False)
+
+
+def enable_jax_float64() -> None:
+    """Turn on JAX's 64-bit mode, without which it computes in float32 only.
+
+    Does nothing if JAX is not installed.
+    """
+    if importlib.util.find_spec("jax") is None:
+        return
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
 def _namespace_name(namespace: ModuleType) -> str:
     checks = {
         "numpy": array_api_compat.is_numpy_namespace,
