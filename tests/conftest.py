@@ -39,10 +39,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
+def _runs_with(item: pytest.Item, requested: list[str]) -> bool:
+    """Whether a test belongs to a run of the ``requested`` backends.
+
+    Tests on the ``backend`` fixture run with every backend; a test marked
+    ``@pytest.mark.backend("torch")`` runs with torch's; the rest run with numpy's.
+    """
+    if "backend" in getattr(item, "fixturenames", ()):
+        return True
+    marker = item.get_closest_marker("backend")
+    return bool(set(marker.args if marker else ["numpy"]) & set(requested))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run backend-independent tests once: in the numpy session when a backend is chosen."""
-    if _REQUESTED and "numpy" not in _REQUESTED:
-        keep = [item for item in items if "backend" in getattr(item, "fixturenames", ())]
+    """When backends are chosen, run each backend-independent test in one session only."""
+    if _REQUESTED:
+        keep = [item for item in items if _runs_with(item, _REQUESTED)]
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
 

@@ -79,6 +79,7 @@ def test_numpy_rejects_a_gpu_device():
         resolve_backend("numpy", device="cuda:0")
 
 
+@pytest.mark.backend("torch")
 def test_torch_cuda_device_without_a_gpu_is_a_clear_runtime_error():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -110,6 +111,7 @@ def test_data_on_another_device_is_rejected():
         net.predict(elsewhere)
 
 
+@pytest.mark.backend("jax")
 def test_jax_float64_needs_64_bit_mode(monkeypatch):
     jax = pytest.importorskip("jax")
     monkeypatch.setattr(jax.config, "read", lambda name: False)

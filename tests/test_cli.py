@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 
@@ -99,6 +100,7 @@ def test_saved_model_reloads_with_the_same_test_accuracy(short_run, mnist_dir, c
     assert (out / "eval" / "confusion.png").is_file()
 
 
+@pytest.mark.backend("torch")
 def test_saved_model_evaluates_on_another_backend(short_run, mnist_dir, capsys):
     pytest.importorskip("torch")
     out, result = short_run
@@ -174,3 +176,34 @@ def test_usage_errors_exit_2(args):
     result = run(*args)
     assert result.returncode == 2
     assert "usage: xpnet" in result.stderr
+
+
+def test_ctrl_c_saves_the_model_and_exits_130(mnist_dir, tmp_path):
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "xpnet.cli",
+            "train",
+            "--num-iters",
+            "1000000",
+            "--hidden-size",
+            "20",
+            "--data-dir",
+            str(mnist_dir),
+            "--output-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr.readline().startswith("[")  # training has started
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert f"saved the model trained so far to {tmp_path / 'model.npz'}" in stdout
+    assert "Traceback" not in stderr
+    net = TwoLayerNet.load(tmp_path / "model.npz")
+    assert net.metadata["interrupted"] is True
+    assert 0 < net.training["iterations"] < 1000000

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet, eval_numerical_gradient, rel_error, to_numpy
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 
 # The handout's section 2 reference scores for the toy net on the toy data.
 CORRECT_SCORES = np.asarray(
@@ -231,8 +235,75 @@ def test_unknown_dtype_is_rejected(backend):
         TwoLayerNet(4, 10, 3, backend=backend, dtype="float16")
 
 
+@pytest.mark.backend("torch")
 def test_arrays_of_another_library_are_rejected(toy_data):
     torch = pytest.importorskip("torch")
     net = TwoLayerNet(4, 10, 3)
     with pytest.raises(TypeError, match=r"torch\.Tensor"):
         net.predict(torch.asarray(toy_data[0]))
+
+
+# Diverging and interrupted training: a clear stop, consistent parameters, the history kept.
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_a_diverging_run_stops_with_the_last_finite_parameters(backend, toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    with pytest.raises(TrainingDivergedError, match="Lower the learning rate") as info:
+        net.train(X, y, X, y, learning_rate=1e12, num_iters=50)
+    err = info.value
+    assert "learning rate" in str(err)
+    assert f"diverged at iteration {err.iteration}" in str(err)
+    assert len(err.history["loss_history"]) == err.iteration
+    assert all(np.isfinite(err.history["loss_history"]))
+    for p in net.params.values():
+        assert np.all(np.isfinite(to_numpy(p)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+def test_divergence_is_caught_between_checks(backend):
+    """A run whose loss overflows partway through an epoch keeps the history before it."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((2000, 5)) * 100, rng.integers(0, 3, 2000)
+    net = TwoLayerNet(5, 8, 3, std=1.0, backend=backend, seed=0)
+    with pytest.raises(TrainingDivergedError) as info:
+        net.train(X, y, X, y, learning_rate=10.0, momentum=0.9, num_iters=500, batch_size=10)
+    assert info.value.iteration < 500
+    assert np.all(np.isfinite(to_numpy(net.params["W1"])))
+
+
+def interrupt_at(iteration):
+    def progress(it, loss, learning_rate):
+        if it == iteration:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return progress
+
+
+def test_ctrl_c_stops_after_a_whole_step(backend, toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    with pytest.raises(TrainingInterrupted) as info:
+        net.train(X, y, X, y, learning_rate=1e-1, num_iters=100, progress=interrupt_at(30))
+    assert info.value.iterations == 31
+    assert len(info.value.history["loss_history"]) == 31
+    assert net.training["iterations"] == 31
+
+    # The parameters are exactly those of a run of 31 iterations.
+    reference = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    stats = reference.train(X, y, X, y, learning_rate=1e-1, num_iters=31)
+    assert stats["loss_history"] == info.value.history["loss_history"]
+    for name, p in net.params.items():
+        np.testing.assert_array_equal(to_numpy(p), to_numpy(reference.params[name]))
+
+
+def test_ctrl_c_handler_is_restored_after_training(toy_data):
+    before = signal.getsignal(signal.SIGINT)
+    net = TwoLayerNet(4, 10, 3, seed=0)
+    net.train(*toy_data, *toy_data, num_iters=3)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_interrupted_is_a_keyboard_interrupt():
+    assert issubclass(TrainingInterrupted, KeyboardInterrupt)

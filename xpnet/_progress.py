@@ -22,6 +22,7 @@ class ProgressBar:
         self.interval = interval
         self.start = self._last = time.perf_counter()
         self._next_line = 0
+        self.closed = False
 
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
         done = iteration + 1
@@ -42,7 +43,8 @@ class ProgressBar:
         self.stream.flush()
 
     def close(self) -> None:
-        """End the bar's line."""
-        if self.tty:
+        """End the bar's line (once)."""
+        if self.tty and not self.closed:
             self.stream.write("\n")
             self.stream.flush()
+        self.closed = True

@@ -20,7 +20,7 @@ from xpnet._atomic import atomic_write
 from xpnet._progress import ProgressBar
 from xpnet.backend import SUPPORTED_BACKENDS
 from xpnet.data import mnist
-from xpnet.errors import DataError
+from xpnet.errors import DataError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
 from xpnet.preprocess import PREPROCESSORS
@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
+    except KeyboardInterrupt:
+        print("xpnet: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, ImportError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split())
         print(f"xpnet: error: {message}", file=sys.stderr)
@@ -136,6 +139,13 @@ def _train(args: argparse.Namespace) -> int:
         f"({X_train.shape[0]:,} images) with {args.backend} {args.dtype}"
     )
     bar = ProgressBar(args.num_iters)
+    out = args.output_dir
+    metadata = {
+        "dataset": args.dataset,
+        "preprocessing": preprocessing,
+        "seed": args.seed,
+        "std": args.std,
+    }
     try:
         history = net.train(
             X_train,
@@ -150,6 +160,14 @@ def _train(args: argparse.Namespace) -> int:
             momentum=args.momentum,
             progress=bar,
         )
+    except TrainingInterrupted as stop:
+        bar.close()
+        net.save(out / "model.npz", {**metadata, "interrupted": True})
+        print(
+            f"interrupted after {stop.iterations} of {args.num_iters} iterations; saved the "
+            f"model trained so far to {out / 'model.npz'}"
+        )
+        return 130
     finally:
         bar.close()
 
@@ -160,18 +178,8 @@ def _train(args: argparse.Namespace) -> int:
     print(f"validation accuracy: {results['val_acc']:.4f}")
     print(f"test accuracy:       {results['test_acc']:.4f}")
 
-    out = args.output_dir
     written = [out / "model.npz", out / "history.json"]
-    net.save(
-        written[0],
-        {
-            "results": results,
-            "dataset": args.dataset,
-            "preprocessing": preprocessing,
-            "seed": args.seed,
-            "std": args.std,
-        },
-    )
+    net.save(written[0], {**metadata, "results": results})
     with atomic_write(written[1], "w") as f:
         json.dump({**history, **results}, f)
     written += _plots(out, net, history, confusion_matrix(y_test, net.predict(X_test), 10))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["DataError", "ModelFileError"]
+__all__ = ["DataError", "ModelFileError", "TrainingDivergedError", "TrainingInterrupted"]
 
 
 class DataError(ValueError):
@@ -11,3 +11,39 @@ class DataError(ValueError):
 
 class ModelFileError(DataError):
     """A model file is unreadable, incomplete, inconsistent, or from a newer xpnet."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite during training.
+
+    Attributes
+    ----------
+    iteration : int
+        The first iteration whose loss was not finite.
+    history : dict
+        The training history up to that iteration.
+    """
+
+    def __init__(self, message: str, iteration: int, history: dict[str, list[float]]):
+        super().__init__(message)
+        self.iteration = iteration
+        self.history = history
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was stopped by Ctrl-C (SIGINT) after a whole iteration.
+
+    The network holds consistent parameters: those after ``iterations`` steps.
+
+    Attributes
+    ----------
+    iterations : int
+        The number of iterations completed.
+    history : dict
+        The training history so far.
+    """
+
+    def __init__(self, iterations: int, history: dict[str, list[float]]):
+        super().__init__(f"training interrupted after {iterations} iterations")
+        self.iterations = iterations
+        self.history = history

@@ -21,7 +21,9 @@ import numpy as np
 from array_api_compat import device as device_of
 
 from xpnet import _checks
+from xpnet._interrupt import deferred_interrupt
 from xpnet.backend import Backend, resolve_backend, to_numpy
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.model_file import read_model, write_model
 from xpnet.optim import SGD
 
@@ -319,31 +321,44 @@ class TwoLayerNet:
 
         num_train = X.shape[0]
         iterations_per_epoch = max(num_train // batch_size, 1)
+        # How often to look for a NaN or infinite loss: the one wait on the device.
+        check_every = min(iterations_per_epoch, 100)
         optimizer = SGD(self.params, learning_rate, momentum)
         losses, train_accs, val_accs = [], [], []
+        checkpoint, checked = self._copy_params(), 0
 
-        for it in range(num_iters):
-            batch = self.backend.asarray(self._rng.choice(num_train, batch_size))
-            X_batch, y_batch = xp.take(X, batch, axis=0), xp.take(y, batch, axis=0)
+        with deferred_interrupt() as interrupted:
+            for it in range(num_iters):
+                if interrupted():
+                    break
+                batch = self.backend.asarray(self._rng.choice(num_train, batch_size))
+                X_batch, y_batch = xp.take(X, batch, axis=0), xp.take(y, batch, axis=0)
 
-            loss, grads = softmax_loss(xp, self.params, X_batch, y_batch, reg)
-            optimizer.step(grads)
-            losses.append(loss)
-            if verbose and it % 100 == 0:
-                print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
-            if progress is not None:
-                progress(it, loss, optimizer.learning_rate)
+                loss, grads = softmax_loss(xp, self.params, X_batch, y_batch, reg)
+                optimizer.step(grads)
+                losses.append(loss)
+                if verbose and it % 100 == 0:
+                    print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
+                if progress is not None:
+                    progress(it, loss, optimizer.learning_rate)
 
-            if (it + 1) % iterations_per_epoch == 0:
-                train_accs.append(self._accuracy(X_batch, y_batch))
-                val_accs.append(self._accuracy(X_val, y_val))
-                optimizer.learning_rate *= learning_rate_decay
+                if (it + 1) % iterations_per_epoch == 0:
+                    train_accs.append(self._accuracy(X_batch, y_batch))
+                    val_accs.append(self._accuracy(X_val, y_val))
+                    optimizer.learning_rate *= learning_rate_decay
+                if (it + 1) % check_every == 0 or it + 1 == num_iters:
+                    if not self._all_finite(losses[checked:]):
+                        self._diverged(
+                            losses,
+                            train_accs,
+                            val_accs,
+                            checkpoint,
+                            checked,
+                            optimizer.learning_rate,
+                        )
+                    checkpoint, checked = self._copy_params(), len(losses)
 
-        history = {
-            "loss_history": self._floats(losses),
-            "train_acc_history": self._floats(train_accs),
-            "val_acc_history": self._floats(val_accs),
-        }
+        history = self._history(losses, train_accs, val_accs)
         self.training = {
             "settings": {
                 "learning_rate": learning_rate,
@@ -355,9 +370,16 @@ class TwoLayerNet:
                 "num_train": num_train,
                 "backend": self.backend.name,
             },
-            "final_loss": history["loss_history"][-1],
+            "iterations": len(losses),
+            "final_loss": history["loss_history"][-1] if losses else None,
             "final_val_acc": history["val_acc_history"][-1] if val_accs else None,
         }
+        if len(losses) < num_iters:
+            if not self._all_finite(losses[checked:]):
+                self._diverged(
+                    losses, train_accs, val_accs, checkpoint, checked, optimizer.learning_rate
+                )
+            raise TrainingInterrupted(len(losses), history)
         return history
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
@@ -426,6 +448,50 @@ class TwoLayerNet:
     def _accuracy(self, X: Any, y: Any) -> Any:
         xp = self.xp
         return xp.mean(xp.astype(self._predict(X) == y, self.dtype))
+
+    def _history(self, losses: list[Any], train_accs: list[Any], val_accs: list[Any]) -> dict:
+        return {
+            "loss_history": self._floats(losses),
+            "train_acc_history": self._floats(train_accs),
+            "val_acc_history": self._floats(val_accs),
+        }
+
+    def _copy_params(self) -> Params:
+        return {name: self.xp.asarray(p, copy=True) for name, p in self.params.items()}
+
+    def _all_finite(self, scalars: list[Any]) -> bool:
+        """Whether the losses and the parameters are all finite: one wait on the device."""
+        xp = self.xp
+        checks = [xp.all(xp.isfinite(p)) for p in self.params.values()]
+        if scalars:
+            checks.append(xp.all(xp.isfinite(xp.stack(scalars))))
+        return bool(xp.all(xp.stack(checks)))
+
+    def _diverged(
+        self,
+        losses: list[Any],
+        train_accs: list[Any],
+        val_accs: list[Any],
+        checkpoint: Params,
+        checked: int,
+        learning_rate: float,
+    ) -> None:
+        """Restore the last finite parameters and raise TrainingDivergedError."""
+        recent = to_numpy(self.xp.stack(losses[checked:])) if losses[checked:] else np.zeros(0)
+        bad = np.flatnonzero(~np.isfinite(recent))
+        iteration = checked + (int(bad[0]) if bad.size else len(recent))
+        for name, p in checkpoint.items():
+            self.params[name] = p
+        history = self._history(losses[:iteration], train_accs, val_accs)
+        value = f"{recent[bad[0]]}" if bad.size else "finite, but the parameters overflowed"
+        raise TrainingDivergedError(
+            f"training diverged at iteration {iteration}: the loss became {value} with "
+            f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
+            f"iteration {checked}, the last check with a finite loss. Lower the learning "
+            "rate (or the momentum) and train again.",
+            iteration,
+            history,
+        )
 
     def _floats(self, scalars: list[Any]) -> list[float]:
         """Turn device scalars into Python floats with one transfer."""
