@@ -16,7 +16,7 @@ import nox
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "tests", "equivalence", "gradcheck"]
+nox.options.sessions = ["lint", "tests", "equivalence", "gradcheck", "notebook"]
 
 CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax"]
 BACKENDS = [*CPU_BACKENDS, "cupy"]
@@ -77,6 +77,13 @@ def equivalence(session: nox.Session) -> None:
     requirements = [arg for backend in backends for arg in _requirements(session, backend)]
     session.install(".[test]", *requirements)
     session.run("python", "backends/equivalence.py")
+
+
+@nox.session
+def notebook(session: nox.Session) -> None:
+    """Run notebooks/two_layer_net.ipynb top to bottom on real MNIST; its cells assert."""
+    session.install(".[test]", "nbclient", "ipykernel")
+    session.run("jupyter", "execute", "--timeout=900", "notebooks/two_layer_net.ipynb")
 
 
 @nox.session

@@ -61,27 +61,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The directory of the real MNIST files, from ``XPNET_DATA``.
+    """The directory of the real MNIST files: ``XPNET_DATA``, else xpnet's cache.
 
     In CI (``CI`` set) missing data is a failure; elsewhere the test is skipped
     with a note on how to get the data.
     """
-    path = os.environ.get("XPNET_DATA")
-    names = (
-        "train-images-idx3-ubyte.gz",
-        "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz",
-        "t10k-labels-idx1-ubyte.gz",
-    )
-    if path and all((Path(path) / name).is_file() for name in names):
-        return Path(path)
-    problem = f"XPNET_DATA={path!r} lacks the MNIST files" if path else "XPNET_DATA is not set"
+    from xpnet.data import DATASETS, data_dir
+
+    directory = data_dir("mnist")
+    if all((directory / name).is_file() for name in DATASETS["mnist"].sha256):
+        return directory
+    problem = f"the MNIST files are not in {directory}"
     if os.environ.get("CI"):
-        pytest.fail(f"{problem}: CI must provide the real MNIST files")
-    pytest.skip(
-        f"{problem}: run `xpnet data` to download MNIST, then set XPNET_DATA to the "
-        "directory it prints"
-    )
+        pytest.fail(f"{problem}: CI must provide them (XPNET_DATA)")
+    pytest.skip(f"{problem}: run `xpnet data` to download them, or set XPNET_DATA")
 
 
 @pytest.fixture(scope="session")

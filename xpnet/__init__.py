@@ -1,6 +1,6 @@
 """xpnet: the lab's two-layer neural network, written once against the Array API standard.
 
-The same code runs on NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch and
+The same code runs on NumPy (CPU), CuPy (NVIDIA GPUs), PyTorch, JAX and
 array-api-strict::
 
     from xpnet import TwoLayerNet
