@@ -86,6 +86,13 @@ def notebook(session: nox.Session) -> None:
     session.run("jupyter", "execute", "--timeout=900", "notebooks/two_layer_net.ipynb")
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """The benchmark against plain NumPy, PyTorch and scikit-learn; writes benchmarks/RESULTS.md."""
+    session.install(".", "-r", "backends/torch.txt", "scikit-learn", "threadpoolctl")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint and format check."""

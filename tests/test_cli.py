@@ -207,3 +207,31 @@ def test_ctrl_c_saves_the_model_and_exits_130(mnist_dir, tmp_path):
     net = TwoLayerNet.load(tmp_path / "model.npz")
     assert net.metadata["interrupted"] is True
     assert 0 < net.training["iterations"] < 1000000
+
+
+def test_fast_recipe_is_recorded_and_evaluated_with_its_preprocessing(mnist_dir, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--recipe",
+                "fast",
+                "--num-iters",
+                "200",
+                "--hidden-size",
+                "32",
+                "--data-dir",
+                str(mnist_dir),
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    printed = re.search(r"test accuracy: +(0\.\d+)", capsys.readouterr().out).group(1)
+    net = TwoLayerNet.load(tmp_path / "model.npz")
+    assert net.metadata["recipe"]["schedule"] == "cosine"
+    assert net.metadata["recipe"]["hidden_size"] == 32  # the command line overrides the recipe
+    assert net.metadata["preprocessing"] == "scale_and_center"
+    assert main(["evaluate", str(tmp_path / "model.npz"), "--data-dir", str(mnist_dir)]) == 0
+    assert f"test accuracy: {printed}" in capsys.readouterr().out

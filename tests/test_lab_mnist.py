@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.cli import LAB_DEFAULTS
+from xpnet.recipes import FAST, LAB
 
 pytestmark = pytest.mark.mnist
 
@@ -40,8 +40,21 @@ def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
 def test_the_labs_best_settings_reach_its_accuracy(backend, dtype, mnist_rows):
     """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy."""
     X_train, y_train, X_val, y_val, X_test, y_test = mnist_rows
-    settings = {k: v for k, v in LAB_DEFAULTS.items() if k not in ("hidden_size", "std")}
-    net = TwoLayerNet(784, LAB_DEFAULTS["hidden_size"], 10, backend=backend, dtype=dtype, seed=0)
-    net.train(X_train, y_train, X_val, y_val, **settings)
+    net = TwoLayerNet(784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype=dtype, seed=0)
+    net.train(X_train, y_train, X_val, y_val, **LAB.train_settings())
     assert accuracy(net, X_val, y_val) >= 0.974
     assert accuracy(net, X_test, y_test) >= 0.963
+
+
+def test_the_fast_recipe_reaches_098(backend, mnist_dir):
+    """xpnet train --recipe fast: 0.98 validation accuracy within its three epochs."""
+    from xpnet.data import read_data_sets
+    from xpnet.preprocess import PREPROCESSORS
+
+    X_train, y_train, X_val, y_val, _, _ = read_data_sets(mnist_dir)
+    X_train, X_val = PREPROCESSORS[FAST.preprocessing](X_train, X_val)
+    net = TwoLayerNet(
+        784, FAST.hidden_size, 10, backend=backend, dtype="float32", seed=0, init=FAST.init
+    )
+    history = net.train(X_train, y_train, X_val, y_val, **FAST.train_settings())
+    assert max(history["val_acc_history"]) >= 0.98

@@ -307,3 +307,42 @@ def test_ctrl_c_handler_is_restored_after_training(toy_data):
 
 def test_interrupted_is_a_keyboard_interrupt():
     assert issubclass(TrainingInterrupted, KeyboardInterrupt)
+
+
+# Options of the fast recipe: He initialisation, shuffled epochs, the cosine schedule.
+
+
+def test_he_initialisation_scales_by_fan_in(backend):
+    net = TwoLayerNet(800, 400, 10, backend=backend, seed=0, init="he")
+    assert np.std(to_numpy(net.params["W1"])) == pytest.approx(np.sqrt(2 / 800), rel=0.02)
+    assert np.std(to_numpy(net.params["W2"])) == pytest.approx(np.sqrt(2 / 400), rel=0.05)
+    with pytest.raises(ValueError, match="init must be one of"):
+        TwoLayerNet(4, 10, 3, backend=backend, init="xavier")
+
+
+def test_shuffled_epochs_visit_every_row_once(backend):
+    net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
+    batches = net._batches(num_train=12, batch_size=4, shuffle=True)
+    for _ in range(2):  # two epochs, each a permutation of the rows
+        epoch = np.concatenate([to_numpy(next(batches)) for _ in range(3)])
+        assert sorted(epoch.tolist()) == list(range(12))
+
+
+def test_cosine_schedule_anneals_to_zero(backend, toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
+    rates = []
+    net.train(
+        X,
+        y,
+        X,
+        y,
+        learning_rate=0.1,
+        num_iters=5,
+        schedule="cosine",
+        progress=lambda it, loss, lr: rates.append(lr),
+    )
+    expected = [0.1 * (1 + np.cos(np.pi * t / 5)) / 2 for t in range(5)]
+    np.testing.assert_allclose(rates, expected)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        net.train(X, y, X, y, schedule="linear")

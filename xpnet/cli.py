@@ -7,6 +7,7 @@ value), with a one-line message and no traceback, 2 for a usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -22,20 +23,9 @@ from xpnet.backend import SUPPORTED_BACKENDS
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import TwoLayerNet
+from xpnet.neural_net import INITS, SCHEDULES, TwoLayerNet
 from xpnet.preprocess import PREPROCESSORS
-
-# The lab's best settings (section 10 of the handout).
-LAB_DEFAULTS = {
-    "hidden_size": 175,
-    "learning_rate": 1e-3,
-    "learning_rate_decay": 0.98,
-    "reg": 5e-6,
-    "num_iters": 10_000,
-    "batch_size": 100,
-    "momentum": 0.0,
-    "std": 1e-4,
-}
+from xpnet.recipes import RECIPES, Recipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,17 +51,23 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train on MNIST and write model, history, plots")
     train.set_defaults(command=_train)
-    hyper = train.add_argument_group("hyperparameters (defaults: the lab's best settings)")
-    hyper.add_argument("--hidden-size", type=int, default=LAB_DEFAULTS["hidden_size"])
-    hyper.add_argument("--learning-rate", type=float, default=LAB_DEFAULTS["learning_rate"])
-    hyper.add_argument(
-        "--learning-rate-decay", type=float, default=LAB_DEFAULTS["learning_rate_decay"]
+    train.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="lab",
+        help="lab: the handout's best settings (default); fast: scaled inputs, He init, "
+        "momentum and a cosine schedule over shuffled epochs",
     )
-    hyper.add_argument("--reg", type=float, default=LAB_DEFAULTS["reg"])
-    hyper.add_argument("--num-iters", type=int, default=LAB_DEFAULTS["num_iters"])
-    hyper.add_argument("--batch-size", type=int, default=LAB_DEFAULTS["batch_size"])
-    hyper.add_argument("--momentum", type=float, default=LAB_DEFAULTS["momentum"])
-    hyper.add_argument("--std", type=float, default=LAB_DEFAULTS["std"], help="weight init scale")
+    hyper = train.add_argument_group("hyperparameters (defaults: the recipe's)")
+    for field in dataclasses.fields(Recipe):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type == "bool":
+            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif field.name in ("preprocessing", "init", "schedule"):
+            choices = {"preprocessing": PREPROCESSORS, "init": INITS, "schedule": SCHEDULES}
+            hyper.add_argument(flag, choices=list(choices[field.name]), default=None)
+        else:
+            hyper.add_argument(flag, type={"int": int, "float": float}[field.type], default=None)
     hyper.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _add_compute_options(train)
     _add_data_options(train)
@@ -119,53 +115,52 @@ def _prepared_data(dataset: str, data_dir: Path | None, preprocessing: str) -> l
     return [X_train, y_train, X_val, y_val, X_test, y_test]
 
 
+def _recipe(args: argparse.Namespace) -> Recipe:
+    """The chosen recipe, with any hyperparameter given on the command line."""
+    overrides = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(Recipe)
+        if getattr(args, field.name) is not None
+    }
+    return dataclasses.replace(RECIPES[args.recipe], **overrides)
+
+
 def _train(args: argparse.Namespace) -> int:
-    preprocessing = "subtract_mean_image"
+    recipe = _recipe(args)
     X_train, y_train, X_val, y_val, X_test, y_test = _prepared_data(
-        args.dataset, args.data_dir, preprocessing
+        args.dataset, args.data_dir, recipe.preprocessing
     )
     net = TwoLayerNet(
         X_train.shape[1],
-        args.hidden_size,
+        recipe.hidden_size,
         10,
-        std=args.std,
+        std=recipe.std,
         backend=args.backend,
         device=args.device,
         dtype=args.dtype,
         seed=args.seed,
+        init=recipe.init,
     )
     print(
         f"training {net.sizes[0]}-{net.sizes[1]}-{net.sizes[2]} on {args.dataset} "
-        f"({X_train.shape[0]:,} images) with {args.backend} {args.dtype}"
+        f"({X_train.shape[0]:,} images) with {args.backend} {args.dtype}, recipe {args.recipe}"
     )
-    bar = ProgressBar(args.num_iters)
+    bar = ProgressBar(recipe.num_iters)
     out = args.output_dir
     metadata = {
         "dataset": args.dataset,
-        "preprocessing": preprocessing,
+        "recipe": dataclasses.asdict(recipe),
+        "preprocessing": recipe.preprocessing,
         "seed": args.seed,
-        "std": args.std,
     }
     try:
-        history = net.train(
-            X_train,
-            y_train,
-            X_val,
-            y_val,
-            learning_rate=args.learning_rate,
-            learning_rate_decay=args.learning_rate_decay,
-            reg=args.reg,
-            num_iters=args.num_iters,
-            batch_size=args.batch_size,
-            momentum=args.momentum,
-            progress=bar,
-        )
+        history = net.train(X_train, y_train, X_val, y_val, progress=bar, **recipe.train_settings())
     except TrainingInterrupted as stop:
         bar.close()
         net.save(out / "model.npz", {**metadata, "interrupted": True})
         print(
-            f"interrupted after {stop.iterations} of {args.num_iters} iterations; saved the "
-            f"model trained so far to {out / 'model.npz'}"
+            f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
+            f"the model trained so far to {out / 'model.npz'}"
         )
         return 130
     finally:

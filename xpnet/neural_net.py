@@ -12,8 +12,9 @@ backend, so the same code runs on NumPy, CuPy, torch and array-api-strict.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -27,7 +28,23 @@ from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.model_file import read_model, write_model
 from xpnet.optim import SGD
 
-__all__ = ["TwoLayerNet", "forward", "softmax_loss"]
+__all__ = [
+    "INITS",
+    "SCHEDULES",
+    "TwoLayerNet",
+    "cross_entropy",
+    "forward",
+    "l2_penalty",
+    "onehot",
+    "softmax_loss",
+]
+
+#: Weight initialisations: the lab's scaled Gaussian, and He's.
+INITS = ("gaussian", "he")
+#: Learning-rate schedules: the lab's decay once per epoch, and cosine annealing.
+SCHEDULES = ("step", "cosine")
+#: The weights the L2 penalty applies to (not the biases).
+L2_WEIGHTS = ("W1", "W2")
 
 Params = dict[str, Any]
 
@@ -50,13 +67,73 @@ def forward(xp: ModuleType, params: Params, X: Any) -> tuple[Any, Any]:
     scores : array, shape (N, C)
         ``hidden @ W2 + b2``, the scores before the softmax.
     """
-    hidden = xp.maximum(X @ params["W1"] + params["b1"], 0.0)
-    scores = hidden @ params["W2"] + params["b2"]
+    pre_activation = X @ params["W1"]
+    pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
+    hidden = xp.maximum(pre_activation, 0.0)
+    scores = hidden @ params["W2"]
+    scores += params["b2"]
     return hidden, scores
 
 
+def onehot(xp: ModuleType, y: Any, num_classes: int, dtype: Any) -> Any:
+    """``onehot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
+    classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
+    return xp.astype(y[:, None] == classes, dtype)
+
+
+def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, Params]:
+    """Softmax cross-entropy, without regularisation, and its gradients.
+
+    Parameters
+    ----------
+    xp : module
+        The Array API namespace of the arrays.
+    params : dict
+        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
+    X : array, shape (N, D)
+    T : array, shape (N, C)
+        One-hot targets, ``onehot(y)``.
+
+    Returns
+    -------
+    loss : array, shape ()
+        ``mean_i(-log softmax(scores_i)[y_i])``.
+    grads : dict
+        The gradient of ``loss`` with respect to each parameter, same shapes.
+    """
+    N = X.shape[0]
+    hidden, scores = forward(xp, params, X)
+
+    # Softmax, shifted by the row maximum so exp cannot overflow.
+    scores -= xp.max(scores, axis=1, keepdims=True)
+    exp_scores = xp.exp(scores)
+    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
+    # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i]
+    loss = (xp.sum(xp.log(sum_exp)) - xp.sum(scores * T)) / N
+
+    # dL/dscores = (softmax - onehot(y)) / N
+    dscores = (exp_scores / sum_exp - T) / N
+    # scores = hidden @ W2 + b2
+    dW2 = hidden.T @ dscores
+    db2 = xp.sum(dscores, axis=0)
+    dhidden = dscores @ params["W2"].T
+    # hidden = ReLU(X @ W1 + b1): the gradient flows only where hidden > 0
+    dhidden = xp.where(hidden > 0, dhidden, 0.0)
+    dW1 = X.T @ dhidden
+    db1 = xp.sum(dhidden, axis=0)
+    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def l2_penalty(xp: ModuleType, params: Params, reg: float) -> Any:
+    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
+    squares = [
+        xp.vecdot(xp.reshape(params[W], (-1,)), xp.reshape(params[W], (-1,))) for W in L2_WEIGHTS
+    ]
+    return 0.5 * reg * (squares[0] + squares[1])
+
+
 def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> tuple[Any, Params]:
-    """Softmax cross-entropy with L2 regularisation, and its gradients.
+    """Softmax cross-entropy with L2 regularisation, and its gradients: the lab's loss.
 
     Parameters
     ----------
@@ -77,33 +154,11 @@ def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> 
     grads : dict
         The gradient of ``loss`` with respect to each parameter, same shapes.
     """
-    W1, W2 = params["W1"], params["W2"]
-    N, C = X.shape[0], W2.shape[1]
-    hidden, scores = forward(xp, params, X)
-
-    # Softmax, shifted by the row maximum so exp cannot overflow.
-    shifted = scores - xp.max(scores, axis=1, keepdims=True)
-    exp_scores = xp.exp(shifted)
-    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
-    log_probs = shifted - xp.log(sum_exp)
-    probs = exp_scores / sum_exp
-    onehot = xp.astype(y[:, None] == xp.arange(C, dtype=y.dtype, device=device_of(y)), X.dtype)
-
-    data_loss = -xp.sum(onehot * log_probs) / N
-    reg_loss = 0.5 * reg * (xp.sum(W1**2) + xp.sum(W2**2))
-
-    # dL/dscores = (softmax - onehot(y)) / N
-    dscores = (probs - onehot) / N
-    # scores = hidden @ W2 + b2
-    dW2 = hidden.T @ dscores + reg * W2
-    db2 = xp.sum(dscores, axis=0)
-    dhidden = dscores @ W2.T
-    # hidden = ReLU(X @ W1 + b1): the gradient flows only where hidden > 0
-    dhidden = xp.where(hidden > 0, dhidden, 0.0)
-    dW1 = X.T @ dhidden + reg * W1
-    db1 = xp.sum(dhidden, axis=0)
-
-    return data_loss + reg_loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    T = onehot(xp, y, params["W2"].shape[1], X.dtype)
+    loss, grads = cross_entropy(xp, params, X, T)
+    for W in L2_WEIGHTS:
+        grads[W] += reg * params[W]  # d/dW of 0.5 * reg * sum(W**2)
+    return loss + l2_penalty(xp, params, reg), grads
 
 
 class TwoLayerNet:
@@ -134,6 +189,9 @@ class TwoLayerNet:
         batch sampling. When None, NumPy's global legacy state is used
         (``np.random.randn``, ``np.random.choice``), as in the lab, so that
         ``np.random.seed`` reproduces its numbers.
+    init : {"gaussian", "he"}, default "gaussian"
+        ``"gaussian"``: weights ``std * randn``, the lab's. ``"he"``: weights
+        ``randn * sqrt(2 / fan_in)`` (He et al., 2015), ``std`` unused.
 
     Attributes
     ----------
@@ -158,6 +216,7 @@ class TwoLayerNet:
         device: Any = None,
         dtype: str = "float64",
         seed: int | None = None,
+        init: str = "gaussian",
     ) -> None:
         D = _checks.positive_int("input_size", input_size)
         H = _checks.positive_int("hidden_size", hidden_size)
@@ -167,11 +226,15 @@ class TwoLayerNet:
         self.dtype = self.backend.dtype(dtype)
         self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
 
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        # "gaussian": W = std * randn, the lab's; "he": W = randn * sqrt(2 / fan_in).
+        scale1, scale2 = (std, std) if init == "gaussian" else (np.sqrt(2 / D), np.sqrt(2 / H))
         randn = self._standard_normal
         host_params = {
-            "W1": std * randn((D, H)),
+            "W1": scale1 * randn((D, H)),
             "b1": np.zeros(H),
-            "W2": std * randn((H, C)),
+            "W2": scale2 * randn((H, C)),
             "b2": np.zeros(C),
         }
         self.params: Params = {
@@ -261,6 +324,9 @@ class TwoLayerNet:
         momentum: float = 0.0,
         verbose: bool = False,
         progress: Callable[[int, Any, float], None] | None = None,
+        *,
+        shuffle: bool = False,
+        schedule: str = "step",
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent.
 
@@ -297,6 +363,14 @@ class TwoLayerNet:
             Called after every iteration as ``progress(iteration, loss, learning_rate)``
             with the loss as a 0-d array still on the device: reading it (``float``)
             waits for the device, so a progress display should do so only now and then.
+        shuffle : bool, default False
+            False: each batch is sampled with replacement, as in the lab. True: each
+            epoch visits the rows of a fresh random permutation in batches.
+        schedule : {"step", "cosine"}, default "step"
+            ``"step"``: the learning rate is multiplied by ``learning_rate_decay``
+            after every epoch, as in the lab. ``"cosine"``: it follows
+            ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` over the iterations
+            ``t``, and ``learning_rate_decay`` is not used.
 
         Returns
         -------
@@ -314,6 +388,8 @@ class TwoLayerNet:
         num_iters = _checks.positive_int("num_iters", num_iters)
         batch_size = _checks.positive_int("batch_size", batch_size)
         momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         X, _ = _checks.features(self.backend, X, D, self.dtype)
         y = _checks.labels(self.backend, y, X.shape[0], C)
         X_val, _ = _checks.features(self.backend, X_val, D, self.dtype)
@@ -323,29 +399,38 @@ class TwoLayerNet:
         iterations_per_epoch = max(num_train // batch_size, 1)
         # How often to look for a NaN or infinite loss: the one wait on the device.
         check_every = min(iterations_per_epoch, 100)
-        optimizer = SGD(self.params, learning_rate, momentum)
+        optimizer = SGD(self.params, learning_rate, momentum, weight_decay=reg, decayed=L2_WEIGHTS)
+        T = onehot(xp, y, C, self.dtype)  # every row's one-hot target, built once
         losses, train_accs, val_accs = [], [], []
         checkpoint, checked = self._copy_params(), 0
 
+        batches = self._batches(num_train, batch_size, shuffle)
+
         with deferred_interrupt() as interrupted:
-            for it in range(num_iters):
+            for it, batch in zip(range(num_iters), batches, strict=False):
                 if interrupted():
                     break
-                batch = self.backend.asarray(self._rng.choice(num_train, batch_size))
-                X_batch, y_batch = xp.take(X, batch, axis=0), xp.take(y, batch, axis=0)
+                if schedule == "cosine":
+                    optimizer.learning_rate = (
+                        learning_rate * (1 + math.cos(math.pi * it / num_iters)) / 2
+                    )
+                X_batch, T_batch = xp.take(X, batch, axis=0), xp.take(T, batch, axis=0)
 
-                loss, grads = softmax_loss(xp, self.params, X_batch, y_batch, reg)
+                # The lab's loss; its L2 term's gradient is applied by the optimizer.
+                loss, grads = cross_entropy(xp, self.params, X_batch, T_batch)
+                loss = loss + l2_penalty(xp, self.params, reg)
                 optimizer.step(grads)
                 losses.append(loss)
                 if verbose and it % 100 == 0:
                     print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
-                if progress is not None:
-                    progress(it, loss, optimizer.learning_rate)
 
                 if (it + 1) % iterations_per_epoch == 0:
-                    train_accs.append(self._accuracy(X_batch, y_batch))
+                    train_accs.append(self._accuracy(X_batch, xp.take(y, batch, axis=0)))
                     val_accs.append(self._accuracy(X_val, y_val))
-                    optimizer.learning_rate *= learning_rate_decay
+                    if schedule == "step":
+                        optimizer.learning_rate *= learning_rate_decay
+                if progress is not None:
+                    progress(it, loss, optimizer.learning_rate)
                 if (it + 1) % check_every == 0 or it + 1 == num_iters:
                     if not self._all_finite(losses[checked:]):
                         self._diverged(
@@ -367,6 +452,8 @@ class TwoLayerNet:
                 "num_iters": num_iters,
                 "batch_size": batch_size,
                 "momentum": momentum,
+                "shuffle": shuffle,
+                "schedule": schedule,
                 "num_train": num_train,
                 "backend": self.backend.name,
             },
@@ -440,6 +527,23 @@ class TwoLayerNet:
         net.training = metadata.get("training")
         net.metadata = metadata
         return net
+
+    def _batches(self, num_train: int, batch_size: int, shuffle: bool) -> Iterator[Any]:
+        """Row indices on the device, one array per iteration, drawn an epoch at a time.
+
+        Without ``shuffle``, rows are sampled with replacement, as the lab does; with
+        it, each epoch takes consecutive slices of a fresh permutation. Either way
+        one transfer to the device serves a whole epoch.
+        """
+        per_epoch = max(num_train // batch_size, 1)
+        while True:
+            if shuffle:
+                order = self.backend.asarray(self._rng.permutation(num_train))
+                epoch = [order[k * batch_size : (k + 1) * batch_size] for k in range(per_epoch)]
+            else:
+                drawn = self.backend.asarray(self._rng.choice(num_train, (per_epoch, batch_size)))
+                epoch = [drawn[k, :] for k in range(per_epoch)]
+            yield from epoch
 
     def _predict(self, X: Any) -> Any:
         _, scores = forward(self.xp, self.params, X)
