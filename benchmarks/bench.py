@@ -321,7 +321,7 @@ def profile(lab_rows, y_train) -> str:
     )
     profiler.disable()
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+    pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("tottime").print_stats(12)
     body = text.getvalue()
     body = body[body.index("ncalls") :].rstrip()
     return (
