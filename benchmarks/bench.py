@@ -52,6 +52,7 @@ from xpnet.recipes import FAST, LAB  # noqa: E402
 SIZES = {"handout": (175, 100), "large": (1024, 1024)}  # hidden size, batch size
 LEARNING_RATE, REG = 1e-3, 5e-6
 RESULTS = Path(__file__).with_name("RESULTS.md")
+NOTES_HEADING = "## What was tried"
 
 
 # Each runner trains for ``iterations`` steps of ``batch`` rows and returns the seconds.
@@ -431,8 +432,11 @@ def main() -> int:
     print(report)
     from xpnet._atomic import atomic_write
 
+    kept = ""  # a hand-written section at the end of the file survives a new run
+    if args.output.exists() and NOTES_HEADING in args.output.read_text():
+        kept = args.output.read_text()[args.output.read_text().index(NOTES_HEADING) :]
     with atomic_write(args.output, "w") as f:
-        f.write(report)
+        f.write(report + ("\n" + kept if kept else ""))
     print(f"wrote {args.output}")
     return 0
 
@@ -513,7 +517,61 @@ def render(info, rates, memory, tta, repeats, iterations, data_bytes) -> str:
         )
     x, t = (statistics.median([s for s, _, _ in tta[k]]) for k in tta)
     lines += ["", f"PyTorch time / xpnet time: {t / x:.2f}", ""]
+    lines += targets(rates, x, t)
     return "\n".join(lines)
+
+
+def targets(rates, xpnet_seconds, pytorch_seconds) -> list[str]:
+    """The performance targets, each with the measured figure and whether it is met."""
+    hand, large = rates["handout"], rates["large"]
+    checks = [
+        (
+            "xpnet numpy float32 / PyTorch, handout",
+            hand["xpnet numpy float32"] / hand["PyTorch float32"],
+            1.5,
+        ),
+        (
+            "fraction of the matmul limit, handout, float32",
+            hand["xpnet numpy float32"] / hand["limit float32"],
+            0.7,
+        ),
+        (
+            "fraction of the matmul limit, handout, float64",
+            hand["xpnet numpy float64"] / hand["limit float64"],
+            0.7,
+        ),
+        (
+            "fraction of the matmul limit, large, float32",
+            large["xpnet numpy float32"] / large["limit float32"],
+            0.9,
+        ),
+        (
+            "fraction of the matmul limit, large, float64",
+            large["xpnet numpy float64"] / large["limit float64"],
+            0.9,
+        ),
+        *[
+            (
+                f"xpnet numpy / plain NumPy, {size}, {dtype}",
+                rates[size][f"xpnet numpy {dtype}"] / rates[size][f"plain NumPy {dtype}"],
+                1.0,
+            )
+            for size in SIZES
+            for dtype in ("float32", "float64")
+        ],
+        ("time to 0.98 (s), at most", xpnet_seconds, 1.0),
+        ("PyTorch time / xpnet time to 0.98", pytorch_seconds / xpnet_seconds, 1.5),
+    ]
+    lines = [
+        "## Targets",
+        "",
+        "| target | measured | wanted | met |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, value, wanted in checks:
+        met = value <= wanted if "at most" in name else value >= wanted
+        lines.append(f"| {name} | {value:.2f} | {wanted:.2f} | {'yes' if met else 'no'} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
