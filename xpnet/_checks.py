@@ -22,13 +22,6 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def nonnegative_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int, or raise ValueError unless it is an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def real(name: str, value: Any, *, low: float, high: float = np.inf, low_open: bool) -> float:
     """Return ``value`` as a float, or raise ValueError unless it lies in the given range.
 

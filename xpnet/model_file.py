@@ -18,14 +18,13 @@ import numpy as np
 
 from xpnet._atomic import atomic_write
 from xpnet._version import __version__
-from xpnet.backend import to_numpy
+from xpnet.backend import FLOAT_DTYPES, to_numpy
 from xpnet.errors import ModelFileError
 
 __all__ = ["FORMAT_VERSION", "read_model", "write_model"]
 
 FORMAT_VERSION = 1
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
-_FLOAT_DTYPES = ("float32", "float64")
 
 
 def write_model(
@@ -118,8 +117,8 @@ def _check_params(path: Any, arrays: dict[str, np.ndarray], metadata: dict[str, 
         dtype = metadata["dtype"]
     except (KeyError, TypeError, ValueError):
         raise ModelFileError(f"{path}: metadata lacks the sizes or dtype") from None
-    if dtype not in _FLOAT_DTYPES:
-        raise ModelFileError(f"{path}: dtype {dtype!r} is not one of {_FLOAT_DTYPES}")
+    if dtype not in FLOAT_DTYPES:
+        raise ModelFileError(f"{path}: dtype {dtype!r} is not one of {FLOAT_DTYPES}")
     shapes = {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
     for name, shape in shapes.items():
         array = arrays[name]
