@@ -431,7 +431,7 @@ class TwoLayerNet:
                         optimizer.learning_rate *= learning_rate_decay
                 if progress is not None:
                     progress(it, loss, optimizer.learning_rate)
-                if (it + 1) % check_every == 0 or it + 1 == num_iters:
+                if (it + 1) % check_every == 0:
                     if not self._all_finite(losses[checked:]):
                         self._diverged(
                             losses,
@@ -443,6 +443,11 @@ class TwoLayerNet:
                         )
                     checkpoint, checked = self._copy_params(), len(losses)
 
+        # The iterations since the last check, whether the run finished or was stopped.
+        if not self._all_finite(losses[checked:]):
+            self._diverged(
+                losses, train_accs, val_accs, checkpoint, checked, optimizer.learning_rate
+            )
         history = self._history(losses, train_accs, val_accs)
         self.training = {
             "settings": {
@@ -462,10 +467,6 @@ class TwoLayerNet:
             "final_val_acc": history["val_acc_history"][-1] if val_accs else None,
         }
         if len(losses) < num_iters:
-            if not self._all_finite(losses[checked:]):
-                self._diverged(
-                    losses, train_accs, val_accs, checkpoint, checked, optimizer.learning_rate
-                )
             raise TrainingInterrupted(len(losses), history)
         return history
 
