@@ -1,54 +1,63 @@
 """Sessions that run xpnet's checks on every backend: ``nox -l`` lists them.
 
-``nox`` runs them all; ``nox -s "tests(backend='torch')"`` runs the test suite on
-one backend. Each backend's packages are listed in ``backends/<name>.txt``.
+``nox`` runs the default ones; ``nox -s "tests(backend='torch')"`` runs the test suite
+on one backend; ``nox -s fast`` is the quick local run; ``nox -s gpu`` is the GPU
+check. The backends come from xpnet's backend table (``xpnet/backend/_table.py``,
+read here by path, before xpnet is installed), their packages from
+``backends/<name>.txt``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import re
-import shutil
-import subprocess
+import sys
+from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "tests", "equivalence", "gradcheck", "notebook"]
+nox.options.sessions = ["lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook"]
 
-CPU_BACKENDS = ["numpy", "array_api_strict", "torch", "jax"]
-BACKENDS = [*CPU_BACKENDS, "cupy"]
+
+def _load_table():
+    path = Path(__file__).parent / "xpnet" / "backend" / "_table.py"
+    spec = importlib.util.spec_from_file_location("_xpnet_backend_table", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_TABLE = _load_table()
+BACKENDS = list(_TABLE.BACKENDS)
+CPU_BACKENDS = [name for name, spec in _TABLE.BACKENDS.items() if not spec.needs_gpu]
+GPU_CHECK_BACKENDS = ["cupy", "torch", "jax"]
 
 # uv does not read pip's configuration; pass on where pip finds local wheels.
 if "PIP_FIND_LINKS" in os.environ:
     os.environ.setdefault("UV_FIND_LINKS", os.environ["PIP_FIND_LINKS"])
 
 
-def _cupy_package() -> str | None:
-    """The CuPy wheel for this machine's CUDA driver, or None without an NVIDIA GPU."""
-    nvidia_smi = shutil.which("nvidia-smi")
-    if nvidia_smi is None:
-        return None
-    output = subprocess.run([nvidia_smi], capture_output=True, text=True, check=False).stdout
-    match = re.search(r"CUDA Version:\s*(\d+)", output)
-    if match is None:
-        return None
-    return "cupy-cuda13x" if int(match.group(1)) >= 13 else "cupy-cuda12x"
+def _requirements(session: nox.Session, backend: str, gpu: bool = False) -> list[str]:
+    """``-r backends/<file>`` for a backend; skips the session if this machine can't run it.
 
-
-def _requirements(session: nox.Session, backend: str) -> list[str]:
-    """``-r backends/<file>`` for a backend; skips the session if this machine can't run it."""
-    if backend != "cupy":
-        return ["-r", f"backends/{backend}.txt"]
-    package = _cupy_package()
-    if package is None:
+    ``gpu=True`` (and a backend that runs only on a GPU) asks for the library's CUDA
+    build, for the CUDA version of this machine's driver.
+    """
+    spec = _TABLE.BACKENDS[backend]
+    if spec.requirements is not None and not gpu:
+        return ["-r", f"backends/{spec.requirements}.txt"]
+    major = _TABLE.cuda_driver_major()
+    name = spec.gpu_requirements_for(major) if major is not None else None
+    if name is None:
         session.skip(
-            "backend 'cupy' needs an NVIDIA GPU with a CUDA driver, and this machine has "
-            "none: cupy was NOT tested"
+            f"backend {backend!r} on a GPU needs an NVIDIA GPU with a CUDA 12 or newer "
+            f"driver, and this machine has none: {backend} was NOT tested on a GPU"
         )
-    return ["-r", f"backends/{package}.txt"]
+    return ["-r", f"backends/{name}.txt"]
 
 
 def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
@@ -63,6 +72,12 @@ def tests(session: nox.Session, backend: str) -> None:
     _pytest(session, backend, "-m", "not gradcheck")
 
 
+@nox.session(default=False)
+def fast(session: nox.Session) -> None:
+    """A quick local run: numpy only, without the slow full-MNIST training tests."""
+    _pytest(session, "numpy", "-m", "not gradcheck and not slow", "-q")
+
+
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def gradcheck(session: nox.Session, backend: str) -> None:
@@ -73,10 +88,28 @@ def gradcheck(session: nox.Session, backend: str) -> None:
 @nox.session
 def equivalence(session: nox.Session) -> None:
     """Every backend against NumPy float64: a table, failing past the tolerances."""
-    backends = CPU_BACKENDS + (["cupy"] if _cupy_package() else [])
-    requirements = [arg for backend in backends for arg in _requirements(session, backend)]
+    usable = CPU_BACKENDS + (["cupy"] if _TABLE.cuda_driver_major() is not None else [])
+    requirements = [arg for backend in usable for arg in _requirements(session, backend)]
     session.install(".[test]", *requirements)
     session.run("python", "backends/equivalence.py")
+
+
+@nox.session(default=False)
+def gpu(session: nox.Session) -> None:
+    """The GPU check: tests on cupy, torch CUDA and JAX GPU; equivalence; the GPU benchmark.
+
+    Fails, rather than passes, on a machine without an NVIDIA GPU.
+    """
+    if _TABLE.cuda_driver_major() is None:
+        session.error(
+            "the GPU check needs an NVIDIA GPU with a CUDA driver (nvidia-smi), and this "
+            "machine has none: nothing was checked"
+        )
+    requirements = [
+        arg for backend in GPU_CHECK_BACKENDS for arg in _requirements(session, backend, gpu=True)
+    ]
+    session.install(".[test,plot]", "nbclient", "scikit-learn", "threadpoolctl", *requirements)
+    session.run("python", "backends/gpu_check.py", *session.posargs)
 
 
 @nox.session
@@ -89,7 +122,8 @@ def notebook(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """The benchmark against plain NumPy, PyTorch and scikit-learn; writes benchmarks/RESULTS.md."""
-    session.install(".", "-r", "backends/torch.txt", "scikit-learn", "threadpoolctl")
+    session.install(".", "-r", "backends/torch.txt", "-r", "backends/jax.txt")
+    session.install("scikit-learn", "threadpoolctl")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 
@@ -99,3 +133,10 @@ def lint(session: nox.Session) -> None:
     session.install("ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on the package, strict on its public API."""
+    session.install(".[test]", "mypy")
+    session.run("mypy")

@@ -1,21 +1,26 @@
-"""Every installed backend against the NumPy float64 reference.
+"""Every installed backend, on each of its devices and training paths, against NumPy float64.
 
-For each backend and dtype this compares, from the same seed and data: the
-initial scores, the loss and gradients, and a 200-step training trajectory
-(momentum SGD). It prints a table of the largest relative difference of each,
-and exits 1 if any exceeds the dtype's tolerance.
+For each backend, device, dtype and training path (the eager loop, and the compiled
+one where the backend has it: JAX's jit + scan, torch's CUDA graphs) this compares,
+from the same seed and data: the initial scores, the loss and gradients, and a
+200-step training trajectory (momentum SGD). It prints a table of the largest
+relative difference of each, and exits 1 if any exceeds the dtype's tolerance.
+
+JAX runs with 64-bit mode on and float32 matrix products at full precision (JAX's
+default on NVIDIA GPUs is TF32), so that every row compares like with like.
 
 Run it with ``nox -s equivalence`` or ``python backends/equivalence.py``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
 
-from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend, to_numpy
-from xpnet.backend import enable_jax_float64, use_strictest_array_api_strict
+from xpnet import TwoLayerNet, resolve_backend, to_numpy
+from xpnet.backend import BACKENDS, Backend, compiled_runner_kind
 
 # Largest relative difference allowed, per dtype. float64 agrees to rounding;
 # float32 carries ~1e-7 relative error per operation, grown by 200 SGD steps.
@@ -25,13 +30,31 @@ SEED = 0
 STEPS = 200
 
 
+def configure() -> None:
+    """array-api-strict at its strictest; JAX in float64, float32 products in full precision."""
+    if importlib.util.find_spec("array_api_strict") is not None:
+        import array_api_strict
+
+        array_api_strict.reset_array_api_strict_flags()
+        array_api_strict.set_array_api_strict_flags(
+            boolean_indexing=False, data_dependent_shapes=False
+        )
+    if importlib.util.find_spec("jax") is not None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_default_matmul_precision", "highest")
+
+
 def relative_difference(a: np.ndarray, reference: np.ndarray) -> float:
     """``max|a - ref| / max|ref|``: the error measured against the reference's scale."""
     a, reference = np.asarray(a, np.float64), np.asarray(reference, np.float64)
     return float(np.max(np.abs(a - reference)) / max(np.max(np.abs(reference)), 1e-300))
 
 
-def measure(backend: str, dtype: str, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+def measure(
+    backend: Backend | str, dtype: str, compile: bool, X: np.ndarray, y: np.ndarray
+) -> dict[str, np.ndarray]:
     """Scores, loss, gradients and a training trajectory on one backend."""
     D, H, C = SIZES
     net = TwoLayerNet(D, H, C, std=1e-1, backend=backend, dtype=dtype, seed=SEED)
@@ -48,6 +71,7 @@ def measure(backend: str, dtype: str, X: np.ndarray, y: np.ndarray) -> dict[str,
         num_iters=STEPS,
         batch_size=32,
         momentum=0.9,
+        compile=compile,
     )
     return {
         "scores": to_numpy(scores),
@@ -57,42 +81,47 @@ def measure(backend: str, dtype: str, X: np.ndarray, y: np.ndarray) -> dict[str,
     }
 
 
-def available_backends() -> list[str]:
+def available() -> list[Backend]:
+    """Every backend and device this machine can run, each named once."""
     usable = []
-    for name in SUPPORTED_BACKENDS:
+    for name, spec in BACKENDS.items():
         try:
-            resolve_backend(name)
+            devices = spec.test_devices()
+            usable += [resolve_backend(name, device) for device in devices]
         except (ImportError, RuntimeError) as err:
             print(f"skipping {name}: {err}")
-        else:
-            usable.append(name)
     return usable
 
 
 def main() -> int:
-    use_strictest_array_api_strict()
-    enable_jax_float64()
+    configure()
     rng = np.random.default_rng(SEED)
     X, y = rng.standard_normal((256, SIZES[0])), rng.integers(0, SIZES[2], 256)
-    reference = measure("numpy", "float64", X, y)
-    backends = available_backends()
+    reference = measure("numpy", "float64", False, X, y)
 
     quantities = list(reference)
-    header = f"{'backend':<18}{'dtype':<9}" + "".join(f"{q:>12}" for q in quantities)
+    header = f"{'backend':<26}{'path':<20}{'dtype':<9}" + "".join(f"{q:>12}" for q in quantities)
     print(f"largest relative difference from numpy float64 ({STEPS}-step trajectory)")
     print(header + f"{'tolerance':>11}  result")
     failures = 0
-    for backend in backends:
-        for dtype, tolerance in TOLERANCES.items():
-            result = measure(backend, dtype, X, y)
-            diffs = [relative_difference(result[q], reference[q]) for q in quantities]
-            ok = max(diffs) <= tolerance
-            failures += not ok
-            print(
-                f"{backend:<18}{dtype:<9}"
-                + "".join(f"{d:>12.1e}" for d in diffs)
-                + f"{tolerance:>11.0e}  {'ok' if ok else 'FAIL'}"
-            )
+    for backend in available():
+        paths = [False] + ([True] if compiled_runner_kind(backend) is not None else [])
+        for compile in paths:
+            for dtype, tolerance in TOLERANCES.items():
+                try:
+                    result = measure(backend, dtype, compile, X, y)
+                except ValueError as err:  # a dtype the device lacks
+                    print(f"{backend!s:<26}{'':<20}{dtype:<9}  not run: {err}")
+                    continue
+                diffs = [relative_difference(result[q], reference[q]) for q in quantities]
+                ok = max(diffs) <= tolerance
+                failures += not ok
+                path = compiled_runner_kind(backend).name if compile else "eager loop"
+                print(
+                    f"{backend!s:<26}{path:<20}{dtype:<9}"
+                    + "".join(f"{d:>12.1e}" for d in diffs)
+                    + f"{tolerance:>11.0e}  {'ok' if ok else 'FAIL'}"
+                )
     return 1 if failures else 0
 
 

@@ -1,42 +1,101 @@
-"""Shared fixtures: one backend fixture runs every test on every array library.
+"""Shared fixtures: one backend fixture runs every test on every array library and device.
 
-``XPNET_BACKENDS`` (comma-separated) names the backends to test; each named one
-must be usable, or its tests fail. Unset, every installed backend runs and the
-others are skipped with the reason.
+``XPNET_BACKENDS`` (comma-separated) names the backends to test, each as ``name``
+(every device of it this machine has: torch and JAX add their GPU where there is
+one) or ``name@device`` (``torch@cuda:0``, ``jax@gpu:0``); each named one must be
+usable, or its tests fail. Unset, every installed backend runs and the others are
+skipped with the reason.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend
-from xpnet.backend import enable_jax_float64, use_strictest_array_api_strict
+from xpnet import TwoLayerNet, resolve_backend
+from xpnet.backend import BACKENDS, Backend
 
-# array-api-strict at its strictest, so any non-standard call fails; JAX in float64.
+
+def use_strictest_array_api_strict() -> None:
+    """Set array-api-strict to its newest standard with boolean indexing and
+    data-dependent shapes off, so that any call beyond what xpnet may rely on fails.
+    Its extensions (``linalg``, ``fft``) stay on; xpnet uses neither.
+    """
+    if importlib.util.find_spec("array_api_strict") is None:
+        return
+    import array_api_strict
+
+    array_api_strict.reset_array_api_strict_flags()  # the default version is the newest
+    array_api_strict.set_array_api_strict_flags(boolean_indexing=False, data_dependent_shapes=False)
+
+
+def configure_jax() -> None:
+    """JAX in float64 (its 64-bit mode), and float32 matrix products at full precision
+    (not TF32, JAX's default on NVIDIA GPUs), so it is compared like with like."""
+    if importlib.util.find_spec("jax") is None:
+        return
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_default_matmul_precision", "highest")
+
+
 use_strictest_array_api_strict()
-enable_jax_float64()
-
-_REQUESTED = [name for name in os.environ.get("XPNET_BACKENDS", "").split(",") if name]
-for _name in _REQUESTED:
-    if _name not in SUPPORTED_BACKENDS:
-        raise pytest.UsageError(f"XPNET_BACKENDS names unknown backend {_name!r}")
+configure_jax()
 
 
-@pytest.fixture(params=_REQUESTED or list(SUPPORTED_BACKENDS))
-def backend(request: pytest.FixtureRequest) -> str:
-    """The name of a usable backend; the same test runs once per backend."""
-    name = request.param
+def _requested() -> list[tuple[str, Any]]:
+    """``XPNET_BACKENDS`` as (name, device) pairs; a device of None means all of them."""
+    pairs = []
+    for entry in filter(None, os.environ.get("XPNET_BACKENDS", "").split(",")):
+        name, _, device = entry.partition("@")
+        if name not in BACKENDS:
+            raise pytest.UsageError(f"XPNET_BACKENDS names unknown backend {name!r}")
+        pairs.append((name, _device(device) if device else None))
+    return pairs
+
+
+def _device(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+def _test_devices(name: str) -> list[Any]:
     try:
-        resolve_backend(name)
-    except (ImportError, RuntimeError) as err:
+        return BACKENDS[name].test_devices()
+    except Exception:  # the library is missing or broken: the fixture says why
+        return [None]
+
+
+_REQUESTED = _requested()
+_COMBINATIONS = [
+    (name, device)
+    for name, wanted in (_REQUESTED or [(name, None) for name in BACKENDS])
+    for device in ([wanted] if wanted is not None else _test_devices(name))
+]
+
+
+def _id(combination: tuple[str, Any]) -> str:
+    name, device = combination
+    return name if device in (None, "cpu", 0) else f"{name}@{device}"
+
+
+@pytest.fixture(params=_COMBINATIONS, ids=[_id(c) for c in _COMBINATIONS])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """A usable backend on one of its devices; the same test runs once per combination."""
+    name, device = request.param
+    try:
+        return resolve_backend(name, device)
+    except (ImportError, RuntimeError, ValueError) as err:
         if _REQUESTED:
-            pytest.fail(f"backend {name!r} was requested by XPNET_BACKENDS but is unusable: {err}")
-        pytest.skip(f"backend {name!r} unavailable: {err}")
-    return name
+            pytest.fail(
+                f"{_id(request.param)!r} was requested by XPNET_BACKENDS but is unusable: {err}"
+            )
+        pytest.skip(f"backend {_id(request.param)!r} unavailable: {err}")
 
 
 def _runs_with(item: pytest.Item, requested: list[str]) -> bool:
@@ -54,7 +113,8 @@ def _runs_with(item: pytest.Item, requested: list[str]) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """When backends are chosen, run each backend-independent test in one session only."""
     if _REQUESTED:
-        keep = [item for item in items if _runs_with(item, _REQUESTED)]
+        names = [name for name, _ in _REQUESTED]
+        keep = [item for item in items if _runs_with(item, names)]
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
 
@@ -89,9 +149,9 @@ def mnist_rows(mnist_dir: Path) -> list:
 
 
 @pytest.fixture
-def xp(backend: str):
+def xp(backend: Backend):
     """The Array API namespace of ``backend``."""
-    return resolve_backend(backend).xp
+    return backend.xp
 
 
 # The lab's toy problem (sections 1-5 of the handout).
@@ -99,7 +159,7 @@ TOY_INPUT_SIZE, TOY_HIDDEN_SIZE, TOY_NUM_CLASSES, TOY_NUM_INPUTS = 4, 10, 3, 5
 
 
 @pytest.fixture
-def toy_net(backend: str) -> TwoLayerNet:
+def toy_net(backend: Backend) -> TwoLayerNet:
     """The handout's ``init_toy_model()`` on ``backend``."""
     np.random.seed(0)
     return TwoLayerNet(TOY_INPUT_SIZE, TOY_HIDDEN_SIZE, TOY_NUM_CLASSES, std=1e-1, backend=backend)

@@ -8,14 +8,14 @@ import types
 
 import numpy as np
 import pytest
+from conftest import use_strictest_array_api_strict
 
 from xpnet import SUPPORTED_BACKENDS, TwoLayerNet, resolve_backend, to_numpy
-from xpnet.backend import use_strictest_array_api_strict
 
 
 def test_names_resolve_to_array_api_namespaces(backend):
-    b = resolve_backend(backend)
-    assert b.name == backend
+    b = resolve_backend(backend.name, backend.device)
+    assert b == backend
     x = b.asarray(np.arange(3.0))
     assert b.owns(x)
     assert hasattr(b.xp, "__array_namespace_info__")

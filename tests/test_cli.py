@@ -135,7 +135,7 @@ def test_data_command_verifies_and_shows_the_directory(mnist_dir, capsys):
     [
         (["train", "--learning-rate", "-1", "--num-iters", "1"], "learning_rate must be in"),
         (["train", "--batch-size", "0"], "batch_size must be a positive integer"),
-        (["train", "--backend", "cupy"], "cupy"),
+        (["train", "--backend", "cupy", "--device", "99"], "cupy"),
         (["evaluate", "missing.npz"], "missing.npz: file not found"),
     ],
 )

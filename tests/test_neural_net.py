@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet, eval_numerical_gradient, rel_error, to_numpy
+from xpnet.backend import compiled_runner_kind
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 
 # The handout's section 2 reference scores for the toy net on the toy data.
@@ -184,8 +185,10 @@ def test_bad_training_data_is_rejected_before_any_change(toy_net, toy_data, case
     before = {name: to_numpy(p).copy() for name, p in toy_net.params.items()}
     with pytest.raises(ValueError, match=message):
         toy_net.train(X_bad, y_bad, *toy_data, num_iters=5)
-    with pytest.raises(ValueError, match=message):
+    val_message = message.replace("X must", "X_val must").replace("y must", "y_val must")
+    with pytest.raises(ValueError, match=val_message) as info:
         toy_net.train(*toy_data, X_bad, y_bad, num_iters=5)
+    assert "X_val" in str(info.value) or "y_val" in str(info.value)  # names the argument
     for name, p in toy_net.params.items():
         np.testing.assert_array_equal(to_numpy(p), before[name])
 
@@ -274,8 +277,12 @@ def test_divergence_is_caught_between_checks(backend):
 
 
 def interrupt_at(iteration):
+    """A progress callback that presses Ctrl-C once, at the first call at or after ``iteration``."""
+    pressed = []
+
     def progress(it, loss, learning_rate):
-        if it == iteration:
+        if it >= iteration and not pressed:
+            pressed.append(it)
             os.kill(os.getpid(), signal.SIGINT)
 
     return progress
@@ -320,14 +327,6 @@ def test_he_initialisation_scales_by_fan_in(backend):
         TwoLayerNet(4, 10, 3, backend=backend, init="xavier")
 
 
-def test_shuffled_epochs_visit_every_row_once(backend):
-    net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
-    batches = net._batches(num_train=12, batch_size=4, shuffle=True)
-    for _ in range(2):  # two epochs, each a permutation of the rows
-        epoch = np.concatenate([to_numpy(next(batches)) for _ in range(3)])
-        assert sorted(epoch.tolist()) == list(range(12))
-
-
 def test_cosine_schedule_anneals_to_zero(backend, toy_data):
     X, y = toy_data
     net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
@@ -346,3 +345,85 @@ def test_cosine_schedule_anneals_to_zero(backend, toy_data):
     np.testing.assert_allclose(rates, expected)
     with pytest.raises(ValueError, match="schedule must be one of"):
         net.train(X, y, X, y, schedule="linear")
+
+
+# The compiled path: the same steps, K at a time, agreeing with the eager loop.
+
+EAGER_COMPILED_TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"momentum": 0.9, "shuffle": False, "schedule": "step", "learning_rate_decay": 0.9},
+        {"momentum": 0.0, "shuffle": True, "schedule": "cosine"},
+    ],
+    ids=["momentum-step", "plain-cosine"],
+)
+def test_compiled_and_eager_runs_agree(backend, dtype, settings):
+    if compiled_runner_kind(backend) is None:
+        pytest.skip(f"{backend} has no compiled path; test_compile_true_without_one_is_refused")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((600, 20)), rng.integers(0, 5, 600)
+    runs = {}
+    for compile in (False, True):
+        net = TwoLayerNet(20, 30, 5, std=1e-1, backend=backend, dtype=dtype, seed=42)
+        stats = net.train(
+            X, y, X[:100], y[:100], learning_rate=0.05, num_iters=250, batch_size=50,
+            compile=compile, **settings,
+        )  # fmt: skip
+        runs[compile] = (stats, {k: to_numpy(p) for k, p in net.params.items()}, net.training)
+    (eager, eager_params, eager_info), (compiled, compiled_params, compiled_info) = runs.values()
+    assert eager_info["path"] == "eager loop"
+    assert compiled_info["path"] != "eager loop"
+    rtol = EAGER_COMPILED_TOLERANCES[dtype]
+    np.testing.assert_allclose(compiled["loss_history"], eager["loss_history"], rtol=rtol)
+    np.testing.assert_allclose(compiled["val_acc_history"], eager["val_acc_history"], atol=0.011)
+    assert len(compiled["train_acc_history"]) == len(eager["train_acc_history"]) == 20
+    for name, p in eager_params.items():
+        scale = np.max(np.abs(p))
+        np.testing.assert_allclose(compiled_params[name], p, atol=rtol * scale * 10)
+
+
+def test_auto_picks_the_compiled_path_where_there_is_one(backend, toy_data):
+    net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
+    net.train(*toy_data, *toy_data, num_iters=3)
+    kind = compiled_runner_kind(backend)
+    assert net.training["path"] == ("eager loop" if kind is None else kind.name)
+
+
+def test_compile_true_without_one_is_refused(backend, toy_data):
+    net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
+    if compiled_runner_kind(backend) is not None:
+        net.train(*toy_data, *toy_data, num_iters=3, compile=True)
+        assert net.training["path"] != "eager loop"
+        return
+    before = to_numpy(net.params["W1"]).copy()
+    with pytest.raises(ValueError, match="has no compiled training path"):
+        net.train(*toy_data, *toy_data, num_iters=3, compile=True)
+    np.testing.assert_array_equal(to_numpy(net.params["W1"]), before)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_compile_takes_auto_or_a_bool(toy_net, toy_data, value):
+    with pytest.raises(ValueError, match="compile must be 'auto', True or False"):
+        toy_net.train(*toy_data, *toy_data, num_iters=3, compile=value)
+
+
+def test_ctrl_c_stops_after_a_whole_chunk(backend):
+    """On any path: the parameters are those of a run of exactly the steps taken."""
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((1000, 8)), rng.integers(0, 3, 1000)
+    settings = {"learning_rate": 0.05, "num_iters": 400, "batch_size": 4, "momentum": 0.9}
+    net = TwoLayerNet(8, 6, 3, std=0.1, backend=backend, seed=3)
+    with pytest.raises(TrainingInterrupted) as info:
+        net.train(X, y, X, y, progress=interrupt_at(120), **settings)
+    done = info.value.iterations
+    assert 120 < done < 400
+    assert done - 1 == 120 or compiled_runner_kind(backend) is not None
+    reference = TwoLayerNet(8, 6, 3, std=0.1, backend=backend, seed=3)
+    stats = reference.train(X, y, X, y, **{**settings, "num_iters": done})
+    np.testing.assert_allclose(info.value.history["loss_history"], stats["loss_history"])
+    for name, p in net.params.items():
+        np.testing.assert_allclose(to_numpy(p), to_numpy(reference.params[name]), rtol=1e-12)

@@ -6,13 +6,14 @@ message that names the bad value and what was expected.
 
 from __future__ import annotations
 
+import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from array_api_compat import device as device_of
 
-from xpnet.backend import Backend
+from xpnet.backend import Backend, device_of, to_numpy
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -22,32 +23,47 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def real(name: str, value: Any, *, low: float, high: float = np.inf, low_open: bool) -> float:
+def seed(value: Any) -> int:
+    """Return ``value`` as an int, or raise ValueError unless it is an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool) -> float:
     """Return ``value`` as a float, or raise ValueError unless it lies in the given range.
 
-    The range is ``(low, high]`` when ``low_open`` else ``[low, high]``.
+    The range is ``(low, high]`` when ``low_open`` else ``[low, high]``; an infinite
+    ``high`` is open, since only finite numbers pass.
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    try:
+        number = float(value) if isinstance(value, numbers.Real) else math.nan
+    except OverflowError:  # an int or Fraction beyond float's range
+        number = math.inf
+    if isinstance(value, bool) or not math.isfinite(number):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
-    return float(value)
+    too_low = number <= low if low_open else number < low
+    if too_low or number > high:
+        left = "(" if low_open else "["
+        right = f"{high:g}]" if math.isfinite(high) else "inf)"
+        raise ValueError(f"{name} must be in {left}{low:g}, {right}, got {value!r}")
+    return number
 
 
 def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[Any, bool]:
     """Return ``x`` as an array of ``backend`` on its device, and whether it came from the host.
 
     NumPy arrays, scalars and sequences are copied to the device (cast to
-    ``dtype`` when given); arrays of the backend must already be on its device.
+    ``dtype`` when given); arrays of the backend must already be on its device,
+    and lose any autodiff tracking (torch's ``requires_grad``), so that nothing the
+    network computes from them holds a graph.
 
     Raises
     ------
     TypeError
         If ``x`` is an array of another library.
     ValueError
-        If ``x`` is on another device than the backend's.
+        If ``x`` is on another device than the backend's, or holds no real numbers.
     """
     if isinstance(x, np.ndarray | np.generic | list | tuple | numbers.Number):
         host = np.asarray(x)
@@ -59,55 +75,129 @@ def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[
             f"{name} must be a NumPy array or an array of the network's backend "
             f"({backend.name!r}), got {type(x).__module__}.{type(x).__name__}"
         )
-    if device_of(x) != backend.device:
+    if not backend.holds(x):
         raise ValueError(
-            f"{name} is on device {device_of(x)!r} but the network is on "
-            f"{backend.device!r}; move it there first or pass a NumPy array"
+            f"{name} is on device {backend.canonical_device(device_of(x))!r} but the network is "
+            f"on {backend.device!r}; move it there first or pass a NumPy array"
         )
+    x = backend.untracked(x)
     if dtype is not None and x.dtype != dtype:
         x = backend.xp.astype(x, dtype)
     return x, False
 
 
-def features(backend: Backend, X: Any, input_size: int, dtype: Any) -> tuple[Any, bool]:
+def features(
+    backend: Backend, X: Any, input_size: int, dtype: Any, name: str = "X"
+) -> tuple[Any, bool]:
     """Check and convert inputs ``X``, shape (N, D), to the backend's ``dtype``.
 
     Returns the array and whether ``X`` came from the host (NumPy).
     """
-    X, from_host = to_backend(backend, X, "X", dtype)
+    original = X
+    X, from_host = to_backend(backend, X, name, dtype)
     xp = backend.xp
     if X.ndim != 2 or X.shape[1] != input_size:
         raise ValueError(
-            f"X must have shape (N, {input_size}) (one row of {input_size} features per "
+            f"{name} must have shape (N, {input_size}) (one row of {input_size} features per "
             f"sample), got shape {tuple(X.shape)}; reshape images to rows first"
         )
     if X.shape[0] == 0:
-        raise ValueError("X is empty: it has no rows")
+        raise ValueError(f"{name} is empty: it has no rows")
     # NaN propagates through max and min, and an infinity becomes one of them: two
     # reductions find either without a temporary the size of X.
     if xp.isdtype(X.dtype, "real floating") and not bool(
         xp.isfinite(xp.max(X)) & xp.isfinite(xp.min(X))
     ):
-        raise ValueError("X contains NaN or infinity; clean or impute the data first")
+        raise ValueError(_non_finite_message(name, original, X.dtype))
     return X, from_host
 
 
-def labels(backend: Backend, y: Any, num_samples: int, num_classes: int) -> Any:
-    """Check and convert integer class labels ``y``, shape (N,), with values in [0, C)."""
-    y, _ = to_backend(backend, y, "y")
-    xp = backend.xp
-    if not xp.isdtype(y.dtype, "integral"):
-        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.ndim != 1 or y.shape[0] != num_samples:
-        raise ValueError(
-            f"y must have shape ({num_samples},), one label per row of X, "
-            f"got shape {tuple(y.shape)}"
+def _non_finite_message(name: str, original: Any, dtype: Any) -> str:
+    """Why converted inputs are not finite: NaN or infinity in them, or beyond ``dtype``."""
+    values = np.asarray(to_numpy(original), dtype=np.float64)
+    if np.all(np.isfinite(values)):
+        largest = float(np.max(np.abs(values)))
+        return (
+            f"{name} has values up to {largest:.3g} in magnitude, beyond the range of the "
+            f"network's {dtype} ({np.finfo(np.float32).max:.3g}); scale the data or use "
+            "dtype='float64'"
         )
-    low, high = int(xp.min(y)), int(xp.max(y))
+    return f"{name} contains NaN or infinity; clean or impute the data first"
+
+
+def labels(backend: Backend, y: Any, num_samples: int, num_classes: int, name: str = "y") -> Any:
+    """Check and convert integer class labels ``y``, shape (N,), with values in [0, C).
+
+    Labels of any integer dtype, signed or unsigned, come back in the device's
+    default index dtype.
+    """
+    xp = backend.xp
+    index_dtype = xp.__array_namespace_info__().default_dtypes(device=backend.device)["indexing"]
+    if isinstance(y, np.ndarray | np.generic | list | tuple | numbers.Number):
+        host = np.asarray(y)
+        _check_labels(name, host.dtype.kind in "iu", host.shape, num_samples, str(host.dtype))
+        if host.size:
+            _check_label_range(name, int(host.min()), int(host.max()), num_classes)
+        return backend.asarray(host.astype(np.int64), dtype=index_dtype)
+    y, _ = to_backend(backend, y, name)
+    _check_labels(name, xp.isdtype(y.dtype, "integral"), tuple(y.shape), num_samples, y.dtype)
+    if y.dtype != index_dtype:
+        y = xp.astype(y, index_dtype)  # unsigned dtypes lack min and max on some libraries
+    if y.shape[0]:
+        _check_label_range(name, int(xp.min(y)), int(xp.max(y)), num_classes)
+    return y
+
+
+def _check_labels(name: str, integral: bool, shape: tuple, num_samples: int, dtype: Any) -> None:
+    if not integral:
+        raise ValueError(f"{name} must hold integer class labels, got dtype {dtype}")
+    if len(shape) != 1 or shape[0] != num_samples:
+        raise ValueError(
+            f"{name} must have shape ({num_samples},), one label per row of "
+            f"{'X_val' if name == 'y_val' else 'X'}, got shape {shape}"
+        )
+
+
+def _check_label_range(name: str, low: int, high: int, num_classes: int) -> None:
     if low < 0 or high >= num_classes:
         raise ValueError(
-            f"labels must lie in [0, {num_classes}) for a network with {num_classes} classes, "
-            f"got labels from {low} to {high}"
+            f"{name}: labels must lie in [0, {num_classes}) for a network with {num_classes} "
+            f"classes, got labels from {low} to {high}"
         )
-    index_dtype = xp.__array_namespace_info__().default_dtypes(device=backend.device)["indexing"]
-    return y if y.dtype == index_dtype else xp.astype(y, index_dtype)
+
+
+def fits_in_memory(backend: Backend, elements: int, dtype: Any, what: str) -> None:
+    """Raise ValueError if ``elements`` values of ``dtype`` cannot fit on the backend's device.
+
+    ``what`` names the cause in the message, such as ``"batch_size=10000000000"``.
+    """
+    needed = elements * _itemsize(dtype)
+    available = backend.memory_bytes()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"{what} needs {_bytes(needed)} for its arrays, more than the {_bytes(available)} "
+            f"of memory of {backend}; choose a smaller size"
+        )
+
+
+def finite_weights(weights: Mapping[str, np.ndarray], dtype: str, std: float) -> None:
+    """Raise ValueError unless the initial weights are finite in ``dtype``."""
+    largest = np.finfo(dtype).max
+    for name, W in weights.items():
+        if W.size and not np.max(np.abs(W)) <= largest:  # NaN compares False
+            raise ValueError(
+                f"std={std!r} makes {name} non-finite in {dtype}; use a smaller std "
+                "(the lab's is 1e-4)"
+            )
+
+
+def _itemsize(dtype: Any) -> int:
+    return int(getattr(dtype, "itemsize", None) or np.dtype(str(dtype).split(".")[-1]).itemsize)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"

@@ -167,8 +167,8 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
 
     results = {
-        "val_acc": accuracy(y_val, net.predict(X_val)),
-        "test_acc": accuracy(y_test, net.predict(X_test)),
+        "val_acc": float(accuracy(y_val, net.predict(X_val))),
+        "test_acc": float(accuracy(y_test, net.predict(X_test))),
     }
     print(f"validation accuracy: {results['val_acc']:.4f}")
     print(f"test accuracy:       {results['test_acc']:.4f}")
@@ -211,7 +211,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     *_, X_test, y_test = _prepared_data(dataset, args.data_dir, preprocessing)
     predicted = net.predict(X_test)
     confusion = confusion_matrix(y_test, predicted, net.sizes[2])
-    print(f"test accuracy: {accuracy(y_test, predicted):.4f} on {len(y_test):,} {dataset} images")
+    test_acc = float(accuracy(y_test, predicted))
+    print(f"test accuracy: {test_acc:.4f} on {len(y_test):,} {dataset} images")
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(_confusion_text(confusion))
     out = args.output_dir or args.model.parent

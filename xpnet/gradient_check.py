@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import array_api_compat
 import numpy as np
 
-from xpnet.backend import to_numpy
+from xpnet.backend import array_namespace, device_of, is_writeable_array, to_numpy
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "rel_error"]
 
@@ -89,13 +88,11 @@ def _perturbed(
     f: Callable[[Any], Any], x: Any, ix: tuple[int, ...], h: float, read: Callable[[Any], Any]
 ) -> tuple[Any, Any]:
     """Evaluate ``f`` with ``x[ix]`` raised by ``h``, then lowered by ``h``."""
-    if not array_api_compat.is_writeable_array(x):
-        xp = array_api_compat.array_namespace(x)
+    if not is_writeable_array(x):
+        xp = array_namespace(x)
         flat_index = int(np.ravel_multi_index(ix, tuple(x.shape)))
         size = int(np.prod(tuple(x.shape)))
-        at_ix = xp.reshape(
-            xp.arange(size, device=array_api_compat.device(x)) == flat_index, x.shape
-        )
+        at_ix = xp.reshape(xp.arange(size, device=device_of(x)) == flat_index, x.shape)
         return read(f(xp.where(at_ix, x + h, x))), read(f(xp.where(at_ix, x - h, x)))
     old = float(x[ix])
     x[ix] = old + h
@@ -110,5 +107,5 @@ def _like(grad: np.ndarray, x: Any) -> Any:
     """``grad`` as an array of ``x``'s library, dtype and device."""
     if isinstance(x, np.ndarray):
         return grad.astype(x.dtype, copy=False)
-    xp = array_api_compat.array_namespace(x)
-    return xp.asarray(grad, dtype=x.dtype, device=array_api_compat.device(x))
+    xp = array_namespace(x)
+    return xp.asarray(grad, dtype=x.dtype, device=device_of(x))

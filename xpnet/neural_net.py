@@ -6,31 +6,52 @@ The network computes::
     scores = hidden @ W2 + b2           # (N, C)
     loss   = mean_i -log softmax(scores_i)[y_i] + 0.5 * reg * (sum(W1**2) + sum(W2**2))
 
-Every line below uses only the Array API namespace ``xp`` of the network's
-backend, so the same code runs on NumPy, CuPy, torch and array-api-strict.
+The math (:func:`forward`, :func:`cross_entropy`, :func:`l2_penalty`,
+:func:`softmax_loss` and the training step :class:`TrainStep`) uses only the Array
+API namespace ``xp`` of the network's backend, so the same lines run on NumPy, CuPy,
+PyTorch, JAX and array-api-strict, eagerly or compiled. NumPy on the host draws the
+initial weights and the batch indices, so that a seed gives the same network and
+the same batches on every backend.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from array_api_compat import device as device_of
 
 from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
-from xpnet.backend import Backend, resolve_backend, to_numpy
-from xpnet.errors import TrainingDivergedError, TrainingInterrupted
+from xpnet.backend import (
+    Backend,
+    Compile,
+    device_of,
+    resolve_backend,
+    select_runner,
+    to_numpy,
+)
+from xpnet.errors import TrainingInterrupted
+from xpnet.metrics import accuracy
 from xpnet.model_file import read_model, write_model
 from xpnet.optim import SGD
+from xpnet.training import (
+    SCHEDULES,
+    BatchSampler,
+    ProgressCallback,
+    Rates,
+    RunRecord,
+    Schedule,
+    chunks,
+    learning_rates,
+)
 
 __all__ = [
     "INITS",
     "SCHEDULES",
+    "TrainStep",
     "TwoLayerNet",
     "cross_entropy",
     "forward",
@@ -39,10 +60,10 @@ __all__ = [
     "softmax_loss",
 ]
 
+Init = Literal["gaussian", "he"]
+DType = Literal["float32", "float64"]
 #: Weight initialisations: the lab's scaled Gaussian, and He's.
-INITS = ("gaussian", "he")
-#: Learning-rate schedules: the lab's decay once per epoch, and cosine annealing.
-SCHEDULES = ("step", "cosine")
+INITS: tuple[Init, ...] = ("gaussian", "he")
 #: The weights the L2 penalty applies to (not the biases).
 L2_WEIGHTS = ("W1", "W2")
 
@@ -69,7 +90,7 @@ def forward(xp: ModuleType, params: Params, X: Any) -> tuple[Any, Any]:
     """
     pre_activation = X @ params["W1"]
     pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
-    hidden = xp.maximum(pre_activation, 0.0)
+    hidden = xp.clip(pre_activation, min=0.0)  # ReLU; a Python bound needs no device constant
     scores = hidden @ params["W2"]
     scores += params["b2"]
     return hidden, scores
@@ -108,11 +129,14 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
     scores -= xp.max(scores, axis=1, keepdims=True)
     exp_scores = xp.exp(scores)
     sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
-    # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i]
-    loss = (xp.sum(xp.log(sum_exp)) - xp.sum(scores * T)) / N
+    # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i];  sum_i s_i[y_i] = <scores, T>
+    loss = (xp.sum(xp.log(sum_exp)) - xp.vecdot(_flat(xp, scores), _flat(xp, T))) / N
 
-    # dL/dscores = (softmax - onehot(y)) / N
-    dscores = (exp_scores / sum_exp - T) / N
+    # dL/dscores = (softmax - onehot(y)) / N, built in the exp_scores buffer
+    dscores = exp_scores
+    dscores /= sum_exp
+    dscores -= T
+    dscores /= N
     # scores = hidden @ W2 + b2
     dW2 = hidden.T @ dscores
     db2 = xp.sum(dscores, axis=0)
@@ -126,10 +150,8 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
 
 def l2_penalty(xp: ModuleType, params: Params, reg: float) -> Any:
     """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
-    squares = [
-        xp.vecdot(xp.reshape(params[W], (-1,)), xp.reshape(params[W], (-1,))) for W in L2_WEIGHTS
-    ]
-    return 0.5 * reg * (squares[0] + squares[1])
+    W1, W2 = (_flat(xp, params[W]) for W in L2_WEIGHTS)
+    return 0.5 * reg * (xp.vecdot(W1, W1) + xp.vecdot(W2, W2))
 
 
 def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> tuple[Any, Params]:
@@ -161,6 +183,57 @@ def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> 
     return loss + l2_penalty(xp, params, reg), grads
 
 
+@dataclass(frozen=True)
+class TrainStep:
+    """One step of minibatch training: the lab's loss on a batch, then an optimiser update.
+
+    Runners call it eagerly, trace it (``jax.jit``) or capture it (CUDA graphs); it
+    is the one copy of the step's math. Frozen, so a compiled runner can key its
+    cache on it.
+
+    Attributes
+    ----------
+    xp : module
+        The Array API namespace.
+    optimizer : SGD
+        Applies the gradients and the L2 term's gradient.
+    reg : float
+        L2 regularisation strength, for the loss's penalty term.
+    """
+
+    xp: ModuleType
+    optimizer: SGD
+    reg: float
+
+    def __call__(self, state: dict[str, Any], data: tuple[Any, Any], batch: Any, lr: Any) -> Any:
+        """Take one step on the rows ``batch`` of ``data``; update ``state``; return the loss.
+
+        Parameters
+        ----------
+        state : dict
+            ``params`` (the network's parameters) and ``optimizer`` (its state),
+            updated in place (by item assignment where arrays are immutable).
+        data : (X, T)
+            All training rows (N, D) and their one-hot targets (N, C).
+        batch : array of int, shape (B,)
+            The rows of this step.
+        lr : float or 0-d array
+            The learning rate.
+
+        Returns
+        -------
+        array, shape ()
+            The lab's loss on the batch, before the update.
+        """
+        xp, params = self.xp, state["params"]
+        X, T = data
+        X_batch, T_batch = xp.take(X, batch, axis=0), xp.take(T, batch, axis=0)
+        loss, grads = cross_entropy(xp, params, X_batch, T_batch)
+        loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
+        self.optimizer.step(params, grads, state["optimizer"], lr)
+        return loss
+
+
 class TwoLayerNet:
     """A two-layer fully-connected network with a ReLU and a softmax classifier.
 
@@ -177,11 +250,12 @@ class TwoLayerNet:
         The number of classes C.
     std : float, default 1e-4
         Weights are initialised as ``std * randn``; biases as zeros.
-    backend : str or module, default "numpy"
-        ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"`` or an
-        Array API namespace.
+    backend : str, module or Backend, default "numpy"
+        ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"``, ``"jax"``, an
+        Array API namespace, or a :class:`xpnet.Backend`.
     device : object, optional
-        The backend's device, for example ``"cuda:1"`` (torch) or ``1`` (CuPy).
+        The backend's device, for example ``"cuda:1"`` (torch), ``1`` (CuPy) or
+        ``"gpu:0"`` (JAX).
     dtype : {"float64", "float32"}, default "float64"
         The floating dtype of parameters and computation.
     seed : int, optional
@@ -198,6 +272,10 @@ class TwoLayerNet:
     params : dict of str to array
         ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,), arrays of the
         backend on its device.
+    training : dict or None
+        Settings and final figures of the last :meth:`train` call, saved with the model.
+    metadata : dict
+        Metadata read by :meth:`load`; empty for a new network.
 
     Notes
     -----
@@ -212,38 +290,51 @@ class TwoLayerNet:
         output_size: int,
         std: float = 1e-4,
         *,
-        backend: str | ModuleType = "numpy",
+        backend: str | ModuleType | Backend = "numpy",
         device: Any = None,
-        dtype: str = "float64",
+        dtype: DType = "float64",
         seed: int | None = None,
-        init: str = "gaussian",
+        init: Init = "gaussian",
     ) -> None:
         D = _checks.positive_int("input_size", input_size)
         H = _checks.positive_int("hidden_size", hidden_size)
         C = _checks.positive_int("output_size", output_size)
         std = _checks.real("std", std, low=0.0, low_open=False)
-        self.backend: Backend = resolve_backend(backend, device)
-        self.dtype = self.backend.dtype(dtype)
-        self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
-
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self._setup(backend, device, dtype, seed)
+        # The weights, drawn as float64 on the host, then on the device.
+        _checks.fits_in_memory(
+            self.backend, (D + C) * H, "float64", f"a {D}-{H}-{C} network (hidden_size={H})"
+        )
+
         # "gaussian": W = std * randn, the lab's; "he": W = randn * sqrt(2 / fan_in).
         scale1, scale2 = (std, std) if init == "gaussian" else (np.sqrt(2 / D), np.sqrt(2 / H))
-        randn = self._standard_normal
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            weights = {
+                "W1": scale1 * self._standard_normal((D, H)),
+                "W2": scale2 * self._standard_normal((H, C)),
+            }
+        _checks.finite_weights(weights, dtype, std)
         host_params = {
-            "W1": scale1 * randn((D, H)),
+            "W1": weights["W1"],
             "b1": np.zeros(H),
-            "W2": scale2 * randn((H, C)),
+            "W2": weights["W2"],
             "b2": np.zeros(C),
         }
         self.params: Params = {
             name: self.backend.asarray(value, dtype=self.dtype)
             for name, value in host_params.items()
         }
-        #: Settings and final figures of the last :meth:`train` call, saved with the model.
+
+    def _setup(self, backend: Any, device: Any, dtype: Any, seed: int | None) -> None:
+        """Resolve the backend, dtype and random source; no parameters yet."""
+        if seed is not None:
+            seed = _checks.seed(seed)
+        self.backend: Backend = resolve_backend(backend, device)
+        self.dtype = self.backend.dtype(dtype)
+        self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
         self.training: dict[str, Any] | None = None
-        #: Metadata read by :meth:`load`; empty for a new network.
         self.metadata: dict[str, Any] = {}
 
     @property
@@ -323,18 +414,19 @@ class TwoLayerNet:
         batch_size: int = 200,
         momentum: float = 0.0,
         verbose: bool = False,
-        progress: Callable[[int, Any, float], None] | None = None,
+        progress: ProgressCallback | None = None,
         *,
         shuffle: bool = False,
-        schedule: str = "step",
+        schedule: Schedule = "step",
+        compile: Compile = "auto",
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent.
 
-        Each iteration samples ``batch_size`` rows with replacement, takes one SGD
-        step (with momentum when ``momentum > 0``), and records the loss. Once per
-        epoch, ``max(N // batch_size, 1)`` iterations, it records the accuracy on
-        the current batch and on the validation set, then multiplies the learning
-        rate by ``learning_rate_decay``.
+        Each iteration takes a batch of ``batch_size`` rows, one SGD step (with
+        momentum when ``momentum > 0``) on the lab's loss, and records the loss. An
+        epoch is ``max(N // batch_size, 1)`` iterations; after each, the accuracy on
+        its last batch and on the validation set is recorded, and the ``"step"``
+        schedule multiplies the learning rate by ``learning_rate_decay``.
 
         Parameters
         ----------
@@ -348,7 +440,7 @@ class TwoLayerNet:
             Validation labels.
         learning_rate : float, default 1e-3
         learning_rate_decay : float, default 0.95
-            Factor applied to the learning rate after every epoch.
+            Factor in (0, 1] applied to the learning rate after every epoch.
         reg : float, default 5e-6
             L2 regularisation strength.
         num_iters : int, default 100
@@ -356,13 +448,15 @@ class TwoLayerNet:
         batch_size : int, default 200
             Rows per step.
         momentum : float, default 0.0
-            Momentum coefficient in [0, 1); plain SGD when 0.
+            Momentum coefficient in [0, 0.999]; plain SGD when 0.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
-            Called after every iteration as ``progress(iteration, loss, learning_rate)``
-            with the loss as a 0-d array still on the device: reading it (``float``)
-            waits for the device, so a progress display should do so only now and then.
+            ``progress(iteration, loss, learning_rate)``, called after every chunk of
+            steps (one step on the eager path, up to 100 on a compiled one) with the
+            chunk's last iteration, its loss as a 0-d array still on the device, and
+            its learning rate. Reading the loss (``float``) waits for the device, so
+            a progress display should do so only now and then.
         shuffle : bool, default False
             False: each batch is sampled with replacement, as in the lab. True: each
             epoch visits the rows of a fresh random permutation in batches.
@@ -371,12 +465,29 @@ class TwoLayerNet:
             after every epoch, as in the lab. ``"cosine"``: it follows
             ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` over the iterations
             ``t``, and ``learning_rate_decay`` is not used.
+        compile : {"auto", True, False}, default "auto"
+            How the steps run. ``"auto"``: the fastest correct path for the backend
+            and device (``jax.jit`` with ``lax.scan`` on JAX, CUDA graphs for torch on
+            CUDA, the eager loop elsewhere). False: the eager loop, one step at a
+            time. True: a compiled path, or ValueError where there is none.
+            :attr:`training` records which path ran.
 
         Returns
         -------
         dict
             ``loss_history`` (one float per iteration), ``train_acc_history`` and
             ``val_acc_history`` (one float per epoch).
+
+        Raises
+        ------
+        ValueError
+            For bad data or settings, before any parameter changes.
+        xpnet.errors.TrainingDivergedError
+            If the loss or the parameters become NaN or infinite; the network keeps
+            its parameters from the last check with finite values.
+        xpnet.errors.TrainingInterrupted
+            On Ctrl-C, after the current step (eager) or chunk (compiled); the
+            network holds the parameters after the last whole step or chunk.
         """
         xp = self.xp
         D, _, C = self.sizes
@@ -390,65 +501,58 @@ class TwoLayerNet:
         momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if progress is not None and not callable(progress):
+            raise ValueError(f"progress must be a callable or None, got {progress!r}")
         X, _ = _checks.features(self.backend, X, D, self.dtype)
         y = _checks.labels(self.backend, y, X.shape[0], C)
-        X_val, _ = _checks.features(self.backend, X_val, D, self.dtype)
-        y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C)
+        X_val, _ = _checks.features(self.backend, X_val, D, self.dtype, name="X_val")
+        y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C, name="y_val")
+        # A step's batch, activations and gradients: (B, D + 2C + 3H) values at most.
+        _checks.fits_in_memory(
+            self.backend, batch_size * (D + 2 * C + 3 * self.sizes[1]), self.dtype,
+            f"batch_size={batch_size}",
+        )  # fmt: skip
 
-        num_train = X.shape[0]
-        iterations_per_epoch = max(num_train // batch_size, 1)
-        # How often to look for a NaN or infinite loss: the one wait on the device.
-        check_every = min(iterations_per_epoch, 100)
-        optimizer = SGD(self.params, learning_rate, momentum, weight_decay=reg, decayed=L2_WEIGHTS)
-        T = onehot(xp, y, C, self.dtype)  # every row's one-hot target, built once
-        losses, train_accs, val_accs = [], [], []
-        checkpoint, checked = self._copy_params(), 0
-
-        batches = self._batches(num_train, batch_size, shuffle)
+        step = TrainStep(xp, SGD(momentum, reg, frozenset(L2_WEIGHTS)), reg)
+        runner = select_runner(self.backend, step, compile)
+        sampler = BatchSampler(self.backend, self._rng, X.shape[0], batch_size, shuffle)
+        per_epoch = sampler.per_epoch
+        state = {"params": self.params, "optimizer": step.optimizer.init(self.params)}
+        data = (X, onehot(xp, y, C, self.dtype))  # every row's one-hot target, built once
+        record = RunRecord(xp, self.params, check_every=min(per_epoch, 100))
+        callbacks = [c for c in (progress, _LossPrinter(num_iters) if verbose else None) if c]
 
         with deferred_interrupt() as interrupted:
-            for it, batch in zip(range(num_iters), batches, strict=False):
-                if interrupted():
-                    break
-                if schedule == "cosine":
-                    optimizer.learning_rate = (
-                        learning_rate * (1 + math.cos(math.pi * it / num_iters)) / 2
-                    )
-                X_batch, T_batch = xp.take(X, batch, axis=0), xp.take(T, batch, axis=0)
-
-                # The lab's loss; its L2 term's gradient is applied by the optimizer.
-                loss, grads = cross_entropy(xp, self.params, X_batch, T_batch)
-                loss = loss + l2_penalty(xp, self.params, reg)
-                optimizer.step(grads)
-                losses.append(loss)
-                if verbose and it % 100 == 0:
-                    print(f"iteration {it} / {num_iters}: loss {float(loss):f}")
-
-                if (it + 1) % iterations_per_epoch == 0:
-                    train_accs.append(self._accuracy(X_batch, xp.take(y, batch, axis=0)))
-                    val_accs.append(self._accuracy(X_val, y_val))
-                    if schedule == "step":
-                        optimizer.learning_rate *= learning_rate_decay
-                if progress is not None:
-                    progress(it, loss, optimizer.learning_rate)
-                if (it + 1) % check_every == 0:
-                    if not self._all_finite(losses[checked:]):
-                        self._diverged(
-                            losses,
-                            train_accs,
-                            val_accs,
-                            checkpoint,
-                            checked,
-                            optimizer.learning_rate,
+            while record.iterations < num_iters and not interrupted():
+                first = record.iterations
+                batches = sampler.epoch()
+                length = min(per_epoch, num_iters - first)
+                host_rates = learning_rates(
+                    schedule, learning_rate, learning_rate_decay, num_iters, per_epoch,
+                    first, first + length,
+                )  # fmt: skip
+                rates = Rates(host_rates, self.backend.asarray(host_rates, dtype=self.dtype))
+                for chunk in chunks(length, first, runner.max_chunk, 100 if verbose else None):
+                    if interrupted():
+                        break
+                    state, losses = runner(state, data, batches[chunk, :], rates[chunk])
+                    self.params = state["params"]
+                    record.add_losses(losses)
+                    rate = float(host_rates[chunk.stop - 1])
+                    if record.iterations % per_epoch == 0:  # the end of an epoch
+                        last = batches[chunk.stop - 1, :]
+                        record.add_accuracies(
+                            self._accuracy(xp.take(X, last, axis=0), xp.take(y, last, axis=0)),
+                            self._accuracy(X_val, y_val),
                         )
-                    checkpoint, checked = self._copy_params(), len(losses)
+                    for callback in callbacks:
+                        callback(record.iterations - 1, losses[-1], rate)
+                    if record.check_due:
+                        self._check(record, rate)
+        if record.iterations > record.checked:
+            self._check(record, float(host_rates[-1]))
 
-        # The iterations since the last check, whether the run finished or was stopped.
-        if not self._all_finite(losses[checked:]):
-            self._diverged(
-                losses, train_accs, val_accs, checkpoint, checked, optimizer.learning_rate
-            )
-        history = self._history(losses, train_accs, val_accs)
+        history = record.history()
         self.training = {
             "settings": {
                 "learning_rate": learning_rate,
@@ -459,15 +563,16 @@ class TwoLayerNet:
                 "momentum": momentum,
                 "shuffle": shuffle,
                 "schedule": schedule,
-                "num_train": num_train,
+                "num_train": int(X.shape[0]),
                 "backend": self.backend.name,
             },
-            "iterations": len(losses),
-            "final_loss": history["loss_history"][-1] if losses else None,
-            "final_val_acc": history["val_acc_history"][-1] if val_accs else None,
+            "path": runner.name,
+            "iterations": record.iterations,
+            "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
+            "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
         }
-        if len(losses) < num_iters:
-            raise TrainingInterrupted(len(losses), history)
+        if record.iterations < num_iters:
+            raise TrainingInterrupted(record.iterations, history)
         return history
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
@@ -488,9 +593,9 @@ class TwoLayerNet:
         cls,
         path: str | os.PathLike[str],
         *,
-        backend: str | ModuleType = "numpy",
+        backend: str | ModuleType | Backend = "numpy",
         device: Any = None,
-        dtype: str | None = None,
+        dtype: DType | None = None,
     ) -> TwoLayerNet:
         """Read a network saved by :meth:`save`, onto any backend and device.
 
@@ -513,98 +618,43 @@ class TwoLayerNet:
             If the file is not a valid xpnet model (see :mod:`xpnet.model_file`).
         """
         params, metadata = read_model(path)
-        D, H = params["W1"].shape
-        net = cls(
-            D,
-            H,
-            params["W2"].shape[1],
-            std=0.0,
-            backend=backend,
-            device=device,
-            dtype=dtype or metadata["dtype"],
-            seed=0,
-        )
+        net = cls.__new__(cls)
+        net._setup(backend, device, dtype or metadata["dtype"], seed=0)
         net.params = {name: net.backend.asarray(p, dtype=net.dtype) for name, p in params.items()}
         net.training = metadata.get("training")
         net.metadata = metadata
         return net
-
-    def _batches(self, num_train: int, batch_size: int, shuffle: bool) -> Iterator[Any]:
-        """Row indices on the device, one array per iteration, drawn an epoch at a time.
-
-        Without ``shuffle``, rows are sampled with replacement, as the lab does; with
-        it, each epoch takes consecutive slices of a fresh permutation. Either way
-        one transfer to the device serves a whole epoch.
-        """
-        per_epoch = max(num_train // batch_size, 1)
-        while True:
-            if shuffle:
-                order = self.backend.asarray(self._rng.permutation(num_train))
-                epoch = [order[k * batch_size : (k + 1) * batch_size] for k in range(per_epoch)]
-            else:
-                drawn = self.backend.asarray(self._rng.choice(num_train, (per_epoch, batch_size)))
-                epoch = [drawn[k, :] for k in range(per_epoch)]
-            yield from epoch
 
     def _predict(self, X: Any) -> Any:
         _, scores = forward(self.xp, self.params, X)
         return self.xp.argmax(scores, axis=1)
 
     def _accuracy(self, X: Any, y: Any) -> Any:
-        xp = self.xp
-        return xp.mean(xp.astype(self._predict(X) == y, self.dtype))
+        """The accuracy on device rows ``X``, as a 0-d array on the device (no wait)."""
+        return accuracy(y, self._predict(X))
 
-    def _history(self, losses: list[Any], train_accs: list[Any], val_accs: list[Any]) -> dict:
-        return {
-            "loss_history": self._floats(losses),
-            "train_acc_history": self._floats(train_accs),
-            "val_acc_history": self._floats(val_accs),
-        }
-
-    def _copy_params(self) -> Params:
-        return {name: self.xp.asarray(p, copy=True) for name, p in self.params.items()}
-
-    def _all_finite(self, scalars: list[Any]) -> bool:
-        """Whether the losses and the parameters are all finite: one wait on the device."""
-        xp = self.xp
-        checks = [xp.all(xp.isfinite(p)) for p in self.params.values()]
-        if scalars:
-            checks.append(xp.all(xp.isfinite(xp.stack(scalars))))
-        return bool(xp.all(xp.stack(checks)))
-
-    def _diverged(
-        self,
-        losses: list[Any],
-        train_accs: list[Any],
-        val_accs: list[Any],
-        checkpoint: Params,
-        checked: int,
-        learning_rate: float,
-    ) -> None:
-        """Restore the last finite parameters and raise TrainingDivergedError."""
-        recent = to_numpy(self.xp.stack(losses[checked:])) if losses[checked:] else np.zeros(0)
-        bad = np.flatnonzero(~np.isfinite(recent))
-        iteration = checked + (int(bad[0]) if bad.size else len(recent))
-        for name, p in checkpoint.items():
-            self.params[name] = p
-        history = self._history(losses[:iteration], train_accs, val_accs)
-        value = f"{recent[bad[0]]}" if bad.size else "finite, but the parameters overflowed"
-        raise TrainingDivergedError(
-            f"training diverged at iteration {iteration}: the loss became {value} with "
-            f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
-            f"iteration {checked}, the last check with a finite loss. Lower the learning "
-            "rate (or the momentum) and train again.",
-            iteration,
-            history,
-        )
-
-    def _floats(self, scalars: list[Any]) -> list[float]:
-        """Turn device scalars into Python floats with one transfer."""
-        if not scalars:
-            return []
-        return to_numpy(self.xp.stack(scalars)).astype(float).tolist()
+    def _check(self, record: RunRecord, learning_rate: float) -> None:
+        """Check the run for divergence; on it, restore the checkpoint and raise."""
+        if not record.check(self.params):
+            self.params = record.checkpoint
+            raise record.divergence(learning_rate)
 
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         if isinstance(self._rng, np.random.Generator):
             return self._rng.standard_normal(shape)
         return self._rng.randn(*shape)
+
+
+class _LossPrinter:
+    """``verbose=True``: print the loss every 100 iterations, as the lab does."""
+
+    def __init__(self, num_iters: int):
+        self.num_iters = num_iters
+
+    def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
+        if iteration % 100 == 0:
+            print(f"iteration {iteration} / {self.num_iters}: loss {float(loss):f}")
+
+
+def _flat(xp: ModuleType, x: Any) -> Any:
+    return xp.reshape(x, (-1,))

@@ -1,0 +1,43 @@
+"""The one import of ``array_api_compat``: the helpers xpnet uses, routed through here.
+
+Every other module gets namespaces, devices and array tests from ``xpnet.backend``,
+so a change of compat library (or a workaround for one of its versions) happens in
+one place.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import array_api_compat
+from array_api_compat import (
+    array_namespace,
+    is_array_api_obj,
+    is_cupy_array,
+    is_jax_array,
+    is_numpy_array,
+    is_torch_array,
+    is_torch_namespace,
+    is_writeable_array,
+    size,
+)
+from array_api_compat import device as device_of
+
+__all__ = [
+    "array_namespace",
+    "device_of",
+    "is_array_api_obj",
+    "is_cupy_array",
+    "is_jax_array",
+    "is_namespace",
+    "is_numpy_array",
+    "is_torch_array",
+    "is_torch_namespace",
+    "is_writeable_array",
+    "size",
+]
+
+
+def is_namespace(test: str, namespace: ModuleType) -> bool:
+    """Apply ``array_api_compat``'s namespace test called ``test`` (``"is_torch_namespace"``)."""
+    return bool(getattr(array_api_compat, test)(namespace))

@@ -1,0 +1,228 @@
+"""From a user's ``backend=`` and ``device=`` to a namespace and a device, and back to NumPy."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from xpnet.backend import _compat
+from xpnet.backend._table import BACKENDS, BackendSpec
+
+__all__ = ["FLOAT_DTYPES", "SUPPORTED_BACKENDS", "Backend", "resolve_backend", "to_numpy"]
+
+#: Backend names accepted by ``backend=``, with what to pip install for each.
+SUPPORTED_BACKENDS: dict[str, str] = {name: spec.extra for name, spec in BACKENDS.items()}
+
+#: Floating dtypes a network can use.
+FLOAT_DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array library on one device, as the rest of xpnet sees it.
+
+    Attributes
+    ----------
+    name : str
+        A key of :data:`SUPPORTED_BACKENDS`, or the module name of a namespace
+        that ``array_api_compat`` does not know by name.
+    xp : module
+        The Array API namespace (``array_api_compat``'s wrapper where one exists).
+    device : object
+        The device arrays are created on, in the library's own terms.
+    """
+
+    name: str
+    xp: ModuleType
+    device: Any
+
+    def __str__(self) -> str:
+        device = str(self.device)  # array-api-strict writes "array_api_strict.Device('name')"
+        if device.endswith("')") and "Device('" in device:
+            device = device.split("Device('", 1)[1][:-2]
+        return f"{self.name} on {device}"
+
+    @property
+    def spec(self) -> BackendSpec | None:
+        """This backend's row of the backend table (None for an unlisted namespace)."""
+        return BACKENDS.get(self.name)
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """Return ``x`` (a NumPy array, scalar or sequence) as an array on this device."""
+        return self.xp.asarray(x, dtype=dtype, device=self.device)
+
+    def dtype(self, name: str) -> Any:
+        """Return the floating dtype called ``name`` ("float32" or "float64").
+
+        Raises
+        ------
+        ValueError
+            If ``name`` is not a floating dtype xpnet supports, or the device
+            does not support it.
+        """
+        if name not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be one of {FLOAT_DTYPES}, got {name!r}")
+        supported = self.xp.__array_namespace_info__().dtypes(
+            device=self.device, kind="real floating"
+        )
+        if name == "float64" and self.name == "jax" and not _jax_x64_enabled():
+            raise ValueError(
+                "backend 'jax' computes in float32 unless 64-bit mode is on: use "
+                "dtype='float32', or call jax.config.update('jax_enable_x64', True) "
+                "(or set JAX_ENABLE_X64=1) before creating arrays"
+            )
+        if name not in supported:
+            raise ValueError(
+                f"dtype {name!r} is not supported by backend {self.name!r} on device "
+                f"{self.device!r}; use one of {sorted(supported)}"
+            )
+        return supported[name]
+
+    def owns(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this backend's library."""
+        return _compat.is_array_api_obj(x) and _compat.array_namespace(x) is self.xp
+
+    def holds(self, x: Any) -> bool:
+        """Whether ``x``, an array of this library, is on this backend's device.
+
+        Devices are compared by what they are, not how they are written: torch's
+        ``"cpu"`` and ``"cpu:0"``, or ``"cuda"`` and ``"cuda:0"`` on a one-GPU machine.
+        """
+        return self.canonical_device(_compat.device_of(x)) == self.device
+
+    def untracked(self, x: Any) -> Any:
+        """``x`` without autodiff tracking (torch's ``detach``), sharing its memory."""
+        if _compat.is_torch_array(x) and x.requires_grad:
+            return x.detach()
+        return x
+
+    def memory_bytes(self) -> int | None:
+        """The memory of this backend's device in bytes (None where it cannot say)."""
+        device = self.device
+        try:
+            if _compat.is_torch_namespace(self.xp) and device.type == "cuda":
+                import torch
+
+                return int(torch.cuda.get_device_properties(device).total_memory)
+            if self.name == "cupy":
+                return int(device.mem_info[1])
+            stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+            if stats and "bytes_limit" in stats:
+                return int(stats["bytes_limit"])
+        except Exception:  # a library that cannot answer: fall back to the host's memory
+            pass
+        return _host_memory()
+
+    def canonical_device(self, device: Any) -> Any:
+        """``device`` as this backend's resolver writes it (unchanged if it cannot say)."""
+        if self.spec is None:
+            return device
+        try:
+            return self.spec.resolve(device)[1]
+        except (ValueError, RuntimeError, TypeError):
+            return device
+
+
+def resolve_backend(backend: str | ModuleType | Backend = "numpy", device: Any = None) -> Backend:
+    """Turn ``backend=`` and ``device=`` into a :class:`Backend`.
+
+    Parameters
+    ----------
+    backend : str, module or Backend
+        ``"numpy"``, ``"array_api_strict"``, ``"torch"``, ``"cupy"`` or ``"jax"``;
+        an array namespace such as ``array_api_strict`` or ``cupy`` itself; or a
+        :class:`Backend`, returned as it is.
+    device : object, optional
+        The device to use: ``"cuda:1"`` for torch, ``1`` for CuPy, an index into
+        ``jax.devices()``, a platform such as ``"gpu:0"`` or a JAX device. The
+        library's default device when None.
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name or an invalid device.
+    ImportError
+        If the library is not installed; the message names the pip extra.
+    RuntimeError
+        If the library needs a GPU (CuPy, or torch with a CUDA device) and the
+        machine has none.
+
+    Notes
+    -----
+    NumPy's global random state is the same after the call as before, even where
+    importing the library draws from it.
+    """
+    if isinstance(backend, Backend):
+        if device is not None and backend.canonical_device(device) != backend.device:
+            raise ValueError(f"device={device!r} contradicts the backend's device {backend}")
+        return backend
+    if isinstance(backend, ModuleType):
+        name = _namespace_name(backend)
+        if name not in BACKENDS:
+            xp = _compat.array_namespace(backend.asarray(0))
+            info = xp.__array_namespace_info__()
+            return Backend(name, xp, info.default_device() if device is None else device)
+    elif isinstance(backend, str) and backend in BACKENDS:
+        name = backend
+    else:
+        raise ValueError(
+            f"unknown backend {backend!r}; supported backends are "
+            f"{', '.join(map(repr, BACKENDS))}, or an Array API namespace"
+        )
+    # Importing a library may draw from NumPy's global random state (JAX does), which
+    # would change the weights and batches the lab seeds with np.random.seed.
+    random_state = np.random.get_state()  # noqa: NPY002 (the lab's global state)
+    try:
+        xp, resolved = BACKENDS[name].resolve(device)
+    finally:
+        np.random.set_state(random_state)  # noqa: NPY002
+    return Backend(name, xp, resolved)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return ``x``, an array of any supported library on any device, as a NumPy array.
+
+    GPU arrays are copied to the host: CuPy's with ``.get()``, torch's with ``.cpu()``,
+    JAX's and others' through DLPack where the producer can export to the CPU, else
+    through their ``__array__``.
+    """
+    if isinstance(x, np.ndarray | np.generic):
+        return np.asarray(x)
+    if _compat.is_cupy_array(x):
+        return x.get()
+    if _compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if _compat.is_array_api_obj(x):
+        try:
+            return np.from_dlpack(x)
+        except (BufferError, TypeError, RuntimeError, ValueError):
+            pass  # not on the CPU, or no DLPack export: ask the library for a host copy
+    return np.asarray(x)
+
+
+def _namespace_name(namespace: ModuleType) -> str:
+    for name, spec in BACKENDS.items():
+        if _compat.is_namespace(spec.namespace_test, namespace):
+            return name
+    return namespace.__name__
+
+
+def _host_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _jax_x64_enabled() -> bool:
+    import jax
+
+    return bool(jax.config.read("jax_enable_x64"))

@@ -1,0 +1,213 @@
+"""Running training steps a chunk at a time: an eager loop, JAX's jit + scan, torch's CUDA graphs.
+
+A runner takes the one array-API training step (:class:`xpnet.training.TrainStep`)
+and runs ``K`` of them in a row without waiting on the device:
+
+- :class:`EagerRunner`: a Python loop, one step per call. Every backend has it;
+  NumPy, array-api-strict, CuPy and torch on the CPU use it by default.
+- :class:`JaxScanRunner`: ``jax.jit`` of ``lax.scan`` over up to 100 steps, on any
+  JAX device. The step is traced once per chunk length and configuration.
+- :class:`TorchGraphRunner`: for torch on CUDA, up to 100 steps captured in one CUDA
+  graph over static buffers (the parameters, the optimiser state, the batch indices
+  and the learning rates), then replayed. CuPy is not captured: its stream capture
+  refuses cuBLAS calls (cupy/cupy#6290).
+
+Which one runs is decided here, by :func:`select_runner`, from the backend and device.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from xpnet.backend._resolve import Backend
+
+__all__ = ["Compile", "EagerRunner", "JaxScanRunner", "Runner", "TorchGraphRunner", "select_runner"]
+
+#: ``train(compile=...)``: "auto" picks the fastest correct path, False forces the
+#: eager loop, True demands a compiled one.
+Compile = Literal["auto"] | bool
+
+#: The most steps one compiled call runs: Ctrl-C, the progress display and the
+#: divergence check wait for at most this many.
+CHUNK = 100
+
+# ``step(state, data, batch, learning_rate) -> loss``, updating ``state`` in place.
+Step = Callable[[dict[str, Any], tuple[Any, ...], Any, Any], Any]
+
+
+class Runner(Protocol):
+    """Runs ``K`` training steps: ``runner(state, data, batches, rates) -> (state, losses)``.
+
+    ``batches`` is a (K, B) array of row indices on the device; ``rates`` holds the K
+    learning rates, as a NumPy array (``host``) and as an array on the device
+    (``device``). The returned ``losses`` has shape (K,) and stays on the device.
+    """
+
+    name: str
+    max_chunk: int
+
+    def __call__(
+        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+    ) -> tuple[dict[str, Any], Any]: ...
+
+
+class _Rates(Protocol):
+    host: np.ndarray
+    device: Any
+
+
+class EagerRunner:
+    """One step per call, as the lab's loop: every backend, every device."""
+
+    name = "eager loop"
+    max_chunk = 1
+
+    def __init__(self, backend: Backend, step: Step):
+        self.xp = backend.xp
+        self.step = step
+
+    def __call__(
+        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+    ) -> tuple[dict[str, Any], Any]:
+        losses = [
+            self.step(state, data, batches[k, :], float(rate)) for k, rate in enumerate(rates.host)
+        ]
+        return state, self.xp.stack(losses)
+
+
+class JaxScanRunner:
+    """``jax.jit`` of ``lax.scan`` over the steps of a chunk."""
+
+    name = "jax.jit + lax.scan"
+    max_chunk = CHUNK
+
+    def __init__(self, backend: Backend, step: Step):
+        self.step = step
+
+    def __call__(
+        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+    ) -> tuple[dict[str, Any], Any]:
+        return _jax_scan()(self.step, state, data, batches, rates.device)
+
+
+@functools.cache
+def _jax_scan() -> Callable[..., Any]:
+    """The jitted scan, built once: its cache is keyed by the (hashable) step and shapes."""
+    import jax
+
+    def scan(step: Step, state: Any, data: Any, batches: Any, rates: Any) -> Any:
+        def body(state: Any, inputs: tuple[Any, Any]) -> tuple[Any, Any]:
+            state = jax.tree_util.tree_map(lambda leaf: leaf, state)  # fresh dicts to update
+            batch, rate = inputs
+            return state, step(state, data, batch, rate)
+
+        return jax.lax.scan(body, state, (batches, rates))
+
+    return jax.jit(scan, static_argnums=0)
+
+
+class TorchGraphRunner:
+    """Torch on CUDA: each chunk length captured once as a CUDA graph, then replayed.
+
+    The graph reads and updates the very tensors of ``state`` (every update in the
+    step is in place), the rows of ``data``, and two static buffers that each call
+    fills on the device: the chunk's batch indices and learning rates.
+    """
+
+    name = "CUDA graph"
+    max_chunk = CHUNK
+
+    def __init__(self, backend: Backend, step: Step):
+        import torch
+
+        self.torch = torch
+        self.device = backend.device
+        self.step = step
+        self.graphs: dict[int, _CapturedChunk] = {}
+        self.pool: Any = None
+
+    def __call__(
+        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+    ) -> tuple[dict[str, Any], Any]:
+        length = int(batches.shape[0])
+        chunk = self.graphs.get(length)
+        if chunk is None:
+            chunk = self.graphs[length] = self._capture(state, data, batches, rates.device)
+        chunk.batches.copy_(batches)
+        chunk.rates.copy_(rates.device)
+        chunk.graph.replay()
+        return state, chunk.losses.clone()
+
+    def _capture(
+        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: Any
+    ) -> _CapturedChunk:
+        torch = self.torch
+        static_batches, static_rates = batches.clone(), rates.clone()
+        # Warm up on a side stream, on copies of the state: cuBLAS and the allocator
+        # initialise outside the capture, and the real parameters do not move.
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            scratch = _clone_tree(state)
+            for _ in range(2):
+                self.step(scratch, data, static_batches[0], static_rates[0])
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        del scratch
+
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            losses = torch.stack(
+                [
+                    self.step(state, data, static_batches[k], static_rates[k])
+                    for k in range(static_batches.shape[0])
+                ]
+            )
+        self.pool = graph.pool()
+        return _CapturedChunk(graph, static_batches, static_rates, losses)
+
+
+class _CapturedChunk:
+    def __init__(self, graph: Any, batches: Any, rates: Any, losses: Any):
+        self.graph, self.batches, self.rates, self.losses = graph, batches, rates, losses
+
+
+def _clone_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {key: _clone_tree(value) for key, value in tree.items()}
+    return tree.clone()
+
+
+def compiled_runner_kind(backend: Backend) -> type[JaxScanRunner] | type[TorchGraphRunner] | None:
+    """The compiled runner for a backend and device, or None where it has none."""
+    if backend.name == "jax":
+        return JaxScanRunner
+    if backend.name == "torch" and getattr(backend.device, "type", None) == "cuda":
+        return TorchGraphRunner
+    return None
+
+
+def select_runner(backend: Backend, step: Step, compile: Compile = "auto") -> Runner:
+    """The runner for ``train(compile=...)`` on ``backend``.
+
+    Raises
+    ------
+    ValueError
+        If ``compile`` is not "auto", True or False, or is True where the backend
+        and device have no compiled path.
+    """
+    if not (isinstance(compile, bool) or compile == "auto"):
+        raise ValueError(f"compile must be 'auto', True or False, got {compile!r}")
+    kind = compiled_runner_kind(backend)
+    if compile is True and kind is None:
+        raise ValueError(
+            f"backend {backend.name!r} on {backend.device} has no compiled training path "
+            "(JAX on any device and torch on CUDA have one); use compile='auto' or False "
+            "for its eager loop"
+        )
+    if compile is False or kind is None:
+        return EagerRunner(backend, step)
+    return kind(backend, step)
