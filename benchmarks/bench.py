@@ -3,7 +3,8 @@
 Run it as ``python benchmarks/bench.py`` (or ``nox -s bench``). In one process it
 times, alternating and at the same sizes, dtype and iteration counts:
 
-- xpnet on numpy (float32, float64) and torch (float32; CUDA too where there is a GPU);
+- xpnet on numpy (float32, float64), torch (float32) and JAX (float32, eager and
+  compiled with jit + scan);
 - a plain NumPy loop written the obvious way, the yardstick for the abstraction's cost;
 - PyTorch: ``nn.Sequential`` of two ``Linear`` and a ReLU, ``CrossEntropyLoss``, ``SGD``;
 - scikit-learn's ``MLPClassifier`` with the SGD solver, over the same number of samples;
@@ -11,7 +12,10 @@ times, alternating and at the same sizes, dtype and iteration counts:
 
 It reports the median iterations per second of several repeats, the ratios, peak
 memory of full-MNIST training, and the wall-clock time to 0.98 validation accuracy
-with the fast recipe in xpnet and in PyTorch. It writes ``benchmarks/RESULTS.md``.
+with the fast recipe in xpnet and in PyTorch. Where an NVIDIA GPU exists, the GPU
+part (``benchmarks/gpu.py``) adds its section. It writes ``benchmarks/RESULTS.md``,
+replacing the sections it measured and keeping the others (a GPU section measured
+elsewhere, the hand-written notes). ``--only cpu`` or ``--only gpu`` runs one part.
 
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are unset for this process, as on a
 user's machine: some environments set them to work around old OpenBLAS builds,
@@ -53,15 +57,16 @@ SIZES = {"handout": (175, 100), "large": (1024, 1024)}  # hidden size, batch siz
 LEARNING_RATE, REG = 1e-3, 5e-6
 RESULTS = Path(__file__).with_name("RESULTS.md")
 NOTES_HEADING = "## What was tried"
+GPU_HEADING = "## GPU"
 
 
 # Each runner trains for ``iterations`` steps of ``batch`` rows and returns the seconds.
 
 
-def xpnet_runner(backend: str, dtype: str, device: str | None = None) -> Callable:
+def xpnet_runner(backend: str, dtype: str, compile: bool | str = "auto") -> Callable:
     def run(X, y, H, batch, iterations):
         X = X.astype(dtype)
-        net = TwoLayerNet(784, H, 10, backend=backend, device=device, dtype=dtype, seed=0)
+        net = TwoLayerNet(784, H, 10, backend=backend, dtype=dtype, seed=0)
         X_dev, y_dev = net.backend.asarray(X), net.backend.asarray(y)
         start = time.perf_counter()
         net.train(
@@ -74,6 +79,7 @@ def xpnet_runner(backend: str, dtype: str, device: str | None = None) -> Callabl
             reg=REG,
             num_iters=iterations,
             batch_size=batch,
+            compile=compile,
         )
         return time.perf_counter() - start  # train returns its history: the device is done
 
@@ -120,27 +126,25 @@ def plain_numpy_runner(dtype: str) -> Callable:
     return run
 
 
-def pytorch_runner(device: str = "cpu") -> Callable:
+def pytorch_runner() -> Callable:
     import torch
 
     def run(X, y, H, batch, iterations):
         torch.manual_seed(0)
-        X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
-        y_t = torch.as_tensor(y, device=device)
+        X_t = torch.as_tensor(X, dtype=torch.float32)
+        y_t = torch.as_tensor(y)
         model = torch.nn.Sequential(
             torch.nn.Linear(784, H), torch.nn.ReLU(), torch.nn.Linear(H, 10)
-        ).to(device)
+        )
         criterion = torch.nn.CrossEntropyLoss()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=REG)
-        _sync(device)
         start = time.perf_counter()
         for _ in range(iterations):
-            idx = torch.randint(0, X_t.shape[0], (batch,), device=device)
+            idx = torch.randint(0, X_t.shape[0], (batch,))
             optimizer.zero_grad()
             loss = criterion(model(X_t[idx]), y_t[idx])
             loss.backward()
             optimizer.step()
-        _sync(device)
         return time.perf_counter() - start
 
     return run
@@ -196,13 +200,6 @@ def limit_runner(dtype: str) -> Callable:
         return time.perf_counter() - start
 
     return run
-
-
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.synchronize()
 
 
 # Time to accuracy: the fast recipe, in xpnet and in PyTorch, until the validation
@@ -363,12 +360,12 @@ def machine() -> dict[str, str]:
 
 
 def runners() -> dict[str, Callable]:
-    import torch
-
-    found = {
+    return {
         "xpnet numpy float32": xpnet_runner("numpy", "float32"),
         "xpnet numpy float64": xpnet_runner("numpy", "float64"),
         "xpnet torch float32": xpnet_runner("torch", "float32"),
+        "xpnet jax float32 eager": xpnet_runner("jax", "float32", compile=False),
+        "xpnet jax float32 jit+scan": xpnet_runner("jax", "float32", compile=True),
         "plain NumPy float32": plain_numpy_runner("float32"),
         "plain NumPy float64": plain_numpy_runner("float64"),
         "PyTorch float32": pytorch_runner(),
@@ -376,39 +373,16 @@ def runners() -> dict[str, Callable]:
         "limit float32": limit_runner("float32"),
         "limit float64": limit_runner("float64"),
     }
-    if torch.cuda.is_available():
-        found["xpnet torch cuda float32"] = xpnet_runner("torch", "float32", "cuda:0")
-        found["PyTorch cuda float32"] = pytorch_runner("cuda:0")
-    try:
-        from xpnet import resolve_backend
-
-        resolve_backend("cupy")
-        found["xpnet cupy float32"] = xpnet_runner("cupy", "float32")
-    except (ImportError, RuntimeError):
-        pass
-    return found
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
-
-    info = machine()
-    print(info["environment"])
-    X_train, y_train, X_val, y_val, _, _ = read_data_sets()
-    lab_data = PREPROCESSORS[LAB.preprocessing](X_train, X_val)
-    fast_data = PREPROCESSORS[FAST.preprocessing](X_train, X_val)
-    lab_rows = (lab_data[0], y_train, lab_data[1], y_val)
-
+def measure_cpu(args, info, lab_rows, fast_rows, y_train) -> str:
     iterations = {"handout": 1000, "large": 30}
     rates: dict[str, dict[str, float]] = {}
     for size, (H, batch) in SIZES.items():
         found = runners()
         times: dict[str, list[float]] = {name: [] for name in found}
-        for run in found.values():  # warm-up: first touches, thread pools, caches
-            run(lab_rows[0], y_train, H, batch, max(iterations[size] // 10, 2))
+        for run in found.values():  # warm-up: compilation, first touches, thread pools
+            run(lab_rows[0], y_train, H, batch, iterations[size])
         for repeat in range(args.repeats):  # alternate the runners within each repeat
             for name, run in found.items():
                 times[name].append(run(lab_rows[0], y_train, H, batch, iterations[size]))
@@ -418,27 +392,86 @@ def main() -> int:
     memory = {dtype: peak_training_memory(lab_rows, dtype) for dtype in ("float32", "float64")}
 
     seeds = range(5)
-    fast_rows = (fast_data[0], y_train, fast_data[1], y_val)
-    tta = {"xpnet numpy float32": [], "PyTorch float32": []}
+    tta: dict[str, list] = {"xpnet numpy float32": [], "PyTorch float32": []}
     xpnet_time_to_accuracy(fast_rows, FAST, 0.98, 99)  # warm-up runs, not counted
     pytorch_time_to_accuracy(fast_rows, FAST, 0.98, 99)
     for seed in seeds:  # alternate
         tta["xpnet numpy float32"].append(xpnet_time_to_accuracy(fast_rows, FAST, 0.98, seed))
         tta["PyTorch float32"].append(pytorch_time_to_accuracy(fast_rows, FAST, 0.98, seed))
 
-    hot_spots = profile(lab_rows, y_train)
     report = render(info, rates, memory, tta, args.repeats, iterations, lab_rows[0].nbytes)
-    report += hot_spots
+    return report + profile(lab_rows, y_train)
+
+
+def measure_gpu(args, fast_rows, lab_rows, y_train) -> tuple[str, bool]:
+    """The GPU section and whether every row ran; empty where there is no GPU."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import gpu
+
+    libraries = gpu.available()
+    if not any(libraries.values()):
+        print("no GPU library sees an NVIDIA GPU here: no GPU section measured")
+        return "", True
+    errors: list[str] = []
+    speed = gpu.measure_speed(lab_rows[0], y_train, max(args.repeats // 2, 3), errors)
+    tta = gpu.measure_time_to_accuracy(fast_rows, FAST, range(5), errors)
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = gpu.render(speed, tta, gpu_name(), date, errors)
+    return "\n".join(lines) + "\n", not errors
+
+
+def gpu_name() -> str:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    except Exception:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--only", choices=["cpu", "gpu"], help="run one part, keep the other")
+    args = parser.parse_args()
+
+    info = machine()
+    print(info["environment"])
+    X_train, y_train, X_val, y_val, _, _ = read_data_sets()
+    lab_data = PREPROCESSORS[LAB.preprocessing](X_train, X_val)
+    fast_data = PREPROCESSORS[FAST.preprocessing](X_train, X_val)
+    lab_rows = (lab_data[0], y_train, lab_data[1], y_val)
+    fast_rows = (fast_data[0], y_train, fast_data[1], y_val)
+
+    old = args.output.read_text() if args.output.exists() else ""
+    cpu_part, gpu_part, notes = split_results(old)
+    complete = True
+    if args.only != "gpu":
+        cpu_part = measure_cpu(args, info, lab_rows, fast_rows, y_train)
+    if args.only != "cpu":
+        measured, complete = measure_gpu(args, fast_rows, lab_rows, y_train)
+        gpu_part = measured or gpu_part
+    report = cpu_part.rstrip() + "\n" + ("\n" + gpu_part.rstrip() + "\n" if gpu_part else "")
     print(report)
     from xpnet._atomic import atomic_write
 
-    kept = ""  # a hand-written section at the end of the file survives a new run
-    if args.output.exists() and NOTES_HEADING in args.output.read_text():
-        kept = args.output.read_text()[args.output.read_text().index(NOTES_HEADING) :]
     with atomic_write(args.output, "w") as f:
-        f.write(report + ("\n" + kept if kept else ""))
+        f.write(report + ("\n" + notes if notes else ""))
     print(f"wrote {args.output}")
-    return 0
+    return 0 if complete else 1
+
+
+def split_results(text: str) -> tuple[str, str, str]:
+    """RESULTS.md as its CPU part, its GPU section and the hand-written notes."""
+    notes = text[text.index(NOTES_HEADING) :] if NOTES_HEADING in text else ""
+    body = text[: len(text) - len(notes)]
+    if GPU_HEADING in body:
+        at = body.index(GPU_HEADING)
+        return body[:at], body[at:], notes
+    return body, "", notes
 
 
 def render(info, rates, memory, tta, repeats, iterations, data_bytes) -> str:
@@ -484,6 +517,8 @@ def render(info, rates, memory, tta, repeats, iterations, data_bytes) -> str:
             f"| xpnet numpy / PyTorch, float32 | {x / r['PyTorch float32']:.2f} |",
             f"| xpnet numpy / scikit-learn, float32 | {x / r['scikit-learn float32']:.2f} |",
             f"| xpnet torch / PyTorch, float32 | {r['xpnet torch float32'] / torch_rate:.2f} |",
+            f"| xpnet jax jit+scan / xpnet jax eager, float32 | "
+            f"{r['xpnet jax float32 jit+scan'] / r['xpnet jax float32 eager']:.2f} |",
             "",
         ]
     lines += [
@@ -540,6 +575,19 @@ def targets(rates, xpnet_seconds, pytorch_seconds) -> list[str]:
             xpnet, plain = rates[size][f"xpnet numpy {dtype}"], rates[size][f"plain NumPy {dtype}"]
             checks.append((f"xpnet numpy / plain NumPy, {size}, {dtype}", xpnet / plain, 1.0))
     checks += [
+        (
+            "xpnet jax jit+scan / xpnet jax eager, handout",
+            hand["xpnet jax float32 jit+scan"] / hand["xpnet jax float32 eager"],
+            1.5,
+        ),
+        *[
+            (
+                f"xpnet torch / PyTorch (CPU), {size}",
+                rates[size]["xpnet torch float32"] / rates[size]["PyTorch float32"],
+                1.0,
+            )
+            for size in SIZES
+        ],
         ("time to 0.98 (s), at most", xpnet_seconds, 1.0),
         ("PyTorch time / xpnet time to 0.98", pytorch_seconds / xpnet_seconds, 1.5),
     ]

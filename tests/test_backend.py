@@ -128,3 +128,31 @@ def test_array_api_strict_runs_at_its_strictest():
     newest = xps.get_array_api_strict_flags()["api_version"]
     use_strictest_array_api_strict()
     assert xps.get_array_api_strict_flags()["api_version"] == newest
+
+
+class _ArrayOnAnAccelerator:
+    """An array whose DLPack export refuses the CPU, as JAX's and torch's GPU arrays do."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+
+    def __array_namespace__(self, api_version=None):
+        return np
+
+    def __dlpack_device__(self):
+        return (2, 0)  # kDLCUDA
+
+    def __dlpack__(self, **kwargs):
+        raise BufferError("Unsupported device in DLTensor.")
+
+    def __array__(self, dtype=None, copy=None):
+        return self.values
+
+
+def test_to_numpy_copies_arrays_that_dlpack_cannot_export_to_the_host():
+    np.testing.assert_array_equal(to_numpy(_ArrayOnAnAccelerator([1.0, 2.0])), [1.0, 2.0])
+
+
+def test_to_numpy_reads_every_backend_and_device(backend):
+    values = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(to_numpy(backend.asarray(values)), values)

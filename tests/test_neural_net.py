@@ -427,3 +427,51 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
     np.testing.assert_allclose(info.value.history["loss_history"], stats["loss_history"])
     for name, p in net.params.items():
         np.testing.assert_allclose(to_numpy(p), to_numpy(reference.params[name]), rtol=1e-12)
+
+
+@pytest.mark.backend("torch")
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(momentum):
+    """Every tensor the step reads or makes stays on the parameters' device.
+
+    A CUDA graph cannot capture a copy between the host and the GPU (a Python scalar
+    turned into a CPU tensor, say). Run on torch's "meta" device, where no data
+    exists, every operation of the step is recorded with the devices it touches.
+    """
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    from xpnet import resolve_backend
+    from xpnet.neural_net import L2_WEIGHTS, TrainStep
+    from xpnet.optim import SGD
+
+    class HostTensors(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten((args, kwargs, out))[0]:
+                if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                    self.seen.append(f"{func}: {t.device}")
+            return out
+
+    meta = torch.device("meta")
+    shapes = {"W1": (20, 8), "b1": (8,), "W2": (8, 3), "b2": (3,)}
+    params = {name: torch.empty(shape, device=meta) for name, shape in shapes.items()}
+    X, T = torch.empty((50, 20), device=meta), torch.empty((50, 3), device=meta)
+    batch = torch.zeros(10, dtype=torch.int64, device=meta)
+    optimizer = SGD(momentum, 1e-3, frozenset(L2_WEIGHTS))
+    step = TrainStep(resolve_backend("torch").xp, optimizer, 1e-3)
+    state = {"params": params, "optimizer": optimizer.init(params)}
+
+    with HostTensors() as control:  # the spy sees a host tensor where there is one
+        _ = X + torch.tensor(1.0)
+    assert control.seen
+
+    with HostTensors() as spy:
+        loss = step(state, (X, T), batch, torch.empty((), device=meta))
+    assert loss.device == meta
+    assert spy.seen == []
