@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -94,8 +95,8 @@ def test_saved_model_reloads_with_the_same_test_accuracy(short_run, mnist_dir, c
     )
     text = capsys.readouterr().out
     assert float(re.search(r"test accuracy: (0\.\d+)", text).group(1)) == printed
-    rows = [line.split() for line in text.splitlines() if re.match(r"^ +\d ", line)]
-    counts = np.array([[int(n) for n in row[1:]] for row in rows[-10:]])
+    counts = confusion_from(text)
+    assert counts.shape == (10, 10)
     assert counts.sum() == 10000
     assert (out / "eval" / "confusion.png").is_file()
 
@@ -148,27 +149,51 @@ def test_expected_failures_exit_1_with_one_line(args, message, mnist_dir, tmp_pa
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_missing_data_exits_1_and_says_how_to_get_it(tmp_path):
-    result = run("evaluate", "x.npz", "--data-dir", str(tmp_path))
+def confusion_from(text):
+    """The confusion matrix ``xpnet evaluate`` printed: the lines after its column header."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("confusion matrix")) + 2
+    rows = [line.split()[-10:] for line in lines[start : start + 10]]
+    return np.array([[int(n) for n in row] for row in rows])
+
+
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+
+
+def test_missing_test_files_exit_1_and_say_how_to_get_them(short_run, tmp_path):
+    out, _ = short_run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("evaluate", str(out / "model.npz"), "--data-dir", str(empty))
     assert result.returncode == 1
-    result = run(
-        "train",
-        "--data-dir",
-        str(tmp_path / "nothing"),
-        "--output-dir",
-        str(tmp_path),
-        env={
-            "PATH": "",
-            "XPNET_DATA": "",
-            "XDG_CACHE_HOME": str(tmp_path),
-            "http_proxy": "http://127.0.0.1:9",
-            "https_proxy": "http://127.0.0.1:9",
-        },
-    )
+    assert f"test file t10k-images-idx3-ubyte.gz is missing from {empty}" in result.stderr
+    assert "xpnet data" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_no_data_and_no_network_exits_1_and_says_where_the_files_belong(tmp_path):
+    env = {**os.environ, **OFFLINE, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("XPNET_DATA", None)
+    result = run("train", "--output-dir", str(tmp_path / "out"), env=env)
     assert result.returncode == 1
-    assert "could not download" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert not any((tmp_path / "nothing").glob("*.gz"))
+    message = result.stderr
+    assert "could not download" in message
+    assert str(tmp_path / "cache" / "xpnet" / "mnist") in message
+    for hint in ("XPNET_DATA", "--data-dir", "`xpnet data`"):
+        assert hint in message
+    assert "Traceback" not in message
+    assert len(message.strip().splitlines()) == 1
+    assert not any((tmp_path / "cache").rglob("*.gz"))
+
+
+def test_a_data_directory_that_does_not_exist_is_not_created(tmp_path):
+    env = {**os.environ, **OFFLINE, "XPNET_DATA": str(tmp_path / "nonexistent")}
+    for command in (["train", "--output-dir", str(tmp_path / "out")], ["data"]):
+        result = run(*command, env=env)
+        assert result.returncode == 1
+        assert "(from XPNET_DATA) does not exist" in result.stderr
+        assert not (tmp_path / "nonexistent").exists()
+    assert str(tmp_path / "nonexistent") in result.stdout  # `xpnet data` shows it anyway
 
 
 @pytest.mark.parametrize("args", [["train", "--num-iters", "ten"], ["frobnicate"], []])
@@ -232,6 +257,7 @@ def test_fast_recipe_is_recorded_and_evaluated_with_its_preprocessing(mnist_dir,
     net = TwoLayerNet.load(tmp_path / "model.npz")
     assert net.metadata["recipe"]["schedule"] == "cosine"
     assert net.metadata["recipe"]["hidden_size"] == 32  # the command line overrides the recipe
-    assert net.metadata["preprocessing"] == "scale_and_center"
+    assert net.metadata["preprocessing"]["name"] == "scale_and_center"
+    assert net.preprocessing.name == "scale_and_center"
     assert main(["evaluate", str(tmp_path / "model.npz"), "--data-dir", str(mnist_dir)]) == 0
     assert f"test accuracy: {printed}" in capsys.readouterr().out

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import stat
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +16,7 @@ import pytest
 from xpnet import TwoLayerNet, to_numpy
 from xpnet.errors import ModelFileError
 from xpnet.model_file import FORMAT_VERSION, read_model
+from xpnet.preprocess import fit_preprocessing
 
 
 @pytest.fixture
@@ -139,3 +145,177 @@ def test_unreadable_files(tmp_path, content):
 def test_missing_file(tmp_path):
     with pytest.raises(ModelFileError, match="file not found"):
         TwoLayerNet.load(tmp_path / "none.npz")
+
+
+# Crafted files: every one a ModelFileError that says what is wrong, never a traceback.
+
+
+def npy_bytes(array=None, *, header=None, payload=b""):
+    """The bytes of a .npy file: ``array``'s, or a hand-written ``header`` and ``payload``."""
+    buffer = io.BytesIO()
+    if array is not None:
+        np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+        return buffer.getvalue()
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue() + payload
+
+
+def write_zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def good_members(trained, meta=None):
+    arrays, default_meta = good_arrays(trained)
+    members = {f"{k}.npy": npy_bytes(v) for k, v in arrays.items()}
+    members["metadata.npy"] = npy_bytes(np.array(json.dumps(meta or default_meta)))
+    return members
+
+
+def test_a_npy_file_renamed_npz_is_refused(trained, tmp_path):
+    path = tmp_path / "model.npz"
+    np.save(path.with_suffix(".npy"), to_numpy(trained.params["W1"]))
+    os.replace(path.with_suffix(".npy"), path)
+    with pytest.raises(ModelFileError, match=r"not an \.npz model file"):
+        TwoLayerNet.load(path)
+
+
+def test_a_text_file_is_not_called_pickled(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("W1 = [[0.1, 0.2]]\n")
+    with pytest.raises(ModelFileError, match=r"not an \.npz model file") as info:
+        read_model(path)
+    assert "pickled" not in str(info.value)
+
+
+def test_members_without_the_npy_suffix_are_refused(trained, tmp_path):
+    members = {name[:-4]: data for name, data in good_members(trained).items()}
+    write_zip(tmp_path / "m.npz", members)
+    with pytest.raises(ModelFileError, match=r"are not \.npy arrays"):
+        read_model(tmp_path / "m.npz")
+
+
+def test_a_huge_declared_shape_is_refused_before_allocating(trained, tmp_path):
+    members = good_members(trained)
+    header = {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)}
+    members["W1.npy"] = npy_bytes(header=header, payload=b"\0" * 800)
+    write_zip(tmp_path / "m.npz", members)
+    assert (tmp_path / "m.npz").stat().st_size < 4096
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"declares shape \(100000, 100000\)"):
+            read_model(tmp_path / "m.npz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20
+
+
+def test_a_truncated_array_is_refused(trained, tmp_path):
+    members = good_members(trained)
+    members["W1.npy"] = members["W1.npy"][:-8]
+    write_zip(tmp_path / "m.npz", members)
+    with pytest.raises(ModelFileError, match="W1"):
+        read_model(tmp_path / "m.npz")
+
+
+def good_meta():
+    return {
+        "format": "xpnet-model",
+        "format_version": FORMAT_VERSION,
+        "sizes": {"input_size": 4, "hidden_size": 10, "output_size": 3},
+        "dtype": "float64",
+    }
+
+
+BAD_METADATA = {
+    "dataset as a list": ({"dataset": ["mnist"]}, "metadata dataset must be str, got list"),
+    "seed as a string": ({"seed": "7"}, "metadata seed must be int"),
+    "results as a number": ({"results": 0.98}, "metadata results must be dict"),
+    "a result as text": ({"results": {"test_acc": "high"}}, "results.test_acc must be"),
+    "training as a list": ({"training": [1]}, "metadata training must be dict or null"),
+    "iterations as a float": ({"training": {"iterations": 1.5}}, "training.iterations must"),
+    "interrupted as a number": ({"interrupted": 1}, "metadata interrupted must be bool"),
+    "sizes as strings": (
+        {"sizes": {"input_size": "4", "hidden_size": 10, "output_size": 3}},
+        "lacks the sizes",
+    ),
+    "preprocessing without its mean": (
+        {"preprocessing": {"name": "scale_and_center", "scale": 0.5}},
+        "one without the other",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_METADATA)
+def test_metadata_of_the_wrong_json_type_is_refused(trained, tmp_path, case):
+    change, message = BAD_METADATA[case]
+    write_zip(tmp_path / "m.npz", good_members(trained, {**good_meta(), **change}))
+    with pytest.raises(ModelFileError, match=message):
+        read_model(tmp_path / "m.npz")
+
+
+def test_deeply_nested_metadata_is_refused(trained, tmp_path):
+    members = good_members(trained)
+    deep = '{"format": "xpnet-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    members["metadata.npy"] = npy_bytes(np.array(deep))
+    write_zip(tmp_path / "m.npz", members)
+    with pytest.raises(ModelFileError, match="nests too deeply"):
+        read_model(tmp_path / "m.npz")
+
+
+def test_big_endian_arrays_are_valid(trained, tmp_path):
+    arrays, meta = good_arrays(trained)
+    swapped = {k: v.astype(">f8") for k, v in arrays.items()}
+    write_npz(tmp_path / "be.npz", metadata=np.array(json.dumps(meta)), **swapped)
+    net = TwoLayerNet.load(tmp_path / "be.npz")
+    for name, p in trained.params.items():
+        np.testing.assert_array_equal(net.params[name], to_numpy(p))
+
+
+# Saving: reserved keys, permissions, and the preprocessing that goes with the model.
+
+
+@pytest.mark.parametrize("key", ["dtype", "sizes", "format", "format_version", "training"])
+def test_save_refuses_reserved_metadata_keys_and_writes_nothing(trained, tmp_path, key):
+    with pytest.raises(ValueError, match=re.escape(f"may not set ['{key}']")):
+        trained.save(tmp_path / "m.npz", {key: "float32"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_saving_over_a_private_file_keeps_it_private(trained, tmp_path):
+    path = tmp_path / "m.npz"
+    trained.save(path)
+    path.chmod(0o600)
+    trained.save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_preprocessing_travels_with_the_model(trained, tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (6, 2, 2)).astype(np.float32)
+    trained.preprocessing = fit_preprocessing("scale_and_center", images)
+    trained.save(tmp_path / "m.npz")
+    net = TwoLayerNet.load(tmp_path / "m.npz", dtype="float32")
+    assert net.preprocessing.name == "scale_and_center"
+    np.testing.assert_array_equal(net.preprocessing.mean, trained.preprocessing.mean)
+    np.testing.assert_array_equal(
+        net.predict(net.preprocessing(images)), trained.predict(trained.preprocessing(images))
+    )
+
+
+def test_a_format_1_file_still_loads_without_a_preprocessing(trained, tmp_path):
+    arrays, meta = good_arrays(trained)
+    meta = {**meta, "format_version": 1, "preprocessing": "subtract_mean_image"}
+    write_npz(tmp_path / "old.npz", metadata=np.array(json.dumps(meta)), **arrays)
+    net = TwoLayerNet.load(tmp_path / "old.npz")
+    assert net.preprocessing is None
+    assert net.metadata["preprocessing"] == "subtract_mean_image"
+
+
+def test_a_loaded_model_trains_further(trained, toy_data, tmp_path):
+    trained.save(tmp_path / "m.npz")
+    net = TwoLayerNet.load(tmp_path / "m.npz")
+    net.train(*toy_data, *toy_data, num_iters=3)  # its arrays are writable
+    assert net.training["iterations"] == 3

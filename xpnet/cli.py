@@ -1,41 +1,45 @@
-"""The ``xpnet`` command: ``train``, ``evaluate`` and ``data``.
+"""The ``xpnet`` command: ``train``, ``evaluate`` and ``data``. It parses and prints;
+the work is :mod:`xpnet.pipeline`'s.
 
-Exit status: 0 on success, 1 for an expected failure (missing data, no GPU, a bad
-value), with a one-line message and no traceback, 2 for a usage error.
+Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
+value, output that cannot be written), with a one-line message and no traceback;
+2 for a usage error; 130 after Ctrl-C (``train`` saves the model first).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
+import os
 import sys
+import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from xpnet import __version__
-from xpnet._atomic import atomic_write
-from xpnet._progress import ProgressBar
-from xpnet.backend import SUPPORTED_BACKENDS
+from xpnet._progress import TrainingProgress
+from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind, resolve_backend
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted
-from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import INITS, SCHEDULES, TwoLayerNet
-from xpnet.preprocess import PREPROCESSORS
-from xpnet.recipes import RECIPES, Recipe
+from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
+from xpnet.recipes import FAST, LAB, RECIPES, Recipe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return args.command(args)
+        return int(args.command(args))
     except KeyboardInterrupt:
         print("xpnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`xpnet train | head -1`): the work is saved.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("xpnet: stdout was closed; results were written before printing", file=sys.stderr)
+        return 1
     except (ValueError, ImportError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split())
         print(f"xpnet: error: {message}", file=sys.stderr)
@@ -43,57 +47,83 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="xpnet", description="Train and evaluate the lab's two-layer network on MNIST."
     )
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train on MNIST and write model, history, plots")
+    train = commands.add_parser(
+        "train", help="train on MNIST and write model, history, plots", formatter_class=formatter
+    )
     train.set_defaults(command=_train)
     train.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
         default="lab",
-        help="lab: the handout's best settings (default); fast: scaled inputs, He init, "
-        "momentum and a cosine schedule over shuffled epochs",
+        help="lab: the handout's best settings; fast: scaled inputs, He init, momentum and "
+        "a cosine schedule over shuffled epochs",
     )
-    hyper = train.add_argument_group("hyperparameters (defaults: the recipe's)")
-    for field in dataclasses.fields(Recipe):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type == "bool":
-            hyper.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
-        elif field.name in ("preprocessing", "init", "schedule"):
-            choices = {"preprocessing": PREPROCESSORS, "init": INITS, "schedule": SCHEDULES}
-            hyper.add_argument(flag, choices=list(choices[field.name]), default=None)
-        else:
-            hyper.add_argument(flag, type={"int": int, "float": float}[field.type], default=None)
-    hyper.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_recipe_options(train)
     _add_compute_options(train)
     _add_data_options(train)
-    train.add_argument("--output-dir", type=Path, default=Path("xpnet-output"))
-
-    evaluate = commands.add_parser("evaluate", help="test accuracy and confusion matrix")
-    evaluate.set_defaults(command=_evaluate)
-    evaluate.add_argument("model", type=Path, help="a model file written by `xpnet train`")
-    _add_compute_options(evaluate, dtype=False)
-    _add_data_options(evaluate, dataset=False)
-    evaluate.add_argument(
-        "--output-dir", type=Path, help="where to write confusion.png (default: the model's)"
+    train.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("xpnet-output"),
+        help="where model.npz, history.json and the plots go (created if needed)",
     )
 
-    data = commands.add_parser("data", help="download, verify and locate the data")
+    evaluate_ = commands.add_parser(
+        "evaluate", help="test accuracy and confusion matrix", formatter_class=formatter
+    )
+    evaluate_.set_defaults(command=_evaluate)
+    evaluate_.add_argument("model", type=Path, help="a model file written by `xpnet train`")
+    _add_compute_options(evaluate_, dtype_default=None)
+    _add_data_options(evaluate_, dataset=False)
+    evaluate_.add_argument(
+        "--output-dir", type=Path, help="where confusion.png goes (default: the model's directory)"
+    )
+
+    data = commands.add_parser(
+        "data", help="download, verify and locate the data", formatter_class=formatter
+    )
     data.set_defaults(command=_data)
     _add_data_options(data)
     return parser
 
 
-def _add_compute_options(parser: argparse.ArgumentParser, dtype: bool = True) -> None:
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """One option per recipe field, typed from its annotation; default: the recipe's."""
+    group = parser.add_argument_group("hyperparameters (default: the recipe's, lab / fast)")
+    for field, kind in typing.get_type_hints(Recipe).items():
+        flag = "--" + field.replace("_", "-")
+        shown = f"lab {getattr(LAB, field)}, fast {getattr(FAST, field)}"
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=shown)
+        elif typing.get_origin(kind) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(kind), help=shown)
+        else:
+            group.add_argument(flag, type=kind, help=shown)
+    group.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def _add_compute_options(
+    parser: argparse.ArgumentParser, dtype_default: str | None = "float64"
+) -> None:
     group = parser.add_argument_group("compute")
     group.add_argument("--backend", default="numpy", choices=list(SUPPORTED_BACKENDS))
-    group.add_argument("--device", default=None, type=_device, help="e.g. cuda:1 (torch), 1 (cupy)")
-    if dtype:
-        group.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    group.add_argument(
+        "--device", default=None, type=_device, help="e.g. cuda:1 (torch), 1 (cupy), gpu:0 (jax)"
+    )
+    group.add_argument(
+        "--dtype",
+        default=dtype_default,
+        choices=["float64", "float32"],
+        help="float64 on JAX turns on its 64-bit mode"
+        + ("" if dtype_default else "; default: the model file's"),
+    )
 
 
 def _add_data_options(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
@@ -101,7 +131,9 @@ def _add_data_options(parser: argparse.ArgumentParser, dataset: bool = True) -> 
     if dataset:
         group.add_argument("--dataset", default="mnist", choices=sorted(mnist.DATASETS))
     group.add_argument(
-        "--data-dir", type=Path, help="directory of the four IDX files (default: XPNET_DATA, cache)"
+        "--data-dir",
+        type=Path,
+        help="directory of the four IDX files (default: $XPNET_DATA, else ~/.cache/xpnet)",
     )
 
 
@@ -109,55 +141,43 @@ def _device(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
-def _prepared_data(dataset: str, data_dir: Path | None, preprocessing: str) -> list[np.ndarray]:
-    X_train, y_train, X_val, y_val, X_test, y_test = mnist.read_data_sets(data_dir, dataset=dataset)
-    X_train, X_val, X_test = PREPROCESSORS[preprocessing](X_train, X_val, X_test)
-    return [X_train, y_train, X_val, y_val, X_test, y_test]
-
-
-def _recipe(args: argparse.Namespace) -> Recipe:
-    """The chosen recipe, with any hyperparameter given on the command line."""
-    overrides = {
-        field.name: getattr(args, field.name)
-        for field in dataclasses.fields(Recipe)
-        if getattr(args, field.name) is not None
-    }
-    return dataclasses.replace(RECIPES[args.recipe], **overrides)
+def _compute(args: argparse.Namespace) -> None:
+    """What the compute options need before any array exists (JAX's 64-bit mode)."""
+    if args.backend == "jax" and args.dtype in ("float64", None):
+        allow_float64("jax")
 
 
 def _train(args: argparse.Namespace) -> int:
-    recipe = _recipe(args)
-    X_train, y_train, X_val, y_val, X_test, y_test = _prepared_data(
-        args.dataset, args.data_dir, recipe.preprocessing
-    )
-    net = TwoLayerNet(
-        X_train.shape[1],
-        recipe.hidden_size,
-        10,
-        std=recipe.std,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
-        seed=args.seed,
-        init=recipe.init,
-    )
-    print(
-        f"training {net.sizes[0]}-{net.sizes[1]}-{net.sizes[2]} on {args.dataset} "
-        f"({X_train.shape[0]:,} images) with {args.backend} {args.dtype}, recipe {args.recipe}"
-    )
-    bar = ProgressBar(recipe.num_iters)
-    out = args.output_dir
-    metadata = {
-        "dataset": args.dataset,
-        "recipe": dataclasses.asdict(recipe),
-        "preprocessing": recipe.preprocessing,
-        "seed": args.seed,
+    overrides = {
+        name: getattr(args, name)
+        for name in typing.get_type_hints(Recipe)
+        if getattr(args, name) is not None
     }
+    recipe = recipe_with(args.recipe, **overrides)
+    _compute(args)
+    out = check_output_dir(args.output_dir)  # before any training is spent
+    backend = resolve_backend(args.backend, args.device)
+    data = prepare_data(recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
+    kind = compiled_runner_kind(backend)
+    print(
+        f"training {data.X_train.shape[1]}-{recipe.hidden_size}-{data.num_classes} on "
+        f"{args.dataset} ({data.X_train.shape[0]:,} images) with {backend} {args.dtype}, "
+        f"{kind.name if kind is not None else 'eager loop'}, recipe {args.recipe}",
+        flush=True,
+    )
+    bar = TrainingProgress(recipe.num_iters)
     try:
-        history = net.train(X_train, y_train, X_val, y_val, progress=bar, **recipe.train_settings())
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported, not warned
+            result = run(
+                recipe, data=data, backend=backend, dtype=args.dtype, seed=args.seed,
+                progress=bar,
+            )  # fmt: skip
     except TrainingInterrupted as stop:
         bar.close()
-        net.save(out / "model.npz", {**metadata, "interrupted": True})
+        if getattr(stop, "result", None) is None:
+            raise
+        save_run(stop.result, out)
         print(
             f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
             f"the model trained so far to {out / 'model.npz'}"
@@ -165,77 +185,47 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
-
-    results = {
-        "val_acc": float(accuracy(y_val, net.predict(X_val))),
-        "test_acc": float(accuracy(y_test, net.predict(X_test))),
-    }
-    print(f"validation accuracy: {results['val_acc']:.4f}")
-    print(f"test accuracy:       {results['test_acc']:.4f}")
-
-    written = [out / "model.npz", out / "history.json"]
-    net.save(written[0], {**metadata, "results": results})
-    with atomic_write(written[1], "w") as f:
-        json.dump({**history, **results}, f)
-    written += _plots(out, net, history, confusion_matrix(y_test, net.predict(X_test), 10))
-    print("wrote " + ", ".join(str(path) for path in written))
+    written = save_run(result, out)  # saved before anything more is printed
+    print(f"validation accuracy: {result.val_acc:.4f}")
+    print(f"test accuracy:       {result.test_acc:.4f}")
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
-def _plots(out: Path, net: TwoLayerNet | None, history: Any, confusion: np.ndarray) -> list[Path]:
-    from xpnet import plots
-
-    figures = {"confusion.png": lambda: plots.plot_confusion(confusion)}
-    if history is not None:
-        figures["loss_accuracy.png"] = lambda: plots.plot_history(history)
-    if net is not None:
-        figures["weights.png"] = lambda: plots.plot_weights(net.params["W1"])
-    written = []
-    for name, make in figures.items():
-        try:
-            figure = make()
-        except ImportError as err:
-            print(f"no plots: {err}", file=sys.stderr)
-            return written
-        plots.save_figure(figure, out / name)
-        written.append(out / name)
-    return written
-
-
 def _evaluate(args: argparse.Namespace) -> int:
-    net = TwoLayerNet.load(args.model, backend=args.backend, device=args.device)
-    dataset = net.metadata.get("dataset", "mnist")
-    preprocessing = net.metadata.get("preprocessing", "subtract_mean_image")
-    if preprocessing not in PREPROCESSORS:
-        raise DataError(f"{args.model}: unknown preprocessing {preprocessing!r}")
-    *_, X_test, y_test = _prepared_data(dataset, args.data_dir, preprocessing)
-    predicted = net.predict(X_test)
-    confusion = confusion_matrix(y_test, predicted, net.sizes[2])
-    test_acc = float(accuracy(y_test, predicted))
-    print(f"test accuracy: {test_acc:.4f} on {len(y_test):,} {dataset} images")
+    _compute(args)
+    found = evaluate(
+        args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
+        dtype=args.dtype,
+    )  # fmt: skip
+    written = found.save_plot(args.output_dir or args.model.parent)
+    if found.note:
+        print(f"note: {found.note}", file=sys.stderr)
+    print(f"test accuracy: {found.test_acc:.4f} on {found.num_images:,} {found.dataset} images")
     print("confusion matrix (rows: true class, columns: predicted class):")
-    print(_confusion_text(confusion))
-    out = args.output_dir or args.model.parent
-    written = _plots(out, None, None, confusion)
+    print(_confusion_text(found.confusion, mnist.DATASETS[found.dataset].class_names))
     if written:
         print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
-def _confusion_text(confusion: np.ndarray) -> str:
+def _confusion_text(confusion: np.ndarray, class_names: Sequence[str]) -> str:
     width = max(len(str(confusion.max())), 4)
-    classes = range(confusion.shape[0])
-    lines = ["     " + "".join(f"{j:>{width + 1}}" for j in classes)]
+    names = [name[:12] for name in class_names]
+    label = max(len(name) for name in names)
+    lines = [" " * (label + 1) + "".join(f"{j:>{width + 1}}" for j in range(len(names)))]
     lines += [
-        f"{i:>4} " + "".join(f"{n:>{width + 1}}" for n in row) for i, row in enumerate(confusion)
+        f"{name:>{label}} " + "".join(f"{n:>{width + 1}}" for n in row)
+        for name, row in zip(names, confusion, strict=True)
     ]
     return "\n".join(lines)
 
 
 def _data(args: argparse.Namespace) -> int:
-    directory = mnist.fetch(args.dataset, args.data_dir)
+    directory = mnist.data_dir(args.dataset, args.data_dir)
+    print(f"{args.dataset} data directory: {directory}", flush=True)
+    mnist.fetch(args.dataset, args.data_dir)
     status = mnist.verify(args.dataset, args.data_dir)
-    print(f"{args.dataset} data in {directory.resolve()}")
     for name, ok in status.items():
         print(f"  {name}: {'verified (SHA-256)' if ok else 'DOES NOT MATCH the known SHA-256'}")
     if not all(status.values()):

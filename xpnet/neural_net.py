@@ -35,8 +35,9 @@ from xpnet.backend import (
 )
 from xpnet.errors import TrainingInterrupted
 from xpnet.metrics import accuracy
-from xpnet.model_file import read_model, write_model
+from xpnet.model_file import RESERVED_KEYS, read_model, write_model
 from xpnet.optim import SGD
+from xpnet.preprocess import Preprocessing
 from xpnet.training import (
     SCHEDULES,
     BatchSampler,
@@ -279,6 +280,10 @@ class TwoLayerNet:
         Settings and final figures of the last :meth:`train` call, saved with the model.
     metadata : dict
         Metadata read by :meth:`load`; empty for a new network.
+    preprocessing : Preprocessing or None
+        How raw images become this network's rows, where known: set by
+        :func:`xpnet.pipeline.run`, saved with the model and read back by :meth:`load`,
+        so that ``net.predict(net.preprocessing(images))`` needs nothing else.
 
     Notes
     -----
@@ -339,6 +344,7 @@ class TwoLayerNet:
         self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
         self.training: dict[str, Any] | None = None
         self.metadata: dict[str, Any] = {}
+        self.preprocessing: Preprocessing | None = None
 
     @property
     def xp(self) -> ModuleType:
@@ -579,17 +585,33 @@ class TwoLayerNet:
         return history
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
-        """Write the parameters and metadata to an ``.npz`` file, atomically.
+        """Write the parameters, preprocessing and metadata to an ``.npz`` file, atomically.
 
         Parameters
         ----------
         path : path-like
-            The file to write; replaced whole or left as it was.
+            The file to write; replaced whole (keeping its permissions) or left as it was.
         metadata : dict, optional
-            JSON-serialisable extras (results, preprocessing) stored with the
-            sizes, dtype, xpnet version and the settings of the last training run.
+            JSON-serialisable extras (results, dataset) stored with the sizes, dtype,
+            xpnet version, :attr:`preprocessing` and the settings of the last training run.
+
+        Raises
+        ------
+        ValueError
+            If ``metadata`` sets a key xpnet writes itself (``dtype``, ``sizes``,
+            ``format``, ``training``, ...) or is not JSON-serialisable; nothing is written.
         """
-        write_model(path, self.params, {"training": self.training, **(metadata or {})})
+        metadata = dict(metadata or {})
+        reserved = sorted(set(metadata) & {*RESERVED_KEYS, "training"})
+        if reserved:
+            raise ValueError(
+                f"metadata may not set {reserved}: xpnet writes these keys itself; rename them"
+            )
+        extras = None
+        if self.preprocessing is not None:
+            metadata["preprocessing"] = self.preprocessing.metadata()
+            extras = {"preprocessing_mean": self.preprocessing.mean}
+        write_model(path, self.params, {"training": self.training, **metadata}, extras)
 
     @classmethod
     def load(
@@ -613,19 +635,24 @@ class TwoLayerNet:
         Returns
         -------
         TwoLayerNet
-            With :attr:`metadata` holding the file's metadata.
+            With :attr:`metadata` holding the file's metadata, and :attr:`preprocessing`
+            the preprocessing saved with it (None for files written before xpnet saved it).
 
         Raises
         ------
         xpnet.errors.ModelFileError
             If the file is not a valid xpnet model (see :mod:`xpnet.model_file`).
         """
-        params, metadata = read_model(path)
+        params, metadata, extras = read_model(path)
         net = cls.__new__(cls)
         net._setup(backend, device, dtype or metadata["dtype"], seed=0)
         net.params = {name: net.backend.asarray(p, dtype=net.dtype) for name, p in params.items()}
         net.training = metadata.get("training")
         net.metadata = metadata
+        described = metadata.get("preprocessing")
+        if isinstance(described, dict):
+            mean = extras["preprocessing_mean"]
+            net.preprocessing = Preprocessing(described["name"], described["scale"], mean)
         return net
 
     def _predict(self, X: Any) -> Any:

@@ -1,10 +1,107 @@
-"""Turning images into the rows the network takes."""
+"""Turning images into the rows the network takes, and remembering how.
+
+A :class:`Preprocessing` is fitted on the training images and then applied to any
+images: ``rows = reshape(images, (N, D)) * scale - mean``. It is saved in model
+files, so a model evaluates raw images with nothing but its file.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
 import numpy as np
 
-__all__ = ["PREPROCESSORS", "scale_and_center", "subtract_mean_image"]
+__all__ = [
+    "PREPROCESSINGS",
+    "PREPROCESSORS",
+    "Preprocessing",
+    "fit_preprocessing",
+    "scale_and_center",
+    "subtract_mean_image",
+]
+
+PreprocessingName = Literal["subtract_mean_image", "scale_and_center"]
+#: The preprocessings by name: the lab's, and the fast recipe's.
+PREPROCESSINGS: tuple[PreprocessingName, ...] = ("subtract_mean_image", "scale_and_center")
+#: Pixel scale of each: the lab's keeps 0..255; the fast recipe scales to 0..1.
+_SCALES = {"subtract_mean_image": 1.0, "scale_and_center": float(np.float32(1 / 255))}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Images to rows: ``rows = reshape(images, (N, D)) * scale - mean``, in float32.
+
+    Attributes
+    ----------
+    name : {"subtract_mean_image", "scale_and_center"}
+        How it was fitted.
+    scale : float
+        The factor applied to pixel values (1 for the lab's, 1/255 for the fast recipe's).
+    mean : numpy.ndarray of float32, shape (D,)
+        The mean training row after scaling, subtracted from every row.
+    """
+
+    name: str
+    scale: float
+    mean: np.ndarray = field(repr=False)
+
+    @property
+    def input_size(self) -> int:
+        """D, the number of values in an image."""
+        return int(self.mean.shape[0])
+
+    def __call__(self, images: Any) -> np.ndarray:
+        """Rows of the network's input from images (N, ...) with D values each.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (N, D)
+
+        Raises
+        ------
+        ValueError
+            If the images do not hold D values each.
+        """
+        images = np.asarray(images)
+        count = images.shape[0] if images.ndim else 0
+        if images.ndim < 1 or images.size != count * self.input_size:
+            raise ValueError(
+                f"images must hold {self.input_size} values each (the training images' size), "
+                f"got shape {images.shape}"
+            )
+        rows = images.reshape(count, self.input_size)
+        if self.scale != 1.0:
+            rows = rows * np.float32(self.scale)
+        rows = rows.astype(np.float32, copy=False)
+        return rows - self.mean
+
+    def metadata(self) -> dict[str, Any]:
+        """The JSON part of a model file's record of it (the mean is stored as an array)."""
+        return {"name": self.name, "scale": self.scale}
+
+
+def fit_preprocessing(name: str, X_train: Any) -> Preprocessing:
+    """Fit the preprocessing called ``name`` on training images (N, ...).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name or no training images.
+    """
+    if name not in _SCALES:
+        raise ValueError(f"unknown preprocessing {name!r}; choose from {list(PREPROCESSINGS)}")
+    X_train = np.asarray(X_train)
+    if X_train.ndim < 1 or X_train.shape[0] == 0:
+        raise ValueError("cannot fit a preprocessing on no training images")
+    scale = _SCALES[name]
+    if scale == 1.0:
+        # The lab's: the mean image of the float32 pixels, as its get_mnist_data computes it.
+        mean = np.mean(X_train, axis=0).reshape(-1).astype(np.float32, copy=False)
+    else:
+        rows = (X_train * np.float32(scale)).reshape(X_train.shape[0], -1).astype(np.float32)
+        mean = rows.mean(axis=0)
+    return Preprocessing(name, scale, mean)
 
 
 def subtract_mean_image(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -22,8 +119,8 @@ def subtract_mean_image(X_train: np.ndarray, *others: np.ndarray) -> list[np.nda
     list of numpy.ndarray, shapes (N, D), (M, D), ...
         ``X_train`` then each of ``others``, as rows of ``D`` pixels.
     """
-    mean_image = np.mean(X_train, axis=0)
-    return [(X - mean_image).reshape(X.shape[0], -1) for X in (X_train, *others)]
+    preprocessing = fit_preprocessing("subtract_mean_image", X_train)
+    return [preprocessing(X) for X in (X_train, *others)]
 
 
 def scale_and_center(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -36,16 +133,9 @@ def scale_and_center(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarra
     -------
     list of numpy.ndarray of float32, shapes (N, D), (M, D), ...
     """
-    scale = np.float32(1 / 255)
-    rows = [
-        (X * scale).reshape(X.shape[0], -1).astype(np.float32, copy=False)
-        for X in (X_train, *others)
-    ]
-    mean = rows[0].mean(axis=0)
-    for X in rows:
-        X -= mean
-    return rows
+    preprocessing = fit_preprocessing("scale_and_center", X_train)
+    return [preprocessing(X) for X in (X_train, *others)]
 
 
-#: Preprocessing by name, as recorded in model files.
+#: Fit-and-apply functions by name: ``PREPROCESSORS[name](X_train, X_val, ...)``.
 PREPROCESSORS = {"subtract_mean_image": subtract_mean_image, "scale_and_center": scale_and_center}

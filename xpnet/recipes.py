@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from xpnet.neural_net import Init
+from xpnet.preprocess import PreprocessingName
+from xpnet.training import Schedule
+
 __all__ = ["FAST", "LAB", "RECIPES", "Recipe"]
 
 
@@ -17,16 +21,16 @@ class Recipe:
     """Settings for one way of training the network on MNIST.
 
     Attributes mirror :class:`xpnet.TwoLayerNet` and its ``train`` method;
-    ``preprocessing`` names a function of :data:`xpnet.preprocess.PREPROCESSORS`.
+    ``preprocessing`` names one of :data:`xpnet.preprocess.PREPROCESSINGS`.
     """
 
-    preprocessing: str
+    preprocessing: PreprocessingName
     hidden_size: int
-    init: str
+    init: Init
     std: float
     learning_rate: float
     learning_rate_decay: float
-    schedule: str
+    schedule: Schedule
     reg: float
     num_iters: int
     batch_size: int

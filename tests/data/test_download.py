@@ -112,7 +112,7 @@ def test_the_next_mirror_is_tried(tmp_path, serve, mnist_dir):
 
 
 def test_an_unreachable_mirror_is_a_data_error(tmp_path):
-    with pytest.raises(DataError, match="Check the network"):
+    with pytest.raises(DataError, match="from any of 1 mirrors") as info:
         download(
             NAMES[3],
             ["http://127.0.0.1:9/"],
@@ -121,4 +121,38 @@ def test_an_unreachable_mirror_is_a_data_error(tmp_path):
             progress=False,
             timeout=5,
         )
+    assert "\n" not in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def unreachable(monkeypatch):
+    dataset = DATASETS["mnist"]
+    mirrors = ("http://127.0.0.1:9/", "http://127.0.0.1:9/b/", "http://127.0.0.1:9/c/")
+    monkeypatch.setitem(
+        DATASETS, "mnist", type(dataset)(**{**dataset.__dict__, "mirrors": mirrors})
+    )
+
+
+def test_a_failed_fetch_says_where_the_files_belong(tmp_path, monkeypatch):
+    unreachable(monkeypatch)
+    monkeypatch.delenv("XPNET_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError) as info:
+        fetch("mnist", progress=False)
+    message = str(info.value)
+    assert str(tmp_path / "cache" / "xpnet" / "mnist") in message
+    for hint in ("XPNET_DATA", "--data-dir", "`xpnet data`"):
+        assert hint in message
+    assert "\n" not in message
+    assert len(message) < 600
+
+
+@pytest.mark.parametrize("named_by", ["--data-dir", "XPNET_DATA"])
+def test_a_data_directory_the_user_named_must_exist(tmp_path, monkeypatch, named_by):
+    unreachable(monkeypatch)
+    misspelt = tmp_path / "mnsit"
+    if named_by == "XPNET_DATA":
+        monkeypatch.setenv("XPNET_DATA", str(misspelt))
+    with pytest.raises(DataError, match=f"{misspelt} \\(from {named_by}\\) does not exist"):
+        fetch("mnist", misspelt if named_by == "--data-dir" else None, progress=False)
+    assert not misspelt.exists()

@@ -43,10 +43,10 @@ def real_files(mnist_dir):
         name: (mnist_dir / name).read_bytes()
         for name in ("t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz")
     }
-    images = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    raw_labels = gzip.decompress((mnist_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
     with gzip.open(mnist_dir / "t10k-images-idx3-ubyte.gz") as f:
         head = f.read(65536)
-    return {**labels, "raw-labels": images, "raw-images-head": head}
+    return {**labels, "raw-labels": raw_labels, "raw-images-head": head}
 
 
 @FUZZ

@@ -137,7 +137,7 @@ def test_label_count_must_match_images(mnist_copy):
 
 def test_label_above_nine_is_reported(mnist_copy):
     rewrite(mnist_copy / "t10k-labels-idx1-ubyte.gz", lambda b: b[:20] + b"\x0c" + b[21:])
-    with pytest.raises(DataError, match="label 12 is not a digit"):
+    with pytest.raises(DataError, match=r"label 12 is not a class 0\.\.9"):
         read_data_sets(mnist_copy, download=False)
 
 

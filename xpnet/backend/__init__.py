@@ -17,7 +17,7 @@ from xpnet.backend._resolve import (
     to_numpy,
 )
 from xpnet.backend._runners import Compile, Runner, compiled_runner_kind, select_runner
-from xpnet.backend._table import BACKENDS, BackendSpec
+from xpnet.backend._table import BACKENDS, BackendSpec, allow_float64
 
 __all__ = [
     "BACKENDS",
@@ -27,6 +27,7 @@ __all__ = [
     "BackendSpec",
     "Compile",
     "Runner",
+    "allow_float64",
     "array_namespace",
     "compiled_runner_kind",
     "device_of",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BACKENDS", "BackendSpec", "cuda_driver_major", "import_library"]
+__all__ = ["BACKENDS", "BackendSpec", "allow_float64", "cuda_driver_major", "import_library"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,19 @@ def cuda_driver_major() -> int | None:
         return None
     version = output.split(marker, 1)[1].split()[0]
     return int(version.split(".")[0]) if version.split(".")[0].isdigit() else None
+
+
+def allow_float64(name: str) -> None:
+    """Let backend ``name`` compute in float64 where that takes a global switch.
+
+    JAX computes in float32 unless its 64-bit mode is on; this turns it on (for the
+    whole process: the command line does it when asked for float64 on JAX). The
+    other backends need nothing.
+    """
+    if name == "jax" and importlib.util.find_spec("jax") is not None:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
 
 
 def _compat() -> ModuleType:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import sys
 import urllib.request
 import zlib
 from collections.abc import Sequence
@@ -13,6 +11,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from xpnet._atomic import atomic_write
+from xpnet._progress import ProgressBar
+from xpnet.data._files import open_payload
 from xpnet.errors import DataError
 
 __all__ = ["download", "payload_sha256"]
@@ -31,8 +31,7 @@ def payload_sha256(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as raw:
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        with open_payload(path) as stream:
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
     except (OSError, EOFError, zlib.error) as err:
@@ -93,9 +92,9 @@ def download(
             return Path(destination)
         except (OSError, DataError) as err:  # urllib raises OSErrors
             failures.append(f"{url}: {err}")
+    first = failures[0] if len(failures[0]) <= 160 else failures[0][:157] + "..."
     raise DataError(
-        f"could not download {name}; tried:\n  " + "\n  ".join(failures) + "\n"
-        "Check the network, or put the file in the data directory yourself."
+        f"could not download {name} from any of {len(mirrors)} mirrors (first: {first})."
     )
 
 
@@ -105,15 +104,18 @@ def _fetch(url: str, out: IO[bytes], *, gzipped: bool, progress: bool, timeout: 
     inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16) if gzipped else None
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0)
+        bar = ProgressBar(total) if progress else None
+        name = url.rsplit("/", 1)[-1]
         done = 0
         while chunk := response.read(_CHUNK):
             out.write(chunk)
             digest.update(_inflate(inflate, chunk) if inflate else chunk)
             done += len(chunk)
-            if progress:
-                _show(url, done, total)
-        if progress:
-            sys.stderr.write("\n")
+            if bar is not None and bar.due(done):
+                size = f" / {total / 2**20:.1f}" if total else ""
+                bar.update(done, f"{name}: {done / 2**20:.1f}{size} MiB")
+        if bar is not None:
+            bar.close()
     if total and done != total:
         raise DataError(f"connection closed after {done:,} of {total:,} bytes")
     if inflate is not None:
@@ -128,15 +130,3 @@ def _inflate(inflate: Any, chunk: bytes, flush: bool = False) -> bytes:
         return inflate.flush() if flush else inflate.decompress(chunk)
     except zlib.error as err:
         raise DataError(f"the gzip data is corrupt ({err})") from None
-
-
-def _show(url: str, done: int, total: int) -> None:
-    name = url.rsplit("/", 1)[-1]
-    if total:
-        width = 30
-        filled = width * done // total
-        bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(f"\r{name}: [{bar}] {done / 2**20:6.1f} / {total / 2**20:.1f} MiB")
-    else:
-        sys.stderr.write(f"\r{name}: {done / 2**20:6.1f} MiB")
-    sys.stderr.flush()

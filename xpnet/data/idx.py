@@ -7,7 +7,6 @@ Files may be gzip-compressed (``.gz``).
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import struct
@@ -17,6 +16,7 @@ from typing import IO
 
 import numpy as np
 
+from xpnet.data._files import open_payload
 from xpnet.errors import DataError
 
 __all__ = ["DataError", "read_idx"]
@@ -54,8 +54,7 @@ def read_idx(path: str | os.PathLike[str], *, expect_ndim: int | None = None) ->
     path = Path(path)
     try:
         size_on_disk = path.stat().st_size
-        with open(path, "rb") as raw:
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        with open_payload(path) as stream:
             return _read(stream, path, size_on_disk, expect_ndim)
     except DataError:
         raise
@@ -79,7 +78,7 @@ def _read(stream: IO[bytes], path: Path, size_on_disk: int, expect_ndim: int | N
     dtype = np.dtype(_DTYPES[type_code])
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
 
-    compressed = isinstance(stream, gzip.GzipFile)
+    compressed = path.suffix == ".gz"
     limit = size_on_disk * _MAX_GZIP_RATIO if compressed else size_on_disk - 4 - 4 * ndim
     if expected > limit:
         raise DataError(

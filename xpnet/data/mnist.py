@@ -18,8 +18,23 @@ from xpnet.data.download import download, payload_sha256
 from xpnet.data.idx import read_idx
 from xpnet.errors import DataError
 
-__all__ = ["DATASETS", "Dataset", "data_dir", "fetch", "load", "read_data_sets", "verify"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "check_test_files",
+    "data_dir",
+    "fetch",
+    "load",
+    "load_test",
+    "read_data_sets",
+    "verify",
+]
 
+#: Fashion-MNIST's ten garments, by label.
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
@@ -38,6 +53,8 @@ class Dataset:
         Base URLs to download from, in order.
     env : str
         The environment variable naming a directory that holds the files.
+    class_names : tuple of str
+        What each label means, for plots and tables.
     system_dirs : tuple of str
         Directories where an operating-system package puts the files.
     """
@@ -46,6 +63,7 @@ class Dataset:
     sha256: dict[str, str]
     mirrors: tuple[str, ...]
     env: str
+    class_names: tuple[str, ...]
     system_dirs: tuple[str, ...] = ()
 
 
@@ -65,6 +83,7 @@ DATASETS: dict[str, Dataset] = {
             "http://yann.lecun.com/exdb/mnist/",
         ),
         env="XPNET_DATA",
+        class_names=tuple(str(digit) for digit in range(10)),
     ),
     "fashion-mnist": Dataset(
         name="fashion-mnist",
@@ -77,6 +96,7 @@ DATASETS: dict[str, Dataset] = {
         },
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
         env="XPNET_FASHION_DATA",
+        class_names=FASHION_CLASSES,
         system_dirs=("/usr/share/datasets/fashion-mnist",),
     ),
 }
@@ -118,6 +138,10 @@ def fetch(
 ) -> Path:
     """Make sure a dataset's four files are present, downloading the missing ones.
 
+    Files are downloaded into a directory the user named (``path``, or the
+    dataset's environment variable) only if it exists; xpnet creates no directory
+    but its own cache.
+
     Returns
     -------
     pathlib.Path
@@ -126,14 +150,36 @@ def fetch(
     Raises
     ------
     DataError
-        If a missing file cannot be downloaded and verified.
+        If a user-named directory does not exist, or a missing file cannot be
+        downloaded and verified; the message says where the files belong.
     """
     ds = _dataset(dataset)
     directory = data_dir(dataset, path)
-    for name, sha256 in ds.sha256.items():
-        if not (directory / name).is_file():
-            download(name, ds.mirrors, directory / name, sha256, progress=progress)
+    named_by = _named_by(ds, path)
+    missing = [name for name in ds.sha256 if not (directory / name).is_file()]
+    if missing and named_by and not directory.is_dir():
+        raise DataError(
+            f"the {ds.name} data directory {directory} (from {named_by}) does not exist; "
+            f"create it, or fix {named_by}"
+        )
+    for name in missing:
+        try:
+            download(name, ds.mirrors, directory / name, ds.sha256[name], progress=progress)
+        except DataError as err:
+            raise DataError(
+                f"{err} The {ds.name} files belong in {directory}"
+                + (f" (from {named_by})" if named_by else "")
+                + f": put the four files there, or point {ds.env} or --data-dir at a "
+                "directory that has them; `xpnet data` downloads and verifies them."
+            ) from None
     return directory
+
+
+def _named_by(ds: Dataset, path: str | os.PathLike[str] | None) -> str | None:
+    """Which setting named the data directory: --data-dir, the environment, or none."""
+    if path is not None:
+        return "--data-dir"
+    return ds.env if os.environ.get(ds.env) else None
 
 
 def verify(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -> dict[str, bool]:
@@ -178,21 +224,76 @@ def load(
             f"{ds.name} files missing from {directory}: {', '.join(missing)}; run `xpnet data` "
             f"to download them, or set {ds.env} to a directory that has them"
         )
-    arrays = []
-    for images, labels in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):
-        X = read_idx(directory / images, expect_ndim=3)
-        y = read_idx(directory / labels, expect_ndim=1)
-        if X.dtype != np.uint8 or X.shape[1:] != (28, 28):
-            raise DataError(f"{directory / images}: expected 28x28 uint8 images, got {X.shape}")
-        if y.dtype != np.uint8 or y.shape[0] != X.shape[0]:
+    X_train, y_train = _read_pair(directory, TRAIN_IMAGES, TRAIN_LABELS)
+    X_test, y_test = _read_pair(directory, TEST_IMAGES, TEST_LABELS)
+    return X_train, y_train, X_test, y_test
+
+
+def _read_pair(directory: Path, images: str, labels: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and their labels, checked against each other."""
+    X = read_idx(directory / images, expect_ndim=3)
+    y = read_idx(directory / labels, expect_ndim=1)
+    if X.dtype != np.uint8 or X.shape[1:] != (28, 28):
+        raise DataError(f"{directory / images}: expected 28x28 uint8 images, got {X.shape}")
+    if y.dtype != np.uint8 or y.shape[0] != X.shape[0]:
+        raise DataError(
+            f"{directory / labels}: expected {X.shape[0]:,} uint8 labels to match "
+            f"{images}, got {y.shape[0]:,} of {y.dtype}"
+        )
+    if y.size and y.max() > 9:
+        raise DataError(f"{directory / labels}: label {y.max()} is not a class 0..9")
+    return X, y
+
+
+def check_test_files(dataset: str, directory: str | os.PathLike[str]) -> None:
+    """Check that the test files in ``directory`` are ``dataset``'s, by their SHA-256.
+
+    Raises
+    ------
+    DataError
+        If a test file is missing, or is another dataset's (named when known) or
+        no known dataset's.
+    """
+    ds = _dataset(dataset)
+    directory = Path(directory)
+    for name in (TEST_IMAGES, TEST_LABELS):
+        if not (directory / name).is_file():
             raise DataError(
-                f"{directory / labels}: expected {X.shape[0]:,} uint8 labels to match "
-                f"{images}, got {y.shape[0]:,} of {y.dtype}"
+                f"{ds.name} test file {name} is missing from {directory}; run "
+                f"`xpnet data --dataset {ds.name}` or set {ds.env}"
             )
-        if y.size and y.max() > 9:
-            raise DataError(f"{directory / labels}: label {y.max()} is not a digit class 0..9")
-        arrays += [X, y]
-    return arrays[0], arrays[1], arrays[2], arrays[3]
+        actual = payload_sha256(directory / name)
+        if actual == ds.sha256[name]:
+            continue
+        owner = next((d.name for d in DATASETS.values() if d.sha256.get(name) == actual), None)
+        raise DataError(
+            f"{directory / name} is "
+            + (f"{owner}'s, not {ds.name}'s" if owner else f"not {ds.name}'s (its SHA-256 differs)")
+            + f": point --data-dir (or {ds.env}) at the {ds.name} files"
+        )
+
+
+def load_test(
+    dataset: str = "mnist", path: str | os.PathLike[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test images and labels alone, as :func:`read_data_sets` gives them.
+
+    Returns
+    -------
+    X_test : numpy.ndarray of float32, shape (N, 28, 28, 1)
+    y_test : numpy.ndarray of int64, shape (N,)
+
+    Raises
+    ------
+    DataError
+        If the files are missing, corrupt, or hold no images.
+    """
+    ds = _dataset(dataset)
+    directory = data_dir(dataset, path)
+    X, y = _read_pair(directory, TEST_IMAGES, TEST_LABELS)
+    if X.shape[0] == 0:
+        raise DataError(f"{directory / TEST_IMAGES}: holds no {ds.name} test images")
+    return X.astype(np.float32)[..., None], y.astype(np.int64)
 
 
 def read_data_sets(
@@ -227,9 +328,16 @@ def read_data_sets(
     y_test : numpy.ndarray of int64, shape (10000,)
     """
     X_train, y_train, X_test, y_test = load(dataset, path, download=download)
-    if not 0 <= num_validation < X_train.shape[0]:
-        raise ValueError(
-            f"num_validation must be in [0, {X_train.shape[0]}), got {num_validation!r}"
+    available = X_train.shape[0]
+    if (
+        isinstance(num_validation, bool)
+        or not isinstance(num_validation, int)
+        or not (0 <= num_validation < available)
+    ):
+        raise DataError(
+            f"the {dataset} training file holds {available:,} images; num_validation="
+            f"{num_validation!r} must leave at least one for training (0 <= num_validation "
+            f"< {available:,})"
         )
     split = X_train.shape[0] - num_validation
 

@@ -1,0 +1,139 @@
+"""Fuzzing model files: whatever the bytes, loading succeeds or raises ModelFileError.
+
+Random bytes, truncations and bit flips of a real model file, hand-made ``.npy``
+headers inside a zip, and metadata of every JSON shape: thousands of cases
+(``XPNET_FUZZ_EXAMPLES`` per test, 1000 by default), none a traceback of another kind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from xpnet import TwoLayerNet
+from xpnet.errors import ModelFileError
+from xpnet.preprocess import fit_preprocessing
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("XPNET_FUZZ_EXAMPLES", "1000")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def load_bytes(data: bytes) -> None:
+    """Write ``data`` as a model file and load it: success, or a ModelFileError naming it."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "fuzz-model.npz"
+        path.write_bytes(data)
+        try:
+            TwoLayerNet.load(path)
+        except ModelFileError as err:
+            message = str(err)
+        else:
+            return
+    assert str(path) in message
+
+
+@pytest.fixture(scope="module")
+def model_bytes() -> bytes:
+    """A real model file (with its preprocessing), as bytes."""
+    rng = np.random.default_rng(0)
+    net = TwoLayerNet(16, 5, 3, std=0.1, seed=0)
+    X, y = rng.standard_normal((30, 16)), rng.integers(0, 3, 30)
+    net.train(X, y, X, y, num_iters=5, batch_size=10)
+    net.preprocessing = fit_preprocessing("subtract_mean_image", X.astype(np.float32))
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "model.npz"
+        net.save(path, {"dataset": "mnist", "results": {"val_acc": 0.5}})
+        return path.read_bytes()
+
+
+def members_of(data: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@FUZZ
+@given(data=st.binary(max_size=1024), zip_magic=st.booleans())
+def test_random_bytes(data, zip_magic):
+    load_bytes((b"PK\x03\x04" if zip_magic else b"") + data)
+
+
+@FUZZ
+@given(data=st.data())
+def test_truncated_model_files(model_bytes, data):
+    load_bytes(model_bytes[: data.draw(st.integers(0, len(model_bytes) - 1))])
+
+
+@FUZZ
+@given(data=st.data())
+def test_bit_flipped_model_files(model_bytes, data):
+    content = bytearray(model_bytes)
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(content) - 1))
+        content[position] ^= 1 << data.draw(st.integers(0, 7))
+    load_bytes(bytes(content))
+
+
+NPY_DTYPES = ["<f8", ">f8", "<f4", "|u1", "<i8", "<U20", "|O", "<c16", "|b1", "<f2"]
+
+
+@FUZZ
+@given(
+    member=st.sampled_from(["W1", "b1", "W2", "b2", "metadata", "preprocessing_mean"]),
+    descr=st.sampled_from(NPY_DTYPES),
+    shape=st.lists(st.integers(0, 2**40), max_size=4).map(tuple),
+    fortran=st.booleans(),
+    payload=st.binary(max_size=256),
+)
+def test_crafted_array_headers(model_bytes, member, descr, shape, fortran, payload):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": descr, "fortran_order": fortran, "shape": shape}
+    )
+    members = members_of(model_bytes)
+    members[f"{member}.npy"] = header.getvalue() + payload
+    load_bytes(zip_bytes(members))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+FIELDS = [
+    "format", "format_version", "xpnet_version", "sizes", "dtype", "dataset", "seed",
+    "recipe", "results", "interrupted", "training", "preprocessing",
+]  # fmt: skip
+
+
+@FUZZ
+@given(changes=st.dictionaries(st.sampled_from(FIELDS), json_values, min_size=1, max_size=4))
+def test_crafted_metadata(model_bytes, changes):
+    members = members_of(model_bytes)
+    with io.BytesIO(members["metadata.npy"]) as f:
+        metadata = json.loads(str(np.load(f)))
+    buffer = io.BytesIO()
+    np.save(buffer, np.array(json.dumps({**metadata, **changes})))
+    members["metadata.npy"] = buffer.getvalue()
+    load_bytes(zip_bytes(members))
