@@ -82,7 +82,7 @@ def fast(session: nox.Session) -> None:
 @nox.parametrize("backend", BACKENDS)
 def gradcheck(session: nox.Session, backend: str) -> None:
     """Backprop against numerical gradients on random nets (hypothesis), one backend."""
-    _pytest(session, backend, "-m", "gradcheck", HYPOTHESIS_PROFILE="gradcheck")
+    _pytest(session, backend, "-m", "gradcheck", XPNET_GRADCHECK_EXAMPLES="60")
 
 
 @nox.session

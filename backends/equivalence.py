@@ -21,10 +21,8 @@ import numpy as np
 
 from xpnet import TwoLayerNet, resolve_backend, to_numpy
 from xpnet.backend import BACKENDS, Backend, compiled_runner_kind
+from xpnet.testing import TOLERANCES, relative_difference
 
-# Largest relative difference allowed, per dtype. float64 agrees to rounding;
-# float32 carries ~1e-7 relative error per operation, grown by 200 SGD steps.
-TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
 SIZES = (50, 40, 10)  # D, H, C
 SEED = 0
 STEPS = 200
@@ -44,12 +42,6 @@ def configure() -> None:
 
         jax.config.update("jax_enable_x64", True)
         jax.config.update("jax_default_matmul_precision", "highest")
-
-
-def relative_difference(a: np.ndarray, reference: np.ndarray) -> float:
-    """``max|a - ref| / max|ref|``: the error measured against the reference's scale."""
-    a, reference = np.asarray(a, np.float64), np.asarray(reference, np.float64)
-    return float(np.max(np.abs(a - reference)) / max(np.max(np.abs(reference)), 1e-300))
 
 
 def measure(

@@ -36,251 +36,32 @@ if any(name in os.environ for name in _BLAS_OVERRIDES):  # must happen before Nu
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
-import math  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
 import tracemalloc  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
+from runners import (  # noqa: E402
+    Runner,
+    limit_runner,
+    plain_loop_runner,
+    pytorch_runner,
+    pytorch_time_to_accuracy,
+    sklearn_runner,
+    xpnet_runner,
+    xpnet_time_to_accuracy,
+)
 
 from xpnet import TwoLayerNet  # noqa: E402
-from xpnet.data import read_data_sets  # noqa: E402
-from xpnet.preprocess import PREPROCESSORS  # noqa: E402
+from xpnet.pipeline import prepare_data  # noqa: E402
 from xpnet.recipes import FAST, LAB  # noqa: E402
 
 SIZES = {"handout": (175, 100), "large": (1024, 1024)}  # hidden size, batch size
-LEARNING_RATE, REG = 1e-3, 5e-6
 RESULTS = Path(__file__).with_name("RESULTS.md")
 NOTES_HEADING = "## What was tried"
 GPU_HEADING = "## GPU"
-
-
-# Each runner trains for ``iterations`` steps of ``batch`` rows and returns the seconds.
-
-
-def xpnet_runner(backend: str, dtype: str, compile: bool | str = "auto") -> Callable:
-    def run(X, y, H, batch, iterations):
-        X = X.astype(dtype)
-        net = TwoLayerNet(784, H, 10, backend=backend, dtype=dtype, seed=0)
-        X_dev, y_dev = net.backend.asarray(X), net.backend.asarray(y)
-        start = time.perf_counter()
-        net.train(
-            X_dev,
-            y_dev,
-            X_dev[:batch],
-            y_dev[:batch],
-            learning_rate=LEARNING_RATE,
-            learning_rate_decay=1.0,
-            reg=REG,
-            num_iters=iterations,
-            batch_size=batch,
-            compile=compile,
-        )
-        return time.perf_counter() - start  # train returns its history: the device is done
-
-    return run
-
-
-def plain_numpy_runner(dtype: str) -> Callable:
-    """The obvious NumPy loop, as a student would write it for the lab."""
-
-    def run(X, y, H, batch, iterations):
-        X = X.astype(dtype)
-        rng = np.random.default_rng(0)
-        W1 = (1e-4 * rng.standard_normal((784, H))).astype(dtype)
-        b1 = np.zeros(H, dtype)
-        W2 = (1e-4 * rng.standard_normal((H, 10))).astype(dtype)
-        b2 = np.zeros(10, dtype)
-        rows = np.arange(batch)
-        start = time.perf_counter()
-        for _ in range(iterations):
-            idx = rng.choice(X.shape[0], batch)
-            X_batch, y_batch = X[idx], y[idx]
-            hidden = np.maximum(0, X_batch @ W1 + b1)
-            scores = hidden @ W2 + b2
-            scores -= scores.max(axis=1, keepdims=True)
-            probs = np.exp(scores)
-            probs /= probs.sum(axis=1, keepdims=True)
-            loss = -np.mean(np.log(probs[rows, y_batch]))
-            loss += 0.5 * REG * (np.sum(W1 * W1) + np.sum(W2 * W2))
-            dscores = probs
-            dscores[rows, y_batch] -= 1
-            dscores /= batch
-            dW2 = hidden.T @ dscores + REG * W2
-            db2 = dscores.sum(axis=0)
-            dhidden = dscores @ W2.T
-            dhidden[hidden <= 0] = 0
-            dW1 = X_batch.T @ dhidden + REG * W1
-            db1 = dhidden.sum(axis=0)
-            W1 -= LEARNING_RATE * dW1
-            b1 -= LEARNING_RATE * db1
-            W2 -= LEARNING_RATE * dW2
-            b2 -= LEARNING_RATE * db2
-        return time.perf_counter() - start
-
-    return run
-
-
-def pytorch_runner() -> Callable:
-    import torch
-
-    def run(X, y, H, batch, iterations):
-        torch.manual_seed(0)
-        X_t = torch.as_tensor(X, dtype=torch.float32)
-        y_t = torch.as_tensor(y)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(784, H), torch.nn.ReLU(), torch.nn.Linear(H, 10)
-        )
-        criterion = torch.nn.CrossEntropyLoss()
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=REG)
-        start = time.perf_counter()
-        for _ in range(iterations):
-            idx = torch.randint(0, X_t.shape[0], (batch,))
-            optimizer.zero_grad()
-            loss = criterion(model(X_t[idx]), y_t[idx])
-            loss.backward()
-            optimizer.step()
-        return time.perf_counter() - start
-
-    return run
-
-
-def sklearn_runner() -> Callable:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-
-    def run(X, y, H, batch, iterations):
-        model = MLPClassifier(
-            hidden_layer_sizes=(H,),
-            solver="sgd",
-            alpha=REG,
-            batch_size=batch,
-            learning_rate_init=LEARNING_RATE,
-            momentum=0.0,
-            max_iter=1,
-            shuffle=True,
-            random_state=0,
-            tol=0.0,
-            n_iter_no_change=10**9,
-        )
-        samples = batch * iterations  # one epoch over exactly this many rows
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X[:samples], y[:samples])
-        return time.perf_counter() - start
-
-    return run
-
-
-def limit_runner(dtype: str) -> Callable:
-    """The step's matrix products alone, into preallocated outputs: the BLAS ceiling."""
-
-    def run(X, y, H, batch, iterations):
-        rng = np.random.default_rng(0)
-        X_batch = X[:batch].astype(dtype)
-        W1, W2 = (
-            rng.standard_normal((784, H)).astype(dtype),
-            rng.standard_normal((H, 10)).astype(dtype),
-        )
-        hidden, scores = np.empty((batch, H), dtype), np.empty((batch, 10), dtype)
-        dW1, dW2, dhidden = np.empty_like(W1), np.empty_like(W2), np.empty((batch, H), dtype)
-        start = time.perf_counter()
-        for _ in range(iterations):
-            np.matmul(X_batch, W1, out=hidden)
-            np.matmul(hidden, W2, out=scores)
-            np.matmul(hidden.T, scores, out=dW2)
-            np.matmul(scores, W2.T, out=dhidden)
-            np.matmul(X_batch.T, dhidden, out=dW1)
-        return time.perf_counter() - start
-
-    return run
-
-
-# Time to accuracy: the fast recipe, in xpnet and in PyTorch, until the validation
-# accuracy, checked every quarter epoch (the checks' own time included), first
-# reaches the target.
-
-CHECKS_PER_EPOCH = 4
-
-
-def xpnet_time_to_accuracy(data, recipe, target, seed, backend="numpy", device=None):
-    X_train, y_train, X_val, y_val = data
-    net = TwoLayerNet(
-        784,
-        recipe.hidden_size,
-        10,
-        backend=backend,
-        device=device,
-        dtype="float32",
-        seed=seed,
-        init=recipe.init,
-    )
-    X_train, y_train, X_val, y_val = (net.backend.asarray(a) for a in data)
-    check_every = X_train.shape[0] // recipe.batch_size // CHECKS_PER_EPOCH
-    reached = []
-
-    def progress(it, loss, learning_rate):
-        if (it + 1) % check_every == 0 and not reached:
-            accuracy = float(net.xp.mean(net.xp.astype(net.predict(X_val) == y_val, net.dtype)))
-            if accuracy >= target:
-                reached.append(
-                    (
-                        time.perf_counter() - start,
-                        (it + 1) / check_every / CHECKS_PER_EPOCH,
-                        accuracy,
-                    )
-                )
-
-    start = time.perf_counter()
-    net.train(X_train, y_train, X_val, y_val, progress=progress, **recipe.train_settings())
-    return reached[0] if reached else (math.inf, math.nan, math.nan)
-
-
-def pytorch_time_to_accuracy(data, recipe, target, seed, device="cpu"):
-    import torch
-
-    X_train, y_train, X_val, y_val = (torch.as_tensor(a, device=device) for a in data)
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, recipe.hidden_size),
-        torch.nn.ReLU(),
-        torch.nn.Linear(recipe.hidden_size, 10),
-    ).to(device)
-    for layer in (model[0], model[2]):  # He initialisation, zero biases, as xpnet's
-        torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        torch.nn.init.zeros_(layer.bias)
-    criterion = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=recipe.learning_rate,
-        momentum=recipe.momentum,
-        weight_decay=recipe.reg,
-    )
-    per_epoch = X_train.shape[0] // recipe.batch_size
-    check_every = per_epoch // CHECKS_PER_EPOCH
-    start = time.perf_counter()
-    for it in range(recipe.num_iters):
-        if it % per_epoch == 0:
-            order = torch.randperm(X_train.shape[0], device=device)
-        for group in optimizer.param_groups:  # the same cosine schedule
-            group["lr"] = recipe.learning_rate * (1 + math.cos(math.pi * it / recipe.num_iters)) / 2
-        k = it % per_epoch
-        batch = order[k * recipe.batch_size : (k + 1) * recipe.batch_size]
-        optimizer.zero_grad()
-        criterion(model(X_train[batch]), y_train[batch]).backward()
-        optimizer.step()
-        if (it + 1) % check_every == 0:
-            with torch.no_grad():
-                accuracy = float((model(X_val).argmax(1) == y_val).float().mean())
-            if accuracy >= target:
-                return time.perf_counter() - start, (it + 1) / per_epoch, accuracy
-    return math.inf, math.nan, math.nan
 
 
 # Peak memory of a full-MNIST training run (one epoch of the lab's recipe).
@@ -359,19 +140,19 @@ def machine() -> dict[str, str]:
     }
 
 
-def runners() -> dict[str, Callable]:
+def runners() -> dict[str, Runner]:
     return {
         "xpnet numpy float32": xpnet_runner("numpy", "float32"),
         "xpnet numpy float64": xpnet_runner("numpy", "float64"),
         "xpnet torch float32": xpnet_runner("torch", "float32"),
         "xpnet jax float32 eager": xpnet_runner("jax", "float32", compile=False),
         "xpnet jax float32 jit+scan": xpnet_runner("jax", "float32", compile=True),
-        "plain NumPy float32": plain_numpy_runner("float32"),
-        "plain NumPy float64": plain_numpy_runner("float64"),
+        "plain NumPy float32": plain_loop_runner(np, "float32"),
+        "plain NumPy float64": plain_loop_runner(np, "float64"),
         "PyTorch float32": pytorch_runner(),
         "scikit-learn float32": sklearn_runner(),
-        "limit float32": limit_runner("float32"),
-        "limit float64": limit_runner("float64"),
+        "limit float32": limit_runner(np, "float32"),
+        "limit float64": limit_runner(np, "float64"),
     }
 
 
@@ -440,11 +221,11 @@ def main() -> int:
 
     info = machine()
     print(info["environment"])
-    X_train, y_train, X_val, y_val, _, _ = read_data_sets()
-    lab_data = PREPROCESSORS[LAB.preprocessing](X_train, X_val)
-    fast_data = PREPROCESSORS[FAST.preprocessing](X_train, X_val)
-    lab_rows = (lab_data[0], y_train, lab_data[1], y_val)
-    fast_rows = (fast_data[0], y_train, fast_data[1], y_val)
+    lab = prepare_data(LAB.preprocessing)  # the data as `xpnet train` prepares it
+    fast = prepare_data(FAST.preprocessing)
+    y_train = lab.y_train
+    lab_rows = (lab.X_train, lab.y_train, lab.X_val, lab.y_val)
+    fast_rows = (fast.X_train, fast.y_train, fast.X_val, fast.y_val)
 
     old = args.output.read_text() if args.output.exists() else ""
     cpu_part, gpu_part, notes = split_results(old)

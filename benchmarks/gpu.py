@@ -17,23 +17,30 @@ the run then exits non-zero.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
+from runners import (
+    LEARNING_RATE,
+    REG,
+    Runner,
+    limit_runner,
+    plain_loop_runner,
+    pytorch_runner,
+    pytorch_time_to_accuracy,
+    torch_model,
+    xpnet_runner,
+    xpnet_time_to_accuracy,
+)
 
-from xpnet import TwoLayerNet
 from xpnet.backend import resolve_backend
-from xpnet.metrics import accuracy
 
 SIZES = {"small": (175, 100), "medium": (1024, 1024), "large": (4096, 8192)}
 ITERATIONS = {"small": 3000, "medium": 2000, "large": 300}
-LEARNING_RATE, REG = 1e-3, 5e-6
 GRAPH_STEPS = 100
 FP32_XPNET_ROWS = ("xpnet cupy, eager", "xpnet torch cuda, CUDA graph", "xpnet jax gpu, jit + scan")
 
@@ -48,123 +55,6 @@ def available() -> dict[str, bool]:
         except (ImportError, RuntimeError, ValueError):
             found[name] = False
     return found
-
-
-@contextlib.contextmanager
-def jax_precision(precision: str) -> Iterator[None]:
-    """JAX's float32 matrix-product precision: "highest" (fp32) or "default" (TF32 on GPUs)."""
-    import jax
-
-    with jax.default_matmul_precision(precision):
-        yield
-
-
-def synchronize(name: str) -> None:
-    if name == "cupy":
-        import cupy
-
-        cupy.cuda.Device().synchronize()
-    elif name == "torch":
-        import torch
-
-        torch.cuda.synchronize()
-
-
-# Runners: run(X, y, H, batch, iterations) -> seconds, with X and y already on the device.
-
-
-def xpnet_runner(backend: str, device: Any, compile: Any, precision: str | None = None):
-    def run(X, y, H, batch, iterations):
-        net = TwoLayerNet(784, H, 10, backend=backend, device=device, dtype="float32", seed=0)
-        X_dev, y_dev = net.backend.asarray(X), net.backend.asarray(y)
-        context = jax_precision(precision) if precision else contextlib.nullcontext()
-        with context:
-            start = time.perf_counter()
-            net.train(
-                X_dev, y_dev, X_dev[:batch], y_dev[:batch], learning_rate=LEARNING_RATE,
-                learning_rate_decay=1.0, reg=REG, num_iters=iterations, batch_size=batch,
-                compile=compile,
-            )  # fmt: skip
-            return time.perf_counter() - start  # train read its history: the device is done
-
-    return run
-
-
-def plain_cupy_runner():
-    """The obvious CuPy loop, the lab's NumPy code with ``cp`` for ``np``."""
-    import cupy as cp
-
-    def run(X, y, H, batch, iterations):
-        X, y = cp.asarray(X), cp.asarray(y)
-        rng = cp.random.default_rng(0)
-        W1 = (1e-4 * rng.standard_normal((784, H))).astype(cp.float32)
-        b1 = cp.zeros(H, cp.float32)
-        W2 = (1e-4 * rng.standard_normal((H, 10))).astype(cp.float32)
-        b2 = cp.zeros(10, cp.float32)
-        rows = cp.arange(batch)
-        losses = []
-        synchronize("cupy")
-        start = time.perf_counter()
-        for _ in range(iterations):
-            idx = rng.integers(0, X.shape[0], batch)
-            X_batch, y_batch = X[idx], y[idx]
-            hidden = cp.maximum(0, X_batch @ W1 + b1)
-            scores = hidden @ W2 + b2
-            scores -= scores.max(axis=1, keepdims=True)
-            probs = cp.exp(scores)
-            probs /= probs.sum(axis=1, keepdims=True)
-            loss = -cp.mean(cp.log(probs[rows, y_batch]))
-            losses.append(loss + 0.5 * REG * (cp.sum(W1 * W1) + cp.sum(W2 * W2)))
-            dscores = probs
-            dscores[rows, y_batch] -= 1
-            dscores /= batch
-            dW2 = hidden.T @ dscores + REG * W2
-            db2 = dscores.sum(axis=0)
-            dhidden = dscores @ W2.T
-            dhidden[hidden <= 0] = 0
-            dW1 = X_batch.T @ dhidden + REG * W1
-            db1 = dhidden.sum(axis=0)
-            W1 -= LEARNING_RATE * dW1
-            b1 -= LEARNING_RATE * db1
-            W2 -= LEARNING_RATE * dW2
-            b2 -= LEARNING_RATE * db2
-        cp.stack(losses).get()
-        return time.perf_counter() - start
-
-    return run
-
-
-def _torch_model(H: int, device: str):
-    import torch
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, H), torch.nn.ReLU(), torch.nn.Linear(H, 10)
-    ).to(device)
-    return model, torch.nn.CrossEntropyLoss()
-
-
-def pytorch_eager_runner(device: str = "cuda:0"):
-    import torch
-
-    def run(X, y, H, batch, iterations):
-        X_t, y_t = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
-        model, criterion = _torch_model(H, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=REG)
-        losses = []
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(iterations):
-            idx = torch.randint(0, X_t.shape[0], (batch,), device=device)
-            optimizer.zero_grad()
-            loss = criterion(model(X_t[idx]), y_t[idx])
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.detach())
-        torch.stack(losses).cpu()
-        return time.perf_counter() - start
-
-    return run
 
 
 def _graphed_steps(model, criterion, optimizer, X_t, y_t, batch, steps, device):
@@ -202,7 +92,7 @@ def pytorch_graphed_runner(device: str = "cuda:0"):
 
     def run(X, y, H, batch, iterations):
         X_t, y_t = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
-        model, criterion = _torch_model(H, device)
+        model, criterion = torch_model(H, device)
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=REG)
         graph, static_losses = _graphed_steps(
             model, criterion, optimizer, X_t, y_t, batch, GRAPH_STEPS, device
@@ -214,32 +104,6 @@ def pytorch_graphed_runner(device: str = "cuda:0"):
             graph.replay()
             losses.append(static_losses.clone())
         torch.cat(losses).cpu()
-        return time.perf_counter() - start
-
-    return run
-
-
-def cupy_limit_runner():
-    """The step's five matrix products alone, fp32, into preallocated outputs."""
-    import cupy as cp
-
-    def run(X, y, H, batch, iterations):
-        rng = cp.random.default_rng(0)
-        X_batch = cp.asarray(X[:batch])
-        W1 = rng.standard_normal((784, H), dtype=cp.float32)
-        W2 = rng.standard_normal((H, 10), dtype=cp.float32)
-        hidden, scores = cp.empty((batch, H), cp.float32), cp.empty((batch, 10), cp.float32)
-        dW1, dW2 = cp.empty_like(W1), cp.empty_like(W2)
-        dhidden = cp.empty((batch, H), cp.float32)
-        synchronize("cupy")
-        start = time.perf_counter()
-        for _ in range(iterations):
-            cp.matmul(X_batch, W1, out=hidden)
-            cp.matmul(hidden, W2, out=scores)
-            cp.matmul(hidden.T, scores, out=dW2)
-            cp.matmul(scores, W2.T, out=dhidden)
-            cp.matmul(X_batch.T, dhidden, out=dW1)
-        synchronize("cupy")
         return time.perf_counter() - start
 
     return run
@@ -275,24 +139,34 @@ def torch_tf32_limit_runner(device: str = "cuda:0"):
     return run
 
 
-def runners(libraries: dict[str, bool]) -> dict[str, tuple[Callable, str]]:
+def runners(libraries: dict[str, bool]) -> dict[str, tuple[Runner, str]]:
     """Each row's runner and the precision of its matrix products."""
-    rows: dict[str, tuple[Callable, str]] = {}
+    rows: dict[str, tuple[Runner, str]] = {}
     if libraries["cupy"]:
-        rows["xpnet cupy, eager"] = (xpnet_runner("cupy", 0, "auto"), "fp32")
-        rows["plain CuPy loop"] = (plain_cupy_runner(), "fp32")
-        rows["limit: five matmuls, CuPy"] = (cupy_limit_runner(), "fp32")
+        import cupy
+
+        rows["xpnet cupy, eager"] = (xpnet_runner("cupy", device=0), "fp32")
+        rows["plain CuPy loop"] = (plain_loop_runner(cupy), "fp32")
+        rows["limit: five matmuls, CuPy"] = (limit_runner(cupy), "fp32")
     if libraries["torch"]:
-        rows["xpnet torch cuda, eager"] = (xpnet_runner("torch", "cuda:0", False), "fp32")
-        rows["xpnet torch cuda, CUDA graph"] = (xpnet_runner("torch", "cuda:0", True), "fp32")
-        rows["PyTorch nn, eager"] = (pytorch_eager_runner(), "fp32")
+        cuda = {"backend": "torch", "device": "cuda:0"}
+        rows["xpnet torch cuda, eager"] = (xpnet_runner(**cuda, compile=False), "fp32")
+        rows["xpnet torch cuda, CUDA graph"] = (xpnet_runner(**cuda, compile=True), "fp32")
+        rows["PyTorch nn, eager"] = (pytorch_runner("cuda:0"), "fp32")
         rows[f"PyTorch nn, {GRAPH_STEPS} steps per CUDA graph"] = (pytorch_graphed_runner(), "fp32")
         rows["limit: five matmuls, torch TF32"] = (torch_tf32_limit_runner(), "TF32")
     if libraries["jax"]:
-        rows["xpnet jax gpu, eager"] = (xpnet_runner("jax", "gpu:0", False, "highest"), "fp32")
-        rows["xpnet jax gpu, jit + scan"] = (xpnet_runner("jax", "gpu:0", True, "highest"), "fp32")
+        gpu = {"backend": "jax", "device": "gpu:0"}
+        rows["xpnet jax gpu, eager"] = (
+            xpnet_runner(**gpu, compile=False, precision="highest"),
+            "fp32",
+        )
+        rows["xpnet jax gpu, jit + scan"] = (
+            xpnet_runner(**gpu, compile=True, precision="highest"),
+            "fp32",
+        )
         rows["xpnet jax gpu, jit + scan, TF32"] = (
-            xpnet_runner("jax", "gpu:0", True, "default"),
+            xpnet_runner(**gpu, compile=True, precision="default"),
             "TF32",
         )
     return rows
@@ -318,151 +192,27 @@ def measure_speed(X: np.ndarray, y: np.ndarray, repeats: int, errors: list[str])
     return {"rates": rates, "precision": {name: p for name, (_, p) in rows.items()}}
 
 
-# Time to 0.98 validation accuracy, the fast recipe.
-
-
-def xpnet_time_to_accuracy(data, recipe, target, seed, backend, device, compile):
-    X_train, y_train, X_val, y_val = data
-    net = TwoLayerNet(
-        784, recipe.hidden_size, 10, backend=backend, device=device, dtype="float32",
-        seed=seed, init=recipe.init,
-    )  # fmt: skip
-    X_train, y_train, X_val, y_val = (net.backend.asarray(a) for a in data)
-    quarter = X_train.shape[0] // recipe.batch_size / 4
-    reached: list[tuple[float, float, float]] = []
-    next_check = [quarter]
-
-    def progress(it, loss, learning_rate):
-        if it + 1 >= next_check[0] and not reached:
-            next_check[0] += quarter
-            acc = float(accuracy(y_val, net.predict(X_val)))
-            if acc >= target:
-                reached.append((time.perf_counter() - start, (it + 1) / (4 * quarter), acc))
-
-    start = time.perf_counter()
-    net.train(
-        X_train, y_train, X_val, y_val, progress=progress, compile=compile,
-        **recipe.train_settings(),
-    )  # fmt: skip
-    return reached[0] if reached else (math.inf, math.nan, math.nan)
-
-
-def pytorch_time_to_accuracy(data, recipe, target, seed, graphed, device="cuda:0"):
-    """The fast recipe in PyTorch; ``graphed``: a quarter epoch per CUDA graph replay.
-
-    In the graphed form the learning rate is a tensor on the device that the graph
-    reads, set per step from a schedule tensor, so the cosine schedule is kept.
-    """
-    import torch
-
-    X_train, y_train, X_val, y_val = (torch.as_tensor(a, device=device) for a in data)
-    model, criterion = _torch_model(recipe.hidden_size, device)
-    torch.manual_seed(seed)
-    for layer in (model[0], model[2]):
-        torch.nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        torch.nn.init.zeros_(layer.bias)
-    per_epoch = X_train.shape[0] // recipe.batch_size
-    quarter = per_epoch // 4
-    schedule = [
-        recipe.learning_rate * (1 + math.cos(math.pi * it / recipe.num_iters)) / 2
-        for it in range(recipe.num_iters)
-    ]
-
-    def val_accuracy():
-        with torch.no_grad():
-            return float((model(X_val).argmax(1) == y_val).float().mean())
-
-    start = time.perf_counter()
-    if not graphed:
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=recipe.learning_rate, momentum=recipe.momentum,
-            weight_decay=recipe.reg,
-        )  # fmt: skip
-        order = None
-        for it in range(recipe.num_iters):
-            if it % per_epoch == 0:
-                order = torch.randperm(X_train.shape[0], device=device)
-            for group in optimizer.param_groups:
-                group["lr"] = schedule[it]
-            k = it % per_epoch
-            idx = order[k * recipe.batch_size : (k + 1) * recipe.batch_size]
-            optimizer.zero_grad()
-            criterion(model(X_train[idx]), y_train[idx]).backward()
-            optimizer.step()
-            if (it + 1) % quarter == 0 and val_accuracy() >= target:
-                return time.perf_counter() - start, (it + 1) / per_epoch, val_accuracy()
-        return math.inf, math.nan, math.nan
-
-    # Graphed: the learning rate as a tensor requiring grad makes SGD use addcmul_,
-    # which reads it on the device instead of as a Python number.
-    lr = torch.tensor(schedule[0], device=device, requires_grad=True)
-    rates = torch.tensor(schedule + [0.0] * quarter, device=device)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.reg,
-        foreach=False,
-    )  # fmt: skip
-    for parameter in model.parameters():  # allocated now, not inside the graph's first step
-        optimizer.state[parameter]["momentum_buffer"] = torch.zeros_like(parameter)
-    step_index = torch.zeros((), dtype=torch.int64, device=device)
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        optimizer.zero_grad(set_to_none=False)
-        idx = torch.randint(0, X_train.shape[0], (recipe.batch_size,), device=device)
-        criterion(model(X_train[idx]), y_train[idx]).backward()
-        optimizer.zero_grad(set_to_none=False)
-    torch.cuda.current_stream().wait_stream(side)
-    order = torch.randperm(X_train.shape[0], device=device)[: per_epoch * recipe.batch_size]
-    order = order.reshape(per_epoch, recipe.batch_size)
-    offset = torch.zeros((), dtype=torch.int64, device=device)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for k in range(quarter):
-            with torch.no_grad():
-                lr.copy_(rates[step_index])
-            idx = order[(offset + k) % per_epoch]
-            optimizer.zero_grad(set_to_none=False)
-            criterion(model(X_train[idx]), y_train[idx]).backward()
-            optimizer.step()
-            step_index += 1
-        offset += quarter
-    for it in range(0, recipe.num_iters, quarter):
-        if it and it % per_epoch < quarter:  # a new epoch: a fresh permutation
-            order.copy_(
-                torch.randperm(X_train.shape[0], device=device)[
-                    : per_epoch * recipe.batch_size
-                ].reshape(per_epoch, recipe.batch_size)
-            )
-        graph.replay()
-        if val_accuracy() >= target:
-            return time.perf_counter() - start, (it + quarter) / per_epoch, val_accuracy()
-    return math.inf, math.nan, math.nan
-
-
 def measure_time_to_accuracy(fast_rows, recipe, seeds, errors: list[str]) -> dict:
     libraries = available()
     contenders: dict[str, Callable] = {}
     if libraries["cupy"]:
         contenders["xpnet cupy, eager"] = lambda s: xpnet_time_to_accuracy(
-            fast_rows, recipe, 0.98, s, "cupy", 0, "auto"
+            fast_rows, recipe, 0.98, s, "cupy", 0
         )
     if libraries["torch"]:
         contenders["xpnet torch cuda, CUDA graph"] = lambda s: xpnet_time_to_accuracy(
-            fast_rows, recipe, 0.98, s, "torch", "cuda:0", True
+            fast_rows, recipe, 0.98, s, "torch", "cuda:0", compile=True
         )
         contenders["PyTorch nn, eager"] = lambda s: pytorch_time_to_accuracy(
-            fast_rows, recipe, 0.98, s, graphed=False
+            fast_rows, recipe, 0.98, s, device="cuda:0"
         )
         contenders["PyTorch nn, CUDA graph"] = lambda s: pytorch_time_to_accuracy(
-            fast_rows, recipe, 0.98, s, graphed=True
+            fast_rows, recipe, 0.98, s, device="cuda:0", graphed=True
         )
     if libraries["jax"]:
-
-        def jax_run(s):
-            with jax_precision("highest"):
-                return xpnet_time_to_accuracy(fast_rows, recipe, 0.98, s, "jax", "gpu:0", True)
-
-        contenders["xpnet jax gpu, jit + scan"] = jax_run
+        contenders["xpnet jax gpu, jit + scan"] = lambda s: xpnet_time_to_accuracy(
+            fast_rows, recipe, 0.98, s, "jax", "gpu:0", compile=True, precision="highest"
+        )
     results: dict[str, list] = {name: [] for name in contenders}
     for name, run in contenders.items():
         try:

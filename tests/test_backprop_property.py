@@ -1,6 +1,6 @@
 """Backprop against numerical gradients on randomly sized nets and inputs (hypothesis).
 
-``nox -s gradcheck`` runs these with many more examples (``HYPOTHESIS_PROFILE=gradcheck``).
+``nox -s gradcheck`` runs these with many more examples (``XPNET_GRADCHECK_EXAMPLES=60``).
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ from hypothesis import strategies as st
 
 from xpnet import TwoLayerNet, eval_numerical_gradient, to_numpy
 
-settings.register_profile(
-    "default",
-    max_examples=15,
+GRADCHECK = settings(
+    max_examples=int(os.environ.get("XPNET_GRADCHECK_EXAMPLES", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-settings.register_profile(
-    "gradcheck",
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytestmark = pytest.mark.gradcheck
 
@@ -91,6 +83,7 @@ def normwise_error(a, b, floor: float) -> float:
     return float(np.linalg.norm(a - b) / scale)
 
 
+@GRADCHECK
 @given(p=problems)
 def test_float64_gradients_match_to_1e7(backend, p):
     net, X, y = make(backend, "float64", p)
@@ -100,6 +93,7 @@ def test_float64_gradients_match_to_1e7(backend, p):
         assert normwise_error(numerical[name], grads[name], FLOORS["float64"]) < 1e-7, name
 
 
+@GRADCHECK
 @given(p=problems)
 def test_float32_gradients_match_the_float64_numerical_gradient(backend, p):
     """float32 centred differences are mostly rounding error, so the reference is float64."""

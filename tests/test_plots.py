@@ -50,3 +50,30 @@ def test_weights_digits_and_confusion(tmp_path, backend):
     for name, fig in figures.items():
         plots.save_figure(fig, tmp_path / name)
         assert_png_not_blank(tmp_path / name)
+
+
+def test_history_labels_the_batch_accuracy_and_counts_whole_epochs():
+    fig = plots.plot_history(history(0))
+    _, acc_ax = fig.axes
+    labels = [t.get_text() for t in acc_ax.get_legend().get_texts()]
+    assert labels == ["train (an epoch's last batch)", "validation"]
+    fig.canvas.draw()
+    ticks = [t for t in acc_ax.get_xticks() if acc_ax.get_xlim()[0] <= t <= acc_ax.get_xlim()[1]]
+    assert ticks
+    assert all(float(t).is_integer() for t in ticks)
+    np.testing.assert_array_equal(acc_ax.get_lines()[0].get_xdata(), [1, 2, 3])
+
+
+def test_weights_leave_no_empty_rows(tmp_path):
+    W1 = np.random.default_rng(0).standard_normal((784, 175))
+    fig = plots.plot_weights(W1)
+    (image,) = fig.axes[0].get_images()
+    height, width = image.get_array().shape[:2]
+    assert (height, width) == (13 * 31 - 3, 14 * 31 - 3)  # 13 rows of 14, 28 pixels + 3 apart
+
+
+def test_confusion_names_the_classes():
+    matrix = np.diag([5, 6, 7])
+    fig = plots.plot_confusion(matrix, ["T-shirt/top", "Trouser", "Pullover"])
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels == ["T-shirt/top", "Trouser", "Pullover"]

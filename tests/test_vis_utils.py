@@ -33,3 +33,9 @@ def test_accepts_backend_arrays(backend):
 def test_rejects_rows():
     with pytest.raises(ValueError, match=r"\(N, H, W, C\)"):
         visualize_grid(np.zeros((4, 784)))
+
+
+def test_columns_give_only_as_many_rows_as_the_images_fill():
+    grid = visualize_grid(np.ones((175, 4, 4, 1)), padding=1, columns=14)
+    rows = -(-175 // 14)  # 13, not the square's 14
+    assert grid.shape == (rows * 5 - 1, 14 * 5 - 1, 1)

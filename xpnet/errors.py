@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["DataError", "ModelFileError", "TrainingDivergedError", "TrainingInterrupted"]
 
 
@@ -41,9 +43,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         The number of iterations completed.
     history : dict
         The training history so far.
+    result : xpnet.pipeline.RunResult or None
+        The partial run, when :func:`xpnet.pipeline.run` was training.
     """
 
     def __init__(self, iterations: int, history: dict[str, list[float]]):
         super().__init__(f"training interrupted after {iterations} iterations")
         self.iterations = iterations
         self.history = history
+        #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``).
+        self.result: Any = None

@@ -84,7 +84,7 @@ def write_model(
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata must be JSON-serialisable: {err}") from None
     with atomic_write(path) as f:
-        np.savez(f, metadata=np.array(text), **arrays)
+        np.savez(f, **{"metadata": np.array(text), **arrays})  # type: ignore[arg-type]
 
 
 def read_model(

@@ -531,7 +531,8 @@ class TwoLayerNet:
         record = RunRecord(xp, self.params, check_every=min(per_epoch, 100))
         callbacks = [c for c in (progress, _LossPrinter(num_iters) if verbose else None) if c]
 
-        with deferred_interrupt() as interrupted:
+        # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
+        with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
             while record.iterations < num_iters and not interrupted():
                 first = record.iterations
                 batches = sampler.epoch()

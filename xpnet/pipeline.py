@@ -29,7 +29,7 @@ from xpnet.backend import Backend, Compile
 from xpnet.data import mnist
 from xpnet.errors import DataError, ModelFileError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import TwoLayerNet
+from xpnet.neural_net import DType, TwoLayerNet
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 from xpnet.recipes import RECIPES, Recipe
 
@@ -172,7 +172,7 @@ def run(
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
     device: Any = None,
-    dtype: str = "float64",
+    dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
     progress: Callable[[int, Any, float], None] | None = None,
@@ -271,7 +271,7 @@ def _plots(
     if net is not None:
         figures["weights.png"] = lambda: plots.plot_weights(net.params["W1"])
     figures["confusion.png"] = lambda: plots.plot_confusion(confusion, class_names)
-    written = []
+    written: list[Path] = []
     for name, make in figures.items():
         try:
             figure = make()
@@ -318,7 +318,7 @@ def evaluate(
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
     device: Any = None,
-    dtype: str | None = None,
+    dtype: DType | None = None,
 ) -> Evaluation:
     """Measure a model file on the test set of the dataset it was trained on.
 

@@ -7,9 +7,10 @@ as PNG. Needs the ``plot`` extra (matplotlib).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -44,17 +45,22 @@ def plot_history(runs: History | Mapping[str, History]) -> Figure:
         One history as ``train`` returns it, or several keyed by a label
         (``{"fixed LR": stats, "LR decay": stats_decay}``) to overlay them.
     """
-    if "loss_history" in runs:
-        runs = {"": runs}
+    from matplotlib.ticker import MaxNLocator
+
+    labelled = cast(Mapping[str, History], {"": runs} if "loss_history" in runs else runs)
     fig = _figure(figsize=(10, 8), layout="constrained")
     loss_ax, acc_ax = fig.subplots(2, 1)
-    for label, stats in runs.items():
+    for label, stats in labelled.items():
         prefix = f"{label} " if label else ""
         loss_ax.plot(stats["loss_history"], label=label or "loss", linewidth=0.8)
-        acc_ax.plot(stats["train_acc_history"], label=f"{prefix}train")
-        acc_ax.plot(stats["val_acc_history"], label=f"{prefix}val")
+        epochs = range(1, len(stats["val_acc_history"]) + 1)
+        acc_ax.plot(
+            epochs, stats["train_acc_history"], label=f"{prefix}train (an epoch's last batch)"
+        )
+        acc_ax.plot(epochs, stats["val_acc_history"], label=f"{prefix}validation")
     loss_ax.set(title="Loss history", xlabel="Iteration", ylabel="Loss")
     acc_ax.set(title="Classification accuracy history", xlabel="Epoch", ylabel="Accuracy")
+    acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.legend()
     acc_ax.legend()
     return fig
@@ -113,7 +119,8 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> No
 
 
 def _grid_figure(images: np.ndarray, title: str) -> Figure:
-    grid = visualize_grid(images, padding=3).astype("uint8")
+    columns = math.ceil(math.sqrt(images.shape[0]))  # as many rows as the images fill
+    grid = visualize_grid(images, padding=3, columns=columns).astype("uint8")
     fig = _figure(figsize=(8, 8), layout="constrained")
     ax = fig.subplots()
     ax.imshow(grid.squeeze(axis=2) if grid.shape[2] == 1 else grid, cmap="gray")

@@ -12,8 +12,10 @@ from xpnet.backend import to_numpy
 __all__ = ["visualize_grid"]
 
 
-def visualize_grid(Xs: Any, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
-    """Tile images into a square grid, each rescaled to ``[0, ubound]``.
+def visualize_grid(
+    Xs: Any, ubound: float = 255.0, padding: int = 1, *, columns: int | None = None
+) -> np.ndarray:
+    """Tile images into a grid, each rescaled to ``[0, ubound]``.
 
     Parameters
     ----------
@@ -23,11 +25,14 @@ def visualize_grid(Xs: Any, ubound: float = 255.0, padding: int = 1) -> np.ndarr
         Each image is rescaled so its minimum is 0 and its maximum ``ubound``.
     padding : int, default 1
         Blank pixels between neighbouring images.
+    columns : int, optional
+        Images per row, with just as many rows as they fill. By default the grid is
+        square, ``G = ceil(sqrt(N))`` images a side, as the lab's.
 
     Returns
     -------
-    numpy.ndarray, shape (G * H + (G - 1) * padding, G * W + (G - 1) * padding, C)
-        The grid, with ``G = ceil(sqrt(N))`` images a side; unused cells are 0.
+    numpy.ndarray, shape (R * H + (R - 1) * padding, G * W + (G - 1) * padding, C)
+        The grid of ``R`` rows and ``G`` columns; unused cells are 0.
     """
     Xs = to_numpy(Xs).astype(np.float64)
     if Xs.ndim != 4:
@@ -37,9 +42,10 @@ def visualize_grid(Xs: Any, ubound: float = 255.0, padding: int = 1) -> np.ndarr
     span = Xs.max(axis=(1, 2, 3), keepdims=True) - low
     scaled = ubound * (Xs - low) / np.where(span > 0, span, 1.0)
 
-    G = math.ceil(math.sqrt(N))
-    cells = np.zeros((G * G, H + padding, W + padding, C))
+    G = math.ceil(math.sqrt(N)) if columns is None else columns
+    R = G if columns is None else math.ceil(N / G)
+    cells = np.zeros((R * G, H + padding, W + padding, C))
     cells[:N, :H, :W] = scaled
-    grid = cells.reshape(G, G, H + padding, W + padding, C).transpose(0, 2, 1, 3, 4)
-    grid = grid.reshape(G * (H + padding), G * (W + padding), C)
-    return grid[: G * (H + padding) - padding, : G * (W + padding) - padding]
+    grid = cells.reshape(R, G, H + padding, W + padding, C).transpose(0, 2, 1, 3, 4)
+    grid = grid.reshape(R * (H + padding), G * (W + padding), C)
+    return grid[: R * (H + padding) - padding, : G * (W + padding) - padding]

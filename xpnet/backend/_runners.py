@@ -56,8 +56,11 @@ class Runner(Protocol):
 
 
 class _Rates(Protocol):
-    host: np.ndarray
-    device: Any
+    @property
+    def host(self) -> np.ndarray: ...
+
+    @property
+    def device(self) -> Any: ...
 
 
 class EagerRunner:

@@ -7,7 +7,7 @@ import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 
 @contextlib.contextmanager
@@ -20,6 +20,6 @@ def open_payload(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     with open(path, "rb") as raw:
         if Path(path).suffix == ".gz":
             with gzip.GzipFile(fileobj=raw) as stream:
-                yield stream
+                yield cast(IO[bytes], stream)
         else:
             yield raw

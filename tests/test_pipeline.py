@@ -1,0 +1,161 @@
+"""The library pipeline: run, save_run and evaluate, on the real data."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from xpnet import TwoLayerNet
+from xpnet.errors import DataError, TrainingInterrupted
+from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
+
+pytestmark = pytest.mark.mnist
+
+SHORT = {"num_iters": 200, "hidden_size": 32}
+
+
+@pytest.fixture(scope="module")
+def fast_data(mnist_dir):
+    return prepare_data("scale_and_center", data_dir=mnist_dir)
+
+
+@pytest.fixture(scope="module")
+def short_result(fast_data):
+    return run("fast", data=fast_data, seed=0, **SHORT)
+
+
+def test_prepared_data_knows_its_classes_and_preprocessing(fast_data):
+    assert fast_data.num_classes == 10
+    assert fast_data.X_train.shape == (55000, 784)
+    assert fast_data.X_train.dtype == np.float32
+    assert fast_data.preprocessing.name == "scale_and_center"
+    np.testing.assert_allclose(fast_data.X_train.mean(axis=0), 0, atol=1e-4)  # float32 sums
+
+
+def test_run_trains_and_measures(short_result):
+    result = short_result
+    assert result.net.sizes == (784, 32, 10)
+    assert len(result.history["loss_history"]) == 200
+    assert 0.8 < result.val_acc <= 1
+    assert result.test_acc == pytest.approx(result.confusion.trace() / result.confusion.sum())
+    assert result.confusion.sum() == 10_000
+    assert result.net.preprocessing.name == "scale_and_center"
+
+
+def test_a_saved_run_evaluates_from_its_file_alone(short_result, tmp_path, mnist_dir):
+    written = save_run(short_result, tmp_path)
+    names = {p.name for p in written}
+    assert names == {
+        "model.npz",
+        "history.json",
+        "loss_accuracy.png",
+        "weights.png",
+        "confusion.png",
+    }
+    found = evaluate(tmp_path / "model.npz", data_dir=mnist_dir)
+    assert found.note is None  # its preprocessing came from the file
+    assert found.test_acc == pytest.approx(short_result.test_acc, abs=1e-12)
+    np.testing.assert_array_equal(found.confusion, short_result.confusion)
+
+
+def test_raw_images_need_only_the_model_file(short_result, tmp_path, mnist_dir):
+    from xpnet.data import read_data_sets
+
+    short_result.net.save(tmp_path / "m.npz")
+    net = TwoLayerNet.load(tmp_path / "m.npz")
+    *_, X_test, _y_test = read_data_sets(mnist_dir)
+    predicted = net.predict(net.preprocessing(X_test))
+    np.testing.assert_array_equal(predicted, short_result.test_predictions)
+
+
+def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnist_dir):
+    net = short_result.net
+    saved, net.preprocessing = net.preprocessing, None
+    try:
+        net.save(tmp_path / "old.npz", {"dataset": "mnist"})
+    finally:
+        net.preprocessing = saved
+    found = evaluate(tmp_path / "old.npz", data_dir=mnist_dir)
+    assert "predates model files that carry their preprocessing" in found.note
+    # No preprocessing recorded: the lab's is fitted, which this fast-recipe net did not use.
+    assert 0 <= found.test_acc <= 1
+
+
+def test_the_recipe_can_be_changed_field_by_field():
+    recipe = recipe_with("lab", hidden_size=50, momentum=0.5)
+    assert (recipe.hidden_size, recipe.momentum, recipe.learning_rate) == (50, 0.5, 1e-3)
+    with pytest.raises(ValueError, match="unknown recipe settings"):
+        recipe_with("lab", hiden_size=50)
+    with pytest.raises(ValueError, match="unknown recipe 'slow'"):
+        recipe_with("slow")
+
+
+def test_ctrl_c_returns_the_partial_run(fast_data):
+    def press(it, loss, lr):
+        if it == 30:
+            os.kill(os.getpid(), 2)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        run("fast", data=fast_data, progress=press, **SHORT)
+    assert info.value.result.interrupted
+    assert len(info.value.result.history["loss_history"]) == 31
+    assert info.value.result.metadata()["interrupted"] is True
+
+
+# Evaluating against the wrong data: refused, saying why.
+
+
+def test_a_model_evaluated_on_another_datasets_files_is_refused(short_result, tmp_path, mnist_dir):
+    short_result.net.save(tmp_path / "m.npz", {"dataset": "fashion-mnist"})
+    with pytest.raises(DataError, match="is mnist's, not fashion-mnist's"):
+        evaluate(tmp_path / "m.npz", data_dir=mnist_dir)
+
+
+def test_a_model_with_fewer_classes_than_the_labels_is_refused(tmp_path, mnist_dir):
+    net = TwoLayerNet(784, 8, 3, seed=0)
+    net.save(tmp_path / "three.npz", {"dataset": "mnist"})
+    with pytest.raises(DataError, match="has only 3 classes"):
+        evaluate(tmp_path / "three.npz", data_dir=mnist_dir)
+
+
+def test_an_empty_test_file_is_refused(short_result, tmp_path, mnist_dir):
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir, data)
+    for name, header in [
+        ("t10k-images-idx3-ubyte.gz", struct.pack(">HBBIII", 0, 8, 3, 0, 28, 28)),
+        ("t10k-labels-idx1-ubyte.gz", struct.pack(">HBBI", 0, 8, 1, 0)),
+    ]:
+        (data / name).write_bytes(gzip.compress(header))
+    short_result.net.save(tmp_path / "m.npz", {"dataset": "mnist"})
+    with pytest.raises(DataError, match="not mnist's"):
+        evaluate(tmp_path / "m.npz", data_dir=data)  # an empty file is not MNIST's either
+    from xpnet.data import mnist
+
+    with pytest.raises(DataError, match="holds no mnist test images"):
+        mnist.load_test("mnist", data)
+
+
+# The output directory, checked before any training.
+
+
+def test_an_output_directory_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        check_output_dir(tmp_path / "file")
+    with pytest.raises(NotADirectoryError, match="lies under"):
+        check_output_dir(tmp_path / "file" / "out")
+
+
+def test_an_unwritable_output_directory_is_refused(tmp_path):
+    if os.geteuid() == 0:  # root writes anywhere but in kernel file systems
+        target = "/sys/xpnet-output"
+    else:
+        (tmp_path / "locked").mkdir(mode=0o500)
+        target = tmp_path / "locked" / "out"
+    with pytest.raises(PermissionError, match="not writable"):
+        check_output_dir(target)
