@@ -156,3 +156,25 @@ def test_to_numpy_copies_arrays_that_dlpack_cannot_export_to_the_host():
 def test_to_numpy_reads_every_backend_and_device(backend):
     values = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(to_numpy(backend.asarray(values)), values)
+
+
+def test_a_module_that_is_not_a_namespace_is_a_value_error():
+    import math
+
+    with pytest.raises(ValueError, match="'math' is not an Array API namespace"):
+        TwoLayerNet(4, 10, 3, backend=math)
+
+
+def test_cupy_without_a_gpu_says_so_rather_than_to_install_it(monkeypatch):
+    from xpnet.backend import _table
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "cupy" else real_find_spec(name, *a),
+    )
+    monkeypatch.setattr(_table, "cuda_driver_major", lambda: None)
+    with pytest.raises(RuntimeError, match="needs an NVIDIA GPU") as info:
+        resolve_backend("cupy")
+    assert "pip install" not in str(info.value)

@@ -261,3 +261,100 @@ def test_fast_recipe_is_recorded_and_evaluated_with_its_preprocessing(mnist_dir,
     assert net.preprocessing.name == "scale_and_center"
     assert main(["evaluate", str(tmp_path / "model.npz"), "--data-dir", str(mnist_dir)]) == 0
     assert f"test accuracy: {printed}" in capsys.readouterr().out
+
+
+# Hostile input and first contact.
+
+
+def quick(mnist_dir, out, *extra):
+    """Arguments of a short training run."""
+    return ("train", "--num-iters", "60", "--hidden-size", "10", "--data-dir", str(mnist_dir),
+            "--output-dir", str(out), *extra)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--hidden-size", "100000000"],
+            r"a 784-100000000-10 network \(hidden_size=100000000\) needs",
+        ),
+        (["--batch-size", "10000000000"], r"batch_size=10000000000 needs [\d.,]+ [KMGT]iB"),
+        (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+    ],
+)
+def test_impossible_settings_exit_1_with_one_line(mnist_dir, tmp_path, args, message):
+    result = run(*quick(mnist_dir, tmp_path), *args)
+    assert result.returncode == 1, result.stderr
+    assert re.search(message, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_unusable_output_directory_is_found_before_training(mnist_dir, tmp_path, where):
+    (tmp_path / "taken").write_text("")
+    out = tmp_path / "taken" if where == "a file" else tmp_path / "taken" / "out"
+    result = run(*quick(mnist_dir, out, "--num-iters", "1000000"))
+    assert result.returncode == 1
+    assert "output directory" in result.stderr
+    assert "[" not in result.stderr  # no progress bar: no training started
+
+
+def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout.readline().startswith("training")  # `| head -1`
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "stdout was closed" in stderr
+    assert "Traceback" not in stderr
+    assert TwoLayerNet.load(tmp_path / "model.npz").training["iterations"] == 60
+
+
+def test_a_diverging_run_ends_with_one_clear_message(mnist_dir, tmp_path):
+    result = run(*quick(mnist_dir, tmp_path, "--learning-rate", "1e6", "--num-iters", "300"))
+    assert result.returncode == 1
+    assert "training diverged at iteration" in result.stderr
+    assert "Lower the learning rate" in result.stderr
+    assert "Warning" not in result.stderr
+    assert not re.search(r"\d{12}", result.stderr)  # no 190-digit losses
+
+
+@pytest.mark.backend("jax")
+def test_jax_trains_and_evaluates_in_float64_from_the_command_line(mnist_dir, tmp_path):
+    pytest.importorskip("jax")
+    trained = run(*quick(mnist_dir, tmp_path, "--backend", "jax"))
+    assert trained.returncode == 0, trained.stderr
+    assert "jax on" in trained.stdout
+    assert "float64" in trained.stdout
+    for dtype in ([], ["--dtype", "float32"]):
+        found = run(
+            "evaluate", str(tmp_path / "model.npz"), "--backend", "jax",
+            "--data-dir", str(mnist_dir), *dtype,
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        assert re.search(r"test accuracy: 0\.\d{4}", found.stdout)
+
+
+def test_help_shows_defaults_and_the_output_directory(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "where model.npz, history.json and the plots go" in text
+    assert "(default: xpnet-output)" in text
+    assert "lab 175, fast 128" in text  # each hyperparameter shows the recipes' values
+
+
+def test_a_fashion_mnist_model_is_not_evaluated_on_mnist(mnist_dir, tmp_path):
+    fashion = "/usr/share/datasets/fashion-mnist"
+    trained = run(*quick(fashion, tmp_path, "--dataset", "fashion-mnist"))
+    assert trained.returncode == 0, trained.stderr
+    result = run("evaluate", str(tmp_path / "model.npz"), "--data-dir", str(mnist_dir))
+    assert result.returncode == 1
+    assert "is mnist's, not fashion-mnist's" in result.stderr

@@ -99,3 +99,12 @@ def test_t4_softmax_cross_entropy_gradient_is_p_minus_y(backend):
     P = xp.exp(h) / xp.sum(xp.exp(h), axis=1, keepdims=True)
     numerical = eval_numerical_gradient(loss, h, verbose=False)
     assert rel_error(numerical, P - y) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", ["int64", "float16"])
+def test_inputs_it_would_get_wrong_are_refused(dtype):
+    x = np.array([1, 2, 3]).astype(dtype)
+    with pytest.raises(ValueError, match="pass a float64 copy"):
+        eval_numerical_gradient(lambda v: float(np.sum(v.astype(float) ** 2)), x, verbose=False)
+    with pytest.raises(ValueError, match=f"dtype {dtype}"):
+        eval_numerical_gradient_array(lambda v: v * 2, x, np.ones(3))

@@ -474,3 +474,97 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(momentum
         loss = step(state, (X, T), batch, torch.empty((), device=meta))
     assert loss.device == meta
     assert spy.seen == []
+
+
+# Hostile input: every case a ValueError that says what, before any change.
+
+
+def test_an_std_that_makes_weights_non_finite_is_refused():
+    with pytest.raises(ValueError, match=r"std=1e\+308 makes W1 non-finite in float64"):
+        TwoLayerNet(20, 10, 4, std=1e308)
+    with pytest.raises(ValueError, match="non-finite in float32"):
+        TwoLayerNet(20, 10, 4, std=1e39, dtype="float32")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden_size": 100_000_000}, r"a 784-100000000-10 network .* needs [\d.,]+ GiB"),
+        ({"std": 10**400}, "std must be a finite real number"),
+        ({"seed": 1.5}, "seed must be a non-negative integer, got 1.5"),
+        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+    ],
+)
+def test_bad_network_settings_are_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TwoLayerNet(784, kwargs.pop("hidden_size", 10), 10, **kwargs)
+
+
+def test_a_fraction_is_a_real_std():
+    from fractions import Fraction
+
+    net = TwoLayerNet(4, 10, 3, std=Fraction(1, 10000), seed=0)
+    assert 0 < np.std(net.params["W1"]) < 1e-3
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_any_change(toy_net, toy_data):
+    before = to_numpy(toy_net.params["W1"]).copy()
+    with pytest.raises(ValueError, match=r"batch_size=10000000000 needs .* more than the"):
+        toy_net.train(*toy_data, *toy_data, batch_size=10_000_000_000)
+    np.testing.assert_array_equal(to_numpy(toy_net.params["W1"]), before)
+
+
+def test_values_beyond_float32_are_not_called_nan(toy_data):
+    X, _ = toy_data
+    net = TwoLayerNet(4, 10, 3, dtype="float32", seed=0)
+    with pytest.raises(ValueError, match=r"values up to 1e\+300 .* beyond the range of"):
+        net.predict(np.where(np.eye(5, 4) > 0, 1e300, X))
+
+
+def test_ranges_never_print_an_infinite_bound(toy_net, toy_data):
+    with pytest.raises(ValueError, match=r"learning_rate must be in \(0, inf\), got -1") as info:
+        toy_net.train(*toy_data, *toy_data, learning_rate=-1.0)
+    assert "inf]" not in str(info.value)
+
+
+def test_a_bad_progress_callback_is_refused_before_any_step(toy_net, toy_data):
+    before = to_numpy(toy_net.params["W1"]).copy()
+    with pytest.raises(ValueError, match="progress must be a callable"):
+        toy_net.train(*toy_data, *toy_data, num_iters=5, progress="yes")
+    np.testing.assert_array_equal(to_numpy(toy_net.params["W1"]), before)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "uint64", "int8", "int32"])
+def test_labels_of_any_integer_dtype_train_on_every_backend(backend, toy_data, dtype):
+    X, y = toy_data
+    reference = TwoLayerNet(4, 10, 3, std=1e-1, seed=0).train(X, y, X, y, num_iters=5)
+    for labels in (y.astype(dtype), backend.asarray(y.astype(dtype))):
+        net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+        stats = net.train(X, labels, X, labels, num_iters=5)
+        np.testing.assert_allclose(stats["loss_history"], reference["loss_history"], rtol=1e-12)
+
+
+@pytest.mark.backend("torch")
+def test_torch_autograd_never_reaches_the_parameters(toy_data):
+    torch = pytest.importorskip("torch")
+    X, y = toy_data
+    X_t = torch.tensor(X, requires_grad=True)
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend="torch", seed=0)
+    net.train(X_t, torch.as_tensor(y), X_t, torch.as_tensor(y), num_iters=20)
+    scores = net.loss(X_t)
+    _, grads = net.loss(X_t, torch.as_tensor(y))
+    for tensor in (*net.params.values(), scores, *grads.values()):
+        assert not tensor.requires_grad
+        assert tensor.grad_fn is None
+
+
+@pytest.mark.backend("torch")
+@pytest.mark.parametrize("device", ["cpu", "cpu:0"])
+def test_device_names_that_mean_the_same_device_are_one(toy_data, device):
+    torch = pytest.importorskip("torch")
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, backend="torch", device=device, seed=0)
+    X_t = torch.as_tensor(X, device="cpu")
+    assert net.predict(X_t).shape == (5,)
+    net.train(X_t, torch.as_tensor(y), X_t, torch.as_tensor(y), num_iters=2)
+    assert net.loss(net.params["W1"].T).shape == (10, 3)  # rows made of its own tensors

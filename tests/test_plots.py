@@ -68,8 +68,11 @@ def test_weights_leave_no_empty_rows(tmp_path):
     W1 = np.random.default_rng(0).standard_normal((784, 175))
     fig = plots.plot_weights(W1)
     (image,) = fig.axes[0].get_images()
-    height, width = image.get_array().shape[:2]
-    assert (height, width) == (13 * 31 - 3, 14 * 31 - 3)  # 13 rows of 14, 28 pixels + 3 apart
+    pixels = image.get_array()
+    assert pixels.shape == (13 * 31 - 3, 14 * 31 - 3)  # 13 rows of 14, 28 pixels + 3 apart
+    # The 7 cells after the 175th image are blank page, not black.
+    assert pixels.mask[-28:, 7 * 31 - 3 :].all()
+    assert not pixels.mask[:-28].any()
 
 
 def test_confusion_names_the_classes():

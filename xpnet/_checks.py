@@ -69,7 +69,8 @@ def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[
         host = np.asarray(x)
         if host.dtype.kind not in "biuf":
             raise ValueError(f"{name} must hold real numbers, got dtype {host.dtype}")
-        return backend.asarray(host, dtype=dtype), True
+        with np.errstate(over="ignore"):  # values beyond the dtype: reported by features()
+            return backend.asarray(host, dtype=dtype), True
     if not backend.owns(x):
         raise TypeError(
             f"{name} must be a NumPy array or an array of the network's backend "

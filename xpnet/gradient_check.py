@@ -42,7 +42,14 @@ def eval_numerical_gradient(
     Returns
     -------
     array, same shape, dtype, library and device as ``x``
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not float32 or float64: a step of ``h`` cannot be taken in
+        integers, and float16 rounds it away.
     """
+    _check_floating(x)
     grad = np.zeros(tuple(x.shape))
     for ix in np.ndindex(*grad.shape):
         f_plus, f_minus = _perturbed(f, x, ix, h, float)
@@ -69,7 +76,13 @@ def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: f
     Returns
     -------
     array, same shape, dtype, library and device as ``x``
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not float32 or float64.
     """
+    _check_floating(x)
     df = to_numpy(df)
     grad = np.zeros(tuple(x.shape))
     for ix in np.ndindex(*grad.shape):
@@ -82,6 +95,16 @@ def rel_error(x: Any, y: Any) -> float:
     """Largest relative error ``|x - y| / max(1e-8, |x| + |y|)``, on arrays of any library."""
     x, y = to_numpy(x).astype(np.float64), to_numpy(y).astype(np.float64)
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
+
+
+def _check_floating(x: Any) -> None:
+    """Refuse arrays the centred difference would get wrong without a word."""
+    xp = array_namespace(x)
+    if x.dtype not in (xp.float32, xp.float64):
+        raise ValueError(
+            f"x has dtype {x.dtype}, in which a step of h cannot be taken (integers) or is "
+            "rounded away (float16); pass a float64 copy, e.g. np.asarray(x, dtype=np.float64)"
+        )
 
 
 def _perturbed(

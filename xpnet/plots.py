@@ -118,12 +118,21 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> No
         fig.savefig(f, format="png", dpi=dpi)
 
 
-def _grid_figure(images: np.ndarray, title: str) -> Figure:
-    columns = math.ceil(math.sqrt(images.shape[0]))  # as many rows as the images fill
-    grid = visualize_grid(images, padding=3, columns=columns).astype("uint8")
+def _grid_figure(images: np.ndarray, title: str, padding: int = 3) -> Figure:
+    N, H, W = images.shape[:3]
+    columns = math.ceil(math.sqrt(N))  # as many rows as the images fill
+    grid = visualize_grid(images, padding=padding, columns=columns).astype("uint8")
+    # The cells after the last image show the page, not a black block.
+    unused = np.zeros(grid.shape[:2], dtype=bool)
+    first_unused = N % columns
+    if first_unused:
+        unused[-H:, first_unused * (W + padding) - padding :] = True
     fig = _figure(figsize=(8, 8), layout="constrained")
     ax = fig.subplots()
-    ax.imshow(grid.squeeze(axis=2) if grid.shape[2] == 1 else grid, cmap="gray")
+    if grid.shape[2] == 1:
+        ax.imshow(np.ma.masked_array(grid[..., 0], unused), cmap="gray")
+    else:
+        ax.imshow(np.concatenate([grid, 255 * ~unused[..., None].astype("uint8")], axis=2))
     ax.set_title(title)
     ax.axis("off")
     return fig

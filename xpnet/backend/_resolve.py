@@ -167,6 +167,11 @@ def resolve_backend(backend: str | ModuleType | Backend = "numpy", device: Any =
     if isinstance(backend, ModuleType):
         name = _namespace_name(backend)
         if name not in BACKENDS:
+            if not hasattr(backend, "asarray") or not hasattr(backend, "__array_namespace_info__"):
+                raise ValueError(
+                    f"module {backend.__name__!r} is not an Array API namespace; use one of "
+                    f"{', '.join(map(repr, BACKENDS))} or a namespace such as array_api_strict"
+                )
             xp = _compat.array_namespace(backend.asarray(0))
             info = xp.__array_namespace_info__()
             return Backend(name, xp, info.default_device() if device is None else device)
