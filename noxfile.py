@@ -19,7 +19,9 @@ import nox
 nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook"]
+nox.options.sessions = [
+    "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune",
+]  # fmt: skip
 
 
 def _load_table():
@@ -69,13 +71,13 @@ def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (backend-independent tests run with numpy)."""
-    _pytest(session, backend, "-m", "not gradcheck")
+    _pytest(session, backend, "-m", "not gradcheck and not tune")
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    _pytest(session, "numpy", "-m", "not gradcheck and not slow", "-q")
+    _pytest(session, "numpy", "-m", "not gradcheck and not slow and not tune", "-q")
 
 
 @nox.session
@@ -110,6 +112,13 @@ def gpu(session: nox.Session) -> None:
     ]
     session.install(".[test,plot]", "nbclient", "scikit-learn", "threadpoolctl", *requirements)
     session.run("python", "backends/gpu_check.py", *session.posargs)
+
+
+@nox.session
+def tune(session: nox.Session) -> None:
+    """xpnet tune with real Optuna studies and Dask clusters (local, and scheduler + workers)."""
+    session.install(".[test,tune]")
+    session.run("pytest", "-m", "tune", *session.posargs)
 
 
 @nox.session

@@ -1,5 +1,5 @@
-"""The ``xpnet`` command: ``train``, ``evaluate`` and ``data``. It parses and prints;
-the work is :mod:`xpnet.pipeline`'s.
+"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune`` and ``data``. It parses and
+prints; the work is :mod:`xpnet.pipeline`'s and :mod:`xpnet.tune`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
 value, output that cannot be written), with a one-line message and no traceback;
@@ -15,6 +15,7 @@ import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from xpnet import __version__
 from xpnet._progress import TrainingProgress
 from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind, resolve_backend
 from xpnet.data import mnist
-from xpnet.errors import DataError, TrainingInterrupted
+from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
 from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
 from xpnet.recipes import FAST, LAB, RECIPES, Recipe
 
@@ -86,12 +87,171 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir", type=Path, help="where confusion.png goes (default: the model's directory)"
     )
 
+    _add_tune_parser(commands, formatter)
+
     data = commands.add_parser(
         "data", help="download, verify and locate the data", formatter_class=formatter
     )
     data.set_defaults(command=_data)
     _add_data_options(data)
     return parser
+
+
+#: The ranges ``xpnet tune`` takes: option, knob, type, and whether on a log scale.
+_TUNE_RANGES = [
+    ("--hidden-size", "hidden_size", int, True),
+    ("--learning-rate", "learning_rate", float, True),
+    ("--reg", "reg", float, True),
+    ("--learning-rate-decay", "learning_rate_decay", float, False),
+    ("--momentum", "momentum", float, False),
+    ("--num-iters", "num_iters", int, True),
+]
+
+
+def _add_tune_parser(commands: Any, formatter: Any) -> None:
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters (Optuna), trials on Dask workers",
+        formatter_class=formatter,
+        description="Search the lab's hyperparameters: Optuna samples and records the trials, "
+        "Dask workers train them (a local cluster, or --scheduler). Running the same "
+        "command again resumes the study. Needs: pip install 'xpnet[tune]'.",
+    )
+    tune.set_defaults(command=_tune)
+    budget = tune.add_argument_group("budget")
+    budget.add_argument(
+        "--trials", type=int, default=20, help="finished trials the study should hold"
+    )
+    budget.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    budget.add_argument(
+        "--train-size", type=int, help="train on the first N training images only (quick searches)"
+    )
+    space = tune.add_argument_group(
+        "search space (default: around the recipe's values; LOW == HIGH fixes a knob)"
+    )
+    for flag, knob, kind, log in _TUNE_RANGES:
+        scale = "log scale" if log else "linear"
+        space.add_argument(flag, type=kind, nargs=2, metavar=("LOW", "HIGH"), dest=f"range_{knob}",
+                           help=f"the range of {knob} ({scale})")  # fmt: skip
+    space.add_argument(
+        "--batch-size", type=int, nargs="+", metavar="B", dest="range_batch_size",
+        help="the batch sizes to choose from",
+    )  # fmt: skip
+    tune.add_argument("--recipe", choices=sorted(RECIPES), default="lab")
+    tune.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
+    _add_compute_options(tune)
+    _add_data_options(tune)
+    engines = tune.add_argument_group("engines")
+    engines.add_argument(
+        "--storage",
+        help="an Optuna storage: a journal file, sqlite:///study.db, or a PostgreSQL/MySQL URL "
+        "(default: study.log in the output directory)",
+    )
+    engines.add_argument("--study-name", default="xpnet-tune")
+    engines.add_argument(
+        "--workers",
+        type=int,
+        help="local Dask worker processes (default: the cores, or one per GPU)",
+    )
+    engines.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
+    )
+    tune.add_argument("--no-retrain", dest="retrain", action="store_false",
+                      help="do not retrain the best settings on the training set")  # fmt: skip
+    tune.add_argument(
+        "--output-dir", type=Path, default=Path("xpnet-tune"),
+        help="where the study, trials.csv, the plots and the best model (best/) go",
+    )  # fmt: skip
+
+
+def _tune(args: argparse.Namespace) -> int:
+    try:
+        import distributed  # noqa: F401
+        import optuna  # noqa: F401  (the engines, checked before any work)
+
+        from xpnet.tune import Choices, Range, tune
+    except ImportError as err:
+        raise ImportError(
+            f"xpnet tune needs Optuna and Dask ({err}); install them with: "
+            "pip install 'xpnet[tune]'"
+        ) from None
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    space: dict[str, Any] = {}
+    for _, knob, kind, log in _TUNE_RANGES:
+        bounds = getattr(args, f"range_{knob}")
+        if bounds is not None:
+            space[knob] = Range(bounds[0], bounds[1], log=log, integer=kind is int)
+    if args.range_batch_size is not None:
+        space["batch_size"] = Choices(tuple(args.range_batch_size))
+    _compute(args)
+    line = _StatusLine()
+    print(
+        f"searching {args.trials} trials of recipe {args.recipe} on {args.dataset} with "
+        f"{args.backend} {args.dtype}"
+        + (f", Dask scheduler {args.scheduler}" if args.scheduler else ", a local Dask cluster")
+        + f"; output in {args.output_dir}",
+        flush=True,
+    )
+    try:
+        result = tune(
+            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+            dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
+            device=args.device, dtype=args.dtype, seed=args.seed, train_size=args.train_size,
+            storage=args.storage, study_name=args.study_name, output_dir=args.output_dir,
+            workers=args.workers, scheduler=args.scheduler, retrain=args.retrain,
+            progress=line,
+        )  # fmt: skip
+    except TuneInterrupted as stop:
+        line.close()
+        print(
+            f"interrupted: {stop.finished} finished trials kept in {stop.storage}; run the same "
+            "command again to resume"
+        )
+        return 130
+    finally:
+        line.close()
+    from xpnet.tune._report import best_table
+
+    print(f"best trials of {len(result.trials)} (validation accuracy):")
+    print(best_table(result.trials))
+    print(f"best settings: {result.command}")
+    if result.best_run is not None:
+        print(
+            f"best settings retrained: validation {result.best_run.val_acc:.4f}, "
+            f"test {result.best_run.test_acc:.4f}"
+        )
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    print(f"study: {result.storage}")
+    return 0
+
+
+class _StatusLine:
+    """The search's progress: one line on stderr, redrawn in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.drawn = False
+
+    def __call__(self, counts: dict[str, Any]) -> None:
+        best = (
+            f"best {counts['best_value']:.4f} (trial {counts['best_trial']})"
+            if counts["best_value"] is not None
+            else "no finished trial yet"
+        )
+        text = (
+            f"trials: {counts['done']} done, {counts['running']} running, "
+            f"{counts['pruned']} pruned, {counts['failed']} failed; {best}"
+        )
+        sys.stderr.write(f"\r{text}" if self.tty else f"{text}\n")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.tty and self.drawn:
+            sys.stderr.write("\n")
+        self.drawn = False
 
 
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DataError", "ModelFileError", "TrainingDivergedError", "TrainingInterrupted"]
+__all__ = [
+    "DataError",
+    "ModelFileError",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "TuneInterrupted",
+]
 
 
 class DataError(ValueError):
@@ -53,3 +59,20 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.history = history
         #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``).
         self.result: Any = None
+
+
+class TuneInterrupted(KeyboardInterrupt):
+    """A search was stopped by Ctrl-C: running trials cancelled, finished ones kept.
+
+    Attributes
+    ----------
+    finished : int
+        The finished trials the study holds.
+    storage : str
+        Where they are; the same search run again resumes from them.
+    """
+
+    def __init__(self, finished: int, storage: str):
+        super().__init__(f"search interrupted with {finished} finished trials in {storage}")
+        self.finished = finished
+        self.storage = storage

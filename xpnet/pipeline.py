@@ -39,10 +39,12 @@ __all__ = [
     "RunResult",
     "check_output_dir",
     "evaluate",
+    "make_net",
     "prepare_data",
     "recipe_with",
     "run",
     "save_run",
+    "train_and_measure",
 ]
 
 
@@ -215,7 +217,27 @@ def run(
     recipe = recipe_with(recipe, **overrides)
     if data is None:
         data = prepare_data(recipe.preprocessing, dataset=dataset, data_dir=data_dir)
-    elif data.preprocessing.name != recipe.preprocessing:
+    net = make_net(recipe, data, backend=backend, device=device, dtype=dtype, seed=seed)
+    return train_and_measure(net, recipe, data, seed=seed, progress=progress, compile=compile)
+
+
+def make_net(
+    recipe: Recipe,
+    data: PreparedData,
+    *,
+    backend: str | ModuleType | Backend = "numpy",
+    device: Any = None,
+    dtype: DType = "float64",
+    seed: int = 0,
+) -> TwoLayerNet:
+    """The network a recipe trains on prepared data, carrying the data's preprocessing.
+
+    Raises
+    ------
+    ValueError
+        If the data was prepared with another preprocessing than the recipe's.
+    """
+    if data.preprocessing.name != recipe.preprocessing:
         raise ValueError(
             f"data was prepared with {data.preprocessing.name!r}, the recipe wants "
             f"{recipe.preprocessing!r}"
@@ -225,6 +247,22 @@ def run(
         backend=backend, device=device, dtype=dtype, seed=seed, init=recipe.init,
     )  # fmt: skip
     net.preprocessing = data.preprocessing
+    return net
+
+
+def train_and_measure(
+    net: TwoLayerNet,
+    recipe: Recipe,
+    data: PreparedData,
+    *,
+    seed: int = 0,
+    progress: Callable[[int, Any, float], None] | None = None,
+    compile: Compile = "auto",
+) -> RunResult:
+    """Train ``net`` by ``recipe`` on ``data``; measure it on the validation and test sets.
+
+    Raises as :func:`run` does.
+    """
     result = RunResult(net, {}, recipe, data.dataset, seed)
     try:
         result.history = net.train(

@@ -21,7 +21,15 @@ from xpnet.vis_utils import visualize_grid
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_confusion", "plot_digits", "plot_history", "plot_weights", "save_figure"]
+__all__ = [
+    "plot_confusion",
+    "plot_digits",
+    "plot_history",
+    "plot_hyperparameters",
+    "plot_trials",
+    "plot_weights",
+    "save_figure",
+]
 
 History = Mapping[str, Sequence[float]]
 
@@ -109,6 +117,62 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None)
         for j in range(C):
             color = "white" if matrix[i, j] > threshold else "black"
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    return fig
+
+
+def plot_trials(rows: Sequence[Mapping[str, Any]]) -> Figure:
+    """A search's validation accuracy trial by trial, with the best so far.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Trials with ``number``, ``state`` and ``value``, as ``xpnet tune`` records them.
+    """
+    fig = _figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    numbers = [r["number"] for r in done]
+    values = [r["value"] for r in done]
+    ax.plot(numbers, values, "o", label="finished")
+    ax.step(numbers, np.maximum.accumulate(values) if values else [], where="post",
+            label="best so far")  # fmt: skip
+    pruned = [r["number"] for r in rows if r["state"] == "PRUNED"]
+    if pruned:
+        low = min(values, default=0.0)
+        ax.plot(pruned, [low] * len(pruned), "x", color="gray", label="pruned (at the bottom)")
+    ax.set(title="Search", xlabel="Trial", ylabel="Validation accuracy")
+    ax.legend()
+    return fig
+
+
+def plot_hyperparameters(
+    rows: Sequence[Mapping[str, Any]], log_scaled: Mapping[str, bool]
+) -> Figure:
+    """Validation accuracy against each searched hyperparameter, one panel each.
+
+    Parameters
+    ----------
+    rows : sequence of dict
+        Trials, as for :func:`plot_trials`.
+    log_scaled : dict of str to bool
+        The hyperparameters to show, and whether each was searched on a log scale.
+    """
+    names = list(log_scaled)
+    columns = min(len(names), 3) or 1
+    fig = _figure(figsize=(4 * columns, 3.2 * math.ceil(len(names) / columns) + 0.5),
+                  layout="constrained")  # fmt: skip
+    axes = np.atleast_1d(fig.subplots(math.ceil(len(names) / columns) or 1, columns)).ravel()
+    done = [r for r in rows if r["state"] == "COMPLETE"]
+    for ax, name in zip(axes, names, strict=False):
+        ax.plot([r[name] for r in done], [r["value"] for r in done], "o", alpha=0.7)
+        ax.set(
+            xlabel=name,
+            ylabel="Validation accuracy",
+            xscale="log" if log_scaled[name] else "linear",
+        )
+    for ax in axes[len(names) :]:
+        ax.axis("off")
+    fig.suptitle("Validation accuracy by hyperparameter")
     return fig
 
 

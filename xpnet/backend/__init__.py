@@ -17,7 +17,7 @@ from xpnet.backend._resolve import (
     to_numpy,
 )
 from xpnet.backend._runners import Compile, Runner, compiled_runner_kind, select_runner
-from xpnet.backend._table import BACKENDS, BackendSpec, allow_float64
+from xpnet.backend._table import BACKENDS, BackendSpec, allow_float64, gpu_devices
 
 __all__ = [
     "BACKENDS",
@@ -31,6 +31,7 @@ __all__ = [
     "array_namespace",
     "compiled_runner_kind",
     "device_of",
+    "gpu_devices",
     "is_writeable_array",
     "resolve_backend",
     "select_runner",

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-__all__ = ["BACKENDS", "BackendSpec", "allow_float64", "cuda_driver_major", "import_library"]
+__all__ = [
+    "BACKENDS",
+    "BackendSpec",
+    "allow_float64",
+    "cuda_driver_major",
+    "gpu_devices",
+    "import_library",
+]
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,28 @@ def allow_float64(name: str) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def gpu_devices(name: str) -> list[Any]:
+    """The GPU devices of backend ``name`` on this machine, as ``device=`` takes them.
+
+    Empty for a CPU-only backend, a missing library or a machine without GPUs. A
+    search puts one worker on each.
+    """
+    try:
+        if name == "cupy" and cuda_driver_major() is not None:
+            cupy = importlib.import_module("cupy")
+            return list(range(cupy.cuda.runtime.getDeviceCount()))
+        if name == "torch":
+            torch = importlib.import_module("torch")
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            return [f"cuda:{index}" for index in range(count)]
+        if name == "jax":
+            jax = importlib.import_module("jax")
+            return [f"gpu:{index}" for index in range(len(jax.devices("gpu")))]
+    except Exception:  # no library, no driver, no GPU platform: no GPUs to use
+        return []
+    return []
 
 
 def _compat() -> ModuleType:

@@ -1,0 +1,285 @@
+"""``xpnet tune``: Optuna and Dask for real, on small searches of a subset of MNIST.
+
+Each search trains a few hundred iterations per trial on 5,000 images. Clusters are
+real: a LocalCluster of worker processes, or ``dask scheduler`` and ``dask worker``
+processes started here on localhost and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpnet[tune]'")
+pytest.importorskip("distributed", reason="xpnet tune needs pip install 'xpnet[tune]'")
+
+from xpnet.tune import Choices, Range, tune  # noqa: E402
+from xpnet.tune._storage import open_storage, storage_spec  # noqa: E402
+
+pytestmark = [pytest.mark.tune, pytest.mark.mnist]
+
+# A small search: the fast recipe, hidden 16 to 64, 100 to 300 iterations, 5,000 images.
+SMALL = {
+    "recipe": "fast",
+    "dtype": "float32",
+    "train_size": 5000,
+    "space": {
+        "hidden_size": Range(16, 64, log=True, integer=True),
+        "num_iters": Range(100, 300, integer=True),
+        "batch_size": Choices((64, 128)),
+    },
+}
+SMALL_ARGS = [
+    "--recipe", "fast", "--dtype", "float32", "--train-size", "5000",
+    "--hidden-size", "16", "64", "--num-iters", "100", "300", "--batch-size", "64", "128",
+]  # fmt: skip
+
+
+def xpnet(*args, **kwargs):
+    """Run ``python -m xpnet.cli`` as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "xpnet.cli", *args], capture_output=True, text=True,
+        check=False, **kwargs,
+    )  # fmt: skip
+
+
+def read_trials(directory: Path) -> list[dict[str, str]]:
+    with open(directory / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def finished(rows):
+    return [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
+
+
+def test_a_local_search_finds_settings_better_than_its_worst(tmp_path, mnist_dir):
+    result = tune(trials=6, workers=2, data_dir=mnist_dir, output_dir=tmp_path, **SMALL)
+    values = [r["value"] for r in result.trials if r["state"] == "COMPLETE"]
+    assert len(result.trials) == 6
+    assert result.best_value == max(values) > min(values)
+    assert {r["worker"] for r in result.trials} == {"0", "1"}  # both workers trained
+    assert result.command.startswith("xpnet train --recipe fast --batch-size ")
+    assert result.best_run is not None
+    assert result.best_run.val_acc == pytest.approx(result.best_value, abs=2e-3)
+    assert 0.5 < result.best_run.test_acc <= 1
+    names = {p.name for p in result.written}
+    assert {"trials.csv", "trials.png", "hyperparameters.png", "model.npz"} <= names
+    assert len(read_trials(tmp_path)) == 6
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """``dask scheduler`` and two ``dask worker`` processes on localhost; their address."""
+    dask = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    assert dask, "the dask command comes with dask[distributed]"
+    scheduler_file = tmp_path / "scheduler.json"
+    processes = [
+        subprocess.Popen(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    for name in ("w1", "w2"):
+        processes.append(
+            subprocess.Popen(
+                [
+                    dask,
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--name",
+                    name,
+                    "--no-dashboard",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+            )
+        )
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(2, timeout=60)
+    yield address, processes[1:]
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_the_same_search_runs_on_a_dask_scheduler(dask_cluster, tmp_path, mnist_dir):
+    address, _ = dask_cluster
+    result = xpnet(
+        "tune", "--trials", "4", "--scheduler", address, *SMALL_ARGS,
+        "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path), "--no-retrain",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "best settings: xpnet train --recipe fast" in result.stdout
+    assert "trials: 4 done" in result.stderr
+    rows = read_trials(tmp_path)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 4
+    assert {r["worker"] for r in rows} <= {"w1", "w2"}
+
+
+def test_a_killed_worker_does_not_stop_the_search(dask_cluster, tmp_path, mnist_dir):
+    from distributed import Client
+
+    address, workers = dask_cluster
+    by_name = {"w1": workers[0], "w2": workers[1]}
+    killed = []
+
+    with Client(address, timeout=30) as observer:
+
+        def kill_a_busy_worker(counts):
+            if killed:
+                return
+            info = observer.scheduler_info()["workers"]
+            busy = [info[a]["name"] for a, keys in observer.processing().items() if keys]
+            if busy:  # a trial is running there: kill its worker mid-trial
+                by_name[busy[0]].send_signal(signal.SIGKILL)
+                killed.append(busy[0])
+
+        space = {**SMALL["space"], "num_iters": Range(400, 600, integer=True)}
+        result = tune(
+            **{**SMALL, "space": space}, trials=5, scheduler=address, data_dir=mnist_dir,
+            output_dir=tmp_path, retrain=False, progress=kill_a_busy_worker,
+        )  # fmt: skip
+    assert killed
+    assert by_name[killed[0]].poll() is not None  # really dead
+    states = [r["state"] for r in result.trials]
+    assert "RUNNING" not in states
+    assert len(finished(read_trials(tmp_path))) == 5  # retried elsewhere, or recorded failed
+
+
+def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mnist_dir):
+    command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "8", "--workers", "2",
+               *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
+               "--no-retrain"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait for two finished trials, then press Ctrl-C
+        if line.startswith("trials: 2 done"):
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "run the same command again to resume" in stdout
+    storage = open_storage(storage_spec(None, tmp_path))
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage)
+    first = {t.number: t.params for t in study.trials if t.state.name == "COMPLETE"}
+    assert 2 <= len(first) < 8
+    assert all(t.state.name != "RUNNING" for t in study.trials)  # cancelled, not left running
+
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage)
+    complete = {t.number: t.params for t in study.trials if t.state.name == "COMPLETE"}
+    for number, params in first.items():
+        assert complete[number] == params  # kept, not run again
+    rows = read_trials(tmp_path)
+    assert len(finished(rows)) == 8  # the rest, not a new eight
+    assert sum(r["state"] == "CANCELLED" for r in rows) == len(rows) - 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+        (["--storage", "foo://bar"], "neither a file path nor a database URL"),
+        (["--learning-rate", "1", "0.1"], "learning_rate: low 1 is above high 0.1"),
+        (["--momentum", "0", "2"], "momentum: 2 lies outside what training accepts"),
+        (["--batch-size", "0"], "batch_size: 0 lies outside"),
+        (["--trials", "0"], "trials must be a positive integer"),
+    ],
+)
+def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, message):
+    out = tmp_path / "out"
+    start = time.monotonic()
+    result = xpnet("tune", *args, "--data-dir", str(mnist_dir), "--output-dir", str(out))
+    assert time.monotonic() - start < 30
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_file_that_is_not_a_study_is_refused_unchanged(tmp_path, mnist_dir):
+    notes = tmp_path / "notes.log"
+    notes.write_text("not a study\n")
+    result = xpnet("tune", "--storage", str(notes), "--workers", "1", "--data-dir",
+                   str(mnist_dir), "--output-dir", str(tmp_path / "out"))  # fmt: skip
+    assert result.returncode == 1
+    assert "is not a study storage" in result.stderr
+    assert notes.read_text() == "not a study\n"
+
+
+def test_a_study_of_another_search_is_not_resumed(tmp_path, mnist_dir):
+    tune(trials=1, workers=1, data_dir=mnist_dir, output_dir=tmp_path, retrain=False, **SMALL)
+    before = (tmp_path / "study.log").read_bytes()
+    result = xpnet("tune", "--trials", "2", "--workers", "1", *SMALL_ARGS[:-6],
+                   "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 1
+    assert "searched another space or settings" in result.stderr
+    assert (tmp_path / "study.log").read_bytes() == before
+
+
+def test_unpromising_trials_are_pruned_on_their_epochs(tmp_path, mnist_dir):
+    """A trial that learns nothing, after five that learnt well, stops early."""
+    from xpnet.pipeline import prepare_data
+    from xpnet.tune._trial import TrialTask, make_pruner, run_trial
+
+    spec = storage_spec(tmp_path / "study.log", tmp_path)
+    study = optuna.create_study(
+        storage=open_storage(spec, create=True), study_name="s", direction="maximize",
+        pruner=make_pruner(),
+    )  # fmt: skip
+    for _ in range(5):
+        study.add_trial(optuna.trial.create_trial(
+            value=0.9, intermediate_values={step: 0.9 for step in range(1, 11)},
+        ))  # fmt: skip
+    data = prepare_data("scale_and_center", data_dir=mnist_dir)
+    import dataclasses
+
+    data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
+    task = TrialTask("fast", "numpy", None, "float32", 0, [], spec, "s", 1)
+    hopeless = {"learning_rate": 1e-7, "hidden_size": 8, "num_iters": 200, "batch_size": 100}
+    trial = study.ask()
+    outcome = run_trial(data, task, hopeless, trial._trial_id)
+    assert outcome["state"] == "pruned"
+    assert len(outcome["epochs"]) == 2  # reported twice, pruned after the warm-up epoch
+
+    elsewhere = TrialTask("fast", "numpy", None, "float32", 0, [],
+                          f"journal:{tmp_path}/absent/study.log", "s", 1)  # fmt: skip
+    outcome = run_trial(data, elsewhere, hopeless, study.ask()._trial_id)
+    assert outcome["state"] == "complete"  # a storage it cannot reach: no pruning
+    assert not (tmp_path / "absent").exists()

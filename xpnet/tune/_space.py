@@ -1,0 +1,159 @@
+"""The search space: the lab's knobs, each a range or a set of choices around a recipe."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from xpnet.recipes import Recipe
+
+__all__ = [
+    "Choices",
+    "Range",
+    "SearchSpace",
+    "check_space",
+    "default_space",
+    "distributions",
+    "fingerprint",
+    "fixed",
+]
+
+
+@dataclass(frozen=True)
+class Range:
+    """Values from ``low`` to ``high``; on a log scale when ``log``; integers when ``integer``.
+
+    ``low == high`` fixes the knob.
+    """
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def check(self, name: str) -> None:
+        """Raise ValueError unless this is a valid range for the knob ``name``."""
+        for bound in (self.low, self.high):
+            if (
+                isinstance(bound, bool)
+                or not isinstance(bound, int | float)
+                or not math.isfinite(bound)
+            ):
+                raise ValueError(f"{name}: range bounds must be finite numbers, got {bound!r}")
+        if self.low > self.high:
+            raise ValueError(f"{name}: low {self.low:g} is above high {self.high:g}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"{name}: a log-scale range must be positive, got low {self.low:g}")
+        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
+            raise ValueError(f"{name}: an integer range needs integer bounds")
+
+
+@dataclass(frozen=True)
+class Choices:
+    """One of a few values."""
+
+    values: tuple[Any, ...]
+
+    def check(self, name: str) -> None:
+        """Raise ValueError unless there is at least one choice."""
+        if not self.values:
+            raise ValueError(f"{name}: give at least one choice")
+
+
+SearchSpace = Mapping[str, Range | Choices]
+
+#: The knobs a search may turn, with the checks ``TwoLayerNet.train`` applies to them.
+_LIMITS: dict[str, tuple[float, float]] = {
+    "hidden_size": (1, math.inf),
+    "learning_rate": (0, math.inf),
+    "learning_rate_decay": (0, 1),
+    "reg": (0, math.inf),
+    "momentum": (0, 0.999),
+    "batch_size": (1, math.inf),
+    "num_iters": (1, math.inf),
+}
+
+
+def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
+    """Sensible ranges around a recipe's settings, as the lab's section 10 searches.
+
+    hidden size from a quarter to twice the recipe's (log scale); learning rate and
+    regularisation a decade either way (log scale); decay from 0.9 to 1 (the step
+    schedule only); momentum from 0 to 0.95; batch sizes half, equal or twice the
+    recipe's; iterations from half to the recipe's.
+    """
+    space: dict[str, Range | Choices] = {
+        "hidden_size": Range(max(recipe.hidden_size // 4, 8), recipe.hidden_size * 2, True, True),
+        "learning_rate": Range(recipe.learning_rate / 10, recipe.learning_rate * 10, log=True),
+        "reg": Range(max(recipe.reg, 1e-7) / 10, max(recipe.reg, 1e-7) * 10, log=True),
+        "momentum": Range(0.0, 0.95),
+        "batch_size": Choices(
+            tuple(
+                sorted({max(recipe.batch_size // 2, 1), recipe.batch_size, recipe.batch_size * 2})
+            )
+        ),
+        "num_iters": Range(max(recipe.num_iters // 2, 1), recipe.num_iters, log=True, integer=True),
+    }
+    if recipe.schedule == "step":
+        space["learning_rate_decay"] = Range(0.9, 1.0)
+    return space
+
+
+def check_space(space: SearchSpace) -> None:
+    """Raise ValueError for an unknown knob or a range outside what training accepts."""
+    for name, knob in space.items():
+        if name not in _LIMITS:
+            raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(_LIMITS)}")
+        knob.check(name)
+        low, high = _LIMITS[name]
+        values: Sequence[Any] = knob.values if isinstance(knob, Choices) else (knob.low, knob.high)
+        for value in values:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name}: {value!r} is not a number")
+            too_low = (
+                value <= low if name in ("learning_rate", "learning_rate_decay") else value < low
+            )
+            if too_low or value > high:
+                raise ValueError(f"{name}: {value:g} lies outside what training accepts")
+
+
+def distributions(space: SearchSpace) -> dict[str, Any]:
+    """The space as Optuna distributions (fixed knobs left out: they are settings)."""
+    from optuna import distributions as d
+
+    found: dict[str, Any] = {}
+    for name, knob in space.items():
+        if isinstance(knob, Choices):
+            if len(knob.values) > 1:
+                found[name] = d.CategoricalDistribution(list(knob.values))
+        elif knob.low != knob.high:
+            if knob.integer:
+                found[name] = d.IntDistribution(int(knob.low), int(knob.high), log=knob.log)
+            else:
+                found[name] = d.FloatDistribution(knob.low, knob.high, log=knob.log)
+    return found
+
+
+def fixed(space: SearchSpace) -> dict[str, Any]:
+    """The knobs a space pins to one value."""
+    values: dict[str, Any] = {}
+    for name, knob in space.items():
+        if isinstance(knob, Choices) and len(knob.values) == 1:
+            values[name] = knob.values[0]
+        elif isinstance(knob, Range) and knob.low == knob.high:
+            values[name] = int(knob.low) if knob.integer else knob.low
+    return values
+
+
+def fingerprint(space: SearchSpace, settings: Mapping[str, Any]) -> str:
+    """A short digest of the space and the fixed settings: a study searches one of each."""
+    described = {
+        name: {"choices": list(knob.values)} if isinstance(knob, Choices) else vars(knob)
+        for name, knob in sorted(space.items())
+    }
+    text = json.dumps({"space": described, "settings": dict(settings)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,139 @@
+"""One trial, as a Dask worker runs it: train with the sampled settings, report each epoch."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from xpnet.errors import TrainingDivergedError
+from xpnet.metrics import accuracy
+from xpnet.pipeline import PreparedData, make_net, recipe_with, train_and_measure
+
+__all__ = ["TrialTask", "make_pruner", "run_trial"]
+
+
+class TrialTask:
+    """What a worker needs to run trials besides the data: picklable, sent with each trial.
+
+    Attributes
+    ----------
+    recipe : str
+        The recipe whose settings the trial's parameters replace.
+    backend, dtype, seed
+        As for :func:`xpnet.pipeline.run`.
+    devices : sequence
+        GPU devices to spread workers over (one each), or empty.
+    device : object
+        The device when ``devices`` is empty.
+    storage, study_name : str
+        The study, for reporting each epoch's accuracy (and being pruned); a
+        worker that cannot reach the storage trains without reporting.
+    threads : int
+        Threads each worker's array library may use.
+    """
+
+    def __init__(
+        self, recipe: str, backend: str, device: Any, dtype: str, seed: int,
+        devices: Sequence[Any], storage: str, study_name: str, threads: int,
+    ):  # fmt: skip
+        self.recipe, self.backend, self.device, self.dtype, self.seed = (
+            recipe, backend, device, dtype, seed,
+        )  # fmt: skip
+        self.devices, self.storage, self.study_name, self.threads = (
+            list(devices), storage, study_name, threads,
+        )  # fmt: skip
+
+
+def run_trial(
+    data: PreparedData, task: TrialTask, params: Mapping[str, Any], trial_id: int
+) -> dict[str, Any]:
+    """Train with ``params``; report the validation accuracy after each epoch.
+
+    Returns
+    -------
+    dict
+        ``state`` ("complete", "pruned" or "failed"), ``value`` (the final validation
+        accuracy, for a complete trial), ``error`` (why it failed), ``seconds``,
+        ``epochs`` (accuracies reported) and ``worker``.
+    """
+    import optuna
+
+    start = time.perf_counter()
+    worker, device = _where(task)
+    _limit_threads(task)
+    trial = _reachable_trial(task, trial_id)
+    recipe = recipe_with(task.recipe, **params)
+    net = make_net(recipe, data, backend=task.backend, device=device,
+                   dtype=task.dtype, seed=task.seed)  # type: ignore[arg-type]  # fmt: skip
+    per_epoch = max(data.X_train.shape[0] // recipe.batch_size, 1)
+    reported: list[float] = []
+
+    def report_each_epoch(iteration: int, loss: Any, learning_rate: float) -> None:
+        if (iteration + 1) % per_epoch:  # epochs end at chunk ends: exactly here
+            return
+        value = float(accuracy(data.y_val, net.predict(data.X_val)))
+        reported.append(value)
+        if trial is not None:
+            trial.report(value, len(reported))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {len(reported)} at {value:.4f}")
+
+    base = {"state": "complete", "worker": worker, "epochs": reported}
+    try:
+        result = train_and_measure(net, recipe, data, seed=task.seed, progress=report_each_epoch)
+    except optuna.TrialPruned as pruned:
+        return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
+    except (TrainingDivergedError, ValueError, RuntimeError) as err:
+        return {**base, "state": "failed", "error": f"{type(err).__name__}: {err}",
+                "seconds": _since(start)}  # fmt: skip
+    return {**base, "value": result.val_acc, "seconds": _since(start)}
+
+
+def make_pruner() -> Any:
+    """Median pruning: after five finished trials, a trial below the median of their
+    validation accuracies at the same epoch stops, judged from its second epoch on
+    (epochs are reported as steps 1, 2, ...)."""
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+
+
+def _where(task: TrialTask) -> tuple[str, Any]:
+    """This worker's name and the device it trains on: its own GPU where there are several."""
+    try:
+        from distributed import get_worker
+
+        name = str(get_worker().name)
+    except (ImportError, ValueError):
+        name = "local"
+    if not task.devices:
+        return name, task.device
+    index = int(name) if name.isdigit() else sum(map(ord, name))
+    return name, task.devices[index % len(task.devices)]
+
+
+def _limit_threads(task: TrialTask) -> None:
+    if task.backend == "torch":
+        import torch
+
+        torch.set_num_threads(task.threads)
+
+
+def _reachable_trial(task: TrialTask, trial_id: int) -> Any:
+    """The Optuna trial, for reporting; None where this worker cannot reach the storage."""
+    import optuna
+
+    from xpnet.tune._storage import open_storage
+
+    try:
+        study = optuna.load_study(
+            study_name=task.study_name, storage=open_storage(task.storage), pruner=make_pruner()
+        )
+        return optuna.trial.Trial(study, trial_id)
+    except Exception:  # another machine without the file, a database it cannot reach
+        return None
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start
