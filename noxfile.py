@@ -20,7 +20,7 @@ nox.needs_version = ">=2024.3.2"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = [
-    "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune",
+    "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune", "sklearn",
 ]  # fmt: skip
 
 
@@ -71,13 +71,13 @@ def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (backend-independent tests run with numpy)."""
-    _pytest(session, backend, "-m", "not gradcheck and not tune")
+    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn")
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    _pytest(session, "numpy", "-m", "not gradcheck and not slow and not tune", "-q")
+    _pytest(session, "numpy", "-m", "not gradcheck and not slow and not tune and not sklearn", "-q")
 
 
 @nox.session
@@ -119,6 +119,15 @@ def tune(session: nox.Session) -> None:
     """xpnet tune with real Optuna studies and Dask clusters (local, and scheduler + workers)."""
     session.install(".[test,tune]")
     session.run("pytest", "-m", "tune", *session.posargs)
+
+
+@nox.session
+def sklearn(session: nox.Session) -> None:
+    """The scikit-learn estimator: parametrize_with_checks, array API dispatch on NumPy,
+    array-api-strict and torch (CUDA and CuPy where there is a GPU), the ecosystem."""
+    session.install(".[test,sklearn]", "-r", "backends/torch.txt", "pandas")
+    # scikit-learn runs its array API checks only with SciPy's array API support on.
+    session.run("pytest", "-m", "sklearn", *session.posargs, env={"SCIPY_ARRAY_API": "1"})
 
 
 @nox.session

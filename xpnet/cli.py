@@ -214,7 +214,12 @@ def _tune(args: argparse.Namespace) -> int:
         line.close()
     from xpnet.tune._report import best_table
 
-    print(f"best trials of {len(result.trials)} (validation accuracy):")
+    states = [row["state"] for row in result.trials]
+    print(
+        f"the study holds {len(states)} trials: {states.count('COMPLETE')} finished, "
+        f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed, "
+        f"{states.count('CANCELLED')} cancelled; the best by validation accuracy:"
+    )
     print(best_table(result.trials))
     print(f"best settings: {result.command}")
     if result.best_run is not None:

@@ -41,6 +41,7 @@ from xpnet.preprocess import Preprocessing
 from xpnet.training import (
     SCHEDULES,
     BatchSampler,
+    EpochCallback,
     ProgressCallback,
     Rates,
     RunRecord,
@@ -58,6 +59,7 @@ __all__ = [
     "forward",
     "l2_penalty",
     "onehot",
+    "softmax",
     "softmax_loss",
 ]
 
@@ -150,6 +152,12 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
     dW1 = X.T @ dhidden
     db1 = xp.sum(dhidden, axis=0)
     return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+
+
+def softmax(xp: ModuleType, scores: Any) -> Any:
+    """``softmax(scores)[i, j] = exp(s_ij) / sum_k exp(s_ik)``, shifted by each row's maximum."""
+    exp_scores = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
+    return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
 
 
 def l2_penalty(xp: ModuleType, params: Params, reg: float) -> Any:
@@ -410,6 +418,22 @@ class TwoLayerNet:
         labels = self._predict(X_dev)
         return to_numpy(labels) if from_host else labels
 
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities: the softmax of the scores.
+
+        Parameters
+        ----------
+        X : array, shape (N, D)
+
+        Returns
+        -------
+        array, shape (N, C)
+            Each row sums to one; NumPy in, NumPy out; backend arrays in, backend arrays out.
+        """
+        X_dev, from_host = _checks.features(self.backend, X, self.sizes[0], self.dtype)
+        probabilities = softmax(self.xp, forward(self.xp, self.params, X_dev)[1])
+        return to_numpy(probabilities) if from_host else probabilities
+
     def train(
         self,
         X: Any,
@@ -428,6 +452,7 @@ class TwoLayerNet:
         shuffle: bool = False,
         schedule: Schedule = "step",
         compile: Compile = "auto",
+        on_epoch: EpochCallback | None = None,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent.
 
@@ -443,9 +468,9 @@ class TwoLayerNet:
             Training rows.
         y : array of int, shape (N,)
             Training labels in [0, C).
-        X_val : array, shape (N_val, D)
-            Validation rows.
-        y_val : array of int, shape (N_val,)
+        X_val : array, shape (N_val, D), or None
+            Validation rows; None (with ``y_val``) records no validation accuracy.
+        y_val : array of int, shape (N_val,), or None
             Validation labels.
         learning_rate : float, default 1e-3
         learning_rate_decay : float, default 0.95
@@ -480,6 +505,12 @@ class TwoLayerNet:
             CUDA, the eager loop elsewhere). False: the eager loop, one step at a
             time. True: a compiled path, or ValueError where there is none.
             :attr:`training` records which path ran.
+        on_epoch : callable, optional
+            ``on_epoch(epoch, mean_loss, val_acc)``, called after every epoch with its
+            number (from 1), its mean loss and the validation accuracy (None without a
+            validation set) as Python floats: one wait on the device per epoch. If it
+            returns True, training stops there and returns its history; the network
+            keeps the parameters of that epoch's end.
 
         Returns
         -------
@@ -510,12 +541,17 @@ class TwoLayerNet:
         momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        if progress is not None and not callable(progress):
-            raise ValueError(f"progress must be a callable or None, got {progress!r}")
         X, _ = _checks.features(self.backend, X, D, self.dtype)
         y = _checks.labels(self.backend, y, X.shape[0], C)
-        X_val, _ = _checks.features(self.backend, X_val, D, self.dtype, name="X_val")
-        y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C, name="y_val")
+        if progress is not None and not callable(progress):
+            raise ValueError(f"progress must be a callable or None, got {progress!r}")
+        if on_epoch is not None and not callable(on_epoch):
+            raise ValueError(f"on_epoch must be a callable or None, got {on_epoch!r}")
+        if (X_val is None) != (y_val is None):
+            raise ValueError("give both X_val and y_val, or neither")
+        if X_val is not None:
+            X_val, _ = _checks.features(self.backend, X_val, D, self.dtype, name="X_val")
+            y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C, name="y_val")
         # A step's batch, activations and gradients: (B, D + 2C + 3H) values at most.
         _checks.fits_in_memory(
             self.backend, batch_size * (D + 2 * C + 3 * self.sizes[1]), self.dtype,
@@ -531,9 +567,10 @@ class TwoLayerNet:
         record = RunRecord(xp, self.params, check_every=min(per_epoch, 100))
         callbacks = [c for c in (progress, _LossPrinter(num_iters) if verbose else None) if c]
 
+        stopped = False  # by on_epoch
         # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
         with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
-            while record.iterations < num_iters and not interrupted():
+            while record.iterations < num_iters and not (stopped or interrupted()):
                 first = record.iterations
                 batches = sampler.epoch()
                 length = min(per_epoch, num_iters - first)
@@ -549,16 +586,22 @@ class TwoLayerNet:
                     self.params = state["params"]
                     record.add_losses(losses)
                     rate = float(host_rates[chunk.stop - 1])
-                    if record.iterations % per_epoch == 0:  # the end of an epoch
+                    epoch_end = record.iterations % per_epoch == 0  # chunks end there
+                    if epoch_end:
                         last = batches[chunk.stop - 1, :]
                         record.add_accuracies(
                             self._accuracy(xp.take(X, last, axis=0), xp.take(y, last, axis=0)),
-                            self._accuracy(X_val, y_val),
+                            None if X_val is None else self._accuracy(X_val, y_val),
                         )
                     for callback in callbacks:
                         callback(record.iterations - 1, losses[-1], rate)
                     if record.check_due:
                         self._check(record, rate)
+                    if epoch_end and on_epoch is not None:
+                        stopped = bool(on_epoch(record.iterations // per_epoch,
+                                                *record.epoch_summary(per_epoch)))  # fmt: skip
+                        if stopped:
+                            break
         if record.iterations > record.checked:
             self._check(record, float(host_rates[-1]))
 
@@ -581,7 +624,7 @@ class TwoLayerNet:
             "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
             "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
         }
-        if record.iterations < num_iters:
+        if record.iterations < num_iters and not stopped:
             raise TrainingInterrupted(record.iterations, history)
         return history
 
@@ -656,6 +699,21 @@ class TwoLayerNet:
             net.preprocessing = Preprocessing(described["name"], described["scale"], mean)
         return net
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without modules: NumPy's global random state and the namespace are
+        recorded by name and found again on unpickling (see :class:`xpnet.Backend`)."""
+        state = dict(self.__dict__)
+        if state["_rng"] is np.random:
+            state["_rng"] = "numpy.random"
+        state["dtype"] = _dtype_name(self.dtype)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state["_rng"], str):
+            state["_rng"] = np.random
+        self.__dict__.update(state)
+        self.dtype = self.backend.dtype(state["dtype"])
+
     def _predict(self, X: Any) -> Any:
         _, scores = forward(self.xp, self.params, X)
         return self.xp.argmax(scores, axis=1)
@@ -685,6 +743,11 @@ class _LossPrinter:
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
         if iteration % 100 == 0:
             print(f"iteration {iteration} / {self.num_iters}: loss {float(loss):f}")
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
+    return "float32" if "float32" in str(dtype) else "float64"
 
 
 def _flat(xp: ModuleType, x: Any) -> Any:

@@ -32,6 +32,7 @@ from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import DType, TwoLayerNet
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 from xpnet.recipes import RECIPES, Recipe
+from xpnet.training import EpochCallback
 
 __all__ = [
     "Evaluation",
@@ -258,16 +259,18 @@ def train_and_measure(
     seed: int = 0,
     progress: Callable[[int, Any, float], None] | None = None,
     compile: Compile = "auto",
+    on_epoch: EpochCallback | None = None,
 ) -> RunResult:
     """Train ``net`` by ``recipe`` on ``data``; measure it on the validation and test sets.
 
-    Raises as :func:`run` does.
+    ``progress`` and ``on_epoch`` are passed to :meth:`xpnet.TwoLayerNet.train`. Raises
+    as :func:`run` does.
     """
     result = RunResult(net, {}, recipe, data.dataset, seed)
     try:
         result.history = net.train(
             data.X_train, data.y_train, data.X_val, data.y_val,
-            progress=progress, compile=compile, **recipe.train_settings(),
+            progress=progress, compile=compile, on_epoch=on_epoch, **recipe.train_settings(),
         )  # fmt: skip
     except TrainingInterrupted as stop:
         result.history, result.interrupted = stop.history, True

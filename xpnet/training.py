@@ -23,6 +23,7 @@ from xpnet.errors import TrainingDivergedError
 __all__ = [
     "SCHEDULES",
     "BatchSampler",
+    "EpochCallback",
     "ProgressCallback",
     "Rates",
     "RunRecord",
@@ -39,6 +40,8 @@ Params = dict[str, Any]
 History = dict[str, list[float]]
 #: ``progress(iteration, loss, learning_rate)``, called after each chunk of steps.
 ProgressCallback = Callable[[int, Any, float], None]
+#: ``on_epoch(epoch, mean_loss, val_acc) -> stop``, called after each epoch.
+EpochCallback = Callable[[int, float, "float | None"], "bool | None"]
 
 
 class BatchSampler:
@@ -151,9 +154,26 @@ class RunRecord:
         self.iterations += int(losses.shape[0])
 
     def add_accuracies(self, train_acc: Any, val_acc: Any) -> None:
-        """Record an epoch's accuracies, 0-d arrays on the device."""
+        """Record an epoch's accuracies, 0-d arrays on the device (``val_acc`` may be None)."""
         self.train_accs.append(train_acc)
-        self.val_accs.append(val_acc)
+        if val_acc is not None:
+            self.val_accs.append(val_acc)
+
+    def epoch_summary(self, per_epoch: int) -> tuple[float, float | None]:
+        """The mean loss of the last ``per_epoch`` iterations and the last validation
+        accuracy (None if none is recorded), as floats: one wait on the device."""
+        recent, total = [], 0
+        for chunk in reversed(self.losses):
+            recent.append(chunk)
+            total += int(chunk.shape[0])
+            if total >= per_epoch:
+                break
+        xp = self.xp
+        losses = xp.concat(recent[::-1])[-per_epoch:]
+        if self.val_accs:
+            both = to_numpy(xp.stack([xp.mean(losses), xp.astype(self.val_accs[-1], losses.dtype)]))
+            return float(both[0]), float(both[1])
+        return float(xp.mean(losses)), None
 
     @property
     def check_due(self) -> bool:

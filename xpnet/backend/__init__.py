@@ -8,7 +8,14 @@ helpers the package uses, and the runners that execute training steps eagerly or
 compiled (JAX's ``jit``, torch's CUDA graphs).
 """
 
-from xpnet.backend._compat import array_namespace, device_of, is_writeable_array, size
+from xpnet.backend._compat import (
+    array_namespace,
+    device_of,
+    is_array_api_obj,
+    is_numpy_array,
+    is_writeable_array,
+    size,
+)
 from xpnet.backend._resolve import (
     FLOAT_DTYPES,
     SUPPORTED_BACKENDS,
@@ -32,6 +39,8 @@ __all__ = [
     "compiled_runner_kind",
     "device_of",
     "gpu_devices",
+    "is_array_api_obj",
+    "is_numpy_array",
     "is_writeable_array",
     "resolve_backend",
     "select_runner",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from xpnet.backend import _compat
-from xpnet.backend._table import BACKENDS, BackendSpec
+from xpnet.backend._table import BACKENDS, BackendSpec, portable_device
 
 __all__ = ["FLOAT_DTYPES", "SUPPORTED_BACKENDS", "Backend", "resolve_backend", "to_numpy"]
 
@@ -39,6 +39,12 @@ class Backend:
     name: str
     xp: ModuleType
     device: Any
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by name and device; unpickling resolves them again (modules do not pickle)."""
+        if self.spec is None:
+            raise TypeError(f"a Backend of the unlisted namespace {self.name!r} cannot be pickled")
+        return (resolve_backend, (self.name, portable_device(self.name, self.device)))
 
     def __str__(self) -> str:
         device = str(self.device)  # array-api-strict writes "array_api_strict.Device('name')"

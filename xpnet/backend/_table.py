@@ -25,6 +25,7 @@ __all__ = [
     "cuda_driver_major",
     "gpu_devices",
     "import_library",
+    "portable_device",
 ]
 
 
@@ -125,6 +126,17 @@ def allow_float64(name: str) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def portable_device(name: str, device: Any) -> Any:
+    """``device`` in a form that pickles and that backend ``name``'s resolver takes back:
+    ``"gpu:0"`` for a JAX device, the index for a CuPy one; others as they are."""
+    if name == "jax":
+        jax = importlib.import_module("jax")
+        return f"{device.platform}:{jax.devices(device.platform).index(device)}"
+    if name == "cupy":
+        return int(device.id)
+    return device
 
 
 def gpu_devices(name: str) -> list[Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xpnet._interrupt import deferred_interrupt
 from xpnet.backend import gpu_devices
 from xpnet.errors import TuneInterrupted
 from xpnet.pipeline import PreparedData, RunResult, check_output_dir, prepare_data, recipe_with, run
@@ -299,8 +300,10 @@ def _run_trials(
     capacity = max(sum(client.nthreads().values()), 1)
     shared = client.scatter(data, broadcast=True)  # the data reaches each worker once
     running: dict[Any, Any] = {}
-    try:
-        while True:
+    # Ctrl-C is taken between steps (a trial asked is always a trial submitted and
+    # recorded): the running ones are cancelled, the finished ones kept.
+    with deferred_interrupt() as interrupted:
+        while not interrupted():
             while len(running) < capacity and _may_ask(study, running, trials, deadline):
                 trial = study.ask(to_search)
                 future = client.submit(
@@ -310,7 +313,7 @@ def _run_trials(
                 running[future] = trial
             if not running:
                 return
-            try:  # a second at most, so that a timeout is noticed while trials run
+            try:  # a second at most: a timeout or Ctrl-C is noticed while trials run
                 done = wait(list(running), return_when="FIRST_COMPLETED", timeout=1.0).done
             except TimeoutError:
                 continue
@@ -321,13 +324,12 @@ def _run_trials(
                 _tell(study, trial, future, state)
                 if progress is not None:
                     progress(_counts(study, len(running)))
-    except KeyboardInterrupt:
-        for future, trial in running.items():
-            future.cancel()
-            trial.set_user_attr("cancelled", True)
-            study.tell(trial, state=state.FAIL)
-        finished = sum(1 for t in study.trials if _counts_as_finished(t))
-        raise TuneInterrupted(finished, task.storage) from None
+    for future, trial in running.items():
+        future.cancel()
+        trial.set_user_attr("cancelled", True)
+        study.tell(trial, state=state.FAIL)
+    finished = sum(1 for t in study.trials if _counts_as_finished(t))
+    raise TuneInterrupted(finished, task.storage)
 
 
 def _may_ask(

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from xpnet.errors import TrainingDivergedError
-from xpnet.metrics import accuracy
 from xpnet.pipeline import PreparedData, make_net, recipe_with, train_and_measure
 
 __all__ = ["TrialTask", "make_pruner", "run_trial"]
@@ -66,22 +65,19 @@ def run_trial(
     recipe = recipe_with(task.recipe, **params)
     net = make_net(recipe, data, backend=task.backend, device=device,
                    dtype=task.dtype, seed=task.seed)  # type: ignore[arg-type]  # fmt: skip
-    per_epoch = max(data.X_train.shape[0] // recipe.batch_size, 1)
     reported: list[float] = []
 
-    def report_each_epoch(iteration: int, loss: Any, learning_rate: float) -> None:
-        if (iteration + 1) % per_epoch:  # epochs end at chunk ends: exactly here
-            return
-        value = float(accuracy(data.y_val, net.predict(data.X_val)))
-        reported.append(value)
+    def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
+        assert val_acc is not None  # run() always validates
+        reported.append(val_acc)
         if trial is not None:
-            trial.report(value, len(reported))
+            trial.report(val_acc, epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {len(reported)} at {value:.4f}")
+                raise optuna.TrialPruned(f"pruned after epoch {epoch} at {val_acc:.4f}")
 
     base = {"state": "complete", "worker": worker, "epochs": reported}
     try:
-        result = train_and_measure(net, recipe, data, seed=task.seed, progress=report_each_epoch)
+        result = train_and_measure(net, recipe, data, seed=task.seed, on_epoch=report_each_epoch)
     except optuna.TrialPruned as pruned:
         return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
     except (TrainingDivergedError, ValueError, RuntimeError) as err:

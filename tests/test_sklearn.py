@@ -1,0 +1,200 @@
+"""The scikit-learn estimator: conformance, array API dispatch, and the ecosystem."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn", reason="needs pip install 'xpnet[sklearn]'")
+
+import joblib  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils._array_api import yield_namespace_device_dtype_combinations  # noqa: E402
+from sklearn.utils._testing import _array_api_for_tests  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from xpnet.sklearn import TwoLayerClassifier  # noqa: E402
+
+pytestmark = pytest.mark.sklearn
+
+
+@pytest.fixture(autouse=True)
+def array_api_strict_as_scikit_learn_runs_it():
+    """scikit-learn's own helpers need array-api-strict's data-dependent shapes (unique)."""
+    xps = pytest.importorskip("array_api_strict")
+    before = xps.get_array_api_strict_flags()
+    xps.reset_array_api_strict_flags()
+    yield
+    xps.set_array_api_strict_flags(**before)
+
+
+@parametrize_with_checks([TwoLayerClassifier(random_state=0)])
+def test_scikit_learn_conformance(estimator, check):
+    check(estimator)
+
+
+def test_array_api_checks_run_in_ci():
+    """scikit-learn skips its array API checks without SCIPY_ARRAY_API; CI must not."""
+    if os.environ.get("CI"):
+        assert os.environ.get("SCIPY_ARRAY_API") == "1", "nox -s sklearn sets SCIPY_ARRAY_API=1"
+
+
+def blobs(n=300, seed=0):
+    X, y = make_classification(
+        n_samples=n,
+        n_features=12,
+        n_informative=6,
+        n_classes=3,
+        class_sep=2.0,
+        random_state=seed,
+    )
+    return X, y
+
+
+@pytest.mark.parametrize(
+    ("namespace", "device_name", "dtype_name"), list(yield_namespace_device_dtype_combinations())
+)
+def test_array_api_inputs_match_numpy(namespace, device_name, dtype_name):
+    """Fitted on another library (dispatch on), the estimator lives and answers there,
+    and agrees with the NumPy fit."""
+    xp, device = _array_api_for_tests(namespace, device_name, dtype_name)
+    X, y = blobs()
+    X = X.astype(dtype_name or "float64")
+    model = TwoLayerClassifier(hidden_size=16, max_iter=30, random_state=0)
+    reference = clone(model).fit(X, y)
+    X_xp, y_xp = xp.asarray(X, device=device), xp.asarray(y, device=device)
+    with sklearn.config_context(array_api_dispatch=True):
+        fitted = clone(model).fit(X_xp, y_xp)
+        probabilities = fitted.predict_proba(X_xp)
+        predictions = fitted.predict(X_xp)
+        score = fitted.score(X_xp, y_xp)
+    for array in (*fitted.coefs_, *fitted.intercepts_, probabilities, predictions):
+        assert type(array).__module__.split(".")[0] == type(X_xp).__module__.split(".")[0]
+        assert _device(array) == _device(X_xp)
+    tolerance = 1e-9 if X.dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(_numpy(probabilities), reference.predict_proba(X), atol=tolerance)
+    np.testing.assert_array_equal(_numpy(predictions), reference.predict(X))
+    assert score == pytest.approx(reference.score(X, y))
+    assert fitted.loss_curve_ == pytest.approx(reference.loss_curve_, rel=tolerance * 10)
+
+
+def _numpy(array):
+    from xpnet import to_numpy
+
+    return to_numpy(array)
+
+
+def _device(array):
+    from xpnet.backend import device_of
+
+    return str(device_of(array))
+
+
+def test_any_labels_through_classes_(tmp_path):
+    X, y = blobs()
+    names = np.array(["cat", "dog", "eel"])[y]
+    model = TwoLayerClassifier(hidden_size=16, max_iter=30, random_state=0).fit(X, names)
+    assert list(model.classes_) == ["cat", "dog", "eel"]
+    assert set(model.predict(X)) <= {"cat", "dog", "eel"}
+    odd = np.array([-3, 10, 42])[y]
+    assert list(TwoLayerClassifier(max_iter=5, random_state=0).fit(X, odd).classes_) == [-3, 10, 42]
+
+
+def test_partial_fit_trains_an_epoch_at_a_time():
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=16, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        model.partial_fit(X, y)
+    for _ in range(5):
+        model.partial_fit(X, y, classes=[0, 1, 2])
+    assert model.n_iter_ == 5
+    assert len(model.loss_curve_) == 5
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    X, y = blobs(600)
+    model = TwoLayerClassifier(
+        hidden_size=16, max_iter=300, early_stopping=True, n_iter_no_change=5, random_state=0
+    ).fit(X, y)
+    assert model.n_iter_ < 300
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert len(model.validation_scores_) == model.n_iter_
+
+
+def test_random_state_reproduces_a_fit():
+    X, y = blobs()
+    first = TwoLayerClassifier(hidden_size=16, max_iter=10, random_state=3).fit(X, y)
+    again = TwoLayerClassifier(hidden_size=16, max_iter=10, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(first.predict_proba(X), again.predict_proba(X))
+
+
+def test_in_a_pipeline_a_grid_search_and_cross_validation():
+    X, y = blobs(400)
+    pipeline = make_pipeline(
+        StandardScaler(), TwoLayerClassifier(max_iter=40, learning_rate=0.05, random_state=0)
+    )
+    assert pipeline.fit(X, y).score(X, y) > 0.85
+    search = GridSearchCV(
+        pipeline,
+        {
+            "twolayerclassifier__hidden_size": [8, 32],
+            "twolayerclassifier__learning_rate": [0.01, 0.1],
+        },
+        cv=3,
+        n_jobs=2,
+    ).fit(X, y)
+    assert search.best_score_ > 0.8
+    assert len(search.cv_results_["params"]) == 4
+    scores = cross_val_score(clone(pipeline), X, y, cv=3)
+    assert scores.shape == (3,)
+    assert scores.min() > 0.7
+
+
+def test_clone_pickle_and_joblib_round_trips(tmp_path):
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=16, max_iter=20, random_state=0).fit(X, y)
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(clone(model), "net_")
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_the_same_on_torch_tensors_under_array_api_dispatch(tmp_path):
+    torch = pytest.importorskip("torch")
+    X, y = blobs(400)
+    X_t, y_t = torch.asarray(X), torch.asarray(y)
+    with sklearn.config_context(array_api_dispatch=True):
+        pipeline = make_pipeline(
+            StandardScaler(), TwoLayerClassifier(max_iter=40, learning_rate=0.05, random_state=0)
+        ).fit(X_t, y_t)
+        assert isinstance(pipeline.predict(X_t), torch.Tensor)
+        assert pipeline.score(X_t, y_t) > 0.85
+        search = GridSearchCV(pipeline, {"twolayerclassifier__hidden_size": [8, 32]}, cv=3).fit(
+            X_t, y_t
+        )
+        assert isinstance(search.best_estimator_[-1].coefs_[0], torch.Tensor)
+        scores = cross_val_score(clone(pipeline), X_t, y_t, cv=3)
+        assert scores.min() > 0.7
+        joblib.dump(pipeline, tmp_path / "pipeline.joblib")
+        loaded = joblib.load(tmp_path / "pipeline.joblib")
+        assert torch.equal(loaded.predict(X_t), pipeline.predict(X_t))
+
+
+def test_numpy_input_trains_on_the_backend_asked_for():
+    torch = pytest.importorskip("torch")
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=16, max_iter=10, backend="torch", random_state=0)
+    model.fit(X, y)
+    assert isinstance(model.coefs_[0], torch.Tensor)
+    assert isinstance(model.predict(X), np.ndarray)  # NumPy in, NumPy out
