@@ -37,6 +37,10 @@ _TABLE = _load_table()
 BACKENDS = list(_TABLE.BACKENDS)
 CPU_BACKENDS = [name for name, spec in _TABLE.BACKENDS.items() if not spec.needs_gpu]
 GPU_CHECK_BACKENDS = ["cupy", "torch", "jax"]
+# The linters' versions, pinned as in .pre-commit-config.yaml: a new release's rules
+# or formatting must not turn CI red on unchanged code.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
 
 # uv does not read pip's configuration; pass on where pip finds local wheels.
 if "PIP_FIND_LINKS" in os.environ:
@@ -147,8 +151,8 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: lint and format check."""
-    session.install("ruff")
+    """ruff: lint and format check (README code blocks included)."""
+    session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -156,5 +160,5 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy on the package, strict on its public API."""
-    session.install(".[test]", "mypy")
+    session.install(".[test]", MYPY)
     session.run("mypy")
