@@ -50,6 +50,7 @@ from runners import (  # noqa: E402
     pytorch_runner,
     pytorch_time_to_accuracy,
     sklearn_runner,
+    time_to_accuracy_table,
     xpnet_runner,
     xpnet_time_to_accuracy,
 )
@@ -320,17 +321,8 @@ def render(info, rates, memory, tta, repeats, iterations, data_bytes) -> str:
         "Validation accuracy checked every quarter epoch, the checks' time included. "
         "Seeds 0-4, alternating.",
         "",
-        "| runner | median seconds | median epochs | seconds per seed |",
-        "| --- | ---: | ---: | --- |",
+        *time_to_accuracy_table(tta, digits=2),
     ]
-    for name, results in tta.items():
-        seconds = [s for s, _, _ in results]
-        epochs = [e for _, e, _ in results]
-        lines.append(
-            f"| {name} | {statistics.median(seconds):.2f} | {statistics.median(epochs):.2f} | "
-            + ", ".join(f"{s:.2f}" for s in seconds)
-            + " |"
-        )
     x, t = (statistics.median([s for s, _, _ in tta[k]]) for k in tta)
     lines += ["", f"PyTorch time / xpnet time: {t / x:.2f}", ""]
     lines += targets(rates, x, t)

@@ -32,6 +32,7 @@ from runners import (
     plain_loop_runner,
     pytorch_runner,
     pytorch_time_to_accuracy,
+    time_to_accuracy_table,
     torch_model,
     xpnet_runner,
     xpnet_time_to_accuracy,
@@ -251,18 +252,11 @@ def render(speed: dict, tta: dict, device_name: str, date: str, errors: list[str
         "",
         "Time to 0.98 validation accuracy, the fast recipe, seeds 0-4 (median):",
         "",
-        "| runner | median seconds | median epochs | seconds per seed |",
-        "| --- | ---: | ---: | --- |",
+        *time_to_accuracy_table(tta, digits=3),
+        "",
+        *targets(rates, tta),
+        "",
     ]
-    for name, results in tta.items():
-        seconds = [s for s, _, _ in results]
-        epochs = [e for _, e, _ in results]
-        lines.append(
-            f"| {name} | {statistics.median(seconds):.3f} | {statistics.median(epochs):.2f} | "
-            + ", ".join(f"{s:.3f}" for s in seconds)
-            + " |"
-        )
-    lines += ["", *targets(rates, tta), ""]
     if errors:
         lines += ["Rows that failed:", "", *[f"- {e}" for e in errors], ""]
     return lines

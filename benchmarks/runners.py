@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -318,3 +319,23 @@ def pytorch_time_to_accuracy(data, recipe, target, seed, device="cpu", graphed=F
         if (found := val_accuracy()) >= target:
             return time.perf_counter() - start, (it + quarter) / per_epoch, found
     return math.inf, math.nan, math.nan
+
+
+def time_to_accuracy_table(
+    results: dict[str, list[tuple[float, float, float]]], digits: int
+) -> list[str]:
+    """Markdown rows of time-to-accuracy results: median seconds and epochs, each seed's time."""
+    lines = [
+        "| runner | median seconds | median epochs | seconds per seed |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for name, runs in results.items():
+        seconds = [s for s, _, _ in runs]
+        epochs = [e for _, e, _ in runs]
+        lines.append(
+            f"| {name} | {statistics.median(seconds):.{digits}f} | "
+            f"{statistics.median(epochs):.2f} | "
+            + ", ".join(f"{s:.{digits}f}" for s in seconds)
+            + " |"
+        )
+    return lines

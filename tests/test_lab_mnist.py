@@ -58,3 +58,20 @@ def test_the_fast_recipe_reaches_098(backend, mnist_dir):
     )
     history = net.train(X_train, y_train, X_val, y_val, **FAST.train_settings())
     assert max(history["val_acc_history"]) >= 0.98
+
+
+@pytest.mark.parametrize("name", ["best", "best-augmented"])
+def test_the_best_recipes_run_a_few_hundred_iterations(name, mnist_dir):
+    """A smoke test: the long recipes' code paths, for 300 iterations of 2,000 images."""
+    import dataclasses
+
+    from xpnet.pipeline import prepare_data, run
+    from xpnet.recipes import RECIPES
+
+    data = prepare_data("scale_and_center", data_dir=mnist_dir)
+    data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
+    recipe = dataclasses.replace(RECIPES[name], num_iters=300, hidden_size=256)
+    result = run(recipe, data=data, dtype="float32", seed=0)
+    assert result.net.training["settings"]["optimizer"] == "adamw"
+    assert result.history["loss_history"][-1] < result.history["loss_history"][0]
+    assert result.val_acc > 0.8

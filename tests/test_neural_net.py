@@ -429,8 +429,17 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
 
 
 @pytest.mark.backend("torch")
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(momentum):
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "sgd", "momentum": 0.0},
+        {"optimizer": "sgd", "momentum": 0.9},
+        {"optimizer": "adam", "dropout": 0.5},
+        {"optimizer": "adamw", "augment": "affine+elastic"},
+    ],
+    ids=["sgd", "momentum", "adam-dropout", "adamw-augment"],
+)
+def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings):
     """Every tensor the step reads or makes stays on the parameters' device.
 
     A CUDA graph cannot capture a copy between the host and the GPU (a Python scalar
@@ -442,8 +451,9 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(momentum
     from torch.utils._pytree import tree_flatten
 
     from xpnet import resolve_backend
+    from xpnet.augment import AUGMENTATIONS
     from xpnet.neural_net import L2_WEIGHTS, TrainStep
-    from xpnet.optim import SGD
+    from xpnet.optim import make_optimizer
 
     class HostTensors(TorchDispatchMode):
         def __init__(self):
@@ -458,20 +468,34 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(momentum
             return out
 
     meta = torch.device("meta")
-    shapes = {"W1": (20, 8), "b1": (8,), "W2": (8, 3), "b2": (3,)}
+    shapes = {"W1": (784, 8), "b1": (8,), "W2": (8, 3), "b2": (3,)}
     params = {name: torch.empty(shape, device=meta) for name, shape in shapes.items()}
-    X, T = torch.empty((50, 20), device=meta), torch.empty((50, 3), device=meta)
-    batch = torch.zeros(10, dtype=torch.int64, device=meta)
-    optimizer = SGD(momentum, 1e-3, frozenset(L2_WEIGHTS))
-    step = TrainStep(resolve_backend("torch").xp, optimizer, 1e-3)
+    xp = resolve_backend("torch").xp
+    optimizer = make_optimizer(
+        settings["optimizer"], momentum=settings.get("momentum", 0.0), weight_decay=1e-3,
+        decayed=frozenset(L2_WEIGHTS),
+    )  # fmt: skip
+    augment = AUGMENTATIONS[settings.get("augment", "none")]
+    step = TrainStep(xp, optimizer, 1e-3, settings.get("dropout", 0.0), augment)
     state = {"params": params, "optimizer": optimizer.init(params)}
+    data = {"X": torch.empty((50, 784), device=meta), "T": torch.empty((50, 3), device=meta),
+            "blank": torch.empty(784, device=meta)}  # fmt: skip
+    if augment is not None:
+        constants = augment.constants(xp, torch.float32, "cpu")  # made once, before capture
+        data.update({name: torch.empty(c.shape, device=meta) for name, c in constants.items()})
+    drawn = step.draw({"keep": np.random.default_rng(0), "augment": np.random.default_rng(1)},
+                      1, 10, 8)  # fmt: skip
+    inputs = {"batch": torch.zeros(10, dtype=torch.int64, device=meta)}
+    for name, values in drawn.items():
+        kind = torch.bool if values.dtype == bool else torch.float32
+        inputs[name] = torch.empty(values.shape[1:], dtype=kind, device=meta)
 
     with HostTensors() as control:  # the spy sees a host tensor where there is one
-        _ = X + torch.tensor(1.0)
+        _ = data["X"] + torch.tensor(1.0)
     assert control.seen
 
     with HostTensors() as spy:
-        loss = step(state, (X, T), batch, torch.empty((), device=meta))
+        loss = step(state, data, inputs, torch.empty((), device=meta))
     assert loss.device == meta
     assert spy.seen == []
 
@@ -568,3 +592,59 @@ def test_device_names_that_mean_the_same_device_are_one(toy_data, device):
     assert net.predict(X_t).shape == (5,)
     net.train(X_t, torch.as_tensor(y), X_t, torch.as_tensor(y), num_iters=2)
     assert net.loss(net.params["W1"].T).shape == (10, 3)  # rows made of its own tensors
+
+
+# Dropout, and the recipes beyond the lab.
+
+
+@pytest.mark.parametrize("name", ["W1", "b1", "W2", "b2"])
+def test_gradients_with_a_fixed_dropout_mask_match_numerical_gradients(toy_net, toy_data, name):
+    """The handout's gradient check on its toy model, with half the hidden units dropped."""
+    from xpnet.neural_net import cross_entropy, onehot
+
+    X, y = toy_data
+    net = toy_net
+    xp = net.xp
+    keep = np.random.default_rng(0).random((5, 10)) >= 0.5
+    mask = net.backend.asarray(keep / 0.5)
+    X_dev, T = net.backend.asarray(X), onehot(xp, net.backend.asarray(y), 3, net.dtype)
+    _, grads = cross_entropy(xp, net.params, X_dev, T, mask)
+    original = net.params[name]
+
+    def f(W):
+        net.params[name] = W
+        return float(cross_entropy(xp, net.params, X_dev, T, mask)[0])
+
+    numerical = eval_numerical_gradient(f, original, verbose=False)
+    net.params[name] = original
+    assert rel_error(numerical, grads[name]) < 1e-7
+
+
+def test_dropout_is_off_at_prediction(toy_data):
+    X, y = toy_data
+    net = TwoLayerNet(4, 10, 3, std=1e-1, seed=0)
+    net.train(X, y, X, y, num_iters=5, dropout=0.5)
+    np.testing.assert_array_equal(net.predict(X), net.predict(X))  # no randomness left
+    assert net.training["settings"]["dropout"] == 0.5
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0])
+def test_a_dropout_rate_outside_its_range_is_refused(toy_net, toy_data, dropout):
+    with pytest.raises(ValueError, match="dropout must be in"):
+        toy_net.train(*toy_data, *toy_data, num_iters=2, dropout=dropout)
+
+
+def test_compiled_and_eager_agree_with_dropout_and_distortions(backend):
+    from xpnet.augment import AUGMENTATIONS
+
+    if compiled_runner_kind(backend) is None:
+        pytest.skip(f"{backend} has no compiled path")
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((256, 784)), rng.integers(0, 10, 256)
+    settings = {"num_iters": 40, "batch_size": 32, "learning_rate": 1e-3, "optimizer": "adam",
+                "dropout": 0.3, "augment": AUGMENTATIONS["affine+elastic"]}  # fmt: skip
+    runs = []
+    for compile in (False, True):
+        net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=0)
+        runs.append(net.train(X, y, X, y, compile=compile, **settings)["loss_history"])
+    np.testing.assert_allclose(runs[1], runs[0], rtol=TOLERANCES["float64"])

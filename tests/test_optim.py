@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from xpnet import TwoLayerNet, resolve_backend, to_numpy
-from xpnet.optim import SGD
+from xpnet.optim import SGD, Adam, make_optimizer
 
 
 def step(sgd, b, params, grads, learning_rate, state=None):
@@ -70,3 +71,41 @@ def test_training_with_weight_decay_matches_the_regularised_gradient(backend):
     net.train(X, y, X, y, learning_rate=0.1, reg=0.3, num_iters=1, batch_size=8, shuffle=True)
     for name, g in grads.items():
         np.testing.assert_allclose(to_numpy(net.params[name]), before[name] - 0.1 * g, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("name", "weight_decay"), [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
+def test_adam_and_adamw_match_torch_on_the_same_gradients(backend, name, weight_decay):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((5, 3))
+    gradients = [rng.standard_normal((5, 3)) for _ in range(25)]
+    optimizer = make_optimizer(name, momentum=0.0, weight_decay=weight_decay,
+                               decayed=frozenset({"W"}))  # fmt: skip
+    params = {"W": backend.asarray(start)}
+    state = optimizer.init(params)
+    reference = torch.nn.Parameter(torch.tensor(start))
+    torch_class = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    torch_optimizer = torch_class([reference], lr=0.01, weight_decay=weight_decay)
+    for g in gradients:
+        optimizer.step(params, {"W": backend.asarray(g.copy())}, state, 0.01)  # it may overwrite
+        reference.grad = torch.tensor(g)
+        torch_optimizer.step()
+    expected = reference.detach().numpy()
+    np.testing.assert_allclose(to_numpy(params["W"]), expected, rtol=1e-6)
+
+
+def test_adam_follows_its_update_formulas(backend):
+    adam = Adam(beta1=0.9, beta2=0.99, eps=1e-8)
+    params = {"w": backend.asarray(np.array([1.0, -1.0]))}
+    state = adam.init(params)
+    g = np.array([0.5, -2.0])
+    adam.step(params, {"w": backend.asarray(g)}, state, 0.1)
+    m, v = 0.1 * g, 0.01 * g**2  # (1 - beta) * g after one step from zero
+    expected = np.array([1.0, -1.0]) - 0.1 / 0.1 * m / (np.sqrt(v) / np.sqrt(0.01) + 1e-8)
+    np.testing.assert_allclose(to_numpy(params["w"]), expected, rtol=1e-12)
+    assert float(state["t"]) == 1.0
+
+
+def test_an_unknown_optimizer_is_refused(toy_net, toy_data):
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer="rmsprop")

@@ -16,6 +16,7 @@ the same batches on every backend.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,6 +26,7 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
+from xpnet.augment import Augmentation
 from xpnet.backend import (
     Backend,
     Compile,
@@ -36,7 +38,7 @@ from xpnet.backend import (
 from xpnet.errors import TrainingInterrupted
 from xpnet.metrics import accuracy
 from xpnet.model_file import RESERVED_KEYS, read_model, write_model
-from xpnet.optim import SGD
+from xpnet.optim import OPTIMIZERS, SGD, Adam, make_optimizer
 from xpnet.preprocess import Preprocessing
 from xpnet.training import (
     SCHEDULES,
@@ -64,6 +66,7 @@ __all__ = [
 ]
 
 Init = Literal["gaussian", "he"]
+Optimizer = Literal["sgd", "adam", "adamw"]
 DType = Literal["float32", "float64"]
 #: Weight initialisations: the lab's scaled Gaussian, and He's.
 INITS: tuple[Init, ...] = ("gaussian", "he")
@@ -73,7 +76,7 @@ L2_WEIGHTS = ("W1", "W2")
 Params = dict[str, Any]
 
 
-def forward(xp: ModuleType, params: Params, X: Any) -> tuple[Any, Any]:
+def forward(xp: ModuleType, params: Params, X: Any, dropout: Any = None) -> tuple[Any, Any]:
     """Compute the hidden activations and the class scores.
 
     Parameters
@@ -83,17 +86,22 @@ def forward(xp: ModuleType, params: Params, X: Any) -> tuple[Any, Any]:
     params : dict
         ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
     X : array, shape (N, D)
+    dropout : array, shape (N, H), optional
+        Inverted dropout's mask: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one.
+        Training only; None at prediction.
 
     Returns
     -------
     hidden : array, shape (N, H)
-        ``ReLU(X @ W1 + b1)``.
+        ``ReLU(X @ W1 + b1)``, times the dropout mask.
     scores : array, shape (N, C)
         ``hidden @ W2 + b2``, the scores before the softmax.
     """
     pre_activation = X @ params["W1"]
     pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
     hidden = xp.clip(pre_activation, min=0.0)  # ReLU; a Python bound needs no device constant
+    if dropout is not None:
+        hidden *= dropout
     scores = hidden @ params["W2"]
     scores += params["b2"]
     return hidden, scores
@@ -105,7 +113,9 @@ def onehot(xp: ModuleType, y: Any, num_classes: int, dtype: Any) -> Any:
     return xp.astype(y[:, None] == classes, dtype)
 
 
-def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, Params]:
+def cross_entropy(
+    xp: ModuleType, params: Params, X: Any, T: Any, dropout: Any = None
+) -> tuple[Any, Params]:
     """Softmax cross-entropy, without regularisation, and its gradients.
 
     Parameters
@@ -117,6 +127,8 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
     X : array, shape (N, D)
     T : array, shape (N, C)
         One-hot targets, ``onehot(y)``.
+    dropout : array, shape (N, H), optional
+        The hidden layer's dropout mask, as for :func:`forward`.
 
     Returns
     -------
@@ -126,7 +138,7 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
         The gradient of ``loss`` with respect to each parameter, same shapes.
     """
     N = X.shape[0]
-    hidden, scores = forward(xp, params, X)
+    hidden, scores = forward(xp, params, X, dropout)
 
     # Softmax, shifted by the row maximum so exp cannot overflow.
     scores -= xp.max(scores, axis=1, keepdims=True)
@@ -146,8 +158,10 @@ def cross_entropy(xp: ModuleType, params: Params, X: Any, T: Any) -> tuple[Any, 
     dW2 = (dscores.T @ hidden).T
     db2 = xp.sum(dscores, axis=0)
     dhidden = dscores @ params["W2"].T
-    # hidden = ReLU(X @ W1 + b1): the gradient flows only where hidden > 0 (a 0/1 mask
-    # multiplied in place is several times faster than a where() on NumPy and torch)
+    # hidden = dropout * ReLU(X @ W1 + b1): times the dropout mask, and only where
+    # hidden > 0 (a 0/1 mask multiplied in place is several times faster than where())
+    if dropout is not None:
+        dhidden *= dropout
     dhidden *= xp.astype(hidden > 0, dhidden.dtype)
     dW1 = X.T @ dhidden
     db1 = xp.sum(dhidden, axis=0)
@@ -207,28 +221,53 @@ class TrainStep:
     ----------
     xp : module
         The Array API namespace.
-    optimizer : SGD
-        Applies the gradients and the L2 term's gradient.
+    optimizer : SGD, Adam or AdamW
+        Applies the gradients and the L2 term (or weight decay).
     reg : float
         L2 regularisation strength, for the loss's penalty term.
+    dropout : float
+        The rate of inverted dropout on the hidden layer; 0 for none.
+    augment : Augmentation or None
+        Random distortions of each batch's images.
     """
 
     xp: ModuleType
-    optimizer: SGD
+    optimizer: SGD | Adam
     reg: float
+    dropout: float = 0.0
+    augment: Augmentation | None = None
 
-    def __call__(self, state: dict[str, Any], data: tuple[Any, Any], batch: Any, lr: Any) -> Any:
-        """Take one step on the rows ``batch`` of ``data``; update ``state``; return the loss.
+    def draw(self, streams: dict[str, Any], count: int, batch: int, hidden: int) -> dict[str, Any]:
+        """The randomness of ``count`` steps beyond their batches, as NumPy arrays.
+
+        Each kind comes from its own stream, so the draws do not depend on how many
+        steps are drawn at once (the eager loop draws one, compiled paths a chunk).
+        """
+        drawn: dict[str, Any] = {}
+        if self.dropout:
+            drawn["keep"] = streams["keep"].random((count, batch, hidden)) >= self.dropout
+        if self.augment is not None:
+            for name, values in self.augment.draw(streams["augment"], count, batch).items():
+                drawn[name] = values
+        return drawn
+
+    def __call__(
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], lr: Any
+    ) -> Any:
+        """Take one step on one batch; update ``state``; return the loss.
 
         Parameters
         ----------
         state : dict
             ``params`` (the network's parameters) and ``optimizer`` (its state),
             updated in place (by item assignment where arrays are immutable).
-        data : (X, T)
-            All training rows (N, D) and their one-hot targets (N, C).
-        batch : array of int, shape (B,)
-            The rows of this step.
+        data : dict
+            ``X``, all training rows (N, D); ``T``, their one-hot targets (N, C);
+            ``blank`` (D,), the row of a blank image (what augmentation adds before
+            distorting and takes off after); and the augmentation's constants.
+        inputs : dict
+            ``batch`` (B,), the rows of this step; ``keep`` (B, H), the units dropout
+            keeps; ``affine`` and ``field``, the augmentation's randomness.
         lr : float or 0-d array
             The learning rate.
 
@@ -238,9 +277,16 @@ class TrainStep:
             The lab's loss on the batch, before the update.
         """
         xp, params = self.xp, state["params"]
-        X, T = data
-        X_batch, T_batch = xp.take(X, batch, axis=0), xp.take(T, batch, axis=0)
-        loss, grads = cross_entropy(xp, params, X_batch, T_batch)
+        batch = inputs["batch"]
+        X_batch = xp.take(data["X"], batch, axis=0)
+        T_batch = xp.take(data["T"], batch, axis=0)
+        if self.augment is not None:
+            images = X_batch - data["blank"]
+            X_batch = self.augment.apply(xp, images, inputs, data) + data["blank"]
+        mask = None
+        if self.dropout:
+            mask = xp.astype(inputs["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
+        loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
         loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
         self.optimizer.step(params, grads, state["optimizer"], lr)
         return loss
@@ -453,6 +499,9 @@ class TwoLayerNet:
         schedule: Schedule = "step",
         compile: Compile = "auto",
         on_epoch: EpochCallback | None = None,
+        optimizer: Optimizer = "sgd",
+        dropout: float = 0.0,
+        augment: Augmentation | None = None,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent.
 
@@ -511,6 +560,15 @@ class TwoLayerNet:
             validation set) as Python floats: one wait on the device per epoch. If it
             returns True, training stops there and returns its history; the network
             keeps the parameters of that epoch's end.
+        optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+            SGD (with ``momentum``), Adam, or AdamW (``reg`` is then its decoupled
+            weight decay; with SGD and Adam, ``reg`` is the L2 term's strength).
+        dropout : float, default 0.0
+            The rate of inverted dropout on the hidden layer, in [0, 1); none at
+            prediction.
+        augment : Augmentation, optional
+            Random distortions of each batch's images (:mod:`xpnet.augment`); the rows
+            are taken as the images of :attr:`preprocessing` (raw pixels without one).
 
         Returns
         -------
@@ -530,7 +588,7 @@ class TwoLayerNet:
             network holds the parameters after the last whole step or chunk.
         """
         xp = self.xp
-        D, _, C = self.sizes
+        D, H, C = self.sizes
         learning_rate = _checks.real("learning_rate", learning_rate, low=0.0, low_open=True)
         learning_rate_decay = _checks.real(
             "learning_rate_decay", learning_rate_decay, low=0.0, high=1.0, low_open=True
@@ -541,6 +599,11 @@ class TwoLayerNet:
         momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        dropout = _checks.real("dropout", dropout, low=0.0, high=0.95, low_open=False)
+        if augment is not None and not isinstance(augment, Augmentation):
+            raise ValueError(f"augment must be an xpnet.augment.Augmentation, got {augment!r}")
         X, _ = _checks.features(self.backend, X, D, self.dtype)
         y = _checks.labels(self.backend, y, X.shape[0], C)
         if progress is not None and not callable(progress):
@@ -558,12 +621,23 @@ class TwoLayerNet:
             f"batch_size={batch_size}",
         )  # fmt: skip
 
-        step = TrainStep(xp, SGD(momentum, reg, frozenset(L2_WEIGHTS)), reg)
+        if augment is not None and augment.image_shape[0] * augment.image_shape[1] != D:
+            raise ValueError(f"augment's images of {augment.image_shape} are not rows of {D}")
+        update = make_optimizer(
+            optimizer, momentum=momentum, weight_decay=reg, decayed=frozenset(L2_WEIGHTS)
+        )
+        step = TrainStep(xp, update, reg if optimizer != "adamw" else 0.0, dropout, augment)
         runner = select_runner(self.backend, step, compile)
         sampler = BatchSampler(self.backend, self._rng, X.shape[0], batch_size, shuffle)
+        streams = self._noise_streams() if dropout or augment is not None else {}
         per_epoch = sampler.per_epoch
         state = {"params": self.params, "optimizer": step.optimizer.init(self.params)}
-        data = (X, onehot(xp, y, C, self.dtype))  # every row's one-hot target, built once
+        data = {
+            "X": X,
+            "T": onehot(xp, y, C, self.dtype),  # every row's one-hot target, built once
+            "blank": self._blank_row(D),
+            **(augment.constants(xp, self.dtype, self.device) if augment is not None else {}),
+        }
         record = RunRecord(xp, self.params, check_every=min(per_epoch, 100))
         callbacks = [c for c in (progress, _LossPrinter(num_iters) if verbose else None) if c]
 
@@ -582,7 +656,10 @@ class TwoLayerNet:
                 for chunk in chunks(length, first, runner.max_chunk, 100 if verbose else None):
                     if interrupted():
                         break
-                    state, losses = runner(state, data, batches[chunk, :], rates[chunk])
+                    inputs = {"batch": batches[chunk, :]}
+                    drawn = step.draw(streams, chunk.stop - chunk.start, batches.shape[1], H)
+                    inputs.update({k: self.backend.asarray(v) for k, v in drawn.items()})
+                    state, losses = runner(state, data, inputs, rates[chunk])
                     self.params = state["params"]
                     record.add_losses(losses)
                     rate = float(host_rates[chunk.stop - 1])
@@ -616,6 +693,9 @@ class TwoLayerNet:
                 "momentum": momentum,
                 "shuffle": shuffle,
                 "schedule": schedule,
+                "optimizer": optimizer,
+                "dropout": dropout,
+                "augment": None if augment is None else dataclasses.asdict(augment),
                 "num_train": int(X.shape[0]),
                 "backend": self.backend.name,
             },
@@ -727,6 +807,21 @@ class TwoLayerNet:
         if not record.check(self.params):
             self.params = record.checkpoint
             raise record.divergence(learning_rate)
+
+    def _noise_streams(self) -> dict[str, np.random.Generator]:
+        """Independent random streams for dropout and augmentation, from the net's source."""
+        if isinstance(self._rng, np.random.Generator):
+            keep, augment = self._rng.spawn(2)
+        else:  # NumPy's global state: seed two generators from it
+            keep, augment = (np.random.default_rng(self._rng.randint(2**31)) for _ in range(2))
+        return {"keep": keep, "augment": augment}
+
+    def _blank_row(self, D: int) -> Any:
+        """The row of a blank image: what the preprocessing makes of zeros (zeros without one)."""
+        if self.preprocessing is None:
+            return self.backend.asarray(np.zeros(D), dtype=self.dtype)
+        blank = self.preprocessing(np.zeros((1, D), dtype=np.float32))[0]
+        return self.backend.asarray(blank, dtype=self.dtype)
 
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         if isinstance(self._rng, np.random.Generator):

@@ -88,10 +88,15 @@ def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Fi
     return _grid_figure(images, f"First-layer weights ({W1.shape[1]} hidden units)")
 
 
-def plot_digits(X: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
-    """A grid of images, from rows of pixels or images of any backend."""
+def plot_digits(
+    X: Any, image_shape: tuple[int, int, int] = (28, 28, 1), columns: int | None = None
+) -> Figure:
+    """A grid of images, from rows of pixels or images of any backend.
+
+    ``columns`` images a row (default: a square grid).
+    """
     images = to_numpy(X).reshape(-1, *image_shape)
-    return _grid_figure(images, f"{images.shape[0]} images")
+    return _grid_figure(images, f"{images.shape[0]} images", columns=columns)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:
@@ -182,9 +187,11 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> No
         fig.savefig(f, format="png", dpi=dpi)
 
 
-def _grid_figure(images: np.ndarray, title: str, padding: int = 3) -> Figure:
+def _grid_figure(
+    images: np.ndarray, title: str, padding: int = 3, columns: int | None = None
+) -> Figure:
     N, H, W = images.shape[:3]
-    columns = math.ceil(math.sqrt(N))  # as many rows as the images fill
+    columns = columns or math.ceil(math.sqrt(N))  # as many rows as the images fill
     grid = visualize_grid(images, padding=padding, columns=columns).astype("uint8")
     # The cells after the last image show the page, not a black block.
     unused = np.zeros(grid.shape[:2], dtype=bool)

@@ -1,4 +1,4 @@
-"""Training recipes: the lab's settings, and a fast one.
+"""Training recipes: the lab's settings, a fast one, and the most accurate ones.
 
 A recipe is everything ``xpnet train`` needs besides the data: preprocessing,
 network size and initialisation, and the optimiser's settings.
@@ -6,14 +6,17 @@ network size and initialisation, and the optimiser's settings.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
 
-from xpnet.neural_net import Init
+from xpnet.augment import AUGMENTATIONS
+from xpnet.neural_net import Init, Optimizer
 from xpnet.preprocess import PreprocessingName
 from xpnet.training import Schedule
 
-__all__ = ["FAST", "LAB", "RECIPES", "Recipe"]
+__all__ = ["BEST", "BEST_AUGMENTED", "FAST", "LAB", "RECIPES", "Recipe"]
+
+AugmentationName = Literal["none", "affine", "elastic", "affine+elastic"]
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,19 @@ class Recipe:
     batch_size: int
     momentum: float
     shuffle: bool
+    optimizer: Optimizer = "sgd"
+    dropout: float = 0.0
+    augment: AugmentationName = "none"
 
     def train_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``TwoLayerNet.train``."""
-        return {
+        settings = {
             k: v
             for k, v in asdict(self).items()
             if k not in ("preprocessing", "hidden_size", "init", "std")
         }
+        settings["augment"] = AUGMENTATIONS[self.augment]
+        return settings
 
 
 #: The lab's best settings (section 10 of the handout): 0.9806 validation accuracy there.
@@ -79,4 +87,30 @@ FAST = Recipe(
     shuffle=True,
 )
 
-RECIPES = {"lab": LAB, "fast": FAST}
+#: The most accurate one-hidden-layer net without augmentation: a wide hidden layer,
+#: dropout, AdamW (reg is its decoupled weight decay) with a cosine schedule over 40
+#: shuffled epochs.
+BEST = Recipe(
+    preprocessing="scale_and_center",
+    hidden_size=2048,
+    init="he",
+    std=0.0,
+    learning_rate=1e-3,
+    learning_rate_decay=1.0,
+    schedule="cosine",
+    reg=0.01,
+    num_iters=40 * (55_000 // 128),
+    batch_size=128,
+    momentum=0.0,
+    shuffle=True,
+    optimizer="adamw",
+    dropout=0.5,
+)
+
+#: The same network on affine and elastic distortions of every batch, for 300 epochs (at
+#: 200 its validation accuracy was still rising: 0.9940 at epoch 150, 0.9952 at 200).
+BEST_AUGMENTED = replace(
+    BEST, num_iters=300 * (55_000 // 128), dropout=0.3, augment="affine+elastic"
+)
+
+RECIPES = {"lab": LAB, "fast": FAST, "best": BEST, "best-augmented": BEST_AUGMENTED}

@@ -35,23 +35,26 @@ Compile = Literal["auto"] | bool
 #: divergence check wait for at most this many.
 CHUNK = 100
 
-# ``step(state, data, batch, learning_rate) -> loss``, updating ``state`` in place.
-Step = Callable[[dict[str, Any], tuple[Any, ...], Any, Any], Any]
+# ``step(state, data, inputs, learning_rate) -> loss``, updating ``state`` in place;
+# ``inputs`` holds one step's batch indices and randomness.
+Step = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], Any], Any]
 
 
 class Runner(Protocol):
-    """Runs ``K`` training steps: ``runner(state, data, batches, rates) -> (state, losses)``.
+    """Runs ``K`` training steps: ``runner(state, data, inputs, rates) -> (state, losses)``.
 
-    ``batches`` is a (K, B) array of row indices on the device; ``rates`` holds the K
-    learning rates, as a NumPy array (``host``) and as an array on the device
-    (``device``). The returned ``losses`` has shape (K,) and stays on the device.
+    ``inputs`` maps names to arrays on the device whose first axis is the step:
+    ``batch`` (K, B) row indices, and any randomness of the steps (dropout masks,
+    distortions). ``rates`` holds the K learning rates, as a NumPy array (``host``) and
+    as an array on the device (``device``). The returned ``losses`` has shape (K,)
+    and stays on the device.
     """
 
     name: str
     max_chunk: int
 
     def __call__(
-        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
     ) -> tuple[dict[str, Any], Any]: ...
 
 
@@ -74,10 +77,11 @@ class EagerRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
     ) -> tuple[dict[str, Any], Any]:
         losses = [
-            self.step(state, data, batches[k, :], float(rate)) for k, rate in enumerate(rates.host)
+            self.step(state, data, {name: a[k, ...] for name, a in inputs.items()}, float(rate))
+            for k, rate in enumerate(rates.host)
         ]
         return state, self.xp.stack(losses)
 
@@ -92,9 +96,9 @@ class JaxScanRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
     ) -> tuple[dict[str, Any], Any]:
-        return _jax_scan()(self.step, state, data, batches, rates.device)
+        return _jax_scan()(self.step, state, data, inputs, rates.device)
 
 
 @functools.cache
@@ -102,13 +106,13 @@ def _jax_scan() -> Callable[..., Any]:
     """The jitted scan, built once: its cache is keyed by the (hashable) step and shapes."""
     import jax
 
-    def scan(step: Step, state: Any, data: Any, batches: Any, rates: Any) -> Any:
-        def body(state: Any, inputs: tuple[Any, Any]) -> tuple[Any, Any]:
+    def scan(step: Step, state: Any, data: Any, inputs: Any, rates: Any) -> Any:
+        def body(state: Any, xs: tuple[Any, Any]) -> tuple[Any, Any]:
             state = jax.tree_util.tree_map(lambda leaf: leaf, state)  # fresh dicts to update
-            batch, rate = inputs
-            return state, step(state, data, batch, rate)
+            one_step, rate = xs
+            return state, step(state, data, one_step, rate)
 
-        return jax.lax.scan(body, state, (batches, rates))
+        return jax.lax.scan(body, state, (inputs, rates))
 
     return jax.jit(scan, static_argnums=0)
 
@@ -117,8 +121,8 @@ class TorchGraphRunner:
     """Torch on CUDA: each chunk length captured once as a CUDA graph, then replayed.
 
     The graph reads and updates the very tensors of ``state`` (every update in the
-    step is in place), the rows of ``data``, and two static buffers that each call
-    fills on the device: the chunk's batch indices and learning rates.
+    step is in place), the rows of ``data``, and static buffers that each call fills
+    on the device: the chunk's inputs (batch indices, randomness) and learning rates.
     """
 
     name = "CUDA graph"
@@ -134,22 +138,28 @@ class TorchGraphRunner:
         self.pool: Any = None
 
     def __call__(
-        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
     ) -> tuple[dict[str, Any], Any]:
-        length = int(batches.shape[0])
+        length = int(inputs["batch"].shape[0])
         chunk = self.graphs.get(length)
         if chunk is None:
-            chunk = self.graphs[length] = self._capture(state, data, batches, rates.device)
-        chunk.batches.copy_(batches)
+            chunk = self.graphs[length] = self._capture(state, data, inputs, rates.device)
+        for name, values in inputs.items():
+            chunk.inputs[name].copy_(values)
         chunk.rates.copy_(rates.device)
         chunk.graph.replay()
         return state, chunk.losses.clone()
 
     def _capture(
-        self, state: dict[str, Any], data: tuple[Any, ...], batches: Any, rates: Any
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Any
     ) -> _CapturedChunk:
         torch = self.torch
-        static_batches, static_rates = batches.clone(), rates.clone()
+        static = {name: values.clone() for name, values in inputs.items()}
+        static_rates = rates.clone()
+
+        def step_inputs(k: int) -> dict[str, Any]:
+            return {name: values[k] for name, values in static.items()}
+
         # Warm up on a side stream, on copies of the state: cuBLAS and the allocator
         # initialise outside the capture, and the real parameters do not move.
         side = torch.cuda.Stream(self.device)
@@ -157,7 +167,7 @@ class TorchGraphRunner:
         with torch.cuda.stream(side):
             scratch = _clone_tree(state)
             for _ in range(2):
-                self.step(scratch, data, static_batches[0], static_rates[0])
+                self.step(scratch, data, step_inputs(0), static_rates[0])
         torch.cuda.current_stream(self.device).wait_stream(side)
         del scratch
 
@@ -165,17 +175,17 @@ class TorchGraphRunner:
         with torch.cuda.graph(graph, pool=self.pool):
             losses = torch.stack(
                 [
-                    self.step(state, data, static_batches[k], static_rates[k])
-                    for k in range(static_batches.shape[0])
+                    self.step(state, data, step_inputs(k), static_rates[k])
+                    for k in range(static["batch"].shape[0])
                 ]
             )
         self.pool = graph.pool()
-        return _CapturedChunk(graph, static_batches, static_rates, losses)
+        return _CapturedChunk(graph, static, static_rates, losses)
 
 
 class _CapturedChunk:
-    def __init__(self, graph: Any, batches: Any, rates: Any, losses: Any):
-        self.graph, self.batches, self.rates, self.losses = graph, batches, rates, losses
+    def __init__(self, graph: Any, inputs: dict[str, Any], rates: Any, losses: Any):
+        self.graph, self.inputs, self.rates, self.losses = graph, inputs, rates, losses
 
 
 def _clone_tree(tree: Any) -> Any:
