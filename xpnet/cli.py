@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = _DefaultsHelpFormatter
     parser = argparse.ArgumentParser(
         prog="xpnet", description="Train and evaluate the lab's two-layer network on MNIST."
     )
@@ -260,6 +260,15 @@ class _StatusLine:
         self.drawn = False
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except None (whose help says what it means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """One option per recipe field, typed from its annotation; default: the recipe's."""
     group = parser.add_argument_group("hyperparameters (default: the recipe's)")
@@ -282,7 +291,10 @@ def _add_compute_options(
     group = parser.add_argument_group("compute")
     group.add_argument("--backend", default="numpy", choices=list(SUPPORTED_BACKENDS))
     group.add_argument(
-        "--device", default=None, type=_device, help="e.g. cuda:1 (torch), 1 (cupy), gpu:0 (jax)"
+        "--device",
+        default=None,
+        type=_device,
+        help="e.g. cuda:1 (torch), 1 (cupy), gpu:0 (jax) (default: the backend's default device)",
     )
     group.add_argument(
         "--dtype",
