@@ -30,8 +30,8 @@ def main() -> None:
     for _ in range(5):
         noise = {k: v[0] for k, v in augment.draw(rng, 1, 8).items()}
         rows.append(augment.apply(xp, digits, noise, constants))
-    figure = plots.plot_digits(np.concatenate(rows), columns=8)
-    figure.suptitle("MNIST digits (top) and five draws of affine + elastic distortions")
+    title = "MNIST digits (top) and five draws of affine + elastic distortions"
+    figure = plots.plot_digits(np.concatenate(rows), columns=8, title=title)
     plots.save_figure(figure, Path(__file__).with_name("distorted_digits.png"))
 
 

@@ -89,14 +89,17 @@ def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Fi
 
 
 def plot_digits(
-    X: Any, image_shape: tuple[int, int, int] = (28, 28, 1), columns: int | None = None
+    X: Any,
+    image_shape: tuple[int, int, int] = (28, 28, 1),
+    columns: int | None = None,
+    title: str | None = None,
 ) -> Figure:
     """A grid of images, from rows of pixels or images of any backend.
 
-    ``columns`` images a row (default: a square grid).
+    ``columns`` images a row (default: a square grid); ``title`` defaults to the count.
     """
     images = to_numpy(X).reshape(-1, *image_shape)
-    return _grid_figure(images, f"{images.shape[0]} images", columns=columns)
+    return _grid_figure(images, title or f"{images.shape[0]} images", columns=columns)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:
@@ -198,7 +201,8 @@ def _grid_figure(
     first_unused = N % columns
     if first_unused:
         unused[-H:, first_unused * (W + padding) - padding :] = True
-    fig = _figure(figsize=(8, 8), layout="constrained")
+    # 8 inches wide, as tall as the grid's shape wants, and room for the title
+    fig = _figure(figsize=(8, 8 * grid.shape[0] / grid.shape[1] + 0.5), layout="constrained")
     ax = fig.subplots()
     if grid.shape[2] == 1:
         ax.imshow(np.ma.masked_array(grid[..., 0], unused), cmap="gray")
