@@ -109,3 +109,11 @@ def test_adam_follows_its_update_formulas(backend):
 def test_an_unknown_optimizer_is_refused(toy_net, toy_data):
     with pytest.raises(ValueError, match="optimizer must be one of"):
         toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer="rmsprop")
+
+
+def test_momentum_with_adam_is_refused_not_ignored(toy_net, toy_data):
+    before = {k: to_numpy(v).copy() for k, v in toy_net.params.items()}
+    with pytest.raises(ValueError, match=r"momentum=0\.9 is SGD's"):
+        toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer="adam", momentum=0.9)
+    for name, value in toy_net.params.items():
+        np.testing.assert_array_equal(to_numpy(value), before[name])

@@ -218,6 +218,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--storage", "foo://bar"], "neither a file path nor a database URL"),
         (["--learning-rate", "1", "0.1"], "learning_rate: low 1 is above high 0.1"),
         (["--momentum", "0", "2"], "momentum: 2 lies outside what training accepts"),
+        (["--recipe", "best", "--momentum", "0", "0.9"], "momentum is SGD's"),
         (["--batch-size", "0"], "batch_size: 0 lies outside"),
         (["--trials", "0"], "trials must be a positive integer"),
     ],
@@ -283,3 +284,11 @@ def test_unpromising_trials_are_pruned_on_their_epochs(tmp_path, mnist_dir):
     outcome = run_trial(data, elsewhere, hopeless, study.ask()._trial_id)
     assert outcome["state"] == "complete"  # a storage it cannot reach: no pruning
     assert not (tmp_path / "absent").exists()
+
+
+def test_the_default_search_turns_momentum_only_for_sgd():
+    from xpnet.recipes import BEST, LAB
+    from xpnet.tune import default_space
+
+    assert "momentum" in default_space(LAB)
+    assert "momentum" not in default_space(BEST)  # AdamW keeps its own moments

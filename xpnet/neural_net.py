@@ -531,7 +531,8 @@ class TwoLayerNet:
         batch_size : int, default 200
             Rows per step.
         momentum : float, default 0.0
-            Momentum coefficient in [0, 0.999]; plain SGD when 0.
+            Momentum coefficient of SGD, in [0, 0.999]; plain SGD when 0. Adam and AdamW
+            keep their own moments and take none.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
@@ -601,6 +602,11 @@ class TwoLayerNet:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if optimizer != "sgd" and momentum:
+            raise ValueError(
+                f"momentum={momentum} is SGD's; {optimizer} keeps its own moments: "
+                "pass momentum=0 (--momentum 0)"
+            )
         dropout = _checks.real("dropout", dropout, low=0.0, high=0.95, low_open=False)
         if augment is not None and not isinstance(augment, Augmentation):
             raise ValueError(f"augment must be an xpnet.augment.Augmentation, got {augment!r}")

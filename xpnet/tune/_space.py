@@ -83,14 +83,13 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
 
     hidden size from a quarter to twice the recipe's (log scale); learning rate and
     regularisation a decade either way (log scale); decay from 0.9 to 1 (the step
-    schedule only); momentum from 0 to 0.95; batch sizes half, equal or twice the
-    recipe's; iterations from half to the recipe's.
+    schedule only); momentum from 0 to 0.95 (SGD only); batch sizes half, equal or
+    twice the recipe's; iterations from half to the recipe's.
     """
     space: dict[str, Range | Choices] = {
         "hidden_size": Range(max(recipe.hidden_size // 4, 8), recipe.hidden_size * 2, True, True),
         "learning_rate": Range(recipe.learning_rate / 10, recipe.learning_rate * 10, log=True),
         "reg": Range(max(recipe.reg, 1e-7) / 10, max(recipe.reg, 1e-7) * 10, log=True),
-        "momentum": Range(0.0, 0.95),
         "batch_size": Choices(
             tuple(
                 sorted({max(recipe.batch_size // 2, 1), recipe.batch_size, recipe.batch_size * 2})
@@ -98,13 +97,18 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
         ),
         "num_iters": Range(max(recipe.num_iters // 2, 1), recipe.num_iters, log=True, integer=True),
     }
+    if recipe.optimizer == "sgd":
+        space["momentum"] = Range(0.0, 0.95)
     if recipe.schedule == "step":
         space["learning_rate_decay"] = Range(0.9, 1.0)
     return space
 
 
-def check_space(space: SearchSpace) -> None:
-    """Raise ValueError for an unknown knob or a range outside what training accepts."""
+def check_space(space: SearchSpace, optimizer: str = "sgd") -> None:
+    """Raise ValueError for an unknown knob, a range outside what training accepts, or a
+    momentum to search for an ``optimizer`` that takes none."""
+    if optimizer != "sgd" and "momentum" in space:
+        raise ValueError(f"momentum is SGD's; the recipe trains with {optimizer}, which takes none")
     for name, knob in space.items():
         if name not in _LIMITS:
             raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(_LIMITS)}")
