@@ -35,7 +35,12 @@ def array_api_strict_as_scikit_learn_runs_it():
     xps.set_array_api_strict_flags(**before)
 
 
-@parametrize_with_checks([TwoLayerClassifier(random_state=0)])
+@parametrize_with_checks(
+    [
+        TwoLayerClassifier(random_state=0),
+        TwoLayerClassifier(solver="adam", dropout=0.2, random_state=0),
+    ]
+)
 def test_scikit_learn_conformance(estimator, check):
     check(estimator)
 
@@ -198,3 +203,14 @@ def test_numpy_input_trains_on_the_backend_asked_for():
     model.fit(X, y)
     assert isinstance(model.coefs_[0], torch.Tensor)
     assert isinstance(model.predict(X), np.ndarray)  # NumPy in, NumPy out
+
+
+@pytest.mark.parametrize("solver", ["adam", "adamw"])
+def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
+    X, y = blobs()
+    model = TwoLayerClassifier(solver=solver, learning_rate=1e-2, dropout=0.3, momentum=0.9,
+                               max_iter=30, random_state=0).fit(X, y)  # fmt: skip
+    assert model.net_.training["settings"]["optimizer"] == solver
+    assert model.net_.training["settings"]["momentum"] == 0.0
+    assert model.net_.training["settings"]["dropout"] == 0.3
+    assert model.score(X, y) > 0.9

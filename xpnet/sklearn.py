@@ -46,7 +46,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """The lab's two-layer network as a scikit-learn classifier.
 
     ``input -> affine -> ReLU -> affine -> softmax``, trained by minibatch SGD with
-    momentum on the softmax cross-entropy with L2 regularisation, for up to
+    momentum (or Adam, AdamW) on the softmax cross-entropy with L2 regularisation
+    (optionally with dropout on the hidden layer), for up to
     ``max_iter`` epochs, stopping earlier when the training loss (or, with
     ``early_stopping``, the validation accuracy) has not improved by ``tol`` for
     ``n_iter_no_change`` epochs, as :class:`sklearn.neural_network.MLPClassifier` does.
@@ -64,6 +65,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     batch_size : int, default 200
         Rows per step (at most the number of samples).
     momentum : float, default 0.9
+        Only used when ``solver="sgd"``, as in ``MLPClassifier``.
+    solver : {"sgd", "adam", "adamw"}, default "sgd"
+        The optimiser (``TwoLayerNet.train``'s ``optimizer``); with ``"adamw"``,
+        ``reg`` is the decoupled weight decay. Each ``fit``, and each
+        ``partial_fit`` call, starts the optimiser's state afresh.
+    dropout : float, default 0.0
+        The rate of inverted dropout on the hidden layer while training.
     max_iter : int, default 200
         The most epochs to train.
     tol : float, default 1e-4
@@ -122,6 +130,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         reg: float = 1e-4,
         batch_size: int = 200,
         momentum: float = 0.9,
+        solver: Literal["sgd", "adam", "adamw"] = "sgd",
+        dropout: float = 0.0,
         max_iter: int = 200,
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
@@ -144,6 +154,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.reg = reg
         self.batch_size = batch_size
         self.momentum = momentum
+        self.solver = solver
+        self.dropout = dropout
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -241,9 +253,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         net.train(
             X, labels, X_val, y_val, learning_rate=self.learning_rate,
             learning_rate_decay=self.learning_rate_decay, reg=self.reg,
-            num_iters=epochs * per_epoch, batch_size=batch_size, momentum=self.momentum,
-            shuffle=self.shuffle, schedule=self.schedule, compile=self.compile,
-            on_epoch=on_epoch,
+            num_iters=epochs * per_epoch, batch_size=batch_size,
+            momentum=self.momentum if self.solver == "sgd" else 0.0, optimizer=self.solver,
+            dropout=self.dropout, shuffle=self.shuffle, schedule=self.schedule,
+            compile=self.compile, on_epoch=on_epoch,
         )  # fmt: skip
         if stopper.best_params is not None:  # early_stopping: the best epoch's parameters
             net.params = stopper.best_params
