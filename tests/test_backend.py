@@ -43,13 +43,18 @@ def test_unknown_backend_lists_the_supported_names():
         TwoLayerNet(4, 10, 3, backend="numpyy")
 
 
-def test_missing_library_names_the_pip_extra(monkeypatch):
+def pretend_not_installed(monkeypatch, library):
+    """Make ``importlib.util.find_spec(library)`` answer None, as for a missing package."""
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "torch" else real_find_spec(name, *a),
+        lambda name, *a: None if name == library else real_find_spec(name, *a),
     )
+
+
+def test_missing_library_names_the_pip_extra(monkeypatch):
+    pretend_not_installed(monkeypatch, "torch")
     with pytest.raises(ImportError, match=r"pip install 'xpnet\[torch\]'"):
         resolve_backend("torch")
 
@@ -168,12 +173,7 @@ def test_a_module_that_is_not_a_namespace_is_a_value_error():
 def test_cupy_without_a_gpu_says_so_rather_than_to_install_it(monkeypatch):
     from xpnet.backend import _table
 
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "cupy" else real_find_spec(name, *a),
-    )
+    pretend_not_installed(monkeypatch, "cupy")
     monkeypatch.setattr(_table, "cuda_driver_major", lambda: None)
     with pytest.raises(RuntimeError, match="needs an NVIDIA GPU") as info:
         resolve_backend("cupy")
