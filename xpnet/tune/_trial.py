@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from xpnet.errors import TrainingDivergedError
@@ -12,6 +13,7 @@ from xpnet.pipeline import PreparedData, make_net, recipe_with, train_and_measur
 __all__ = ["TrialTask", "make_pruner", "run_trial"]
 
 
+@dataclass(frozen=True)
 class TrialTask:
     """What a worker needs to run trials besides the data: picklable, sent with each trial.
 
@@ -19,12 +21,10 @@ class TrialTask:
     ----------
     recipe : str
         The recipe whose settings the trial's parameters replace.
-    backend, dtype, seed
-        As for :func:`xpnet.pipeline.run`.
+    backend, device, dtype, seed
+        As for :func:`xpnet.pipeline.run`; ``device`` is used when ``devices`` is empty.
     devices : sequence
         GPU devices to spread workers over (one each), or empty.
-    device : object
-        The device when ``devices`` is empty.
     storage, study_name : str
         The study, for reporting each epoch's accuracy (and being pruned); a
         worker that cannot reach the storage trains without reporting.
@@ -32,16 +32,15 @@ class TrialTask:
         Threads each worker's array library may use.
     """
 
-    def __init__(
-        self, recipe: str, backend: str, device: Any, dtype: str, seed: int,
-        devices: Sequence[Any], storage: str, study_name: str, threads: int,
-    ):  # fmt: skip
-        self.recipe, self.backend, self.device, self.dtype, self.seed = (
-            recipe, backend, device, dtype, seed,
-        )  # fmt: skip
-        self.devices, self.storage, self.study_name, self.threads = (
-            list(devices), storage, study_name, threads,
-        )  # fmt: skip
+    recipe: str
+    backend: str
+    device: Any
+    dtype: str
+    seed: int
+    devices: Sequence[Any]
+    storage: str
+    study_name: str
+    threads: int
 
 
 def run_trial(
