@@ -328,7 +328,7 @@ def _run_trials(
         future.cancel()
         trial.set_user_attr("cancelled", True)
         study.tell(trial, state=state.FAIL)
-    finished = sum(1 for t in study.trials if _counts_as_finished(t))
+    finished = _finished_count(study)
     raise TuneInterrupted(finished, task.storage)
 
 
@@ -339,12 +339,15 @@ def _may_ask(
         return False
     if trials is None:
         return True
-    finished = sum(1 for t in study.trials if _counts_as_finished(t))
+    finished = _finished_count(study)
     return finished + len(running) < trials
 
 
-def _counts_as_finished(trial: Any) -> bool:
-    return trial.state.name in _FINISHED and not trial.user_attrs.get("cancelled")
+def _finished_count(study: Any) -> int:
+    """Trials that count towards ``trials``: finished, and not cancelled by Ctrl-C."""
+    return sum(
+        1 for t in study.trials if t.state.name in _FINISHED and not t.user_attrs.get("cancelled")
+    )
 
 
 def _tell(study: Any, trial: Any, future: Any, state: Any) -> None:
