@@ -233,7 +233,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _train(self, X: Any, y: Any, *, epochs: int, stop_early: bool) -> TwoLayerClassifier:
         net = self.net_
         labels = self._encode(y, net.backend)
-        X = net.backend.asarray(X) if is_numpy_array(X) and net.backend.name != "numpy" else X
+        X = net.backend.asarray(X) if is_numpy_array(X) else X  # NumPy input: to the backend
         X_val = y_val = None
         if self.early_stopping and stop_early:
             X, X_val, labels, y_val = self._split(X, labels)
