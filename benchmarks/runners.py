@@ -222,7 +222,7 @@ def xpnet_time_to_accuracy(
     def progress(it, loss, learning_rate):
         if it + 1 >= next_check[0] and not reached:
             next_check[0] += quarter
-            found = float(accuracy(y_val, net.predict(X_val)))
+            found = float(accuracy(np, y_val, net.predict(X_val)))
             if found >= target:
                 epochs = (it + 1) / (CHECKS_PER_EPOCH * quarter)
                 reached.append((time.perf_counter() - start, epochs, found))

@@ -281,16 +281,29 @@ def quick(mnist_dir, out, *extra):
             ["--hidden-size", "100000000"],
             r"a 784-100000000-10 network \(hidden_size=100000000\) needs",
         ),
-        (["--batch-size", "10000000000"], r"batch_size=10000000000 needs [\d.,]+ [KMGT]iB"),
+        (
+            ["--batch-size", "10000000000"],
+            r"batch_size=10000000000 with hidden_size=10 needs [\d.,]+ [KMGT]iB",
+        ),
         (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
+        (["--hidden-size", "0"], "hidden_size must be a positive integer, got 0"),
+        (["--std", "1e200"], r"std=1e\+200 makes the network's scores overflow float64"),
+        (["--optimizer", "adam", "--momentum", "0.9"], r"momentum=0\.9 is SGD's"),
+        (["--backend", "cupy"], "needs an NVIDIA GPU"),
+        (["--device", "cuda:0"], "runs on the 'cpu' device only"),
     ],
 )
-def test_impossible_settings_exit_1_with_one_line(mnist_dir, tmp_path, args, message):
-    result = run(*quick(mnist_dir, tmp_path), *args)
+def test_impossible_settings_exit_1_with_one_line_and_change_nothing(
+    mnist_dir, tmp_path, args, message
+):
+    out = tmp_path / "out"
+    result = run(*quick(mnist_dir, out), *args)
     assert result.returncode == 1, result.stderr
-    assert re.search(message, result.stderr)
+    assert re.search(message, result.stderr), result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""  # not even the "training ..." line
+    assert not out.exists()  # checked before the output directory is made
 
 
 @pytest.mark.parametrize("where", ["a file", "under a file"])

@@ -11,7 +11,7 @@ from xpnet.metrics import accuracy, confusion_matrix
 def test_accuracy_is_a_0d_array_of_the_inputs_library(backend):
     y_true = backend.asarray(np.array([0, 0, 1, 2, 2, 2]))
     y_pred = backend.asarray(np.array([0, 1, 1, 2, 0, 2]))
-    result = accuracy(y_true, y_pred)
+    result = accuracy(backend.xp, y_true, y_pred)
     assert backend.owns(result)
     assert result.shape == ()
     assert float(result) == pytest.approx(4 / 6)

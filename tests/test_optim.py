@@ -11,8 +11,9 @@ from xpnet.optim import SGD, Adam, make_optimizer
 
 def step(sgd, b, params, grads, learning_rate, state=None):
     """One SGD step on backend ``b``; returns the optimiser state."""
-    state = sgd.init(params) if state is None else state
-    sgd.step(params, {k: b.asarray(np.array(v)) for k, v in grads.items()}, state, learning_rate)
+    state = sgd.init(b.xp, params) if state is None else state
+    grads = {k: b.asarray(np.array(v)) for k, v in grads.items()}
+    sgd.step(b.xp, params, grads, state, learning_rate)
     return state
 
 
@@ -82,12 +83,14 @@ def test_adam_and_adamw_match_torch_on_the_same_gradients(backend, name, weight_
     optimizer = make_optimizer(name, momentum=0.0, weight_decay=weight_decay,
                                decayed=frozenset({"W"}))  # fmt: skip
     params = {"W": backend.asarray(start)}
-    state = optimizer.init(params)
+    state = optimizer.init(backend.xp, params)
     reference = torch.nn.Parameter(torch.tensor(start))
     torch_class = torch.optim.Adam if name == "adam" else torch.optim.AdamW
     torch_optimizer = torch_class([reference], lr=0.01, weight_decay=weight_decay)
     for g in gradients:
-        optimizer.step(params, {"W": backend.asarray(g.copy())}, state, 0.01)  # it may overwrite
+        optimizer.step(
+            backend.xp, params, {"W": backend.asarray(g.copy())}, state, 0.01
+        )  # it may overwrite
         reference.grad = torch.tensor(g)
         torch_optimizer.step()
     expected = reference.detach().numpy()
@@ -97,9 +100,9 @@ def test_adam_and_adamw_match_torch_on_the_same_gradients(backend, name, weight_
 def test_adam_follows_its_update_formulas(backend):
     adam = Adam(beta1=0.9, beta2=0.99, eps=1e-8)
     params = {"w": backend.asarray(np.array([1.0, -1.0]))}
-    state = adam.init(params)
+    state = adam.init(backend.xp, params)
     g = np.array([0.5, -2.0])
-    adam.step(params, {"w": backend.asarray(g)}, state, 0.1)
+    adam.step(backend.xp, params, {"w": backend.asarray(g)}, state, 0.1)
     m, v = 0.1 * g, 0.01 * g**2  # (1 - beta) * g after one step from zero
     expected = np.array([1.0, -1.0]) - 0.1 / 0.1 * m / (np.sqrt(v) / np.sqrt(0.01) + 1e-8)
     np.testing.assert_allclose(to_numpy(params["w"]), expected, rtol=1e-12)

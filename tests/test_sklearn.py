@@ -214,3 +214,76 @@ def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
     assert model.net_.training["settings"]["momentum"] == 0.0
     assert model.net_.training["settings"]["dropout"] == 0.3
     assert model.score(X, y) > 0.9
+
+
+# A failed fit or partial_fit changes nothing: the settings are checked before any state.
+
+
+def _fitted_state(model):
+    return {
+        "classes_": model.classes_.tolist(),
+        "n_iter_": model.n_iter_,
+        "loss_curve_": list(model.loss_curve_),
+        "W1": np.asarray(model.net_.params["W1"]).copy(),
+        "predictions": model.predict(blobs()[0]).tolist(),
+    }
+
+
+def _assert_unchanged(model, before):
+    after = _fitted_state(model)
+    np.testing.assert_array_equal(after.pop("W1"), before["W1"])
+    assert after == {k: v for k, v in before.items() if k != "W1"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"learning_rate": -1}, ValueError, "learning_rate"),
+        ({"dropout": 1.0}, ValueError, "dropout"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"early_stopping": "no"}, TypeError, "early_stopping"),
+        ({"shuffle": "no"}, TypeError, "shuffle"),
+        ({"tol": float("nan")}, ValueError, "tol"),
+        ({"solver": "lbfgs"}, ValueError, "solver"),
+        ({"hidden_size": 10**12}, ValueError, r"needs .* more than the"),
+        ({"solver": "adam", "momentum": 0.9}, None, None),  # momentum is SGD's: not used
+    ],
+)
+def test_a_refit_with_bad_settings_leaves_the_fitted_model(changes, error, message):
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=8, max_iter=3, random_state=0).fit(X, y)
+    before = _fitted_state(model)
+    model.set_params(**changes)
+    if error is None:
+        assert model.fit(X, y).n_iter_ == 3
+        return
+    with pytest.raises(error, match=message):
+        model.fit(X, np.array(["a", "b", "c"])[y])  # new labels: classes_ must stay too
+    _assert_unchanged(model, before)
+    if "hidden_size" in changes:  # partial_fit trains the fitted network, of its own size
+        return
+    with pytest.raises(error, match=message):  # after set_params, partial_fit: no ZeroDivision
+        model.partial_fit(X, y)
+    _assert_unchanged(model, before)
+
+
+def test_a_failed_first_partial_fit_does_not_lock_the_classes():
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=8, batch_size=0, random_state=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.partial_fit(X, y, classes=[0, 1, 2])
+    assert not hasattr(model, "classes_")
+    model.set_params(batch_size=32).partial_fit(X, y, classes=[0, 1, 2, 3])
+    assert model.classes_.tolist() == [0, 1, 2, 3]
+
+
+def test_a_fit_that_diverges_keeps_the_previous_model():
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=8, max_iter=3, random_state=0).fit(X, y)
+    before = _fitted_state(model)
+    from xpnet.errors import TrainingDivergedError
+
+    with pytest.raises(TrainingDivergedError):
+        model.set_params(learning_rate=1e300, momentum=0.0).partial_fit(X * 1e10, y)
+    _assert_unchanged(model, before)

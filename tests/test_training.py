@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from xpnet import to_numpy
+from xpnet._typing import PARAM_NAMES
 from xpnet.training import BatchSampler, RunRecord, chunks, learning_rates
 
 
@@ -62,9 +63,14 @@ def test_chunks_respect_the_cap_and_the_reports(length, first, max_chunk, report
     assert got == expected
 
 
+def _params(backend, W1):
+    """Parameters of a 1-1-1 network whose W1 holds ``W1``."""
+    return {name: backend.asarray(np.array(W1 if name == "W1" else [0.0])) for name in PARAM_NAMES}
+
+
 def test_run_record_keeps_losses_on_the_device_and_reads_them_once(backend):
     xp = backend.xp
-    params = {"w": backend.asarray(np.array([1.0, 2.0]))}
+    params = _params(backend, [1.0, 2.0])
     record = RunRecord(xp, params, check_every=3)
     record.add_losses(backend.asarray(np.array([3.0, 2.0])))
     assert not record.check_due
@@ -77,15 +83,15 @@ def test_run_record_keeps_losses_on_the_device_and_reads_them_once(backend):
 
 def test_run_record_finds_the_first_non_finite_loss(backend):
     xp = backend.xp
-    params = {"w": backend.asarray(np.array([1.0]))}
+    params = _params(backend, [1.0])
     record = RunRecord(xp, params, check_every=2)
     record.add_losses(backend.asarray(np.array([3.0, 2.0])))
     assert record.check(params)
-    params["w"] = backend.asarray(np.array([5.0]))  # the next step moved the parameters
+    params["W1"] = backend.asarray(np.array([5.0]))  # the next step moved the parameters
     record.add_losses(backend.asarray(np.array([1.0, np.inf, np.nan])))
     assert not record.check(params)
     error = record.divergence(learning_rate=0.5)
     assert error.iteration == 3
     assert "the loss became inf" in str(error)
     assert error.history["loss_history"] == [3.0, 2.0, 1.0]
-    np.testing.assert_array_equal(to_numpy(record.checkpoint["w"]), [1.0])
+    np.testing.assert_array_equal(to_numpy(record.checkpoint["W1"]), [1.0])

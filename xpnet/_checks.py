@@ -8,39 +8,52 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from xpnet._typing import INITS
 from xpnet.backend import Backend, device_of, to_numpy
 
 
 def positive_int(name: str, value: Any) -> int:
-    """Return ``value`` as an int, or raise ValueError unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    """Return ``value`` as an int; TypeError unless it is an integer, ValueError unless >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
 
 def seed(value: Any) -> int:
-    """Return ``value`` as an int, or raise ValueError unless it is an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    """Return ``value`` as an int; TypeError unless it is an integer, ValueError unless >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"seed must be a non-negative integer, got {value!r}")
+    if value < 0:
         raise ValueError(f"seed must be a non-negative integer, got {value!r}")
     return int(value)
 
 
 def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool) -> float:
-    """Return ``value`` as a float, or raise ValueError unless it lies in the given range.
+    """Return ``value`` as a float, if it is a real number in the given range.
 
     The range is ``(low, high]`` when ``low_open`` else ``[low, high]``; an infinite
     ``high`` is open, since only finite numbers pass.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number (a string, None, a bool, a complex number).
+    ValueError
+        If it is NaN, infinite or outside the range.
     """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
     try:
-        number = float(value) if isinstance(value, numbers.Real) else math.nan
+        number = float(value)
     except OverflowError:  # an int or Fraction beyond float's range
         number = math.inf
-    if isinstance(value, bool) or not math.isfinite(number):
+    if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     too_low = number <= low if low_open else number < low
     if too_low or number > high:
@@ -48,6 +61,33 @@ def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open:
         right = f"{high:g}]" if math.isfinite(high) else "inf)"
         raise ValueError(f"{name} must be in {left}{low:g}, {right}, got {value!r}")
     return number
+
+
+def choice(name: str, value: Any, allowed: tuple[Any, ...]) -> Any:
+    """Return ``value`` if it is one of ``allowed`` (True is not 1), else raise ValueError."""
+    try:
+        found = any(
+            isinstance(value, bool) == isinstance(a, bool) and bool(value == a) for a in allowed
+        )
+    except (TypeError, ValueError):  # an array, or a value that does not compare
+        found = False
+    if not found:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def flag(name: str, value: Any) -> bool:
+    """Return ``value`` as a bool; TypeError unless it is one (NumPy's included)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def optional_callable(name: str, value: Any) -> Any:
+    """Return ``value`` if it is callable or None; else TypeError."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be a callable or None, got {value!r}")
+    return value
 
 
 def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[Any, bool]:
@@ -181,15 +221,43 @@ def fits_in_memory(backend: Backend, elements: int, dtype: Any, what: str) -> No
         )
 
 
-def finite_weights(weights: Mapping[str, np.ndarray], dtype: str, std: float) -> None:
-    """Raise ValueError unless the initial weights are finite in ``dtype``."""
-    largest = np.finfo(dtype).max
-    for name, W in weights.items():
-        if W.size and not np.max(np.abs(W)) <= largest:  # NaN compares False
-            raise ValueError(
-                f"std={std!r} makes {name} non-finite in {dtype}; use a smaller std "
-                "(the lab's is 1e-4)"
-            )
+def network(
+    input_size: Any, hidden_size: Any, output_size: Any, init: Any, std: Any,
+    random_seed: Any, dtype: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Check a network's sizes, initialisation and seed; return them as plain Python values.
+
+    Raises TypeError for a value of the wrong type, ValueError for one out of range or
+    an ``std`` whose weights would overflow ``dtype``.
+    """
+    checked = {
+        "input_size": positive_int("input_size", input_size),
+        "hidden_size": positive_int("hidden_size", hidden_size),
+        "output_size": positive_int("output_size", output_size),
+        "init": choice("init", init, INITS),
+        "std": real("std", std, low=0.0, low_open=False),
+        "seed": None if random_seed is None else seed(random_seed),
+    }
+    if checked["init"] == "gaussian":
+        std_fits(checked["std"], dtype)
+    return checked
+
+
+def network_fits(backend: Backend, D: int, H: int, C: int) -> None:
+    """Raise ValueError if a D-H-C network's weights cannot fit in memory: they are
+    drawn in float64 on the host, then copied to the device."""
+    fits_in_memory(backend, (D + C) * H, "float64", f"a {D}-{H}-{C} network (hidden_size={H})")
+
+
+def std_fits(std: float, dtype: str) -> None:
+    """Raise ValueError unless weights drawn as ``std * randn`` stay finite in ``dtype``
+    through the forward pass, which multiplies two of them: ``std <= max ** (1 / 4)``."""
+    largest = float(np.finfo(dtype).max) ** 0.25
+    if std > largest:
+        raise ValueError(
+            f"std={std!r} makes the network's scores overflow {dtype} (its weights are "
+            f"multiplied together); use std <= {largest:.3g} (the lab's is 1e-4)"
+        )
 
 
 def _itemsize(dtype: Any) -> int:

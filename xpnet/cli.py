@@ -2,7 +2,7 @@
 prints; the work is :mod:`xpnet.pipeline`'s and :mod:`xpnet.tune`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
-value, output that cannot be written), with a one-line message and no traceback;
+value or type, output that cannot be written), with a one-line message and no traceback;
 2 for a usage error; 130 after Ctrl-C (``train`` saves the model first).
 """
 
@@ -21,10 +21,10 @@ import numpy as np
 
 from xpnet import __version__
 from xpnet._progress import TrainingProgress
-from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind, resolve_backend
+from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
-from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
+from xpnet.pipeline import check_output_dir, evaluate, plan_run, prepare_data, run_plan, save_run
 from xpnet.recipes import RECIPES, Recipe
 
 
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("xpnet: stdout was closed; results were written before printing", file=sys.stderr)
         return 1
-    except (ValueError, ImportError, RuntimeError, OSError) as err:
+    except (TypeError, ValueError, ImportError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split())
         print(f"xpnet: error: {message}", file=sys.stderr)
         return 1
@@ -186,7 +186,6 @@ def _tune(args: argparse.Namespace) -> int:
             space[knob] = Range(bounds[0], bounds[1], log=log, integer=kind is int)
     if args.range_batch_size is not None:
         space["batch_size"] = Choices(tuple(args.range_batch_size))
-    _compute(args)
     line = _StatusLine()
     print(
         f"searching {args.trials} trials of recipe {args.recipe} on {args.dataset} with "
@@ -321,35 +320,37 @@ def _device(text: str) -> str | int:
 
 
 def _compute(args: argparse.Namespace) -> None:
-    """What the compute options need before any array exists (JAX's 64-bit mode)."""
-    if args.backend == "jax" and args.dtype in ("float64", None):
-        allow_float64("jax")
+    """What the compute options need before any array exists: the library's 64-bit mode
+    where float64 (or a model file's dtype) needs a global switch."""
+    if args.dtype in ("float64", None):
+        allow_float64(args.backend)
 
 
 def _train(args: argparse.Namespace) -> int:
     overrides = {
         name: getattr(args, name) for name in typing.get_type_hints(Recipe) if name in args
     }
-    recipe = recipe_with(args.recipe, **overrides)
-    _compute(args)
+    # Everything is checked before anything is created, read or printed.
+    plan = plan_run(
+        args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
+        dtype=args.dtype, seed=args.seed, enable_float64=True, **overrides,
+    )  # fmt: skip
     out = check_output_dir(args.output_dir)  # before any training is spent
-    backend = resolve_backend(args.backend, args.device)
-    data = prepare_data(recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
+    data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
+    backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
     kind = compiled_runner_kind(backend)
     print(
-        f"training {data.X_train.shape[1]}-{recipe.hidden_size}-{data.num_classes} on "
-        f"{args.dataset} ({data.X_train.shape[0]:,} images) with {backend} {args.dtype}, "
-        f"{kind.name if kind is not None else 'eager loop'}, recipe {args.recipe}",
+        f"training {D}-{H}-{C} on {args.dataset} ({data.X_train.shape[0]:,} images) with "
+        f"{backend} {args.dtype}, {kind.name if kind is not None else 'eager loop'}, "
+        f"recipe {args.recipe}",
         flush=True,
     )
+    recipe = plan.recipe
     bar = TrainingProgress(recipe.num_iters)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported, not warned
-            result = run(
-                recipe, data=data, backend=backend, dtype=args.dtype, seed=args.seed,
-                progress=bar,
-            )  # fmt: skip
+            result = run_plan(plan, data=data, progress=bar)
     except TrainingInterrupted as stop:
         bar.close()
         if getattr(stop, "result", None) is None:

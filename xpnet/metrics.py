@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from xpnet.backend import array_namespace, device_of, to_numpy
+from xpnet._typing import Array, Namespace
+from xpnet.backend import device_of, to_numpy
 
 __all__ = ["accuracy", "confusion_matrix"]
 
 
-def accuracy(y_true: Any, y_pred: Any) -> Any:
+def accuracy(xp: Namespace, y_true: Array, y_pred: Array) -> Array:
     """The fraction of labels predicted correctly.
 
     Parameters
     ----------
+    xp : module
+        The Array API namespace of the labels (``numpy`` for NumPy arrays).
     y_true, y_pred : array of int, shape (N,)
-        Arrays of one library, on one device.
+        Arrays of that library, on one device.
 
     Returns
     -------
@@ -26,13 +27,12 @@ def accuracy(y_true: Any, y_pred: Any) -> Any:
         waiting for it; ``float(accuracy(...))`` reads it. In float64 where the
         device has it, else float32.
     """
-    xp = array_namespace(y_true, y_pred)
     dtypes = xp.__array_namespace_info__().dtypes(device=device_of(y_true), kind="real floating")
     dtype = dtypes.get("float64", dtypes.get("float32"))
     return xp.mean(xp.astype(y_true == y_pred, dtype))
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: Array, y_pred: Array, num_classes: int) -> np.ndarray:
     """Count of each (true, predicted) pair.
 
     Parameters

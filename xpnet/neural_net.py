@@ -16,45 +16,43 @@ the same batches on every backend.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from xpnet import _checks
-from xpnet._interrupt import deferred_interrupt
+from xpnet._typing import (
+    INITS,
+    Array,
+    DType,
+    Init,
+    Namespace,
+    OptimizerName,
+    Params,
+    Schedule,
+    map_params,
+    params_from,
+)
 from xpnet.augment import Augmentation
 from xpnet.backend import (
     Backend,
     Compile,
     device_of,
     resolve_backend,
-    select_runner,
     to_numpy,
 )
-from xpnet.errors import TrainingInterrupted
-from xpnet.metrics import accuracy
 from xpnet.model_file import RESERVED_KEYS, read_model, write_model
-from xpnet.optim import OPTIMIZERS, SGD, Adam, make_optimizer
+from xpnet.optim import SGD, Adam
 from xpnet.preprocess import Preprocessing
-from xpnet.training import (
-    SCHEDULES,
-    BatchSampler,
-    EpochCallback,
-    ProgressCallback,
-    Rates,
-    RunRecord,
-    Schedule,
-    chunks,
-    learning_rates,
-)
+
+if TYPE_CHECKING:
+    from xpnet.training import EpochCallback, ProgressCallback
 
 __all__ = [
     "INITS",
-    "SCHEDULES",
     "TrainStep",
     "TwoLayerNet",
     "cross_entropy",
@@ -65,18 +63,13 @@ __all__ = [
     "softmax_loss",
 ]
 
-Init = Literal["gaussian", "he"]
-Optimizer = Literal["sgd", "adam", "adamw"]
-DType = Literal["float32", "float64"]
-#: Weight initialisations: the lab's scaled Gaussian, and He's.
-INITS: tuple[Init, ...] = ("gaussian", "he")
 #: The weights the L2 penalty applies to (not the biases).
 L2_WEIGHTS = ("W1", "W2")
 
-Params = dict[str, Any]
 
-
-def forward(xp: ModuleType, params: Params, X: Any, dropout: Any = None) -> tuple[Any, Any]:
+def forward(
+    xp: Namespace, params: Params, X: Array, dropout: Array | None = None
+) -> tuple[Array, Array]:
     """Compute the hidden activations and the class scores.
 
     Parameters
@@ -107,15 +100,15 @@ def forward(xp: ModuleType, params: Params, X: Any, dropout: Any = None) -> tupl
     return hidden, scores
 
 
-def onehot(xp: ModuleType, y: Any, num_classes: int, dtype: Any) -> Any:
+def onehot(xp: Namespace, y: Array, num_classes: int, dtype: Any) -> Array:
     """``onehot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
     classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
     return xp.astype(y[:, None] == classes, dtype)
 
 
 def cross_entropy(
-    xp: ModuleType, params: Params, X: Any, T: Any, dropout: Any = None
-) -> tuple[Any, Params]:
+    xp: Namespace, params: Params, X: Array, T: Array, dropout: Array | None = None
+) -> tuple[Array, Params]:
     """Softmax cross-entropy, without regularisation, and its gradients.
 
     Parameters
@@ -165,22 +158,24 @@ def cross_entropy(
     dhidden *= xp.astype(hidden > 0, dhidden.dtype)
     dW1 = X.T @ dhidden
     db1 = xp.sum(dhidden, axis=0)
-    return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+    return loss, Params(W1=dW1, b1=db1, W2=dW2, b2=db2)
 
 
-def softmax(xp: ModuleType, scores: Any) -> Any:
+def softmax(xp: Namespace, scores: Array) -> Array:
     """``softmax(scores)[i, j] = exp(s_ij) / sum_k exp(s_ik)``, shifted by each row's maximum."""
     exp_scores = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
     return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
 
 
-def l2_penalty(xp: ModuleType, params: Params, reg: float) -> Any:
+def l2_penalty(xp: Namespace, params: Params, reg: float) -> Array:
     """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
-    W1, W2 = (_flat(xp, params[W]) for W in L2_WEIGHTS)
+    W1, W2 = _flat(xp, params["W1"]), _flat(xp, params["W2"])
     return 0.5 * reg * (W1 @ W1 + W2 @ W2)
 
 
-def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> tuple[Any, Params]:
+def softmax_loss(
+    xp: Namespace, params: Params, X: Array, y: Array, reg: float
+) -> tuple[Array, Params]:
     """Softmax cross-entropy with L2 regularisation, and its gradients: the lab's loss.
 
     Parameters
@@ -204,8 +199,8 @@ def softmax_loss(xp: ModuleType, params: Params, X: Any, y: Any, reg: float) -> 
     """
     T = onehot(xp, y, params["W2"].shape[1], X.dtype)
     loss, grads = cross_entropy(xp, params, X, T)
-    for W in L2_WEIGHTS:
-        grads[W] += reg * params[W]  # d/dW of 0.5 * reg * sum(W**2)
+    grads["W1"] += reg * params["W1"]  # d/dW of 0.5 * reg * sum(W**2)
+    grads["W2"] += reg * params["W2"]
     return loss + l2_penalty(xp, params, reg), grads
 
 
@@ -231,19 +226,21 @@ class TrainStep:
         Random distortions of each batch's images.
     """
 
-    xp: ModuleType
+    xp: Namespace
     optimizer: SGD | Adam
     reg: float
     dropout: float = 0.0
     augment: Augmentation | None = None
 
-    def draw(self, streams: dict[str, Any], count: int, batch: int, hidden: int) -> dict[str, Any]:
+    def draw(
+        self, streams: dict[str, np.random.Generator], count: int, batch: int, hidden: int
+    ) -> dict[str, np.ndarray]:
         """The randomness of ``count`` steps beyond their batches, as NumPy arrays.
 
         Each kind comes from its own stream, so the draws do not depend on how many
         steps are drawn at once (the eager loop draws one, compiled paths a chunk).
         """
-        drawn: dict[str, Any] = {}
+        drawn: dict[str, np.ndarray] = {}
         if self.dropout:
             drawn["keep"] = streams["keep"].random((count, batch, hidden)) >= self.dropout
         if self.augment is not None:
@@ -252,8 +249,9 @@ class TrainStep:
         return drawn
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], lr: Any
-    ) -> Any:
+        self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
+        lr: Array | float,
+    ) -> Array:  # fmt: skip
         """Take one step on one batch; update ``state``; return the loss.
 
         Parameters
@@ -288,7 +286,7 @@ class TrainStep:
             mask = xp.astype(inputs["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
         loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
-        self.optimizer.step(params, grads, state["optimizer"], lr)
+        self.optimizer.step(xp, params, grads, state["optimizer"], lr)
         return loss
 
 
@@ -358,50 +356,41 @@ class TwoLayerNet:
         seed: int | None = None,
         init: Init = "gaussian",
     ) -> None:
-        D = _checks.positive_int("input_size", input_size)
-        H = _checks.positive_int("hidden_size", hidden_size)
-        C = _checks.positive_int("output_size", output_size)
-        std = _checks.real("std", std, low=0.0, low_open=False)
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self._setup(backend, device, dtype, seed)
-        # The weights, drawn as float64 on the host, then on the device.
-        _checks.fits_in_memory(
-            self.backend, (D + C) * H, "float64", f"a {D}-{H}-{C} network (hidden_size={H})"
-        )
-
+        checked = _checks.network(input_size, hidden_size, output_size, init, std, seed,
+                                  _dtype_name(self.dtype))  # fmt: skip
+        D, H, C = checked["input_size"], checked["hidden_size"], checked["output_size"]
+        self.init: Init = checked["init"]
+        self.std: float = checked["std"]
+        _checks.network_fits(self.backend, D, H, C)
         # "gaussian": W = std * randn, the lab's; "he": W = randn * sqrt(2 / fan_in).
-        scale1, scale2 = (std, std) if init == "gaussian" else (np.sqrt(2 / D), np.sqrt(2 / H))
-        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-            weights = {
-                "W1": scale1 * self._standard_normal((D, H)),
-                "W2": scale2 * self._standard_normal((H, C)),
-            }
-        _checks.finite_weights(weights, dtype, std)
-        host_params = {
-            "W1": weights["W1"],
-            "b1": np.zeros(H),
-            "W2": weights["W2"],
-            "b2": np.zeros(C),
-        }
-        self.params: Params = {
-            name: self.backend.asarray(value, dtype=self.dtype)
-            for name, value in host_params.items()
-        }
+        gaussian = self.init == "gaussian"
+        scale1, scale2 = (self.std, self.std) if gaussian else (np.sqrt(2 / D), np.sqrt(2 / H))
+        host = Params(
+            W1=scale1 * self._standard_normal((D, H)),
+            b1=np.zeros(H),
+            W2=scale2 * self._standard_normal((H, C)),
+            b2=np.zeros(C),
+        )
+        self.params: Params = map_params(lambda p: self.backend.asarray(p, dtype=self.dtype), host)
 
-    def _setup(self, backend: Any, device: Any, dtype: Any, seed: int | None) -> None:
+    def _setup(
+        self, backend: str | ModuleType | Backend, device: Any, dtype: Any, seed: Any
+    ) -> None:
         """Resolve the backend, dtype and random source; no parameters yet."""
-        if seed is not None:
-            seed = _checks.seed(seed)
+        #: The seed of the random source (None: NumPy's global state).
+        self.seed: int | None = None if seed is None else _checks.seed(seed)
         self.backend: Backend = resolve_backend(backend, device)
+        if not isinstance(dtype, str):
+            raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = self.backend.dtype(dtype)
-        self._rng: Any = np.random if seed is None else np.random.default_rng(seed)
+        self._rng: Any = np.random if self.seed is None else np.random.default_rng(self.seed)
         self.training: dict[str, Any] | None = None
         self.metadata: dict[str, Any] = {}
         self.preprocessing: Preprocessing | None = None
 
     @property
-    def xp(self) -> ModuleType:
+    def xp(self) -> Namespace:
         """The Array API namespace of the network's arrays."""
         return self.backend.xp
 
@@ -416,7 +405,7 @@ class TwoLayerNet:
         D, H = self.params["W1"].shape
         return D, H, self.params["W2"].shape[1]
 
-    def loss(self, X: Any, y: Any = None, reg: float = 0.0) -> Any:
+    def loss(self, X: Array, y: Array | None = None, reg: float = 0.0) -> Any:
         """Compute the class scores, or the loss and its gradients.
 
         Parameters
@@ -445,10 +434,10 @@ class TwoLayerNet:
         reg = _checks.real("reg", reg, low=0.0, low_open=False)
         loss, grads = softmax_loss(self.xp, self.params, X_dev, y_dev, reg)
         if from_host:
-            grads = {name: to_numpy(g) for name, g in grads.items()}
+            grads = map_params(to_numpy, grads)
         return float(loss), grads
 
-    def predict(self, X: Any) -> Any:
+    def predict(self, X: Array) -> Array:
         """Predict class labels.
 
         Parameters
@@ -464,7 +453,7 @@ class TwoLayerNet:
         labels = self._predict(X_dev)
         return to_numpy(labels) if from_host else labels
 
-    def predict_proba(self, X: Any) -> Any:
+    def predict_proba(self, X: Array) -> Array:
         """Class probabilities: the softmax of the scores.
 
         Parameters
@@ -482,10 +471,10 @@ class TwoLayerNet:
 
     def train(
         self,
-        X: Any,
-        y: Any,
-        X_val: Any,
-        y_val: Any,
+        X: Array,
+        y: Array,
+        X_val: Array | None,
+        y_val: Array | None,
         learning_rate: float = 1e-3,
         learning_rate_decay: float = 0.95,
         reg: float = 5e-6,
@@ -499,220 +488,79 @@ class TwoLayerNet:
         schedule: Schedule = "step",
         compile: Compile = "auto",
         on_epoch: EpochCallback | None = None,
-        optimizer: Optimizer = "sgd",
+        optimizer: OptimizerName = "sgd",
         dropout: float = 0.0,
         augment: Augmentation | None = None,
     ) -> dict[str, list[float]]:
-        """Train by minibatch stochastic gradient descent.
+        """Train by minibatch stochastic gradient descent, as the lab's loop does.
 
-        Each iteration takes a batch of ``batch_size`` rows, one SGD step (with
-        momentum when ``momentum > 0``) on the lab's loss, and records the loss. An
-        epoch is ``max(N // batch_size, 1)`` iterations; after each, the accuracy on
-        its last batch and on the validation set is recorded, and the ``"step"``
-        schedule multiplies the learning rate by ``learning_rate_decay``.
+        Each iteration takes a batch of ``batch_size`` rows, one optimiser step on the
+        lab's loss, and records the loss. An epoch is ``max(N // batch_size, 1)``
+        iterations; after each, the accuracy on its last batch and on the validation
+        set is recorded, and the ``"step"`` schedule multiplies the learning rate by
+        ``learning_rate_decay``.
 
         Parameters
         ----------
         X : array, shape (N, D)
-            Training rows.
         y : array of int, shape (N,)
-            Training labels in [0, C).
+            Training rows and their labels in [0, C).
         X_val : array, shape (N_val, D), or None
-            Validation rows; None (with ``y_val``) records no validation accuracy.
         y_val : array of int, shape (N_val,), or None
-            Validation labels.
-        learning_rate : float, default 1e-3
-        learning_rate_decay : float, default 0.95
-            Factor in (0, 1] applied to the learning rate after every epoch.
-        reg : float, default 5e-6
-            L2 regularisation strength.
-        num_iters : int, default 100
-            Number of SGD steps.
-        batch_size : int, default 200
-            Rows per step.
-        momentum : float, default 0.0
-            Momentum coefficient of SGD, in [0, 0.999]; plain SGD when 0. Adam and AdamW
-            keep their own moments and take none.
+            Validation rows and labels; None (both) records no validation accuracy.
+        learning_rate, learning_rate_decay, reg, num_iters, batch_size, momentum
+            The lab's hyperparameters. With ``shuffle``, ``schedule``, ``compile``,
+            ``optimizer``, ``dropout`` and ``augment``, these are the fields of
+            :class:`xpnet.training.TrainSettings`, which says what each does and checks
+            them all before anything changes.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
-            ``progress(iteration, loss, learning_rate)``, called after every chunk of
-            steps (one step on the eager path, up to 100 on a compiled one) with the
-            chunk's last iteration, its loss as a 0-d array still on the device, and
-            its learning rate. Reading the loss (``float``) waits for the device, so
-            a progress display should do so only now and then.
-        shuffle : bool, default False
-            False: each batch is sampled with replacement, as in the lab. True: each
-            epoch visits the rows of a fresh random permutation in batches.
-        schedule : {"step", "cosine"}, default "step"
-            ``"step"``: the learning rate is multiplied by ``learning_rate_decay``
-            after every epoch, as in the lab. ``"cosine"``: it follows
-            ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` over the iterations
-            ``t``, and ``learning_rate_decay`` is not used.
-        compile : {"auto", True, False}, default "auto"
-            How the steps run. ``"auto"``: the fastest correct path for the backend
-            and device (``jax.jit`` with ``lax.scan`` on JAX, CUDA graphs for torch on
-            CUDA, the eager loop elsewhere). False: the eager loop, one step at a
-            time. True: a compiled path, or ValueError where there is none.
-            :attr:`training` records which path ran.
+            ``progress(iteration, loss, learning_rate)`` after every chunk of steps (one
+            step eager, up to 100 compiled); the loss is a 0-d array on the device.
         on_epoch : callable, optional
-            ``on_epoch(epoch, mean_loss, val_acc)``, called after every epoch with its
-            number (from 1), its mean loss and the validation accuracy (None without a
-            validation set) as Python floats: one wait on the device per epoch. If it
-            returns True, training stops there and returns its history; the network
-            keeps the parameters of that epoch's end.
-        optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-            SGD (with ``momentum``), Adam, or AdamW (``reg`` is then its decoupled
-            weight decay; with SGD and Adam, ``reg`` is the L2 term's strength).
-        dropout : float, default 0.0
-            The rate of inverted dropout on the hidden layer, in [0, 1); none at
-            prediction.
-        augment : Augmentation, optional
-            Random distortions of each batch's images (:mod:`xpnet.augment`); the rows
-            are taken as the images of :attr:`preprocessing` (raw pixels without one).
+            ``on_epoch(epoch, mean_loss, val_acc)`` after every epoch, as floats
+            (``val_acc`` None without validation data); True stops the training there.
 
         Returns
         -------
         dict
-            ``loss_history`` (one float per iteration), ``train_acc_history`` and
-            ``val_acc_history`` (one float per epoch).
+            ``loss_history`` (a float per iteration), ``train_acc_history`` and
+            ``val_acc_history`` (a float per epoch). :attr:`training` records the
+            settings (``training["settings"]``), the path that ran and the final figures.
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             For bad data or settings, before any parameter changes.
         xpnet.errors.TrainingDivergedError
             If the loss or the parameters become NaN or infinite; the network keeps
             its parameters from the last check with finite values.
         xpnet.errors.TrainingInterrupted
-            On Ctrl-C, after the current step (eager) or chunk (compiled); the
-            network holds the parameters after the last whole step or chunk.
+            On Ctrl-C, after the current step (eager) or chunk (compiled).
         """
-        xp = self.xp
-        D, H, C = self.sizes
-        learning_rate = _checks.real("learning_rate", learning_rate, low=0.0, low_open=True)
-        learning_rate_decay = _checks.real(
-            "learning_rate_decay", learning_rate_decay, low=0.0, high=1.0, low_open=True
-        )
-        reg = _checks.real("reg", reg, low=0.0, low_open=False)
-        num_iters = _checks.positive_int("num_iters", num_iters)
-        batch_size = _checks.positive_int("batch_size", batch_size)
-        momentum = _checks.real("momentum", momentum, low=0.0, high=0.999, low_open=False)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-        if optimizer != "sgd" and momentum:
-            raise ValueError(
-                f"momentum={momentum} is SGD's; {optimizer} keeps its own moments: "
-                "pass momentum=0 (--momentum 0)"
-            )
-        dropout = _checks.real("dropout", dropout, low=0.0, high=0.95, low_open=False)
-        if augment is not None and not isinstance(augment, Augmentation):
-            raise ValueError(f"augment must be an xpnet.augment.Augmentation, got {augment!r}")
-        X, _ = _checks.features(self.backend, X, D, self.dtype)
-        y = _checks.labels(self.backend, y, X.shape[0], C)
-        if progress is not None and not callable(progress):
-            raise ValueError(f"progress must be a callable or None, got {progress!r}")
-        if on_epoch is not None and not callable(on_epoch):
-            raise ValueError(f"on_epoch must be a callable or None, got {on_epoch!r}")
-        if (X_val is None) != (y_val is None):
-            raise ValueError("give both X_val and y_val, or neither")
-        if X_val is not None:
-            X_val, _ = _checks.features(self.backend, X_val, D, self.dtype, name="X_val")
-            y_val = _checks.labels(self.backend, y_val, X_val.shape[0], C, name="y_val")
-        # A step's batch, activations and gradients: (B, D + 2C + 3H) values at most.
-        _checks.fits_in_memory(
-            self.backend, batch_size * (D + 2 * C + 3 * self.sizes[1]), self.dtype,
-            f"batch_size={batch_size}",
+        from xpnet.training import TrainSettings, fit  # the loop that drives this module's math
+
+        settings = TrainSettings(
+            **self.network_settings(), learning_rate=learning_rate,
+            learning_rate_decay=learning_rate_decay, reg=reg, num_iters=num_iters,
+            batch_size=batch_size, momentum=momentum, shuffle=shuffle, schedule=schedule,
+            compile=compile, optimizer=optimizer, dropout=dropout, augment=augment,
         )  # fmt: skip
+        return fit(self, settings, X, y, X_val, y_val, verbose=verbose, progress=progress,
+                   on_epoch=on_epoch)  # fmt: skip
 
-        if augment is not None and augment.image_shape[0] * augment.image_shape[1] != D:
-            raise ValueError(f"augment's images of {augment.image_shape} are not rows of {D}")
-        update = make_optimizer(
-            optimizer, momentum=momentum, weight_decay=reg, decayed=frozenset(L2_WEIGHTS)
-        )
-        step = TrainStep(xp, update, reg if optimizer != "adamw" else 0.0, dropout, augment)
-        runner = select_runner(self.backend, step, compile)
-        sampler = BatchSampler(self.backend, self._rng, X.shape[0], batch_size, shuffle)
-        streams = self._noise_streams() if dropout or augment is not None else {}
-        per_epoch = sampler.per_epoch
-        state = {"params": self.params, "optimizer": step.optimizer.init(self.params)}
-        data = {
-            "X": X,
-            "T": onehot(xp, y, C, self.dtype),  # every row's one-hot target, built once
-            "blank": self._blank_row(D),
-            **(augment.constants(xp, self.dtype, self.device) if augment is not None else {}),
-        }
-        record = RunRecord(xp, self.params, check_every=min(per_epoch, 100))
-        callbacks = [c for c in (progress, _LossPrinter(num_iters) if verbose else None) if c]
+    def network_settings(self) -> dict[str, Any]:
+        """The sizes, initialisation, seed and compute settings of this network: the
+        :class:`xpnet.training.TrainSettings` fields that describe it."""
+        from xpnet.training import ComputeSettings
 
-        stopped = False  # by on_epoch
-        # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
-        with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
-            while record.iterations < num_iters and not (stopped or interrupted()):
-                first = record.iterations
-                batches = sampler.epoch()
-                length = min(per_epoch, num_iters - first)
-                host_rates = learning_rates(
-                    schedule, learning_rate, learning_rate_decay, num_iters, per_epoch,
-                    first, first + length,
-                )  # fmt: skip
-                rates = Rates(host_rates, self.backend.asarray(host_rates, dtype=self.dtype))
-                for chunk in chunks(length, first, runner.max_chunk, 100 if verbose else None):
-                    if interrupted():
-                        break
-                    inputs = {"batch": batches[chunk, :]}
-                    drawn = step.draw(streams, chunk.stop - chunk.start, batches.shape[1], H)
-                    inputs.update({k: self.backend.asarray(v) for k, v in drawn.items()})
-                    state, losses = runner(state, data, inputs, rates[chunk])
-                    self.params = state["params"]
-                    record.add_losses(losses)
-                    rate = float(host_rates[chunk.stop - 1])
-                    epoch_end = record.iterations % per_epoch == 0  # chunks end there
-                    if epoch_end:
-                        last = batches[chunk.stop - 1, :]
-                        record.add_accuracies(
-                            self._accuracy(xp.take(X, last, axis=0), xp.take(y, last, axis=0)),
-                            None if X_val is None else self._accuracy(X_val, y_val),
-                        )
-                    for callback in callbacks:
-                        callback(record.iterations - 1, losses[-1], rate)
-                    if record.check_due:
-                        self._check(record, rate)
-                    if epoch_end and on_epoch is not None:
-                        stopped = bool(on_epoch(record.iterations // per_epoch,
-                                                *record.epoch_summary(per_epoch)))  # fmt: skip
-                        if stopped:
-                            break
-        if record.iterations > record.checked:
-            self._check(record, float(host_rates[-1]))
-
-        history = record.history()
-        self.training = {
-            "settings": {
-                "learning_rate": learning_rate,
-                "learning_rate_decay": learning_rate_decay,
-                "reg": reg,
-                "num_iters": num_iters,
-                "batch_size": batch_size,
-                "momentum": momentum,
-                "shuffle": shuffle,
-                "schedule": schedule,
-                "optimizer": optimizer,
-                "dropout": dropout,
-                "augment": None if augment is None else dataclasses.asdict(augment),
-                "num_train": int(X.shape[0]),
-                "backend": self.backend.name,
-            },
-            "path": runner.name,
-            "iterations": record.iterations,
-            "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
-            "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
-        }
-        if record.iterations < num_iters and not stopped:
-            raise TrainingInterrupted(record.iterations, history)
-        return history
+        D, H, C = self.sizes
+        return {
+            "input_size": D, "hidden_size": H, "output_size": C, "init": self.init,
+            "std": self.std, "seed": self.seed,
+            "compute": ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
+        }  # fmt: skip
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
         """Write the parameters, preprocessing and metadata to an ``.npz`` file, atomically.
@@ -776,7 +624,10 @@ class TwoLayerNet:
         params, metadata, extras = read_model(path)
         net = cls.__new__(cls)
         net._setup(backend, device, dtype or metadata["dtype"], seed=0)
-        net.params = {name: net.backend.asarray(p, dtype=net.dtype) for name, p in params.items()}
+        net.params = map_params(
+            lambda p: net.backend.asarray(p, dtype=net.dtype), params_from(params)
+        )
+        net.init, net.std = _recorded_initialisation(metadata)
         net.training = metadata.get("training")
         net.metadata = metadata
         described = metadata.get("preprocessing")
@@ -800,34 +651,9 @@ class TwoLayerNet:
         self.__dict__.update(state)
         self.dtype = self.backend.dtype(state["dtype"])
 
-    def _predict(self, X: Any) -> Any:
+    def _predict(self, X: Array) -> Array:
         _, scores = forward(self.xp, self.params, X)
         return self.xp.argmax(scores, axis=1)
-
-    def _accuracy(self, X: Any, y: Any) -> Any:
-        """The accuracy on device rows ``X``, as a 0-d array on the device (no wait)."""
-        return accuracy(y, self._predict(X))
-
-    def _check(self, record: RunRecord, learning_rate: float) -> None:
-        """Check the run for divergence; on it, restore the checkpoint and raise."""
-        if not record.check(self.params):
-            self.params = record.checkpoint
-            raise record.divergence(learning_rate)
-
-    def _noise_streams(self) -> dict[str, np.random.Generator]:
-        """Independent random streams for dropout and augmentation, from the net's source."""
-        if isinstance(self._rng, np.random.Generator):
-            keep, augment = self._rng.spawn(2)
-        else:  # NumPy's global state: seed two generators from it
-            keep, augment = (np.random.default_rng(self._rng.randint(2**31)) for _ in range(2))
-        return {"keep": keep, "augment": augment}
-
-    def _blank_row(self, D: int) -> Any:
-        """The row of a blank image: what the preprocessing makes of zeros (zeros without one)."""
-        if self.preprocessing is None:
-            return self.backend.asarray(np.zeros(D), dtype=self.dtype)
-        blank = self.preprocessing(np.zeros((1, D), dtype=np.float32))[0]
-        return self.backend.asarray(blank, dtype=self.dtype)
 
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         if isinstance(self._rng, np.random.Generator):
@@ -835,22 +661,22 @@ class TwoLayerNet:
         return self._rng.randn(*shape)
 
 
-class _LossPrinter:
-    """``verbose=True``: print the loss every 100 iterations, as the lab does."""
+def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
+    """The initialisation a model file's training settings record; the lab's where they
+    record none (files from before xpnet recorded it) or none that is valid."""
+    recorded = (metadata.get("training") or {}).get("settings") or {}
+    try:
+        return (_checks.choice("init", recorded.get("init"), INITS),
+                _checks.real("std", recorded.get("std"), low=0.0, low_open=False))  # fmt: skip
+    except (TypeError, ValueError):
+        return "gaussian", 1e-4
 
-    def __init__(self, num_iters: int):
-        self.num_iters = num_iters
 
-    def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
-        if iteration % 100 == 0:
-            print(f"iteration {iteration} / {self.num_iters}: loss {float(loss):f}")
-
-
-def _dtype_name(dtype: Any) -> str:
+def _dtype_name(dtype: Any) -> DType:
     """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
     return "float32" if "float32" in str(dtype) else "float64"
 
 
-def _flat(xp: ModuleType, x: Any) -> Any:
+def _flat(xp: Namespace, x: Array) -> Array:
     """``x`` as a vector, for dot products: ``_flat(a) @ _flat(b) = sum(a * b)``."""
     return xp.reshape(x, (-1,))

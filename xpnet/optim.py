@@ -1,8 +1,9 @@
 """Optimisers: SGD with momentum, Adam and AdamW, each with weight decay.
 
-An optimiser is a small frozen object of settings with two methods: ``init(params)``
-returns its state (a dict of arrays, possibly empty), and ``step(params, grads,
-state, learning_rate)`` updates ``params`` and ``state``. Updates are augmented
+An optimiser is a small frozen object of settings with two methods: ``init(xp, params)``
+returns its state (a dict of arrays, possibly empty), and ``step(xp, params, grads,
+state, learning_rate)`` updates ``params`` and ``state``; ``xp`` is the Array API
+namespace of the arrays, given by the caller. Updates are augmented
 assignments to dict items, so a library whose arrays are mutable (NumPy, CuPy,
 torch) updates them in place, without temporary arrays and at fixed addresses (as a
 CUDA graph needs), and one whose arrays are immutable (JAX) stores the new arrays
@@ -12,15 +13,18 @@ device, which is how compiled runs pass it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from xpnet.backend import array_namespace
-from xpnet.backend import device_of as _device
+from xpnet._typing import OPTIMIZERS, Array, Namespace, OptimizerName
+from xpnet.backend import device_of
 
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "make_optimizer"]
 
-Params = dict[str, Any]
+#: Named arrays: the network's parameters (:class:`xpnet._typing.Params`), their
+#: gradients, or any other set of arrays an optimiser updates.
+Arrays = Mapping[str, Array]
 
 
 @dataclass(frozen=True)
@@ -47,15 +51,17 @@ class SGD:
     weight_decay: float = 0.0
     decayed: frozenset[str] = frozenset()
 
-    def init(self, params: Params) -> dict[str, Any]:
+    def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
         """The optimiser's state for ``params``: the velocities (zero) when ``momentum > 0``."""
         if self.momentum == 0:
             return {}
-        return {"velocity": {name: array_namespace(p).zeros_like(p) for name, p in params.items()}}
+        return {"velocity": _zeros_like(xp, params)}
 
     def step(
-        self, params: Params, grads: Params, state: dict[str, Any], learning_rate: Any
-    ) -> None:
+        self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
+        state: dict[str, Any],
+        learning_rate: Array | float,
+    ) -> None:  # fmt: skip
         """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
         lr, mu = learning_rate, self.momentum
         for name, g in grads.items():
@@ -101,19 +107,20 @@ class Adam:
     weight_decay: float = 0.0
     decayed: frozenset[str] = frozenset()
 
-    def init(self, params: Params) -> dict[str, Any]:
+    def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
         """Zero first and second moments, and the step count (a 0-d array, for compiled runs)."""
         first = next(iter(params.values()))
-        xp = array_namespace(first)
         return {
-            "m": {name: xp.zeros_like(p) for name, p in params.items()},
-            "v": {name: xp.zeros_like(p) for name, p in params.items()},
-            "t": xp.zeros((), dtype=first.dtype, device=_device(first)),
+            "m": _zeros_like(xp, params),
+            "v": _zeros_like(xp, params),
+            "t": xp.zeros((), dtype=first.dtype, device=device_of(first)),
         }
 
     def step(
-        self, params: Params, grads: Params, state: dict[str, Any], learning_rate: Any
-    ) -> None:
+        self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
+        state: dict[str, Any],
+        learning_rate: Array | float,
+    ) -> None:  # fmt: skip
         """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
         b1, b2 = self.beta1, self.beta2
         state["t"] += 1
@@ -127,10 +134,9 @@ class Adam:
             m[name] += (1 - b1) * g
             v[name] *= b2
             v[name] += (1 - b2) * (g * g)
-            xp = array_namespace(v[name])
             params[name] -= step_size * m[name] / (xp.sqrt(v[name]) / root_correction + self.eps)
 
-    def _with_decay(self, name: str, g: Any, params: Params) -> Any:
+    def _with_decay(self, name: str, g: Array, params: Arrays) -> Array:
         """The gradient plus the L2 term, for the parameters in ``decayed``."""
         if self.weight_decay and name in self.decayed:
             return g + self.weight_decay * params[name]
@@ -145,37 +151,33 @@ class AdamW(Adam):
     weight_decay: float = 0.01
 
     def step(
-        self, params: Params, grads: Params, state: dict[str, Any], learning_rate: Any
-    ) -> None:
+        self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
+        state: dict[str, Any],
+        learning_rate: Array | float,
+    ) -> None:  # fmt: skip
         if self.weight_decay:
             for name in grads:
                 if name in self.decayed:
                     params[name] *= 1 - learning_rate * self.weight_decay
-        super().step(params, grads, state, learning_rate)
+        super().step(xp, params, grads, state, learning_rate)
 
-    def _with_decay(self, name: str, g: Any, params: Params) -> Any:
+    def _with_decay(self, name: str, g: Array, params: Arrays) -> Array:
         """Decoupled: the decay is applied to the parameters, not the gradient."""
         return g
 
 
-#: Optimisers by ``train(optimizer=...)`` name.
-OPTIMIZERS = ("sgd", "adam", "adamw")
-
-
 def make_optimizer(
-    name: str, *, momentum: float, weight_decay: float, decayed: frozenset[str]
+    name: OptimizerName, *, momentum: float, weight_decay: float, decayed: frozenset[str]
 ) -> SGD | Adam:
-    """The optimiser called ``name`` with the run's settings (``momentum`` is SGD's).
-
-    Raises
-    ------
-    ValueError
-        For an unknown name.
-    """
+    """The optimiser called ``name`` (one of :data:`OPTIMIZERS`) with the run's settings
+    (``momentum`` is SGD's); the names are checked by :class:`xpnet.training.TrainSettings`."""
     if name == "sgd":
         return SGD(momentum, weight_decay, decayed)
     if name == "adam":
         return Adam(weight_decay=weight_decay, decayed=decayed)
-    if name == "adamw":
-        return AdamW(weight_decay=weight_decay, decayed=decayed)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    return AdamW(weight_decay=weight_decay, decayed=decayed)
+
+
+def _zeros_like(xp: Namespace, params: Arrays) -> dict[str, Array]:
+    """Zeros shaped like each parameter, on its device."""
+    return {name: xp.zeros_like(p) for name, p in params.items()}

@@ -24,26 +24,31 @@ from typing import Any
 
 import numpy as np
 
+from xpnet import _checks
 from xpnet._atomic import atomic_write, check_writable_directory
+from xpnet._typing import DType
 from xpnet.backend import Backend, Compile
 from xpnet.data import mnist
 from xpnet.errors import DataError, ModelFileError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import DType, TwoLayerNet
+from xpnet.neural_net import TwoLayerNet
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 from xpnet.recipes import RECIPES, Recipe
-from xpnet.training import EpochCallback
+from xpnet.training import ComputeSettings, EpochCallback, ProgressCallback, TrainSettings, fit
 
 __all__ = [
     "Evaluation",
     "PreparedData",
+    "RunPlan",
     "RunResult",
     "check_output_dir",
     "evaluate",
     "make_net",
+    "plan_run",
     "prepare_data",
     "recipe_with",
     "run",
+    "run_plan",
     "save_run",
     "train_and_measure",
 ]
@@ -106,18 +111,91 @@ def recipe_with(recipe: str | Recipe = "lab", **overrides: Any) -> Recipe:
 
     Raises
     ------
-    ValueError
-        For an unknown recipe name or field.
+    TypeError, ValueError
+        For a recipe that is neither, an unknown recipe name or field.
     """
     if isinstance(recipe, str):
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
         recipe = RECIPES[recipe]
+    elif not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a recipe's name or a Recipe, got {recipe!r}")
     fields = {f.name for f in dataclasses.fields(Recipe)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown recipe settings {unknown}; a recipe has {sorted(fields)}")
     return dataclasses.replace(recipe, **overrides)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A recipe checked for one dataset and compute: everything :func:`run_plan` trains.
+
+    Attributes
+    ----------
+    recipe : Recipe
+    settings : TrainSettings
+        The recipe as validated settings, with the dataset's sizes, the seed and the
+        compute settings.
+    dataset : str
+    """
+
+    recipe: Recipe
+    settings: TrainSettings
+    dataset: str
+
+    def replace(self, *, compute: ComputeSettings | None = None, **overrides: Any) -> RunPlan:
+        """The plan with some recipe fields (or the compute settings) replaced, checked again.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`plan_run` does.
+        """
+        recipe = recipe_with(self.recipe, **overrides)
+        s = self.settings
+        settings = recipe.settings(input_size=s.input_size, output_size=s.output_size,
+                                   seed=s.seed, compile=s.compile,
+                                   compute=compute or s.compute)  # fmt: skip
+        return RunPlan(recipe, settings, self.dataset)
+
+
+def plan_run(
+    recipe: str | Recipe = "lab",
+    *,
+    dataset: str = "mnist",
+    backend: str | ModuleType | Backend = "numpy",
+    device: Any = None,
+    dtype: DType = "float64",
+    seed: int = 0,
+    compile: Compile = "auto",
+    enable_float64: bool = False,
+    data: PreparedData | None = None,
+    **overrides: Any,
+) -> RunPlan:
+    """Check everything a run needs before anything is read, written or trained.
+
+    Parameters are those of :func:`run`; ``enable_float64`` is
+    :class:`xpnet.training.ComputeSettings`'s. The network's sizes come from ``data``
+    when given, else from the dataset (28x28 images, its classes).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown recipe, field or dataset, or settings that cannot run.
+    ImportError, RuntimeError
+        For a backend that is not installed, or a GPU this machine lacks.
+    """
+    chosen = recipe_with(recipe, **overrides)
+    ds = mnist.DATASETS[_checks.choice("dataset", dataset, tuple(mnist.DATASETS))]
+    if data is not None:
+        sizes = data.X_train.shape[1], data.num_classes
+    else:
+        sizes = mnist.IMAGE_SHAPE[0] * mnist.IMAGE_SHAPE[1], len(ds.class_names)
+    compute = ComputeSettings(backend, device, dtype, enable_float64=enable_float64)
+    settings = chosen.settings(input_size=sizes[0], output_size=sizes[1], seed=seed,
+                               compile=compile, compute=compute)  # fmt: skip
+    return RunPlan(chosen, settings, dataset)
 
 
 @dataclass
@@ -147,7 +225,7 @@ class RunResult:
     history: dict[str, list[float]]
     recipe: Recipe
     dataset: str
-    seed: int
+    seed: int | None
     val_acc: float | None = None
     test_acc: float | None = None
     test_predictions: np.ndarray | None = field(default=None, repr=False)
@@ -178,16 +256,19 @@ def run(
     dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
-    progress: Callable[[int, Any, float], None] | None = None,
+    progress: ProgressCallback | None = None,
     data: PreparedData | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Train a network by a recipe and measure it on the validation and test sets.
 
+    Everything is checked (:func:`plan_run`) before the data is read or downloaded.
+
     Parameters
     ----------
     recipe : str or Recipe, default "lab"
-        ``"lab"`` (the handout's best settings), ``"fast"``, or a :class:`Recipe`.
+        A name of :data:`xpnet.recipes.RECIPES` (``"lab"``, the handout's best
+        settings; ``"fast"``; ``"best"``; ``"best-augmented"``), or a :class:`Recipe`.
     dataset : {"mnist", "fashion-mnist"}
     data_dir : path-like, optional
         Where the four IDX files are (see :func:`xpnet.data.data_dir`).
@@ -212,73 +293,88 @@ def run(
         On Ctrl-C, with the partial :class:`RunResult` as its ``result`` attribute.
     xpnet.errors.TrainingDivergedError
         If the loss becomes NaN or infinite.
-    ValueError, ImportError, RuntimeError, xpnet.errors.DataError
+    TypeError, ValueError, ImportError, RuntimeError, xpnet.errors.DataError
         For bad settings, a missing library or GPU, or missing or corrupt data.
     """
-    recipe = recipe_with(recipe, **overrides)
-    if data is None:
-        data = prepare_data(recipe.preprocessing, dataset=dataset, data_dir=data_dir)
-    net = make_net(recipe, data, backend=backend, device=device, dtype=dtype, seed=seed)
-    return train_and_measure(net, recipe, data, seed=seed, progress=progress, compile=compile)
+    plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
+                    seed=seed, compile=compile, data=data, **overrides)  # fmt: skip
+    return run_plan(plan, data_dir=data_dir, data=data, progress=progress)
 
 
-def make_net(
-    recipe: Recipe,
-    data: PreparedData,
+def run_plan(
+    plan: RunPlan,
     *,
-    backend: str | ModuleType | Backend = "numpy",
-    device: Any = None,
-    dtype: DType = "float64",
-    seed: int = 0,
-) -> TwoLayerNet:
-    """The network a recipe trains on prepared data, carrying the data's preprocessing.
+    data_dir: str | os.PathLike[str] | None = None,
+    data: PreparedData | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> RunResult:
+    """Read the data (unless given), build the network and train it by ``plan``.
+
+    As :func:`run`, which documents the arguments; ``on_epoch`` is
+    :meth:`xpnet.TwoLayerNet.train`'s.
+    """
+    if data is None:
+        data = prepare_data(plan.recipe.preprocessing, dataset=plan.dataset, data_dir=data_dir)
+    net = make_net(plan.settings, data)
+    return train_and_measure(net, plan, data, progress=progress, on_epoch=on_epoch)
+
+
+def make_net(settings: TrainSettings, data: PreparedData) -> TwoLayerNet:
+    """The network ``settings`` describe, carrying the data's preprocessing.
 
     Raises
     ------
     ValueError
-        If the data was prepared with another preprocessing than the recipe's.
+        If the data's rows or classes are not the settings' sizes.
     """
-    if data.preprocessing.name != recipe.preprocessing:
+    D, H, C = settings.sizes
+    if (data.X_train.shape[1], data.num_classes) != (D, C):
         raise ValueError(
-            f"data was prepared with {data.preprocessing.name!r}, the recipe wants "
-            f"{recipe.preprocessing!r}"
+            f"the data has rows of {data.X_train.shape[1]} values and {data.num_classes} "
+            f"classes; the settings describe a {D}-{H}-{C} network"
         )
-    net = TwoLayerNet(
-        data.X_train.shape[1], recipe.hidden_size, data.num_classes, std=recipe.std,
-        backend=backend, device=device, dtype=dtype, seed=seed, init=recipe.init,
-    )  # fmt: skip
+    compute = settings.compute
+    net = TwoLayerNet(D, H, C, std=settings.std, backend=compute.resolved, dtype=compute.dtype,
+                      seed=settings.seed, init=settings.init)  # fmt: skip
     net.preprocessing = data.preprocessing
     return net
 
 
 def train_and_measure(
     net: TwoLayerNet,
-    recipe: Recipe,
+    plan: RunPlan,
     data: PreparedData,
     *,
-    seed: int = 0,
-    progress: Callable[[int, Any, float], None] | None = None,
-    compile: Compile = "auto",
+    progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> RunResult:
-    """Train ``net`` by ``recipe`` on ``data``; measure it on the validation and test sets.
+    """Train ``net`` by ``plan`` on ``data``; measure it on the validation and test sets.
 
-    ``progress`` and ``on_epoch`` are passed to :meth:`xpnet.TwoLayerNet.train`. Raises
+    ``progress`` and ``on_epoch`` are as for :meth:`xpnet.TwoLayerNet.train`. Raises
     as :func:`run` does.
+
+    Raises
+    ------
+    ValueError
+        Also if the data was prepared with another preprocessing than the recipe's.
     """
-    result = RunResult(net, {}, recipe, data.dataset, seed)
+    if data.preprocessing.name != plan.recipe.preprocessing:
+        raise ValueError(
+            f"data was prepared with {data.preprocessing.name!r}, the recipe wants "
+            f"{plan.recipe.preprocessing!r}"
+        )
+    result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)
     try:
-        result.history = net.train(
-            data.X_train, data.y_train, data.X_val, data.y_val,
-            progress=progress, compile=compile, on_epoch=on_epoch, **recipe.train_settings(),
-        )  # fmt: skip
+        result.history = fit(net, plan.settings, data.X_train, data.y_train, data.X_val,
+                             data.y_val, progress=progress, on_epoch=on_epoch)  # fmt: skip
     except TrainingInterrupted as stop:
         result.history, result.interrupted = stop.history, True
         stop.result = result
         raise
-    result.val_acc = float(accuracy(data.y_val, net.predict(data.X_val)))
+    result.val_acc = float(accuracy(np, data.y_val, net.predict(data.X_val)))
     result.test_predictions = net.predict(data.X_test)  # the test set, predicted once
-    result.test_acc = float(accuracy(data.y_test, result.test_predictions))
+    result.test_acc = float(accuracy(np, data.y_test, result.test_predictions))
     result.confusion = confusion_matrix(data.y_test, result.test_predictions, data.num_classes)
     return result
 
@@ -405,7 +501,7 @@ def evaluate(
     return Evaluation(
         net,
         dataset,
-        float(accuracy(y_test, predicted)),
+        float(accuracy(np, y_test, predicted)),
         confusion_matrix(y_test, predicted, C),
         int(y_test.shape[0]),
         note,

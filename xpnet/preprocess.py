@@ -8,7 +8,7 @@ files, so a model evaluates raw images with nothing but its file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -23,7 +23,7 @@ __all__ = [
 
 PreprocessingName = Literal["subtract_mean_image", "scale_and_center"]
 #: The preprocessings by name: the lab's, and the fast recipe's.
-PREPROCESSINGS: tuple[PreprocessingName, ...] = ("subtract_mean_image", "scale_and_center")
+PREPROCESSINGS: tuple[PreprocessingName, ...] = get_args(PreprocessingName)
 #: Pixel scale of each: the lab's keeps 0..255; the fast recipe scales to 0..1.
 _SCALES = {"subtract_mean_image": 1.0, "scale_and_center": float(np.float32(1 / 255))}
 

@@ -7,16 +7,15 @@ network size and initialisation, and the optimiser's settings.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
 
+from xpnet import _checks
+from xpnet._typing import AUGMENTATION_NAMES, AugmentationName, Init, OptimizerName, Schedule
 from xpnet.augment import AUGMENTATIONS
-from xpnet.neural_net import Init, Optimizer
-from xpnet.preprocess import PreprocessingName
-from xpnet.training import Schedule
+from xpnet.backend import Compile
+from xpnet.preprocess import PREPROCESSINGS, PreprocessingName
+from xpnet.training import ComputeSettings, TrainSettings
 
 __all__ = ["BEST", "BEST_AUGMENTED", "FAST", "LAB", "RECIPES", "Recipe"]
-
-AugmentationName = Literal["none", "affine", "elastic", "affine+elastic"]
 
 
 @dataclass(frozen=True)
@@ -39,19 +38,31 @@ class Recipe:
     batch_size: int
     momentum: float
     shuffle: bool
-    optimizer: Optimizer = "sgd"
+    optimizer: OptimizerName = "sgd"
     dropout: float = 0.0
     augment: AugmentationName = "none"
 
-    def train_settings(self) -> dict[str, Any]:
-        """The keyword arguments of ``TwoLayerNet.train``."""
-        settings = {
-            k: v
-            for k, v in asdict(self).items()
-            if k not in ("preprocessing", "hidden_size", "init", "std")
-        }
-        settings["augment"] = AUGMENTATIONS[self.augment]
-        return settings
+    def settings(
+        self, *, input_size: int, output_size: int, seed: int | None, compile: Compile = "auto",
+        compute: ComputeSettings | None = None,
+    ) -> TrainSettings:  # fmt: skip
+        """The recipe as validated :class:`xpnet.training.TrainSettings` for a network of
+        ``input_size`` inputs and ``output_size`` classes.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a field of the wrong type or out of range, or settings that cannot run
+            (see :class:`~xpnet.training.TrainSettings`); an unknown preprocessing or
+            augmentation name.
+        """
+        _checks.choice("preprocessing", self.preprocessing, PREPROCESSINGS)
+        augment = AUGMENTATIONS[_checks.choice("augment", self.augment, AUGMENTATION_NAMES)]
+        fields = {k: v for k, v in asdict(self).items() if k not in ("preprocessing", "augment")}
+        return TrainSettings(
+            **fields, input_size=input_size, output_size=output_size, seed=seed,
+            augment=augment, compile=compile, compute=compute or ComputeSettings(),
+        )  # fmt: skip
 
 
 #: The lab's best settings (section 10 of the handout): 0.9806 validation accuracy there.

@@ -18,16 +18,21 @@ there, and answers ``predict``/``predict_proba`` there too. Needs ``pip install
 
 from __future__ import annotations
 
-import numbers
-from typing import Any, Literal
+import contextlib
+from collections.abc import Iterator
+from numbers import Integral, Real
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from xpnet import training
+from xpnet._typing import DTYPES, INITS, OPTIMIZERS, SCHEDULES, Params, map_params
 from xpnet.backend import (
     Backend,
     array_namespace,
@@ -38,6 +43,7 @@ from xpnet.backend import (
     to_numpy,
 )
 from xpnet.neural_net import TwoLayerNet
+from xpnet.training import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
 
 __all__ = ["TwoLayerClassifier"]
 
@@ -120,6 +126,35 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     best_validation_score_ : float or None
     """
 
+    #: What each parameter may be, checked (by scikit-learn's own validation) before
+    #: ``fit`` or ``partial_fit`` touches anything; :class:`xpnet.training.TrainSettings`
+    #: then checks the combinations and the memory.
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        "hidden_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
+        "schedule": [StrOptions(set(SCHEDULES))],
+        "reg": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "momentum": [Interval(Real, 0, MAX_MOMENTUM, closed="both")],
+        "solver": [StrOptions(set(OPTIMIZERS))],
+        "dropout": [Interval(Real, 0, MAX_DROPOUT, closed="both")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "init": [StrOptions(set(INITS))],
+        "std": [Interval(Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "dtype": [StrOptions(set(DTYPES)), None],
+        "random_state": ["random_state"],
+        "backend": "no_validation",  # resolved (and checked) by ComputeSettings
+        "device": "no_validation",
+        "compile": [StrOptions({"auto"}), "boolean"],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         hidden_size: int = 100,
@@ -179,29 +214,64 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     # Fitting
 
     def fit(self, X: Any, y: Any) -> TwoLayerClassifier:
-        """Train a new network on ``X`` (N, D) and labels ``y`` (N,); returns self."""
-        X, y = self._validate(X, y, reset=True)
-        self.classes_ = _classes(y)
-        self._start(X)
-        return self._train(X, y, epochs=self.max_iter, stop_early=True)
+        """Train a new network on ``X`` (N, D) and labels ``y`` (N,); returns self.
+
+        Every setting is checked first; a fit that fails leaves a fitted estimator as
+        it was.
+        """
+        self._validate_params()
+        with self._unchanged_on_failure():
+            X, y = self._validate(X, y, reset=True)
+            classes = _classes(y)
+            settings = self._settings(X, len(classes), self.max_iter, fresh=True)
+            self.classes_ = classes
+            self._start(X, settings)
+            return self._train(X, y, settings, stop_early=True)
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> TwoLayerClassifier:
         """Train one more epoch on ``X`` and ``y``; the first call needs ``classes``.
 
-        The network, its momentum excepted, carries over between calls.
+        The network, its optimiser's state excepted, carries over between calls. A
+        call that fails leaves the estimator as it was, the network included.
         """
+        self._validate_params()
         first = not hasattr(self, "classes_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit")
-        X, y = self._validate(X, y, reset=first)
-        if first:
-            self.classes_ = _classes(classes)
-            self._start(X)
-        elif classes is not None and not np.array_equal(_classes(classes), self.classes_):
-            raise ValueError(
-                f"classes={classes!r} is not the same as on the first call ({self.classes_!r})"
-            )
-        return self._train(X, y, epochs=1, stop_early=False)
+        with self._unchanged_on_failure():
+            X, y = self._validate(X, y, reset=first)
+            if (
+                not first
+                and classes is not None
+                and not np.array_equal(_classes(classes), self.classes_)
+            ):
+                raise ValueError(
+                    f"classes={classes!r} is not the same as on the first call ({self.classes_!r})"
+                )
+            known = _classes(classes) if first else self.classes_
+            settings = self._settings(X, len(known), 1, fresh=first)
+            if first:
+                self.classes_ = known
+                self._start(X, settings)
+            return self._train(X, y, settings, stop_early=False)
+
+    @contextlib.contextmanager
+    def _unchanged_on_failure(self) -> Iterator[None]:
+        """Put back every fitted attribute, and the network's parameters, if the block fails."""
+        fitted: dict[str, Any] = {k: list(v) if isinstance(v, list) else v
+                                  for k, v in vars(self).items()
+                                  if k.endswith("_") or k in _PRIVATE_STATE}  # fmt: skip
+        net: TwoLayerNet | None = fitted.get("net_")
+        kept = (_copy(net.params), net.training) if net is not None else None
+        try:
+            yield
+        except BaseException:
+            for name in [k for k in vars(self) if k.endswith("_") or k in _PRIVATE_STATE]:
+                delattr(self, name)
+            self.__dict__.update(fitted)
+            if net is not None and kept is not None:
+                net.params, net.training = kept
+            raise
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
         xp = _namespace(X)
@@ -209,36 +279,59 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         check_classification_targets(y)
         return X, y
 
-    def _start(self, X: Any) -> None:
-        """A new network for ``X``'s width, on X's backend and device."""
-        self._check_settings()
-        backend = self._backend_for(X)
-        dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
+    def _settings(self, X: Any, num_classes: int, epochs: int, *, fresh: bool) -> TrainSettings:
+        """The checked settings of ``epochs`` epochs on ``X``: for a new network (``fresh``)
+        on X's backend, or for the fitted one."""
+        batch_size = min(self.batch_size, X.shape[0])
+        per_epoch = max(X.shape[0] // batch_size, 1)
+        if fresh:
+            dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
+            compute = ComputeSettings(self._backend_for(X), dtype=dtype)
+            init, std = self.init, self.std
+        else:
+            compute = self.net_.network_settings()["compute"]
+            init, std = self.net_.init, self.net_.std
+        return TrainSettings(
+            input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
+            output_size=num_classes, init=init, std=std, learning_rate=self.learning_rate,
+            learning_rate_decay=self.learning_rate_decay, schedule=self.schedule, reg=self.reg,
+            num_iters=epochs * per_epoch, batch_size=batch_size,
+            momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
+            optimizer=self.solver, dropout=self.dropout, compile=self.compile, compute=compute,
+        )  # fmt: skip
+
+    def _start(self, X: Any, settings: TrainSettings) -> None:
+        """A new network for ``settings``, on X's backend and device."""
         self._seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
         self._host_input = _is_host(X)  # predict then takes host input too
+        compute = settings.compute
         self.net_ = TwoLayerNet(
-            X.shape[1], self.hidden_size, len(self.classes_), std=self.std,
-            backend=backend, dtype=dtype, seed=self._seed, init=self.init,
+            *settings.sizes, std=settings.std, backend=compute.resolved, dtype=compute.dtype,
+            seed=self._seed, init=settings.init,
         )  # fmt: skip
         self.loss_curve_: list[float] = []
         self.n_iter_ = 0
         self.validation_scores_: list[float] | None = [] if self.early_stopping else None
         self.best_validation_score_: float | None = None
 
-    def _backend_for(self, X: Any) -> Backend:
+    def _backend_for(self, X: Any) -> Any:
         if is_numpy_array(X):
             return resolve_backend(self.backend, self.device)
         return resolve_backend(array_namespace(X), device_of(X))
 
-    def _train(self, X: Any, y: Any, *, epochs: int, stop_early: bool) -> TwoLayerClassifier:
+    def _train(
+        self, X: Any, y: Any, settings: TrainSettings, *, stop_early: bool
+    ) -> TwoLayerClassifier:
         net = self.net_
+        settings = settings.replace(seed=net.seed)
         labels = self._encode(y, net.backend)
         X = net.backend.asarray(X) if is_numpy_array(X) else X  # NumPy input: to the backend
         X_val = y_val = None
         if self.early_stopping and stop_early:
             X, X_val, labels, y_val = self._split(X, labels)
-        batch_size = min(self.batch_size, X.shape[0])
-        per_epoch = max(X.shape[0] // batch_size, 1)
+            batch_size = min(self.batch_size, X.shape[0])
+            per_epoch = max(X.shape[0] // batch_size, 1)
+            settings = settings.replace(num_iters=self.max_iter * per_epoch, batch_size=batch_size)
         stopper = _Stopper(self.tol, self.n_iter_no_change)
 
         def on_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> bool:
@@ -250,14 +343,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 self.validation_scores_.append(val_acc)
             return stop_early and stopper.stop(mean_loss, val_acc, net.params)
 
-        net.train(
-            X, labels, X_val, y_val, learning_rate=self.learning_rate,
-            learning_rate_decay=self.learning_rate_decay, reg=self.reg,
-            num_iters=epochs * per_epoch, batch_size=batch_size,
-            momentum=self.momentum if self.solver == "sgd" else 0.0, optimizer=self.solver,
-            dropout=self.dropout, shuffle=self.shuffle, schedule=self.schedule,
-            compile=self.compile, on_epoch=on_epoch,
-        )  # fmt: skip
+        training.fit(net, settings, X, labels, X_val, y_val, on_epoch=on_epoch)
         if stopper.best_params is not None:  # early_stopping: the best epoch's parameters
             net.params = stopper.best_params
             self.best_validation_score_ = stopper.best_score
@@ -289,16 +375,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 f"y has labels {np.unique(host[~known])[:5]!r} not among classes_ {self.classes_!r}"
             )
         return backend.asarray(indices)
-
-    def _check_settings(self) -> None:
-        for name in ("max_iter", "n_iter_no_change", "batch_size", "hidden_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 < self.validation_fraction < 1:
-            raise ValueError(
-                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
-            )
 
     # Predicting
 
@@ -370,10 +446,10 @@ class _Stopper:
     def __init__(self, tol: float, patience: int):
         self.tol, self.patience = tol, patience
         self.best_loss, self.best_score = np.inf, -np.inf
-        self.best_params: dict[str, Any] | None = None
+        self.best_params: Params | None = None
         self.stale = 0
 
-    def stop(self, mean_loss: float, val_acc: float | None, params: dict[str, Any]) -> bool:
+    def stop(self, mean_loss: float, val_acc: float | None, params: Params) -> bool:
         if val_acc is None:
             improved = mean_loss < self.best_loss - self.tol
         else:
@@ -407,5 +483,9 @@ def _classes(y: Any) -> np.ndarray:
     return np.unique(to_numpy(np.asarray(y) if isinstance(y, list | tuple) else y))
 
 
-def _copy(params: dict[str, Any]) -> dict[str, Any]:
-    return {name: array_namespace(p).asarray(p, copy=True) for name, p in params.items()}
+def _copy(params: Params) -> Params:
+    return map_params(lambda p: array_namespace(p).asarray(p, copy=True), params)
+
+
+#: Fitted state that scikit-learn's naming (a trailing underscore) does not show.
+_PRIVATE_STATE = ("_seed", "_host_input")

@@ -24,7 +24,14 @@ from xpnet.backend._resolve import (
     to_numpy,
 )
 from xpnet.backend._runners import Compile, Runner, compiled_runner_kind, select_runner
-from xpnet.backend._table import BACKENDS, BackendSpec, allow_float64, gpu_devices
+from xpnet.backend._table import (
+    BACKENDS,
+    BackendSpec,
+    allow_float64,
+    gpu_devices,
+    limit_threads,
+    portable_device,
+)
 
 __all__ = [
     "BACKENDS",
@@ -42,6 +49,8 @@ __all__ = [
     "is_array_api_obj",
     "is_numpy_array",
     "is_writeable_array",
+    "limit_threads",
+    "portable_device",
     "resolve_backend",
     "select_runner",
     "size",

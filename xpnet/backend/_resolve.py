@@ -47,10 +47,15 @@ class Backend:
         return (resolve_backend, (self.name, portable_device(self.name, self.device)))
 
     def __str__(self) -> str:
+        return f"{self.name} on {self.device_name}"
+
+    @property
+    def device_name(self) -> str:
+        """The device as text: ``"cpu"``, ``"cuda:0"``, ``"CPU_DEVICE"``."""
         device = str(self.device)  # array-api-strict writes "array_api_strict.Device('name')"
         if device.endswith("')") and "Device('" in device:
             device = device.split("Device('", 1)[1][:-2]
-        return f"{self.name} on {device}"
+        return device
 
     @property
     def spec(self) -> BackendSpec | None:

@@ -20,6 +20,7 @@ from xpnet.errors import DataError
 
 __all__ = [
     "DATASETS",
+    "IMAGE_SHAPE",
     "Dataset",
     "check_test_files",
     "data_dir",
@@ -35,6 +36,8 @@ FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )  # fmt: skip
+#: The height and width of every image of the MNIST layout.
+IMAGE_SHAPE = (28, 28)
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
@@ -233,7 +236,7 @@ def _read_pair(directory: Path, images: str, labels: str) -> tuple[np.ndarray, n
     """Images and their labels, checked against each other."""
     X = read_idx(directory / images, expect_ndim=3)
     y = read_idx(directory / labels, expect_ndim=1)
-    if X.dtype != np.uint8 or X.shape[1:] != (28, 28):
+    if X.dtype != np.uint8 or X.shape[1:] != IMAGE_SHAPE:
         raise DataError(f"{directory / images}: expected 28x28 uint8 images, got {X.shape}")
     if y.dtype != np.uint8 or y.shape[0] != X.shape[0]:
         raise DataError(

@@ -11,13 +11,23 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
-from xpnet.backend import gpu_devices
+from xpnet._typing import DType
+from xpnet.backend import Backend, gpu_devices
 from xpnet.errors import TuneInterrupted
-from xpnet.pipeline import PreparedData, RunResult, check_output_dir, prepare_data, recipe_with, run
-from xpnet.recipes import RECIPES, Recipe
+from xpnet.pipeline import (
+    PreparedData,
+    RunResult,
+    check_output_dir,
+    plan_run,
+    prepare_data,
+    run_plan,
+)
+from xpnet.recipes import Recipe
 from xpnet.tune._space import (
     Choices,
     Range,
@@ -80,9 +90,9 @@ def tune(
     recipe: str = "lab",
     dataset: str = "mnist",
     data_dir: str | os.PathLike[str] | None = None,
-    backend: str = "numpy",
+    backend: str | ModuleType | Backend = "numpy",
     device: Any = None,
-    dtype: str = "float64",
+    dtype: DType = "float64",
     seed: int = 0,
     train_size: int | None = None,
     storage: str | os.PathLike[str] | None = None,
@@ -106,10 +116,11 @@ def tune(
     space : dict, optional
         Knobs to search, each a :class:`Range` or :class:`Choices`, replacing those of
         :func:`default_space` around the recipe (``low == high`` fixes a knob).
-    recipe : {"lab", "fast"}
-        The settings the trials start from.
+    recipe : str
+        The recipe the trials start from: a name of :data:`xpnet.recipes.RECIPES`.
     dataset, data_dir, backend, device, dtype, seed
-        As for :func:`xpnet.pipeline.run`; the seed also seeds the sampler.
+        As for :func:`xpnet.pipeline.run`; the seed also seeds the sampler. float64 on
+        JAX switches on its 64-bit mode, here and in the workers.
     train_size : int, optional
         Train on the first ``train_size`` training images only, for a quick search.
     storage : str or path, optional
@@ -139,48 +150,55 @@ def tune(
 
     Raises
     ------
-    ValueError
-        For bad ranges, a storage that cannot be opened or holds another search,
-        or a scheduler that cannot be reached; before any trial runs.
+    TypeError, ValueError
+        For bad settings or ranges (every knob's ends are checked as training would
+        check them), a storage that cannot be opened or holds another search, or a
+        scheduler that cannot be reached: before any trial runs, and for settings
+        before anything is started or written.
+    ImportError, RuntimeError
+        For a backend that is not installed, or a GPU this machine lacks.
     xpnet.errors.TuneInterrupted
         On Ctrl-C: running trials are cancelled, finished ones stay in the storage.
     """
-    chosen = _checked_recipe(recipe)
-    searched: dict[str, Range | Choices] = {**default_space(chosen), **(space or {})}
-    check_space(searched, chosen.optimizer)
-    _check_budget(trials, timeout, train_size)
+    trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
+    # Every setting and every knob's ends are checked here, before anything starts. On
+    # JAX, float64 needs its 64-bit mode, in this process and (through the pickled
+    # settings) in every worker.
+    plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
+                    seed=seed, enable_float64=dtype == "float64")  # fmt: skip
+    searched: dict[str, Range | Choices] = {**default_space(plan.recipe), **(space or {})}
+    check_space(searched, plan)
     out = Path(output_dir)
     spec = storage_spec(storage, out)
-    settings = {"recipe": recipe, "dataset": dataset, "backend": backend, "dtype": dtype,
-                "train_size": train_size}  # fmt: skip
+    settings = {"recipe": recipe, "dataset": dataset, "backend": plan.settings.compute.name,
+                "dtype": dtype, "train_size": train_size}  # fmt: skip
 
-    devices = gpu_devices(backend) if device is None else []
+    devices = gpu_devices(plan.settings.compute.name) if device is None else []
     count = workers or (len(devices) if len(devices) > 1 else os.cpu_count() or 1)
     threads = max((os.cpu_count() or 1) // count, 1)
-    task = TrialTask(recipe, backend, device, dtype, seed, devices if len(devices) > 1 else [],
-                     spec, study_name, threads)  # fmt: skip
+    task = TrialTask(plan, devices if len(devices) > 1 else [], spec, study_name, threads)
     # Nothing is written before the engines answer: the cluster, then the storage.
     with _client(scheduler, count, threads, connect_timeout) as client:
         check_output_dir(out)
         study = _study(spec, study_name, fingerprint(searched, settings), seed)
-        data = _data(chosen, dataset, data_dir, train_size)
+        data = _data(plan.recipe, dataset, data_dir, train_size)
         _run_trials(client, study, data, task, searched, trials, timeout, progress)
 
     rows = _rows(study)
+    from xpnet.tune import _report
+
+    written = _report.write(out, rows, searched)  # failed trials' reasons included
     best = study.best_trial if any(r["state"] == "COMPLETE" for r in rows) else None
     if best is None:
         raise ValueError(
-            f"no trial of study {study_name!r} finished with a value (see {out / 'trials.csv'})"
+            f"no trial of study {study_name!r} finished with a value; "
+            f"{_failure_summary(rows)} (every trial is in {written[0]})"
         )
     best_params = {**fixed(searched), **best.params}
-    command = train_command(recipe, best_params, dataset, backend, dtype, seed)
-    from xpnet.tune import _report
-
-    written = _report.write(out, rows, searched)
+    command = train_command(recipe, best_params, dataset, plan.settings.compute.name, dtype, seed)
     best_run = None
     if retrain:
-        best_run = run(recipe_with(chosen, **best_params), data=data, backend=backend,
-                       device=device, dtype=dtype, seed=seed)  # type: ignore[arg-type]  # fmt: skip
+        best_run = run_plan(plan.replace(**best_params), data=data)
         from xpnet.pipeline import save_run
 
         written += save_run(best_run, out / "best")
@@ -188,23 +206,33 @@ def tune(
                       spec, written)  # fmt: skip
 
 
-def _checked_recipe(recipe: str) -> Recipe:
-    if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe {recipe!r}; choose from {sorted(RECIPES)}")
-    return RECIPES[recipe]
-
-
-def _check_budget(trials: int | None, timeout: float | None, train_size: int | None) -> None:
+def _checked_budget(
+    trials: Any, timeout: Any, train_size: Any
+) -> tuple[int | None, float | None, int | None]:
+    """The budget as plain Python numbers (NumPy's integers accepted), checked."""
     if trials is None and timeout is None:
         raise ValueError("give a number of trials, a timeout, or both")
-    if trials is not None and (
-        isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
-    ):
-        raise ValueError(f"trials must be a positive integer, got {trials!r}")
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if train_size is not None and (isinstance(train_size, bool) or train_size < 2):
-        raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
+    if trials is not None:
+        trials = _checks.positive_int("trials", trials)
+    if timeout is not None:
+        timeout = _checks.real("timeout", timeout, low=0.0, low_open=True)
+    if train_size is not None:
+        train_size = _checks.positive_int("train_size", train_size)
+        if train_size < 2:
+            raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
+    return trials, timeout, train_size
+
+
+def _failure_summary(rows: list[dict[str, Any]]) -> str:
+    """Why the trials failed: each distinct reason once, with its count, most common first."""
+    reasons: dict[str, int] = {}
+    for row in rows:
+        if row["state"] == "FAIL" and row.get("error"):
+            reasons[row["error"]] = reasons.get(row["error"], 0) + 1
+    if not reasons:
+        return "none failed (they were pruned or cancelled)"
+    ranked = sorted(reasons.items(), key=lambda item: -item[1])
+    return "trials failed with: " + "; ".join(f"{reason} ({n}x)" for reason, n in ranked[:3])
 
 
 def _study(spec: str, name: str, space_id: str, seed: int) -> Any:

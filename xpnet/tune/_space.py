@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xpnet.recipes import Recipe
 
+if TYPE_CHECKING:
+    from xpnet.pipeline import RunPlan
+
 __all__ = [
+    "INTEGER_KNOBS",
+    "KNOBS",
     "Choices",
     "Range",
     "SearchSpace",
@@ -66,16 +71,14 @@ class Choices:
 
 SearchSpace = Mapping[str, Range | Choices]
 
-#: The knobs a search may turn, with the checks ``TwoLayerNet.train`` applies to them.
-_LIMITS: dict[str, tuple[float, float]] = {
-    "hidden_size": (1, math.inf),
-    "learning_rate": (0, math.inf),
-    "learning_rate_decay": (0, 1),
-    "reg": (0, math.inf),
-    "momentum": (0, 0.999),
-    "batch_size": (1, math.inf),
-    "num_iters": (1, math.inf),
-}
+#: The recipe fields a search may turn; their ranges are checked by building the
+#: run's settings at each end (:func:`check_space`).
+KNOBS = (
+    "hidden_size", "learning_rate", "learning_rate_decay", "reg", "momentum", "batch_size",
+    "num_iters",
+)  # fmt: skip
+#: The knobs that take whole numbers: a Range of them must be ``integer=True``.
+INTEGER_KNOBS = ("hidden_size", "batch_size", "num_iters")
 
 
 def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
@@ -104,25 +107,44 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
     return space
 
 
-def check_space(space: SearchSpace, optimizer: str = "sgd") -> None:
-    """Raise ValueError for an unknown knob, a range outside what training accepts, or a
-    momentum to search for an ``optimizer`` that takes none."""
-    if optimizer != "sgd" and "momentum" in space:
-        raise ValueError(f"momentum is SGD's; the recipe trains with {optimizer}, which takes none")
+def check_space(space: SearchSpace, plan: RunPlan) -> None:
+    """Check every knob of ``space`` as training will see it, before anything starts.
+
+    Each knob's ends (each choice) must make valid settings for ``plan``'s run, alone
+    and with every other knob at the same end: the same checks as ``xpnet train``'s
+    (types, ranges, momentum only for SGD, memory for the largest sizes).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an unknown knob, a malformed range, a float range of a whole-number knob,
+        or an end that training refuses; the message names the knob.
+    """
+    ends: list[dict[str, Any]] = [{}, {}]
     for name, knob in space.items():
-        if name not in _LIMITS:
-            raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(_LIMITS)}")
+        if name not in KNOBS:
+            raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(KNOBS)}")
+        if not isinstance(knob, Range | Choices):
+            raise TypeError(f"{name}: a knob is a Range or Choices, got {knob!r}")
         knob.check(name)
-        low, high = _LIMITS[name]
-        values: Sequence[Any] = knob.values if isinstance(knob, Choices) else (knob.low, knob.high)
+        if isinstance(knob, Range) and name in INTEGER_KNOBS and not knob.integer:
+            raise TypeError(f"{name} takes whole numbers: give Range(..., integer=True)")
+        values = knob.values if isinstance(knob, Choices) else _sampled_ends(knob)
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"{name}: {value!r} is not a number")
-            too_low = (
-                value <= low if name in ("learning_rate", "learning_rate_decay") else value < low
-            )
-            if too_low or value > high:
-                raise ValueError(f"{name}: {value:g} lies outside what training accepts")
+            try:
+                plan.replace(**{name: value})
+            except (TypeError, ValueError) as err:
+                raise type(err)(f"{name}: {value!r} is refused: {err}") from None
+        ordered = sorted(values)
+        ends[0][name], ends[1][name] = ordered[0], ordered[-1]
+    for together in ends:  # all the small ends, then all the large ones (memory)
+        plan.replace(**together)
+
+
+def _sampled_ends(knob: Range) -> tuple[Any, Any]:
+    """The ends of a range as Optuna samples them: ints for an integer range, else floats."""
+    kind = int if knob.integer else float
+    return kind(knob.low), kind(knob.high)
 
 
 def distributions(space: SearchSpace) -> dict[str, Any]:

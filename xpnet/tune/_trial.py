@@ -7,8 +7,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
-from xpnet.pipeline import PreparedData, make_net, recipe_with, train_and_measure
+from xpnet.pipeline import PreparedData, RunPlan, run_plan
+from xpnet.training import ComputeSettings
 
 __all__ = ["TrialTask", "make_pruner", "run_trial"]
 
@@ -19,12 +21,12 @@ class TrialTask:
 
     Attributes
     ----------
-    recipe : str
-        The recipe whose settings the trial's parameters replace.
-    backend, device, dtype, seed
-        As for :func:`xpnet.pipeline.run`; ``device`` is used when ``devices`` is empty.
+    plan : RunPlan
+        The run, checked in the main process, whose recipe fields the trial's parameters
+        replace. Unpickled on a worker, its compute settings set the backend up there as
+        they did in the main process (JAX's 64-bit mode included).
     devices : sequence
-        GPU devices to spread workers over (one each), or empty.
+        GPU devices to spread workers over (one each), or empty: the plan's device.
     storage, study_name : str
         The study, for reporting each epoch's accuracy (and being pruned); a
         worker that cannot reach the storage trains without reporting.
@@ -32,11 +34,7 @@ class TrialTask:
         Threads each worker's array library may use.
     """
 
-    recipe: str
-    backend: str
-    device: Any
-    dtype: str
-    seed: int
+    plan: RunPlan
     devices: Sequence[Any]
     storage: str
     study_name: str
@@ -58,12 +56,9 @@ def run_trial(
     import optuna
 
     start = time.perf_counter()
-    worker, device = _where(task)
-    _limit_threads(task)
+    worker, plan = _where(task)
+    limit_threads(plan.settings.compute.name, task.threads)
     trial = _reachable_trial(task, trial_id)
-    recipe = recipe_with(task.recipe, **params)
-    net = make_net(recipe, data, backend=task.backend, device=device,
-                   dtype=task.dtype, seed=task.seed)  # type: ignore[arg-type]  # fmt: skip
     reported: list[float] = []
 
     def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
@@ -76,10 +71,10 @@ def run_trial(
 
     base = {"state": "complete", "worker": worker, "epochs": reported}
     try:
-        result = train_and_measure(net, recipe, data, seed=task.seed, on_epoch=report_each_epoch)
+        result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
     except optuna.TrialPruned as pruned:
         return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
-    except (TrainingDivergedError, ValueError, RuntimeError) as err:
+    except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
         return {**base, "state": "failed", "error": f"{type(err).__name__}: {err}",
                 "seconds": _since(start)}  # fmt: skip
     return {**base, "value": result.val_acc, "seconds": _since(start)}
@@ -94,8 +89,8 @@ def make_pruner() -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
 
 
-def _where(task: TrialTask) -> tuple[str, Any]:
-    """This worker's name and the device it trains on: its own GPU where there are several."""
+def _where(task: TrialTask) -> tuple[str, RunPlan]:
+    """This worker's name and the plan it trains: on its own GPU where there are several."""
     try:
         from distributed import get_worker
 
@@ -103,16 +98,12 @@ def _where(task: TrialTask) -> tuple[str, Any]:
     except (ImportError, ValueError):
         name = "local"
     if not task.devices:
-        return name, task.device
+        return name, task.plan
     index = int(name) if name.isdigit() else sum(map(ord, name))
-    return name, task.devices[index % len(task.devices)]
-
-
-def _limit_threads(task: TrialTask) -> None:
-    if task.backend == "torch":
-        import torch
-
-        torch.set_num_threads(task.threads)
+    compute = task.plan.settings.compute
+    on_device = ComputeSettings(compute.name, task.devices[index % len(task.devices)],
+                                compute.dtype, enable_float64=compute.enable_float64)  # fmt: skip
+    return name, task.plan.replace(compute=on_device)
 
 
 def _reachable_trial(task: TrialTask, trial_id: int) -> Any:

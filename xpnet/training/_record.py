@@ -1,11 +1,10 @@
 """The bookkeeping of a training run: batches, learning rates, chunks, and the record.
 
-:meth:`xpnet.TwoLayerNet.train` reads as the lab's loop; the pieces it leans on are
-here: :class:`BatchSampler` draws an epoch of batch indices at a time (one transfer
-to the device per epoch), :func:`learning_rates` gives the schedule, :func:`chunks`
-cuts an epoch into the pieces a runner executes without waiting on the device, and
-:class:`RunRecord` keeps the losses, the accuracies and the last parameters known to
-be finite.
+The loop (:mod:`xpnet.training._loop`) leans on these pieces: :class:`BatchSampler`
+draws an epoch of batch indices at a time (one transfer to the device per epoch),
+:func:`learning_rates` gives the schedule, :func:`chunks` cuts an epoch into the
+pieces a runner executes without waiting on the device, and :class:`RunRecord` keeps
+the losses, the accuracies and the last parameters known to be finite.
 """
 
 from __future__ import annotations
@@ -13,33 +12,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from xpnet._typing import Array, Namespace, Params, Schedule, map_params
 from xpnet.backend import Backend, is_writeable_array, to_numpy
 from xpnet.errors import TrainingDivergedError
 
 __all__ = [
-    "SCHEDULES",
     "BatchSampler",
     "EpochCallback",
+    "History",
     "ProgressCallback",
     "Rates",
     "RunRecord",
-    "Schedule",
     "chunks",
     "learning_rates",
 ]
 
-Schedule = Literal["step", "cosine"]
-#: Learning-rate schedules: the lab's decay once per epoch, and cosine annealing.
-SCHEDULES: tuple[Schedule, ...] = ("step", "cosine")
-
-Params = dict[str, Any]
 History = dict[str, list[float]]
 #: ``progress(iteration, loss, learning_rate)``, called after each chunk of steps.
-ProgressCallback = Callable[[int, Any, float], None]
+ProgressCallback = Callable[[int, Array, float], None]
 #: ``on_epoch(epoch, mean_loss, val_acc) -> stop``, called after each epoch.
 EpochCallback = Callable[[int, float, "float | None"], "bool | None"]
 
@@ -65,7 +59,7 @@ class BatchSampler:
         #: Steps per epoch: ``max(num_rows // batch_size, 1)``.
         self.per_epoch = max(num_rows // batch_size, 1)
 
-    def epoch(self) -> Any:
+    def epoch(self) -> Array:
         """The next epoch's batches: an integer array of shape (per_epoch, B) on the device."""
         if self.shuffle:
             size = min(self.batch_size, self.num_rows)
@@ -96,7 +90,7 @@ class Rates:
     """A run of learning rates, on the host (for eager steps) and on the device (compiled)."""
 
     host: np.ndarray
-    device: Any
+    device: Array
 
     def __getitem__(self, index: slice) -> Rates:
         return Rates(self.host[index], self.device[index])
@@ -138,22 +132,22 @@ class RunRecord:
         Iterations between divergence checks.
     """
 
-    def __init__(self, xp: Any, params: Params, check_every: int):
+    def __init__(self, xp: Namespace, params: Params, check_every: int):
         self.xp = xp
         self.check_every = check_every
-        self.losses: list[Any] = []
-        self.train_accs: list[Any] = []
-        self.val_accs: list[Any] = []
+        self.losses: list[Array] = []
+        self.train_accs: list[Array] = []
+        self.val_accs: list[Array] = []
         self.iterations = 0
         self.checked = 0
         self.checkpoint = self._snapshot(params)
 
-    def add_losses(self, losses: Any) -> None:
+    def add_losses(self, losses: Array) -> None:
         """Record the (K,) losses of a chunk."""
         self.losses.append(losses)
         self.iterations += int(losses.shape[0])
 
-    def add_accuracies(self, train_acc: Any, val_acc: Any) -> None:
+    def add_accuracies(self, train_acc: Array, val_acc: Array | None) -> None:
         """Record an epoch's accuracies, 0-d arrays on the device (``val_acc`` may be None)."""
         self.train_accs.append(train_acc)
         if val_acc is not None:
@@ -204,7 +198,7 @@ class RunRecord:
             "val_acc_history": self._floats(self.val_accs),
         }
 
-    def _unchecked_losses(self) -> Any:
+    def _unchecked_losses(self) -> Array | None:
         """The losses since the last check, as one array (None if there are none)."""
         xp = self.xp
         if self.iterations == self.checked:
@@ -237,12 +231,11 @@ class RunRecord:
     def _snapshot(self, params: Params) -> Params:
         """A copy of ``params`` that later in-place updates cannot change."""
         xp = self.xp
-        return {
-            name: xp.asarray(p, copy=True) if is_writeable_array(p) else p
-            for name, p in params.items()
-        }
+        return map_params(
+            lambda p: xp.asarray(p, copy=True) if is_writeable_array(p) else p, params
+        )
 
-    def _floats(self, arrays: list[Any], concat: bool = False) -> list[float]:
+    def _floats(self, arrays: list[Array], concat: bool = False) -> list[float]:
         """Device arrays as Python floats, with one transfer."""
         if not arrays:
             return []

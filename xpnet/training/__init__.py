@@ -1,0 +1,39 @@
+"""Training: the settings of a run, validated once, and the loop that follows them.
+
+:class:`TrainSettings` (with its :class:`ComputeSettings`) holds every choice of a
+run and checks them all when it is built; every entry point builds one before it
+changes anything. :func:`fit` runs the steps (``TwoLayerNet.train`` calls it), and
+the bookkeeping it leans on (batches, learning rates, chunks, the record) is here too.
+"""
+
+from xpnet._typing import SCHEDULES, Schedule
+from xpnet.training._loop import fit
+from xpnet.training._record import (
+    BatchSampler,
+    EpochCallback,
+    History,
+    ProgressCallback,
+    Rates,
+    RunRecord,
+    chunks,
+    learning_rates,
+)
+from xpnet.training._settings import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
+
+__all__ = [
+    "MAX_DROPOUT",
+    "MAX_MOMENTUM",
+    "SCHEDULES",
+    "BatchSampler",
+    "ComputeSettings",
+    "EpochCallback",
+    "History",
+    "ProgressCallback",
+    "Rates",
+    "RunRecord",
+    "Schedule",
+    "TrainSettings",
+    "chunks",
+    "fit",
+    "learning_rates",
+]

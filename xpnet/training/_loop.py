@@ -1,0 +1,237 @@
+"""The training loop: minibatch steps driven by validated :class:`TrainSettings`.
+
+:func:`fit` is what ``TwoLayerNet.train`` runs. It checks the data (the settings were
+checked when they were built), then, epoch by epoch, draws the batches, cuts the
+epoch into the chunks a runner executes without waiting on the device, records the
+losses and accuracies, checks for divergence now and then, and stops cleanly on
+Ctrl-C or when ``on_epoch`` says so. The step's math is
+:class:`xpnet.neural_net.TrainStep`; this module only drives it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from xpnet import _checks
+from xpnet._interrupt import deferred_interrupt
+from xpnet._typing import Array, Namespace, Params
+from xpnet.backend import select_runner
+from xpnet.errors import TrainingInterrupted
+from xpnet.metrics import accuracy
+from xpnet.neural_net import L2_WEIGHTS, TrainStep, forward, onehot
+from xpnet.optim import make_optimizer
+from xpnet.training._record import (
+    BatchSampler,
+    EpochCallback,
+    History,
+    ProgressCallback,
+    Rates,
+    RunRecord,
+    chunks,
+    learning_rates,
+)
+from xpnet.training._settings import TrainSettings
+
+if TYPE_CHECKING:
+    from xpnet.neural_net import TwoLayerNet
+
+__all__ = ["fit"]
+
+#: Iterations between the lines ``verbose=True`` prints, as the lab does.
+PRINT_EVERY = 100
+
+
+def fit(
+    net: TwoLayerNet,
+    settings: TrainSettings,
+    X: Any,
+    y: Any,
+    X_val: Any = None,
+    y_val: Any = None,
+    *,
+    verbose: bool = False,
+    progress: ProgressCallback | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> History:
+    """Train ``net`` in place by ``settings`` on rows ``X`` (N, D) and labels ``y`` (N,).
+
+    As :meth:`xpnet.TwoLayerNet.train`, which documents the arguments, the history
+    returned and the exceptions; ``settings`` must describe ``net`` (its sizes and
+    compute settings).
+    """
+    if settings.sizes != net.sizes or settings.compute.resolved != net.backend:
+        raise ValueError(
+            f"the settings describe a {'-'.join(map(str, settings.sizes))} network on "
+            f"{settings.compute.resolved}, not this {'-'.join(map(str, net.sizes))} one on "
+            f"{net.backend}"
+        )
+    _checks.flag("verbose", verbose)
+    _checks.optional_callable("progress", progress)
+    _checks.optional_callable("on_epoch", on_epoch)
+    X, y, validation = _checked_data(net, X, y, X_val, y_val)
+    run = _Run(net, settings, X, y, validation)
+    callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
+    stopped = run.loop(callbacks, on_epoch)
+    history = run.record.history()
+    net.training = {
+        "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
+        "path": run.runner.name,
+        "iterations": run.record.iterations,
+        "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
+        "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
+    }
+    if run.record.iterations < settings.num_iters and not stopped:
+        raise TrainingInterrupted(run.record.iterations, history)
+    return history
+
+
+def _checked_data(
+    net: TwoLayerNet, X: Any, y: Any, X_val: Any, y_val: Any
+) -> tuple[Array, Array, tuple[Array, Array] | None]:
+    """The training and validation data on the net's device, checked."""
+    D, _, C = net.sizes
+    X, _ = _checks.features(net.backend, X, D, net.dtype)
+    y = _checks.labels(net.backend, y, X.shape[0], C)
+    if (X_val is None) != (y_val is None):
+        raise ValueError("give both X_val and y_val, or neither")
+    if X_val is None:
+        return X, y, None
+    X_val, _ = _checks.features(net.backend, X_val, D, net.dtype, name="X_val")
+    y_val = _checks.labels(net.backend, y_val, X_val.shape[0], C, name="y_val")
+    return X, y, (X_val, y_val)
+
+
+class _Run:
+    """One training run's state: the step, its runner, the sampler, the data, the record."""
+
+    def __init__(
+        self,
+        net: TwoLayerNet,
+        settings: TrainSettings,
+        X: Array,
+        y: Array,
+        validation: tuple[Array, Array] | None,
+    ) -> None:
+        xp, backend, s = net.xp, net.backend, settings
+        self.net, self.settings, self.X, self.y, self.validation = net, s, X, y, validation
+        update = make_optimizer(
+            s.optimizer, momentum=s.momentum, weight_decay=s.reg, decayed=frozenset(L2_WEIGHTS)
+        )
+        # AdamW's reg is its decoupled weight decay, not a term of the loss.
+        self.step = TrainStep(xp, update, s.reg if s.optimizer != "adamw" else 0.0, s.dropout,
+                              s.augment)  # fmt: skip
+        self.runner = select_runner(backend, self.step, s.compile)
+        self.sampler = BatchSampler(backend, net._rng, X.shape[0], s.batch_size, s.shuffle)
+        self.streams = _noise_streams(net._rng) if s.dropout or s.augment is not None else {}
+        D, _, C = net.sizes
+        augment = s.augment
+        self.data = {
+            "X": X,
+            "T": onehot(xp, y, C, net.dtype),  # every row's one-hot target, built once
+            "blank": _blank_row(net, D),
+            **(augment.constants(xp, net.dtype, net.device) if augment is not None else {}),
+        }
+        self.state: dict[str, Any] = {"params": net.params,
+                                      "optimizer": update.init(xp, net.params)}  # fmt: skip
+        self.record = RunRecord(xp, net.params, check_every=min(self.sampler.per_epoch, 100))
+
+    def loop(self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None) -> bool:
+        """Run the steps; return whether ``on_epoch`` stopped them."""
+        s, record, per_epoch = self.settings, self.record, self.sampler.per_epoch
+        stopped, host_rates = False, np.zeros(1)
+        report_every = PRINT_EVERY if any(isinstance(c, _LossPrinter) for c in callbacks) else None
+        # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
+        with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
+            while record.iterations < s.num_iters and not (stopped or interrupted()):
+                first = record.iterations
+                batches = self.sampler.epoch()
+                length = min(per_epoch, s.num_iters - first)
+                host_rates = learning_rates(
+                    s.schedule, s.learning_rate, s.learning_rate_decay, s.num_iters, per_epoch,
+                    first, first + length,
+                )  # fmt: skip
+                rates = Rates(
+                    host_rates, self.net.backend.asarray(host_rates, dtype=self.net.dtype)
+                )
+                for chunk in chunks(length, first, self.runner.max_chunk, report_every):
+                    if interrupted():
+                        break
+                    epoch_end = self._run_chunk(batches, chunk, rates, callbacks)
+                    if epoch_end and on_epoch is not None:
+                        stopped = bool(on_epoch(record.iterations // per_epoch,
+                                                *record.epoch_summary(per_epoch)))  # fmt: skip
+                        if stopped:
+                            break
+        if record.iterations > record.checked:
+            self._check(float(host_rates[-1]))
+        return stopped
+
+    def _run_chunk(
+        self, batches: Array, chunk: slice, rates: Rates, callbacks: list[ProgressCallback]
+    ) -> bool:
+        """Run one chunk of steps of an epoch; return whether the epoch ended with it."""
+        xp, net, record, H = self.net.xp, self.net, self.record, self.net.sizes[1]
+        inputs = {"batch": batches[chunk, :]}
+        drawn = self.step.draw(self.streams, chunk.stop - chunk.start, batches.shape[1], H)
+        inputs.update({k: net.backend.asarray(v) for k, v in drawn.items()})
+        self.state, losses = self.runner(self.state, self.data, inputs, rates[chunk])
+        net.params = self.state["params"]
+        record.add_losses(losses)
+        rate = float(rates.host[chunk.stop - 1])
+        epoch_end = record.iterations % self.sampler.per_epoch == 0  # chunks end there
+        if epoch_end:
+            last = batches[chunk.stop - 1, :]
+            val = None
+            if self.validation is not None:
+                val = _accuracy(xp, net.params, *self.validation)
+            record.add_accuracies(
+                _accuracy(xp, net.params, xp.take(self.X, last, axis=0),
+                          xp.take(self.y, last, axis=0)), val,
+            )  # fmt: skip
+        for callback in callbacks:
+            callback(record.iterations - 1, losses[-1], rate)
+        if record.check_due:
+            self._check(rate)
+        return epoch_end
+
+    def _check(self, learning_rate: float) -> None:
+        """Check the run for divergence; on it, restore the checkpoint and raise."""
+        if not self.record.check(self.net.params):
+            self.net.params = self.record.checkpoint
+            raise self.record.divergence(learning_rate)
+
+
+def _accuracy(xp: Namespace, params: Params, X: Array, y: Array) -> Array:
+    """The accuracy on device rows ``X``, as a 0-d array on the device (no wait)."""
+    _, scores = forward(xp, params, X)
+    return accuracy(xp, y, xp.argmax(scores, axis=1))
+
+
+def _noise_streams(rng: Any) -> dict[str, np.random.Generator]:
+    """Independent random streams for dropout and augmentation, from the net's source."""
+    if isinstance(rng, np.random.Generator):
+        keep, augment = rng.spawn(2)
+    else:  # NumPy's global state: seed two generators from it
+        keep, augment = (np.random.default_rng(rng.randint(2**31)) for _ in range(2))
+    return {"keep": keep, "augment": augment}
+
+
+def _blank_row(net: TwoLayerNet, D: int) -> Array:
+    """The row of a blank image: what the preprocessing makes of zeros (zeros without one)."""
+    if net.preprocessing is None:
+        return net.backend.asarray(np.zeros(D), dtype=net.dtype)
+    blank = net.preprocessing(np.zeros((1, D), dtype=np.float32))[0]
+    return net.backend.asarray(blank, dtype=net.dtype)
+
+
+class _LossPrinter:
+    """``verbose=True``: print the loss every 100 iterations, as the lab does."""
+
+    def __init__(self, num_iters: int):
+        self.num_iters = num_iters
+
+    def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
+        if iteration % PRINT_EVERY == 0:
+            print(f"iteration {iteration} / {self.num_iters}: loss {float(loss):f}")

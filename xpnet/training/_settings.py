@@ -1,0 +1,278 @@
+"""The settings of a training run, validated completely when they are built.
+
+Every entry point (``TwoLayerNet.train``, :func:`xpnet.pipeline.run`, the ``xpnet``
+command, the scikit-learn estimator and ``xpnet tune``) builds a
+:class:`TrainSettings` before it changes, writes or starts anything. Building one
+checks the types (TypeError), the ranges and the combinations (ValueError naming the
+argument and what it may be), that the arrays fit in the device's memory, and, through
+its :class:`ComputeSettings`, that the backend, device and dtype exist on this machine.
+The loop that reads the settings checks nothing again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from xpnet import _checks
+from xpnet._typing import (
+    DTYPES,
+    OPTIMIZERS,
+    SCHEDULES,
+    DType,
+    Init,
+    OptimizerName,
+    Schedule,
+)
+from xpnet.augment import Augmentation
+from xpnet.backend import (
+    Backend,
+    Compile,
+    allow_float64,
+    compiled_runner_kind,
+    portable_device,
+    resolve_backend,
+)
+
+__all__ = ["ComputeSettings", "TrainSettings"]
+
+#: The largest momentum: at 1 the velocity never decays.
+MAX_MOMENTUM = 0.999
+#: The largest dropout rate: beyond it almost no unit learns in a step.
+MAX_DROPOUT = 0.95
+
+
+@dataclass(frozen=True)
+class ComputeSettings:
+    """Where a network computes: an array library, one of its devices, and a dtype.
+
+    Building one imports the library and checks that the device exists on this
+    machine and supports the dtype.
+
+    Parameters
+    ----------
+    backend : str, module or Backend, default "numpy"
+        A name of :data:`xpnet.SUPPORTED_BACKENDS`, an Array API namespace, or a
+        :class:`xpnet.Backend`.
+    device : object, optional
+        The backend's device (``"cuda:1"`` for torch, ``1`` for CuPy, ``"gpu:0"`` for
+        JAX); its default device when None.
+    dtype : {"float64", "float32"}, default "float64"
+    enable_float64 : bool, default False
+        Switch on, for the whole process, the library's 64-bit mode where float64
+        needs a global switch (JAX's ``jax_enable_x64``). The command line does; a
+        library call leaves the process's settings alone unless asked. Unpickling the
+        settings in another process (a Dask worker) switches it on there too.
+
+    Raises
+    ------
+    TypeError, ValueError, ImportError, RuntimeError
+        For a bad dtype, an unknown backend or device, a missing library, or a GPU
+        device on a machine without one.
+    """
+
+    backend: str | ModuleType | Backend = "numpy"
+    device: Any = None
+    dtype: DType = "float64"
+    enable_float64: bool = False
+    #: The resolved backend on its device.
+    resolved: Backend = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _checks.flag("enable_float64", self.enable_float64)
+        if not isinstance(self.dtype, str):
+            raise TypeError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
+        _checks.choice("dtype", self.dtype, DTYPES)
+        if self.enable_float64 and self.dtype == "float64" and isinstance(self.backend, str):
+            allow_float64(self.backend)
+        resolved = resolve_backend(self.backend, self.device)
+        resolved.dtype(self.dtype)  # raises where the device lacks it
+        object.__setattr__(self, "resolved", resolved)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle by name and device; unpickling checks (and switches on) everything again."""
+        name = self.resolved.name
+        return (
+            ComputeSettings,
+            (name, portable_device(name, self.resolved.device), self.dtype, self.enable_float64),
+        )
+
+    @property
+    def name(self) -> str:
+        """The backend's name."""
+        return self.resolved.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (the device as the backend writes it)."""
+        return {"backend": self.name, "device": self.resolved.device_name, "dtype": self.dtype}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainSettings:
+    """Every choice of a training run: the network's sizes and initialisation, the
+    optimiser and its schedule, regularisation, batches, randomness and how steps run.
+
+    All arguments are keyword-only; the defaults are those of the lab's
+    ``TwoLayerNet.train``.
+
+    Parameters
+    ----------
+    input_size, hidden_size, output_size : int
+        The network's D, H and C.
+    init : {"gaussian", "he"}, default "gaussian"
+        The lab's ``std * randn`` weights, or He's ``randn * sqrt(2 / fan_in)``.
+    std : float, default 1e-4
+        The scale of ``"gaussian"`` weights.
+    seed : int, optional
+        Seeds the initialisation, the batches and the noise; None uses NumPy's global
+        state, as the lab does.
+    learning_rate : float, default 1e-3
+    learning_rate_decay : float, default 0.95
+        In (0, 1]: the ``"step"`` schedule multiplies the rate by it after every epoch.
+    schedule : {"step", "cosine"}, default "step"
+        ``"cosine"``: ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` at step ``t``;
+        ``learning_rate_decay`` then does nothing and must stay 1 or its default.
+    reg : float, default 5e-6
+        The L2 strength; with ``"adamw"``, the decoupled weight decay.
+    num_iters : int, default 100
+        Steps to train.
+    batch_size : int, default 200
+        Rows per step.
+    momentum : float, default 0.0
+        SGD's momentum, in [0, 0.999]; Adam and AdamW take none.
+    shuffle : bool, default False
+        False: batches sampled with replacement (the lab's). True: each epoch visits
+        a fresh permutation of the rows.
+    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
+    dropout : float, default 0.0
+        Inverted dropout's rate on the hidden layer while training, in [0, 0.95].
+    augment : Augmentation, optional
+        Random distortions of each batch (:mod:`xpnet.augment`); its images must have
+        ``input_size`` pixels.
+    compile : {"auto", True, False}, default "auto"
+        How the steps run (:func:`xpnet.backend.select_runner`); True needs a backend
+        and device with a compiled path.
+    compute : ComputeSettings, default NumPy float64
+        The backend, device and dtype.
+
+    Raises
+    ------
+    TypeError
+        For a value of the wrong type (``batch_size=2.5``, ``augment="affine"``).
+    ValueError
+        For a value out of range, a combination that cannot run (momentum with Adam,
+        ``compile=True`` without a compiled path), or arrays that cannot fit in the
+        device's memory; the message names the argument and what it may be.
+    """
+
+    input_size: int
+    hidden_size: int
+    output_size: int
+    init: Init = "gaussian"
+    std: float = 1e-4
+    seed: int | None = None
+    learning_rate: float = 1e-3
+    learning_rate_decay: float = 0.95
+    schedule: Schedule = "step"
+    reg: float = 5e-6
+    num_iters: int = 100
+    batch_size: int = 200
+    momentum: float = 0.0
+    shuffle: bool = False
+    optimizer: OptimizerName = "sgd"
+    dropout: float = 0.0
+    augment: Augmentation | None = None
+    compile: Compile = "auto"
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
+
+    def __post_init__(self) -> None:
+        checked = {
+            **_checks.network(
+                self.input_size,
+                self.hidden_size,
+                self.output_size,
+                self.init,
+                self.std,
+                self.seed,
+                self._dtype_name(),
+            ),
+            "learning_rate": _checks.real(
+                "learning_rate", self.learning_rate, low=0.0, low_open=True
+            ),
+            "learning_rate_decay": _checks.real(
+                "learning_rate_decay", self.learning_rate_decay, low=0.0, high=1.0, low_open=True
+            ),
+            "schedule": _checks.choice("schedule", self.schedule, SCHEDULES),
+            "reg": _checks.real("reg", self.reg, low=0.0, low_open=False),
+            "num_iters": _checks.positive_int("num_iters", self.num_iters),
+            "batch_size": _checks.positive_int("batch_size", self.batch_size),
+            "momentum": _checks.real(
+                "momentum", self.momentum, low=0.0, high=MAX_MOMENTUM, low_open=False
+            ),
+            "shuffle": _checks.flag("shuffle", self.shuffle),
+            "optimizer": _checks.choice("optimizer", self.optimizer, OPTIMIZERS),
+            "dropout": _checks.real(
+                "dropout", self.dropout, low=0.0, high=MAX_DROPOUT, low_open=False
+            ),
+            "compile": _checks.choice("compile", self.compile, ("auto", True, False)),
+        }
+        for name, value in checked.items():  # as plain Python numbers
+            object.__setattr__(self, name, value)
+        if not isinstance(self.compute, ComputeSettings):
+            raise TypeError(f"compute must be a ComputeSettings, got {self.compute!r}")
+        if self.augment is not None and not isinstance(self.augment, Augmentation):
+            raise TypeError(
+                f"augment must be an xpnet.augment.Augmentation or None, got {self.augment!r}"
+            )
+        self._check_combinations()
+        self._check_memory()
+
+    def _check_combinations(self) -> None:
+        if self.optimizer != "sgd" and self.momentum:
+            raise ValueError(
+                f"momentum={self.momentum} is SGD's; {self.optimizer} keeps its own moments: "
+                "pass momentum=0 (--momentum 0)"
+            )
+        if self.augment is not None:
+            height, width = self.augment.image_shape
+            if height * width != self.input_size:
+                raise ValueError(
+                    f"augment distorts images of {height}x{width} pixels, but the rows have "
+                    f"{self.input_size} values (input_size); give augment the images' shape"
+                )
+        backend = self.compute.resolved
+        if self.compile is True and compiled_runner_kind(backend) is None:
+            raise ValueError(
+                f"compile=True, but {backend} has no compiled training path; use "
+                "compile='auto' or False"
+            )
+
+    def _check_memory(self) -> None:
+        D, H, C = self.input_size, self.hidden_size, self.output_size
+        backend, dtype = self.compute.resolved, self.compute.resolved.dtype(self.compute.dtype)
+        _checks.network_fits(backend, D, H, C)
+        # A step's batch, activations and gradients: (B, D + 2C + 3H) values at most.
+        _checks.fits_in_memory(backend, self.batch_size * (D + 2 * C + 3 * H), dtype,
+                               f"batch_size={self.batch_size} with hidden_size={H}")  # fmt: skip
+
+    def _dtype_name(self) -> str:
+        compute = self.compute
+        return compute.dtype if isinstance(compute, ComputeSettings) else "float64"
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """``(input_size, hidden_size, output_size)``."""
+        return self.input_size, self.hidden_size, self.output_size
+
+    def replace(self, **changes: Any) -> TrainSettings:
+        """A copy with some fields replaced, validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (JSON-serialisable): what a model file records."""
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        plain["augment"] = None if self.augment is None else dataclasses.asdict(self.augment)
+        plain["compute"] = self.compute.to_dict()
+        return plain
