@@ -120,8 +120,9 @@ def gpu(session: nox.Session) -> None:
 
 @nox.session
 def tune(session: nox.Session) -> None:
-    """xpnet tune with real Optuna studies and Dask clusters (local, and scheduler + workers)."""
-    session.install(".[test,tune]")
+    """xpnet tune with real Optuna studies and Dask clusters (local, and scheduler + workers);
+    JAX for a search in float64, whose workers need its 64-bit mode."""
+    session.install(".[test,tune]", *_requirements(session, "jax"))
     session.run("pytest", "-m", "tune", *session.posargs)
 
 

@@ -217,10 +217,15 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
         (["--storage", "foo://bar"], "neither a file path nor a database URL"),
         (["--learning-rate", "1", "0.1"], "learning_rate: low 1 is above high 0.1"),
-        (["--momentum", "0", "2"], "momentum: 2 lies outside what training accepts"),
-        (["--recipe", "best", "--momentum", "0", "0.9"], "momentum is SGD's"),
-        (["--batch-size", "0"], "batch_size: 0 lies outside"),
+        (["--momentum", "0", "2"], "momentum: 2.0 is refused: momentum must be in [0, 0.999]"),
+        (["--recipe", "best", "--momentum", "0", "0.9"], "momentum=0.9 is SGD's"),
+        (["--batch-size", "0"], "batch_size: 0 is refused: batch_size must be a positive"),
         (["--trials", "0"], "trials must be a positive integer"),
+        # Found in the main process, before a cluster, a study file or a trial:
+        (["--device", "cuda:0"], "runs on the 'cpu' device only"),
+        (["--backend", "cupy"], "needs an NVIDIA GPU"),
+        (["--hidden-size", "1000000000", "1000000000"], "hidden_size=1000000000) needs"),
+        (["--momentum", "-0.5", "0.5"], "momentum: -0.5 is refused"),
     ],
 )
 def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, message):
@@ -232,6 +237,58 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"backend": "nope"}, ValueError, "unknown backend 'nope'"),
+        ({"dtype": "float16"}, ValueError, "dtype must be one of"),
+        ({"space": {"hidden_size": Range(16, 64)}}, TypeError, "hidden_size takes whole numbers"),
+        ({"space": {"batch_size": Choices((2.5,))}}, TypeError, "batch_size: 2.5 is refused"),
+        ({"space": {"batch_size": Range(16, 64)}}, TypeError, "batch_size takes whole numbers"),
+        ({"space": {"dropout": Range(0, 0.5)}}, ValueError, "unknown knob 'dropout'"),
+        ({"train_size": 2.5}, TypeError, "train_size must be a positive integer"),
+        ({"recipe": "nope"}, ValueError, "unknown recipe 'nope'"),
+    ],
+)
+def test_a_refused_search_from_python_starts_and_writes_nothing(
+    tmp_path, mnist_dir, settings, error, message
+):
+    out = tmp_path / "out"
+    with pytest.raises(error, match=message):
+        tune(trials=2, workers=1, data_dir=mnist_dir, output_dir=out, **settings)
+    assert not out.exists()
+
+
+@pytest.mark.backend("jax")
+def test_jax_float64_trials_complete_on_the_workers(tmp_path, mnist_dir):
+    """64-bit mode is set up in each worker as in the main process, from the settings."""
+    result = xpnet(
+        "tune", "--backend", "jax", "--dtype", "float64", "--trials", "2", "--workers", "1",
+        "--recipe", "fast", "--train-size", "2000", "--hidden-size", "16", "32",
+        "--num-iters", "40", "60", "--batch-size", "64", "--no-retrain",
+        "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = read_trials(tmp_path)
+    assert [r["state"] for r in rows] == ["COMPLETE", "COMPLETE"], rows
+    assert all(0.5 < float(r["value"]) <= 1 for r in rows)
+
+
+def test_numpy_integers_are_accepted_and_failed_trials_say_why(tmp_path, mnist_dir):
+    """A search whose every trial diverges ends with the reason, and trials.csv has it."""
+    import numpy as np
+
+    with pytest.raises(ValueError, match="trials failed with: TrainingDivergedError") as info:
+        tune(trials=np.int64(2), workers=1, data_dir=mnist_dir, output_dir=tmp_path,
+             recipe="lab", train_size=np.int64(1000), retrain=False,
+             space={"learning_rate": Range(1e8, 1e9, log=True), "num_iters": Range(20, 20, integer=True),
+                    "hidden_size": Range(16, 16, integer=True)})  # fmt: skip
+    assert "trials.csv" in str(info.value)
+    rows = read_trials(tmp_path)
+    assert [r["state"] for r in rows] == ["FAIL", "FAIL"]
+    assert all("training diverged" in r["error"] for r in rows)
 
 
 def test_a_file_that_is_not_a_study_is_refused_unchanged(tmp_path, mnist_dir):
