@@ -1,4 +1,4 @@
-"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune``, ``serve`` and ``data``. It parses and
+"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune`` and ``data``. It parses and
 prints; the work is :mod:`xpnet.pipeline`'s and :mod:`xpnet.tune`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad

@@ -266,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
         # answered in JSON like the rest.
         body = _json({"error": message or HTTPStatus(code).phrase})
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # a line too malformed to have a version
+            self.request_version = "HTTP/1.0"  # still answer with a status line
         self.send_response(code, message)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
