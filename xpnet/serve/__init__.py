@@ -17,9 +17,17 @@ See :mod:`xpnet.serve._server` for the routes and the API.
 """
 
 from xpnet.serve._prepare import mnist_image, render_strokes
-from xpnet.serve._server import MAX_BODY_BYTES, MAX_POINTS, BadRequest, Predictor, make_server
+from xpnet.serve._server import (
+    DEFAULT_PEN,
+    MAX_BODY_BYTES,
+    MAX_POINTS,
+    BadRequest,
+    Predictor,
+    make_server,
+)
 
 __all__ = [
+    "DEFAULT_PEN",
     "MAX_BODY_BYTES",
     "MAX_POINTS",
     "BadRequest",

@@ -9,7 +9,8 @@ dependency and nothing this needs. Routes:
 - ``GET /model``: ``{"classes": [names], "dataset": name}``.
 - ``POST /predict``: ``{"image": 28x28 numbers 0..255}``, an image already prepared as
   MNIST's are, answers ``{"label": int, "probabilities": [C floats]}``.
-- ``POST /draw``: ``{"strokes": [[[x, y], ...], ...], "pen": width}``, a drawing, answers
+- ``POST /draw``: ``{"strokes": [[[x, y], ...], ...], "pen": width}`` (``pen``: the
+  pen's width in the points' unit, :data:`DEFAULT_PEN` if left out), a drawing, answers
   the same plus ``"image"``, the 28x28 input it was prepared into
   (:mod:`xpnet.serve._prepare`).
 
@@ -35,6 +36,7 @@ from xpnet.neural_net import TwoLayerNet
 from xpnet.serve._prepare import SIZE, mnist_image, render_strokes
 
 __all__ = [
+    "DEFAULT_PEN",
     "MAX_BODY_BYTES",
     "MAX_POINTS",
     "BadRequest",
@@ -48,6 +50,9 @@ __all__ = [
 MAX_BODY_BYTES = 128 * 1024
 #: The most stroke points a drawing may have.
 MAX_POINTS = 4000
+#: The pen's width when a drawing does not say: a tenth of the page's 280-pixel pad, which
+#: draws strokes about as thick, relative to the digit, as MNIST's.
+DEFAULT_PEN = 28
 #: Seconds a client may take to send its request.
 _TIMEOUT = 10
 
@@ -135,7 +140,7 @@ def parse_drawing(body: Any) -> tuple[list[list[list[float]]], float]:
     usage = '{"strokes": [[[x, y], ...], ...], "pen": width}'
     if not isinstance(body, dict) or "strokes" not in body:
         raise BadRequest(f"the body must be a JSON object {usage}")
-    strokes, pen = body["strokes"], body.get("pen", 16)
+    strokes, pen = body["strokes"], body.get("pen", DEFAULT_PEN)
     if not (isinstance(strokes, list) and all(isinstance(s, list) for s in strokes)):
         raise BadRequest(f'"strokes" must be a list of strokes, each a list of [x, y]: {usage}')
     points = [point for stroke in strokes for point in stroke]

@@ -2,7 +2,7 @@
 // which answers the 28x28 input they were prepared into and the network's reading.
 "use strict";
 
-const PEN = 20; // the pen's width, in the pad's pixels
+const PEN = 28; // the pen's width in the pad's pixels: strokes as thick as MNIST's
 const MIN_STEP = 2; // points closer than this to the last one are not recorded
 
 const pad = document.getElementById("pad");
