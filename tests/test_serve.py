@@ -21,7 +21,6 @@ from xpnet.serve import DEFAULT_PEN, MAX_BODY_BYTES, MAX_POINTS, mnist_image, re
 
 pytestmark = pytest.mark.serve
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -39,13 +38,11 @@ def model(tmp_path_factory, mnist_dir):
 
 def start(model_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
     """``xpnet serve MODEL --port 0 ...`` as a user runs it; the URL it prints."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnet.cli", "serve", str(model_path), "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
     )
     line = process.stdout.readline()
     if "http://" not in line:
@@ -300,11 +297,10 @@ def test_another_backend_serves_the_same_answers(model, mnist_dir):
 
 
 def test_a_port_in_use_and_an_unfit_model_exit_1_with_one_line(server, model, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     port = str(address(server)[1])
     busy = subprocess.run(
         [sys.executable, "-m", "xpnet.cli", "serve", str(model), "--port", port],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert busy.returncode == 1
     assert busy.stderr.startswith(f"xpnet: error: cannot listen on 127.0.0.1:{port}")
@@ -313,7 +309,7 @@ def test_a_port_in_use_and_an_unfit_model_exit_1_with_one_line(server, model, tm
     TwoLayerNet(4, 10, 3, seed=0).save(small)
     unfit = subprocess.run(
         [sys.executable, "-m", "xpnet.cli", "serve", str(small), "--port", "0"],
-        capture_output=True, text=True, env=env, timeout=60,
+        capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert unfit.returncode == 1
     assert "takes 4 inputs, not 28x28 images" in unfit.stderr
