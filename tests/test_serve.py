@@ -296,7 +296,7 @@ def test_another_backend_serves_the_same_answers(model, mnist_dir):
         assert stop(process)[0] == 130
 
 
-def test_a_port_in_use_and_an_unfit_model_exit_1_with_one_line(server, model, tmp_path):
+def test_a_port_in_use_a_bad_port_and_an_unfit_model_exit_1_with_one_line(server, model, tmp_path):
     port = str(address(server)[1])
     busy = subprocess.run(
         [sys.executable, "-m", "xpnet.cli", "serve", str(model), "--port", port],
@@ -314,6 +314,15 @@ def test_a_port_in_use_and_an_unfit_model_exit_1_with_one_line(server, model, tm
     assert unfit.returncode == 1
     assert "takes 4 inputs, not 28x28 images" in unfit.stderr
     assert len(unfit.stderr.splitlines()) == 1
+    for port in ("70000", "-1"):
+        bad = subprocess.run(
+            [sys.executable, "-m", "xpnet.cli", "serve", str(model), "--port", port],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert bad.returncode == 1
+        assert bad.stderr.strip() == (
+            f"xpnet: error: port must be a number from 0 to 65535 (0: a free one), got {port}"
+        )
 
 
 # The page in a real browser.

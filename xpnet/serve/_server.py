@@ -310,10 +310,13 @@ def make_server(net: TwoLayerNet, host: str = "127.0.0.1", port: int = 8000) -> 
     Raises
     ------
     ValueError
-        If ``net`` cannot read 28x28 images (see :class:`Predictor`).
+        If ``net`` cannot read 28x28 images (see :class:`Predictor`), or ``port`` is not
+        a port number (0 to 65535).
     OSError
         If the address cannot be listened on (a port in use), with the address in the message.
     """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be a number from 0 to 65535 (0: a free one), got {port!r}")
     predictor = Predictor(net)
     try:
         server = _Server((host, port), _Handler)
