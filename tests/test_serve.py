@@ -280,6 +280,13 @@ def test_ctrl_c_stops_it_with_one_line_and_exit_130(model):
         socket.create_connection(address(url), timeout=5)
 
 
+def test_a_model_without_its_preprocessing_is_refused():
+    from xpnet.serve import Predictor
+
+    with pytest.raises(ValueError, match="holds no preprocessing"):
+        Predictor(TwoLayerNet(784, 10, 10, seed=0))
+
+
 def test_another_backend_serves_the_same_answers(model, mnist_dir):
     from xpnet.data import read_data_sets
 

@@ -93,12 +93,14 @@ class Predictor:
                 f"the model takes {net.sizes[0]} inputs, not {SIZE}x{SIZE} images; "
                 "serve a model trained on MNIST or Fashion-MNIST"
             )
-        if net.preprocessing is None:
+        preprocessing = net.preprocessing
+        if preprocessing is None:
             raise ValueError(
                 "the model file holds no preprocessing (written by an older xpnet); "
                 "train it again with `xpnet train` to serve it"
             )
         self.net = net
+        self.preprocessing = preprocessing
         dataset = str(net.metadata.get("dataset", "mnist"))
         names = DATASETS[dataset].class_names if dataset in DATASETS else None
         self.classes = list(names or map(str, range(net.sizes[2])))
@@ -108,10 +110,8 @@ class Predictor:
     def __call__(self, image: np.ndarray) -> dict[str, Any]:
         """``{"label", "probabilities"}`` for an image (28, 28) of values 0..255."""
         images = np.asarray(image, dtype=np.float32).reshape(1, SIZE, SIZE, 1)
-        preprocessing = self.net.preprocessing
-        assert preprocessing is not None  # checked when made
         with self._lock:
-            probabilities = np.asarray(self.net.predict_proba(preprocessing(images)))
+            probabilities = np.asarray(self.net.predict_proba(self.preprocessing(images)))
         row = [float(p) for p in probabilities[0]]
         return {"label": int(np.argmax(probabilities[0])), "probabilities": row}
 
