@@ -21,6 +21,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = [
     "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune", "sklearn",
+    "serve",
 ]  # fmt: skip
 
 
@@ -75,13 +76,14 @@ def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (backend-independent tests run with numpy)."""
-    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn")
+    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn and not serve")
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    _pytest(session, "numpy", "-m", "not gradcheck and not slow and not tune and not sklearn", "-q")
+    others = "not gradcheck and not tune and not sklearn and not serve"
+    _pytest(session, "numpy", "-m", f"{others} and not slow", "-q")
 
 
 @nox.session
@@ -133,6 +135,17 @@ def sklearn(session: nox.Session) -> None:
     session.install(".[test,sklearn]", "-r", "backends/torch.txt", "pandas")
     # scikit-learn runs its array API checks only with SciPy's array API support on.
     session.run("pytest", "-m", "sklearn", *session.posargs, env={"SCIPY_ARRAY_API": "1"})
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """xpnet serve: its JSON API over real HTTP, and its page in Debian's Chromium (Playwright)."""
+    if not Path("/usr/bin/chromium").exists():
+        # Playwright's own browser download is not used: Debian's package is.
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "chromium", external=True)
+    session.install(".[test]", "playwright")
+    session.run("pytest", "-m", "serve", *session.posargs)
 
 
 @nox.session

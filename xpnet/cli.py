@@ -1,5 +1,6 @@
-"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune`` and ``data``. It parses and
-prints; the work is :mod:`xpnet.pipeline`'s and :mod:`xpnet.tune`'s.
+"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune``, ``data`` and ``serve``. It
+parses and prints; the work is :mod:`xpnet.pipeline`'s, :mod:`xpnet.tune`'s and
+:mod:`xpnet.serve`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
 value or type, output that cannot be written), with a one-line message and no traceback;
@@ -89,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_tune_parser(commands, formatter)
+    _add_serve_parser(commands, formatter)
 
     data = commands.add_parser(
         "data", help="download, verify and locate the data", formatter_class=formatter
@@ -96,6 +98,42 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(command=_data)
     _add_data_options(data)
     return parser
+
+
+def _add_serve_parser(commands: Any, formatter: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="a local web page to draw digits on and watch the model read them",
+        formatter_class=formatter,
+        description="Serve a page to draw a digit on (mouse or finger) that shows the model's "
+        'reading as you draw, and a JSON API: POST /predict {"image": 28x28 values 0..255}. '
+        "Ctrl-C stops it.",
+    )
+    serve.set_defaults(command=_serve)
+    serve.add_argument("model", type=Path, help="a model file written by `xpnet train`")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="the port (0: a free one)")
+    _add_compute_options(serve, dtype_default=None)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from xpnet import TwoLayerNet
+    from xpnet.serve import make_server
+
+    _compute(args)
+    net = TwoLayerNet.load(args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    server = make_server(net, args.host, args.port)
+    host, port = server.server_address[:2]
+    url = f"http://{host!s}:{port}/"
+    print(f"serving {args.model} on {url} (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("xpnet serve: stopped", file=sys.stderr)
+        return 130
+    finally:
+        server.server_close()
+    return 0
 
 
 #: The ranges ``xpnet tune`` takes: option, knob, type, and whether on a log scale.
