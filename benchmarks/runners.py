@@ -21,6 +21,7 @@ import numpy as np
 
 from xpnet import TwoLayerNet
 from xpnet.metrics import accuracy
+from xpnet.training import ComputeSettings, fit
 
 LEARNING_RATE, REG = 1e-3, 5e-6
 #: Time to accuracy checks the validation accuracy this often per epoch (time included).
@@ -222,17 +223,16 @@ def xpnet_time_to_accuracy(
     def progress(it, loss, learning_rate):
         if it + 1 >= next_check[0] and not reached:
             next_check[0] += quarter
-            found = float(accuracy(np, y_val, net.predict(X_val)))
+            found = float(accuracy(net.xp, y_val, net.predict(X_val)))
             if found >= target:
                 epochs = (it + 1) / (CHECKS_PER_EPOCH * quarter)
                 reached.append((time.perf_counter() - start, epochs, found))
 
+    settings = recipe.settings(input_size=784, output_size=10, seed=seed, compile=compile,
+                               compute=ComputeSettings(net.backend, dtype="float32"))  # fmt: skip
     with jax_precision(precision):
         start = time.perf_counter()
-        net.train(
-            X_train, y_train, X_val, y_val, progress=progress, compile=compile,
-            **recipe.train_settings(),
-        )  # fmt: skip
+        fit(net, settings, X_train, y_train, X_val, y_val, progress=progress)
     return reached[0] if reached else (math.inf, math.nan, math.nan)
 
 

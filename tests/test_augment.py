@@ -93,3 +93,19 @@ def test_drawing_steps_at_once_equals_drawing_them_one_by_one():
     one_by_one = [augment.draw(rng, 1, 4) for _ in range(3)]
     for name, values in chunk.items():
         np.testing.assert_array_equal(values, np.concatenate([step[name] for step in one_by_one]))
+
+
+@pytest.mark.parametrize(
+    ("settings", "error", "message"),
+    [
+        ({"elastic_sigma": 0}, ValueError, r"elastic_sigma must be in \(0, inf\)"),
+        ({"rotation": float("nan")}, ValueError, "rotation must be a finite real number"),
+        ({"shift": -1}, ValueError, r"shift must be in \[0, inf\)"),
+        ({"scale": 1.0}, ValueError, "scale must be below 1"),
+        ({"shear": "0.1"}, TypeError, "shear must be a real number"),
+        ({"image_shape": (28,)}, TypeError, r"image_shape must be \(height, width\)"),
+    ],
+)
+def test_distortions_that_cannot_be_made_are_refused_when_described(settings, error, message):
+    with pytest.raises(error, match=message):
+        Augmentation(**settings)

@@ -7,6 +7,7 @@ import pytest
 
 from xpnet import TwoLayerNet
 from xpnet.recipes import FAST, LAB
+from xpnet.training import ComputeSettings, fit
 
 pytestmark = pytest.mark.mnist
 
@@ -41,7 +42,9 @@ def test_the_labs_best_settings_reach_its_accuracy(backend, dtype, mnist_rows):
     """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy."""
     X_train, y_train, X_val, y_val, X_test, y_test = mnist_rows
     net = TwoLayerNet(784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype=dtype, seed=0)
-    net.train(X_train, y_train, X_val, y_val, **LAB.train_settings())
+    fit(net, LAB.settings(input_size=784, output_size=10, seed=0,
+                          compute=ComputeSettings(backend, dtype=dtype)),
+        X_train, y_train, X_val, y_val)  # fmt: skip
     assert accuracy(net, X_val, y_val) >= 0.974
     assert accuracy(net, X_test, y_test) >= 0.963
 
@@ -53,10 +56,11 @@ def test_the_fast_recipe_reaches_098(backend, mnist_dir):
 
     X_train, y_train, X_val, y_val, _, _ = read_data_sets(mnist_dir)
     X_train, X_val = PREPROCESSORS[FAST.preprocessing](X_train, X_val)
-    net = TwoLayerNet(
-        784, FAST.hidden_size, 10, backend=backend, dtype="float32", seed=0, init=FAST.init
-    )
-    history = net.train(X_train, y_train, X_val, y_val, **FAST.train_settings())
+    compute = ComputeSettings(backend, dtype="float32")
+    settings = FAST.settings(input_size=784, output_size=10, seed=0, compute=compute)
+    net = TwoLayerNet(784, FAST.hidden_size, 10, backend=backend, dtype="float32", seed=0,
+                      init=FAST.init)  # fmt: skip
+    history = fit(net, settings, X_train, y_train, X_val, y_val)
     assert max(history["val_acc_history"]) >= 0.98
 
 

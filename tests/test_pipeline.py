@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import struct
@@ -159,3 +160,31 @@ def test_an_unwritable_output_directory_is_refused(tmp_path):
         target = tmp_path / "locked" / "out"
     with pytest.raises(PermissionError, match="not writable"):
         check_output_dir(target)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        ({"augment": "bogus"}, ValueError, r"augment must be one of \('none', 'affine'"),
+        ({"preprocessing": "bogus"}, ValueError, "preprocessing must be one of"),
+        ({"hidden_size": 2.5}, TypeError, "hidden_size must be a positive integer"),
+        ({"optimizer": "adam", "momentum": 0.9}, ValueError, r"momentum=0\.9 is SGD's"),
+        ({"colour": "red"}, ValueError, r"unknown recipe settings \['colour'\]"),
+    ],
+)
+def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides, error, message):
+    missing = tmp_path / "no-data-here"  # reading it would fail: the settings fail first
+    with pytest.raises(error, match=message):
+        run("lab", data_dir=missing, **overrides)
+    assert not missing.exists()
+
+
+def test_the_plan_is_the_settings_a_run_records(fast_data):
+    from xpnet.pipeline import plan_run
+
+    plan = plan_run("fast", num_iters=5, seed=3, data=fast_data)
+    result = run("fast", num_iters=5, seed=3, data=fast_data)
+    recorded = dict(result.net.training["settings"])
+    assert recorded.pop("num_train") == fast_data.X_train.shape[0]
+    assert recorded == plan.settings.to_dict()
+    assert json.loads(json.dumps(recorded)) == recorded  # plain data

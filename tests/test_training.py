@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
 
 import numpy as np
 import pytest
 
 from xpnet import to_numpy
 from xpnet._typing import PARAM_NAMES
-from xpnet.training import BatchSampler, RunRecord, chunks, learning_rates
+from xpnet.augment import Augmentation
+from xpnet.training import (
+    BatchSampler,
+    ComputeSettings,
+    RunRecord,
+    TrainSettings,
+    chunks,
+    learning_rates,
+)
 
 
 def test_shuffled_epochs_visit_every_row_once(backend):
@@ -95,3 +105,77 @@ def test_run_record_finds_the_first_non_finite_loss(backend):
     assert "the loss became inf" in str(error)
     assert error.history["loss_history"] == [3.0, 2.0, 1.0]
     np.testing.assert_array_equal(to_numpy(record.checkpoint["W1"]), [1.0])
+
+
+# The settings: validated completely when built.
+
+
+def settings(**changes):
+    return TrainSettings(**{"input_size": 4, "hidden_size": 10, "output_size": 3, **changes})
+
+
+def test_settings_hold_plain_python_values_and_are_plain_data(backend):
+    built = settings(
+        batch_size=np.int64(50), learning_rate=np.float32(0.5), shuffle=np.True_,
+        compute=ComputeSettings(backend),
+    )  # fmt: skip
+    assert type(built.batch_size) is int
+    assert type(built.learning_rate) is float
+    assert built.shuffle is True
+    plain = built.to_dict()
+    assert json.loads(json.dumps(plain)) == plain
+    assert plain["compute"]["backend"] == backend.name
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"hidden_size": 0}, ValueError, "hidden_size must be a positive integer, got 0"),
+        ({"hidden_size": 2.0}, TypeError, "hidden_size must be a positive integer"),
+        ({"optimizer": "adam", "momentum": 0.5}, ValueError, r"momentum=0\.5 is SGD's"),
+        ({"augment": Augmentation()}, ValueError, r"augment distorts images of 28x28 pixels"),
+        ({"init": "xavier"}, ValueError, r"init must be one of \('gaussian', 'he'\)"),
+        ({"std": 1e200}, ValueError, "overflow float64"),
+        ({"compute": "numpy"}, TypeError, "compute must be a ComputeSettings"),
+        ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000 .* needs"),
+    ],
+)
+def test_bad_settings_name_the_argument(changes, error, message):
+    with pytest.raises(error, match=message):
+        settings(**changes)
+
+
+def test_replace_checks_again():
+    with pytest.raises(ValueError, match="num_iters"):
+        settings().replace(num_iters=0)
+    assert settings().replace(num_iters=7).num_iters == 7
+
+
+@pytest.mark.parametrize(
+    ("compute", "error", "message"),
+    [
+        ({"backend": "nope"}, ValueError, "unknown backend 'nope'"),
+        ({"dtype": "float16"}, ValueError, r"dtype must be one of \('float32', 'float64'\)"),
+        ({"dtype": 32}, TypeError, "dtype must be one of"),
+        ({"device": "cuda:0"}, ValueError, "runs on the 'cpu' device only"),
+    ],
+)
+def test_compute_settings_check_the_machine(compute, error, message):
+    with pytest.raises(error, match=message):
+        ComputeSettings(**compute)
+
+
+def test_compute_settings_pickle_by_name_and_check_again_on_unpickling(backend):
+    if backend.spec is None:
+        pytest.skip("an unlisted namespace does not pickle")
+    compute = ComputeSettings(backend, dtype="float32")
+    again = pickle.loads(pickle.dumps(compute))
+    assert again.resolved == compute.resolved
+    assert again.dtype == "float32"
+
+
+@pytest.mark.backend("jax")
+def test_float64_on_jax_can_switch_on_its_64_bit_mode():
+    jax = pytest.importorskip("jax")
+    ComputeSettings("jax", dtype="float64", enable_float64=True)
+    assert jax.config.read("jax_enable_x64")

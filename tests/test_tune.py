@@ -280,11 +280,14 @@ def test_numpy_integers_are_accepted_and_failed_trials_say_why(tmp_path, mnist_d
     """A search whose every trial diverges ends with the reason, and trials.csv has it."""
     import numpy as np
 
+    space = {
+        "learning_rate": Range(1e8, 1e9, log=True),
+        "num_iters": Range(20, 20, integer=True),
+        "hidden_size": Range(16, 16, integer=True),
+    }
     with pytest.raises(ValueError, match="trials failed with: TrainingDivergedError") as info:
         tune(trials=np.int64(2), workers=1, data_dir=mnist_dir, output_dir=tmp_path,
-             recipe="lab", train_size=np.int64(1000), retrain=False,
-             space={"learning_rate": Range(1e8, 1e9, log=True), "num_iters": Range(20, 20, integer=True),
-                    "hidden_size": Range(16, 16, integer=True)})  # fmt: skip
+             recipe="lab", train_size=np.int64(1000), retrain=False, space=space)  # fmt: skip
     assert "trials.csv" in str(info.value)
     rows = read_trials(tmp_path)
     assert [r["state"] for r in rows] == ["FAIL", "FAIL"]

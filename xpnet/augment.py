@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from xpnet import _checks
 from xpnet.backend import device_of
 
 __all__ = ["AUGMENTATIONS", "Augmentation"]
@@ -58,6 +59,20 @@ class Augmentation:
     elastic_alpha: float = 0.0
     elastic_sigma: float = 4.0
     image_shape: tuple[int, int] = (28, 28)
+
+    def __post_init__(self) -> None:
+        for name in ("rotation", "scale", "shear", "shift", "elastic_alpha"):
+            _checks.real(name, getattr(self, name), low=0.0, low_open=False)
+        _checks.real("elastic_sigma", self.elastic_sigma, low=0.0, low_open=True)
+        if self.scale >= 1:
+            raise ValueError(
+                f"scale must be below 1 (a size factor of 1 - scale), got {self.scale}"
+            )
+        shape = self.image_shape
+        if not isinstance(shape, tuple) or len(shape) != 2:
+            raise TypeError(f"image_shape must be (height, width), got {shape!r}")
+        for n in shape:
+            _checks.positive_int("image_shape", n)
 
     @property
     def elastic(self) -> bool:

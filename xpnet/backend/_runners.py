@@ -1,6 +1,6 @@
 """Running training steps a chunk at a time: an eager loop, JAX's jit + scan, torch's CUDA graphs.
 
-A runner takes the one array-API training step (:class:`xpnet.training.TrainStep`)
+A runner takes the one array-API training step (:class:`xpnet.neural_net.TrainStep`)
 and runs ``K`` of them in a row without waiting on the device:
 
 - :class:`EagerRunner`: a Python loop, one step per call. Every backend has it;
