@@ -64,6 +64,8 @@ import numbers
 from types import ModuleType
 from typing import Any
 
+from xpnet._checks import real
+
 __all__ = [
     "bernoulli",
     "bits",
@@ -298,8 +300,7 @@ def bernoulli(
     -------
     array, bool, shape S + shape
     """
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
-        raise ValueError(f"p must be a probability, 0 <= p <= 1; got {p!r}")
+    p = real("p", p, low=0, high=1, low_open=False)
     words = _flat_words(key, step, _count(shape), xp=xp, device=device)
     # x < round(p 2**31), written x <= threshold - 1 so that p = 1 fits an int32
     below = _top31(words, xp=xp, device=device) <= _const(
@@ -358,20 +359,23 @@ def permutation(key: Any, step: Any, n: int, *, xp: ModuleType, device: Any) -> 
     return xp.take_along_axis(by_low, by_high, axis=-1)
 
 
-def _check_int(name: str, value: Any, high: int, low: int = 0) -> None:
+def _check_int(name: str, value: Any, high: int, low: int = 0) -> int:
+    """``value`` as an int; TypeError unless it is an integer, ValueError unless in [low, high)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
-    if not low <= value < high:
-        raise ValueError(f"{name} must satisfy {low} <= {name} < {high}; got {value}")
+    number = int(value)
+    if not low <= number < high:
+        raise ValueError(f"{name} must satisfy {low} <= {name} < {high}; got {number}")
+    return number
 
 
-def _count(shape: tuple[int, ...]) -> int:
+def _count(shape: Any) -> int:
     """The number of elements of ``shape``, checked."""
     if not isinstance(shape, tuple) or not all(
-        isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 0 for d in shape
+        not isinstance(d, bool) and isinstance(d, numbers.Integral) and int(d) >= 0 for d in shape
     ):
         raise ValueError(f"shape must be a tuple of non-negative ints; got {shape!r}")
-    count = math.prod(shape)
+    count = math.prod(int(d) for d in shape)
     if count > _MAX_ELEMENTS:
         raise ValueError(
             f"one draw can have at most {_MAX_ELEMENTS} elements; shape {shape} has {count}: "
@@ -382,9 +386,8 @@ def _count(shape: tuple[int, ...]) -> int:
 
 def _steps(step: Any, *, xp: ModuleType, device: Any) -> Any:
     """``step`` as an int32 array of shape S + (1,), ready to broadcast against elements."""
-    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
-        _check_int("step", step, _WORD)
-        return _const(xp, _signed(int(step)), xp.int32, device)
+    if isinstance(step, numbers.Integral):  # _check_int refuses a bool
+        return _const(xp, _signed(_check_int("step", step, _WORD)), xp.int32, device)
     if not hasattr(step, "dtype") or not xp.isdtype(
         step.dtype, ("signed integer", "unsigned integer")
     ):
