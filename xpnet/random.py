@@ -132,13 +132,22 @@ def threefry2x32(
     x0, x1 = count0 + k0, count1 + k1
     for round_ in range(_ROUNDS):
         left, right, low_bits = rotations[round_ % len(_ROTATIONS)]
-        x0 = x0 + x1
-        x1 = (x1 << left) | ((x1 >> right) & low_bits)  # rotate left; >> is arithmetic
-        x1 = x1 ^ x0
+        # rotate left by r: x << r | x >> (32 - r), the >> made logical by a mask
+        if round_ == 0:  # new arrays of the broadcast shape of the counters
+            x0 = x0 + x1
+            x1 = ((x1 << left) | ((x1 >> right) & low_bits)) ^ x0
+        else:  # then in place where arrays are mutable (one temporary a round); JAX rebinds
+            x0 += x1
+            high_bits = x1 << left
+            x1 >>= right
+            x1 &= low_bits
+            x1 |= high_bits
+            x1 ^= x0
         if round_ % 4 == 3:  # key injection number s = 1, ..., 5
             s = round_ // 4 + 1
-            x0 = x0 + schedule[s % 3]
-            x1 = x1 + schedule[(s + 1) % 3] + _const(xp, s, xp.int32, device)
+            x0 += schedule[s % 3]
+            x1 += schedule[(s + 1) % 3]
+            x1 += _const(xp, s, xp.int32, device)
     return x0, x1
 
 
