@@ -349,8 +349,12 @@ def test_jax_jit_and_scan_draw_what_the_eager_code_draws():
     compiled = jax.jit(draw)
     for step in (0, 12, 2**31 + 1):
         step_array = words(backend, step)
-        for eager, jitted in zip(draw(step), compiled(step_array), strict=True):
+        with jax.transfer_guard("disallow"):  # nothing comes from the host but the program
+            drawn = compiled(step_array)
+        for eager, jitted in zip(draw(step), drawn, strict=True):
             np.testing.assert_array_equal(np.asarray(jitted), np.asarray(eager))
+    with jax.transfer_guard("disallow"), pytest.raises(Exception, match="host-to-device"):
+        compiled(np.int32(12))  # the guard is on: a step from the host is refused
 
     # a scan over steps, as a compiled training loop runs them, draws the chunk
     def body(carry, step):
@@ -403,3 +407,44 @@ def test_jax_jit_and_scan_draw_what_the_eager_code_draws():
 def test_bad_arguments_are_refused_with_what_to_do(backend, call, error, message):
     with pytest.raises(error, match=message):
         call({"xp": backend.xp, "device": backend.device})
+
+
+@pytest.mark.backend("torch")
+def test_torch_draws_make_and_use_no_tensor_off_the_device():
+    """On torch's ``meta`` device (shapes, no data), every tensor a draw makes or takes
+    is on that device: no host tensor that a CUDA device would have to copy in."""
+    torch = pytest.importorskip("torch")
+    from array_api_compat import torch as xp
+    from torch.overrides import TorchFunctionMode
+
+    devices = set()
+
+    class RecordDevices(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            results = out if isinstance(out, tuple | list) else [out]
+            for value in [*args, *kwargs.values(), *results]:
+                if isinstance(value, torch.Tensor):
+                    devices.add(value.device.type)
+            return out
+
+    device = torch.device("meta")
+    on = {"xp": xp, "device": device}
+    with RecordDevices():
+        k = xr.stream_key(3, 1, **on)
+        steps = xp.arange(4, dtype=xp.int32, device=device)
+        drawn = [
+            xr.uniform(k, steps, (3, 4), dtype=xp.float32, **on),
+            xr.uniform(k, 5, (3,), dtype=xp.float64, **on),
+            xr.normal(k, steps, (5,), dtype=xp.float32, **on),
+            xr.bernoulli(k, steps, (7,), 0.3, **on),
+            xr.integers(k, steps, (7,), 10, **on),
+            xr.permutation(k, steps, 9, **on),
+        ]
+    assert devices == {"meta"}
+    assert {d.device.type for d in drawn} == {"meta"}
+    # the record can fail: a host scalar tensor in the same arithmetic is seen
+    with RecordDevices():
+        xp.full((1,), 2, dtype=xp.int32, device=device) + xp.asarray(3)
+    assert devices == {"meta", "cpu"}
