@@ -7,8 +7,9 @@ random numbers: as easy as 1, 2, 3", SC 2011; the generator of ``jax.random``) m
 a 64-bit key and a 64-bit counter, each two 32-bit words, to two 32-bit words, with
 additions, rotations and exclusive ors only. Here it is written once against the
 Array API standard, so the same seed gives the same numbers on every backend and
-device, and it runs inside compiled steps (``jax.jit``, CUDA graphs) without a
-host round trip: no value is read back and every constant is made on the device.
+device. Nothing depends on the values in Python (no value is read back) and every
+constant is made on the device by ``full``, so a draw traces under ``jax.jit`` and
+makes no host tensor that a CUDA graph would have to copy in.
 
 Keys and counters
 -----------------
@@ -31,7 +32,9 @@ unless its 64-bit mode is on, so ``int32`` is the one dtype on which every backe
 does all the operations. Additions and left shifts wrap modulo 2**32, as all the
 supported libraries do for ``int32``; right shifts are arithmetic (the standard
 says so), and a mask after each one makes it logical. The known-answer tests check
-the words on every backend.
+the words on every backend. After the first round the words are updated with
+augmented assignments: in place on libraries with mutable arrays (a third of the
+time on NumPy), a new array on JAX.
 
 From words to numbers
 ---------------------
@@ -53,8 +56,7 @@ From words to numbers
 - :func:`permutation`: the order of the 64-bit blocks ``threefry2x32(key, (s, i))``,
   ``i < n``, found by two stable ``argsort`` passes (second word, then first).
   Threefry with a fixed key is a bijection of the counters, so the ``n`` blocks are
-  distinct: there are no ties, and every permutation is as likely as the generator
-  allows.
+  distinct: there are no ties to break, so no order is favoured by the sort.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ __all__ = [
 
 #: Rotation distances of Threefry-2x32 (Random123's ``R_32x2``), one per round, cycling.
 _ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
-#: The key schedule's parity constant, Threefish's ``C240`` truncated to 32 bits.
+#: The key schedule's parity constant (Skein's ``SKEIN_KS_PARITY32``).
 _PARITY = 0x1BD11BDA
 _ROUNDS = 20
 _WORD = 2**32
@@ -201,8 +203,8 @@ def blocks(
     key : array, shape (2,), int32
         A stream's key (:func:`stream_key`).
     step : int or integer array, shape S
-        The step counter(s), each ``0 <= step < 2**32`` (an array holds ``int32``
-        bits or smaller non-negative values).
+        The step counter(s), each ``0 <= step < 2**32``. An array is converted to
+        ``int32``; steps of 2**31 and more come as ``int32`` holding the word's bits.
     shape : tuple of int
         The shape of one step's draw.
     xp : module
