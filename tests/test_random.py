@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_stream_keys_are_jax_fold_in(seed):
         np.testing.assert_array_equal(unsigned(ours), np.asarray(theirs))
 
 
-def draws(backend, step):
+def draws(backend, step, float64=True):
     """One of each kind of draw on ``backend``, as NumPy arrays, each on its own stream.
 
     Each takes six blocks (odd and even counts of words and of normals among them), so
@@ -100,9 +101,17 @@ def draws(backend, step):
         "blocks": np.stack([unsigned(b0), unsigned(b1)]),
         "bits": unsigned(xr.bits(key(backend, 1), step, (11,), **on)),
         "uniform32": to_numpy(xr.uniform(key(backend, 2), step, (3, 4), dtype=xp.float32, **on)),
-        "uniform64": to_numpy(xr.uniform(key(backend, 3), step, (6,), dtype=xp.float64, **on)),
+        **(
+            {"uniform64": to_numpy(xr.uniform(key(backend, 3), step, (6,), dtype=xp.float64, **on))}
+            if float64
+            else {}
+        ),
         "normal32": to_numpy(xr.normal(key(backend, 4), step, (11,), dtype=xp.float32, **on)),
-        "normal64": to_numpy(xr.normal(key(backend, 5), step, (5,), dtype=xp.float64, **on)),
+        **(
+            {"normal64": to_numpy(xr.normal(key(backend, 5), step, (5,), dtype=xp.float64, **on))}
+            if float64
+            else {}
+        ),
         "bernoulli": to_numpy(xr.bernoulli(key(backend, 6), step, (3, 4), 0.3, **on)),
         "integers": to_numpy(xr.integers(key(backend, 7), step, (11,), 50_000, **on)),
         "permutation": to_numpy(xr.permutation(key(backend, 8), step, 6, **on)),
@@ -325,6 +334,25 @@ def test_permutations_are_permutations_and_uniform():
     counts = np.unique(codes, return_counts=True)[1]
     assert counts.size == 120
     assert chi_square(counts) < CHI2_999[119]
+
+
+@pytest.mark.backend("jax")
+def test_jax_outside_its_64_bit_mode_draws_numpys_float32_numbers():
+    jax = pytest.importorskip("jax")
+    reference = draws(NUMPY, 2**31 + 5, float64=False)
+    with jax.enable_x64(False):  # JAX's default, where there is no int64 and no float64
+        backend = resolve_backend("jax")
+        ours = draws(backend, 2**31 + 5, float64=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # JAX's own: float64 becomes float32
+            with pytest.raises(ValueError, match="64-bit mode"):
+                xr.uniform(key(backend), 0, (2,), dtype=backend.xp.float64, **on_(backend))
+    ours["permutation"] = ours["permutation"].astype(reference["permutation"].dtype)
+    assert_same_draws(ours, reference)
+
+
+def on_(backend):
+    return {"xp": backend.xp, "device": backend.device}
 
 
 @pytest.mark.backend("jax")

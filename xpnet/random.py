@@ -442,6 +442,12 @@ def _flat_uniform(
         a = (y0 >> _const(xp, 5, xp.int32, device)) & _const(xp, 2**27 - 1, xp.int32, device)
         b = (y1 >> _const(xp, 6, xp.int32, device)) & _const(xp, 2**26 - 1, xp.int32, device)
         scale = _const(xp, 2.0**26, dtype, device)
+        if scale.dtype != xp.float64:
+            raise ValueError(
+                f"this namespace makes {scale.dtype} arrays when asked for float64 (JAX "
+                "outside its 64-bit mode): use float32, or turn on JAX's 64-bit mode "
+                "(jax.config.update('jax_enable_x64', True)) before making any array"
+            )
         return (xp.astype(a, dtype) * scale + xp.astype(b, dtype)) * _const(
             xp, 2.0**-53, dtype, device
         )
