@@ -301,10 +301,14 @@ def test_bernoulli_masks_are_true_with_probability_p():
         assert abs(mask.mean() - p) < 4 * math.sqrt(p * (1 - p) / n)
     assert not to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.0, **on)).any()
     assert to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 1.0, **on)).all()
-    # a mask agrees with the uniforms of the same words: u < p exactly when the top bits are below
-    words_ = unsigned(xr.bits(key(NUMPY), 2, (n,), **on))
+    # mask 2j compares the high half of word j with p 2**16, mask 2j + 1 its low half
+    words_ = unsigned(xr.bits(key(NUMPY), 2, (n // 2,), **on))
     mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.25, **on))
-    np.testing.assert_array_equal(mask, (words_ >> 1) < 2**29)
+    np.testing.assert_array_equal(mask[0::2], (words_ >> 16) < 2**14)
+    np.testing.assert_array_equal(mask[1::2], (words_ & 0xFFFF) < 2**14)
+    # p is rounded to a multiple of 2**-16: 0.3 is 19661 / 65536
+    mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.3, **on))
+    np.testing.assert_array_equal(mask[0::2], (words_ >> 16) < 19661)
 
 
 def test_a_long_permutation_is_a_permutation_on_every_backend(backend):
