@@ -289,7 +289,9 @@ def _cpu_only() -> list[Any]:
 
 
 def _strict_devices() -> list[Any]:
-    return [None]
+    """Its default device and a second one, so that an array made on the wrong device
+    (a missing ``device=``) fails as it would on a GPU."""
+    return [None, "device1"]
 
 
 def _torch_devices() -> list[Any]:
