@@ -21,6 +21,7 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = [
     "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune", "sklearn",
+    "onnx",
 ]  # fmt: skip
 
 
@@ -75,13 +76,14 @@ def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (backend-independent tests run with numpy)."""
-    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn")
+    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn and not onnx")
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    _pytest(session, "numpy", "-m", "not gradcheck and not slow and not tune and not sklearn", "-q")
+    skipped = "not gradcheck and not slow and not tune and not sklearn and not onnx"
+    _pytest(session, "numpy", "-m", skipped, "-q")
 
 
 @nox.session
@@ -132,6 +134,13 @@ def sklearn(session: nox.Session) -> None:
     session.install(".[test,sklearn]", "-r", "backends/torch.txt", "pandas")
     # scikit-learn runs its array API checks only with SciPy's array API support on.
     session.run("pytest", "-m", "sklearn", *session.posargs, env={"SCIPY_ARRAY_API": "1"})
+
+
+@nox.session
+def onnx(session: nox.Session) -> None:
+    """ONNX export: models traced through ndonnx, run by ONNX Runtime against predict."""
+    session.install(".[test,onnx]")
+    session.run("pytest", "-m", "onnx", *session.posargs)
 
 
 @nox.session

@@ -130,7 +130,7 @@ def _trace(ndx: Any, net: TwoLayerNet) -> Any:
 
 def _name_output_shapes(graph: Any, num_classes: int) -> None:
     """Write the outputs' shapes, ``(N,)`` and ``(N, C)``, where the trace left them unnamed."""
-    shapes = {"labels": ["N"], "probabilities": ["N", num_classes]}
+    shapes: dict[str, list[str | int]] = {"labels": ["N"], "probabilities": ["N", num_classes]}
     for output in graph.graph.output:
         dims = output.type.tensor_type.shape.dim
         for dim, size in zip(dims, shapes[output.name], strict=True):
