@@ -106,6 +106,12 @@ class Backend:
             return x.detach()
         return x
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the library builds its arrays lazily (Dask): it predicts chunk by
+        chunk, but a training loop would grow one graph of every step."""
+        return self.spec is None and not _compat.has_values(self.asarray(0.0))
+
     def memory_bytes(self) -> int | None:
         """The memory of this backend's device in bytes (None where it cannot say)."""
         device = self.device
@@ -203,7 +209,13 @@ def to_numpy(x: Any) -> np.ndarray:
 
     GPU arrays are copied to the host: CuPy's with ``.get()``, torch's with ``.cpu()``,
     JAX's and others' through DLPack where the producer can export to the CPU, else
-    through their ``__array__``.
+    through their ``__array__`` (which computes a Dask array).
+
+    Raises
+    ------
+    TypeError
+        If ``x`` has no numbers to give (an ndonnx placeholder), rather than return a
+        NumPy array of objects.
     """
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
@@ -214,9 +226,16 @@ def to_numpy(x: Any) -> np.ndarray:
     if _compat.is_array_api_obj(x):
         try:
             return np.from_dlpack(x)
-        except (BufferError, TypeError, RuntimeError, ValueError):
-            pass  # not on the CPU, or no DLPack export: ask the library for a host copy
-    return np.asarray(x)
+        except (AttributeError, BufferError, TypeError, RuntimeError, ValueError):
+            pass  # not on the CPU, or no DLPack export (Dask): ask the library for a copy
+    host = np.asarray(x)
+    if host.dtype == object:  # NumPy wrapped what it could not read (an ndonnx placeholder)
+        raise TypeError(
+            f"cannot convert a {type(x).__module__}.{type(x).__name__} to a NumPy array of "
+            "numbers: it has no values to read (a lazy array without data, such as a traced "
+            "placeholder); compute it first, or pass arrays that hold values"
+        )
+    return host
 
 
 def _namespace_name(namespace: ModuleType) -> str:
