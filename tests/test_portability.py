@@ -140,7 +140,7 @@ def ndonnx():
 @pytest.mark.onnx
 def test_to_numpy_refuses_a_placeholder_rather_than_wrap_it(ndonnx):
     placeholder = ndonnx.argument(shape=("N", 4), dtype=ndonnx.float32)
-    with pytest.raises(TypeError, match="no values to read"):
+    with pytest.raises(TypeError, match="cannot convert a ndonnx"):
         to_numpy(placeholder)
 
 
@@ -184,3 +184,11 @@ def test_the_input_checks_and_the_loss_trace_on_a_symbolic_batch(ndonnx):
         np.testing.assert_allclose(outputs["loss"], expected_loss, rtol=1e-6)
         for name, gradient in expected.items():
             np.testing.assert_allclose(outputs[name], gradient, rtol=1e-5, atol=1e-7)
+
+
+def test_to_numpy_makes_a_sparse_array_dense():
+    sparse = pytest.importorskip("sparse", reason="needs pip install sparse")
+    dense = np.eye(4)
+    host = to_numpy(sparse.COO.from_numpy(dense))
+    assert isinstance(host, np.ndarray)
+    np.testing.assert_array_equal(host, dense)

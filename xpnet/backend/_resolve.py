@@ -209,13 +209,14 @@ def to_numpy(x: Any) -> np.ndarray:
 
     GPU arrays are copied to the host: CuPy's with ``.get()``, torch's with ``.cpu()``,
     JAX's and others' through DLPack where the producer can export to the CPU, else
-    through their ``__array__`` (which computes a Dask array).
+    through their ``__array__`` (which computes a Dask array). Arrays of the library
+    ``sparse`` are made dense.
 
     Raises
     ------
     TypeError
-        If ``x`` has no numbers to give (an ndonnx placeholder), rather than return a
-        NumPy array of objects.
+        If NumPy cannot read ``x``'s numbers (an ndonnx array, above all a placeholder
+        with no values), rather than return a NumPy array of objects.
     """
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
@@ -223,6 +224,8 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.get()
     if _compat.is_torch_array(x):
         return x.detach().cpu().numpy()
+    if _compat.is_pydata_sparse_array(x):
+        return np.asarray(x.todense())  # sparse refuses to densify implicitly
     if _compat.is_array_api_obj(x):
         try:
             return np.from_dlpack(x)
@@ -231,9 +234,10 @@ def to_numpy(x: Any) -> np.ndarray:
     host = np.asarray(x)
     if host.dtype == object:  # NumPy wrapped what it could not read (an ndonnx placeholder)
         raise TypeError(
-            f"cannot convert a {type(x).__module__}.{type(x).__name__} to a NumPy array of "
-            "numbers: it has no values to read (a lazy array without data, such as a traced "
-            "placeholder); compute it first, or pass arrays that hold values"
+            f"cannot convert a {type(x).__module__}.{type(x).__name__} to a NumPy array: its "
+            "library offers NumPy neither DLPack nor __array__ for it (and a lazy array such "
+            "as an ndonnx placeholder has no values at all); convert it with its own library "
+            "first, or pass arrays NumPy can read"
         )
     return host
 
