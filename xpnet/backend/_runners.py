@@ -219,7 +219,7 @@ def select_runner(backend: Backend, step: Step, compile: Compile = "auto") -> Ru
         raise ValueError(
             f"backend {backend.name!r} is lazy: each training step would add to one task "
             "graph that grows with every step (minutes for what NumPy trains in a second); "
-            "compute the data to NumPy first (X.compute(), y.compute()) and train with "
+            "compute the data to NumPy first (Dask: X.compute(), y.compute()) and train with "
             "backend='numpy', then predict on lazy arrays with TwoLayerNet.load(path, "
             f"backend={backend.name})"
         )
