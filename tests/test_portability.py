@@ -96,6 +96,20 @@ def test_predict_on_dask_is_lazy_and_runs_chunk_by_chunk(dask_net):
     np.testing.assert_allclose(probabilities.compute(), reference.predict_proba(X[:200]))
 
 
+def test_the_preprocessing_applies_to_dask_images_chunk_by_chunk(dask_net):
+    import array_api_compat.dask.array as dask_xp
+    import dask.array as da
+
+    from xpnet.preprocess import fit_preprocessing
+
+    images = np.random.default_rng(2).integers(0, 256, (100, 28, 28, 1)).astype(np.float32)
+    preprocessing = fit_preprocessing("scale_and_center", images)
+    rows = preprocessing.apply(dask_xp, da.from_array(images, chunks=(25, 28, 28, 1)))
+    assert isinstance(rows, da.Array)
+    assert rows.chunks == ((25, 25, 25, 25), (784,))
+    np.testing.assert_array_equal(rows.compute(), preprocessing(images))
+
+
 def test_a_dask_net_takes_numpy_and_answers_numpy(dask_net):
     net, reference = dask_net
     X = np.random.default_rng(1).standard_normal((50, 4))
