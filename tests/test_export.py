@@ -164,6 +164,14 @@ def test_a_network_needs_an_output_path():
         export_onnx(TwoLayerNet(784, 10, 10, seed=0))
 
 
+def test_the_model_file_is_never_overwritten(trained):
+    _, path, _ = trained
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="would replace the model file"):
+        export_onnx(path, path.parent / "." / path.name)
+    assert path.read_bytes() == before
+
+
 def test_a_file_that_is_no_model_is_refused(tmp_path):
     bad = tmp_path / "model.npz"
     bad.write_bytes(b"not a zip archive")

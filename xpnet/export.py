@@ -56,7 +56,8 @@ def export_onnx(
     ------
     ValueError
         If the network has no preprocessing (the model could not take raw pixels), its
-        inputs are not 28x28 images, or ``path`` is missing for a network.
+        inputs are not 28x28 images, ``path`` is missing for a network, or ``path`` is
+        the model file itself.
     xpnet.errors.ModelFileError
         If ``model`` is a path but not a valid model file.
     ImportError
@@ -80,8 +81,10 @@ def export_onnx(
         if path is None:
             raise ValueError("give the .onnx file to write (path=) when exporting a network")
     else:
-        net = TwoLayerNet.load(model)
         path = Path(model).with_suffix(".onnx") if path is None else path
+        if Path(path).resolve() == Path(model).resolve():
+            raise ValueError(f"the ONNX file {path} would replace the model file; choose another")
+        net = TwoLayerNet.load(model)
     preprocessing = net.preprocessing
     if preprocessing is None:
         raise ValueError(
