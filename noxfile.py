@@ -22,6 +22,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = [
     "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune", "sklearn",
     "serve",
+    "onnx",
 ]  # fmt: skip
 
 
@@ -76,13 +77,18 @@ def _pytest(session: nox.Session, backend: str, *args: str, **env: str) -> None:
 @nox.parametrize("backend", BACKENDS)
 def tests(session: nox.Session, backend: str) -> None:
     """The test suite on one backend (backend-independent tests run with numpy)."""
-    _pytest(session, backend, "-m", "not gradcheck and not tune and not sklearn and not serve")
+    _pytest(
+        session,
+        backend,
+        "-m",
+        "not gradcheck and not tune and not sklearn and not serve and not onnx",
+    )
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    others = "not gradcheck and not tune and not sklearn and not serve"
+    others = "not gradcheck and not tune and not sklearn and not serve and not onnx"
     _pytest(session, "numpy", "-m", f"{others} and not slow", "-q")
 
 
@@ -146,6 +152,13 @@ def serve(session: nox.Session) -> None:
         session.run("apt-get", "install", "-y", "chromium", external=True)
     session.install(".[test]", "playwright")
     session.run("pytest", "-m", "serve", *session.posargs)
+
+
+@nox.session
+def onnx(session: nox.Session) -> None:
+    """ONNX export: models traced through ndonnx, run by ONNX Runtime against predict."""
+    session.install(".[test,onnx]")
+    session.run("pytest", "-m", "onnx", *session.posargs)
 
 
 @nox.session

@@ -377,7 +377,7 @@ def test_a_fashion_mnist_model_is_not_evaluated_on_mnist(mnist_dir, tmp_path):
 
 def test_help_never_shows_a_default_of_none(capsys):
     """Options without a value say in words what happens; -h never prints "default: None"."""
-    for command in ("train", "evaluate", "data", "tune"):
+    for command in ("train", "evaluate", "data", "tune", "export"):
         with pytest.raises(SystemExit):
             main([command, "-h"])
         assert "default: None" not in capsys.readouterr().out

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from xpnet._typing import INITS
-from xpnet.backend import Backend, device_of, to_numpy
+from xpnet.backend import Backend, device_of, has_values, to_numpy
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -145,9 +145,12 @@ def features(
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has no rows")
     # NaN propagates through max and min, and an infinity becomes one of them: two
-    # reductions find either without a temporary the size of X.
-    if xp.isdtype(X.dtype, "real floating") and not bool(
-        xp.isfinite(xp.max(X)) & xp.isfinite(xp.min(X))
+    # reductions find either without a temporary the size of X. A lazy array's values
+    # are not read (that would compute it whole): its NaN propagate to the results.
+    if (
+        has_values(X)
+        and xp.isdtype(X.dtype, "real floating")
+        and not bool(xp.isfinite(xp.max(X)) & xp.isfinite(xp.min(X)))
     ):
         raise ValueError(_non_finite_message(name, original, X.dtype))
     return X, from_host

@@ -1,6 +1,6 @@
-"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune``, ``data`` and ``serve``. It
-parses and prints; the work is :mod:`xpnet.pipeline`'s, :mod:`xpnet.tune`'s and
-:mod:`xpnet.serve`'s.
+"""The ``xpnet`` command: ``train``, ``evaluate``, ``tune``, ``data``, ``export`` and
+``serve``. It parses and prints; the work is :mod:`xpnet.pipeline`'s,
+:mod:`xpnet.tune`'s, :mod:`xpnet.export`'s and :mod:`xpnet.serve`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
 value or type, output that cannot be written), with a one-line message and no traceback;
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_tune_parser(commands, formatter)
     _add_serve_parser(commands, formatter)
+    _add_export_parser(commands, formatter)
 
     data = commands.add_parser(
         "data", help="download, verify and locate the data", formatter_class=formatter
@@ -201,6 +202,35 @@ def _add_tune_parser(commands: Any, formatter: Any) -> None:
         "--output-dir", type=Path, default=Path("xpnet-tune"),
         help="where the study, trials.csv, the plots and the best model (best/) go",
     )  # fmt: skip
+
+
+def _add_export_parser(commands: Any, formatter: Any) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write a model as ONNX, for ONNX Runtime",
+        formatter_class=formatter,
+        description="Write a model file as an ONNX model traced from xpnet's own code: input "
+        "`images` (float32 raw pixels 0..255, shape (N, 28, 28, 1)), outputs `labels` and "
+        "`probabilities`. A float64 model is exported in float32. Needs: pip install "
+        "'xpnet[onnx]'.",
+    )
+    export.set_defaults(command=_export)
+    export.add_argument("model", type=Path, help="a model file written by `xpnet train`")
+    export.add_argument(
+        "--output", type=Path, help="the .onnx file to write (default: the model's path, .onnx)"
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from xpnet.export import export_onnx
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        written = export_onnx(args.model, args.output)
+    for warning in caught:
+        print(f"note: {warning.message}", file=sys.stderr)
+    print(f"wrote {written}")
+    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:

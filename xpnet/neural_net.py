@@ -130,7 +130,7 @@ def cross_entropy(
     grads : dict
         The gradient of ``loss`` with respect to each parameter, same shapes.
     """
-    N = X.shape[0]
+    N = _num_rows(xp, X)
     hidden, scores = forward(xp, params, X, dropout)
 
     # Softmax, shifted by the row maximum so exp cannot overflow.
@@ -680,3 +680,12 @@ def _dtype_name(dtype: Any) -> DType:
 def _flat(xp: Namespace, x: Array) -> Array:
     """``x`` as a vector, for dot products: ``_flat(a) @ _flat(b) = sum(a * b)``."""
     return xp.reshape(x, (-1,))
+
+
+def _num_rows(xp: Namespace, X: Array) -> Array | int:
+    """N, the rows of ``X``: an int, or a 0-d array of X's dtype where the batch size is
+    unknown until run time (a traced graph's placeholder, a Dask array of unknown chunks)."""
+    N = X.shape[0]
+    if isinstance(N, int):
+        return N
+    return xp.sum(xp.ones_like(X[:, 0]))

@@ -8,9 +8,12 @@ files, so a model evaluates raw images with nothing but its file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Literal, get_args
 
 import numpy as np
+
+from xpnet.backend import array_namespace, device_of
 
 __all__ = [
     "PREPROCESSINGS",
@@ -70,11 +73,32 @@ class Preprocessing:
                 f"images must hold {self.input_size} values each (the training images' size), "
                 f"got shape {images.shape}"
             )
-        rows = images.reshape(count, self.input_size)
+        return self.apply(_numpy_namespace(), images)
+
+    def apply(self, xp: ModuleType, images: Any) -> Any:
+        """The formula itself, in any Array API namespace, without the checks of a call.
+
+        Lazy arrays (a traced ONNX graph, Dask) go through it as NumPy arrays do: the
+        batch size may be unknown.
+
+        Parameters
+        ----------
+        xp : module
+            The Array API namespace of ``images``.
+        images : array, shape (N, ...)
+            With D values each.
+
+        Returns
+        -------
+        array of float32, shape (N, D)
+        """
+        rows = xp.reshape(images, (-1, self.input_size))
+        if not xp.isdtype(rows.dtype, "real floating"):
+            rows = xp.astype(rows, xp.float32)  # pixels: exact in float32
         if self.scale != 1.0:
-            rows = rows * np.float32(self.scale)
-        rows = rows.astype(np.float32, copy=False)
-        return rows - self.mean
+            rows = rows * self.scale  # a float32 value, exact as a Python float
+        rows = xp.astype(rows, xp.float32)
+        return rows - xp.asarray(self.mean, device=device_of(rows))
 
     def metadata(self) -> dict[str, Any]:
         """The JSON part of a model file's record of it (the mean is stored as an array)."""
@@ -135,6 +159,10 @@ def scale_and_center(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarra
     """
     preprocessing = fit_preprocessing("scale_and_center", X_train)
     return [preprocessing(X) for X in (X_train, *others)]
+
+
+def _numpy_namespace() -> ModuleType:
+    return array_namespace(np.empty(0))
 
 
 #: Fit-and-apply functions by name: ``PREPROCESSORS[name](X_train, X_val, ...)``.

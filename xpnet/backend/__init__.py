@@ -11,6 +11,7 @@ compiled (JAX's ``jit``, torch's CUDA graphs).
 from xpnet.backend._compat import (
     array_namespace,
     device_of,
+    has_values,
     is_array_api_obj,
     is_numpy_array,
     is_writeable_array,
@@ -46,6 +47,7 @@ __all__ = [
     "compiled_runner_kind",
     "device_of",
     "gpu_devices",
+    "has_values",
     "is_array_api_obj",
     "is_numpy_array",
     "is_writeable_array",

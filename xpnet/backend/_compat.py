@@ -15,7 +15,9 @@ from array_api_compat import (
     is_array_api_obj,
     is_cupy_array,
     is_jax_array,
+    is_lazy_array,
     is_numpy_array,
+    is_pydata_sparse_array,
     is_torch_array,
     is_torch_namespace,
     is_writeable_array,
@@ -26,11 +28,14 @@ from array_api_compat import device as device_of
 __all__ = [
     "array_namespace",
     "device_of",
+    "has_values",
     "is_array_api_obj",
     "is_cupy_array",
     "is_jax_array",
+    "is_lazy_array",
     "is_namespace",
     "is_numpy_array",
+    "is_pydata_sparse_array",
     "is_torch_array",
     "is_torch_namespace",
     "is_writeable_array",
@@ -41,3 +46,13 @@ __all__ = [
 def is_namespace(test: str, namespace: ModuleType) -> bool:
     """Apply ``array_api_compat``'s namespace test called ``test`` (``"is_torch_namespace"``)."""
     return bool(getattr(array_api_compat, test)(namespace))
+
+
+def has_values(x: object) -> bool:
+    """Whether ``x``'s values can be read now and cheaply (``bool``, ``float``).
+
+    False for lazy arrays: a Dask array (reading computes its whole graph) or an
+    ndonnx placeholder (no values at all). JAX arrays outside a trace have values,
+    though ``is_lazy_array`` errs towards True for them.
+    """
+    return is_jax_array(x) or not is_lazy_array(x)

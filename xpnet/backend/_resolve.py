@@ -111,6 +111,12 @@ class Backend:
             return x.detach()
         return x
 
+    @property
+    def lazy(self) -> bool:
+        """Whether the library builds its arrays lazily (Dask): it predicts chunk by
+        chunk, but a training loop would grow one graph of every step."""
+        return self.spec is None and not _compat.has_values(self.asarray(0.0))
+
     def memory_bytes(self) -> int | None:
         """The memory of this backend's device in bytes (None where it cannot say)."""
         device = self.device
@@ -208,7 +214,14 @@ def to_numpy(x: Any) -> np.ndarray:
 
     GPU arrays are copied to the host: CuPy's with ``.get()``, torch's with ``.cpu()``,
     JAX's and others' through DLPack where the producer can export to the CPU, else
-    through their ``__array__``.
+    through their ``__array__`` (which computes a Dask array). Arrays of the library
+    ``sparse`` are made dense.
+
+    Raises
+    ------
+    TypeError
+        If NumPy cannot read ``x``'s numbers (an ndonnx array, above all a placeholder
+        with no values), rather than return a NumPy array of objects.
     """
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
@@ -216,12 +229,22 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.get()
     if _compat.is_torch_array(x):
         return x.detach().cpu().numpy()
+    if _compat.is_pydata_sparse_array(x):
+        return np.asarray(x.todense())  # sparse refuses to densify implicitly
     if _compat.is_array_api_obj(x):
         try:
             return np.from_dlpack(x)
-        except (BufferError, TypeError, RuntimeError, ValueError):
-            pass  # not on the CPU, or no DLPack export: ask the library for a host copy
-    return np.asarray(x)
+        except (AttributeError, BufferError, TypeError, RuntimeError, ValueError):
+            pass  # not on the CPU, or no DLPack export (Dask): ask the library for a copy
+    host = np.asarray(x)
+    if host.dtype == object:  # NumPy wrapped what it could not read (an ndonnx placeholder)
+        raise TypeError(
+            f"cannot convert a {type(x).__module__}.{type(x).__name__} to a NumPy array: its "
+            "library offers NumPy neither DLPack nor __array__ for it (and a lazy array such "
+            "as an ndonnx placeholder has no values at all); convert it with its own library "
+            "first, or pass arrays NumPy can read"
+        )
+    return host
 
 
 def _namespace_name(namespace: ModuleType) -> str:

@@ -210,10 +210,19 @@ def select_runner(backend: Backend, step: Step, compile: Compile = "auto") -> Ru
     ------
     ValueError
         If ``compile`` is not "auto", True or False, or is True where the backend
-        and device have no compiled path.
+        and device have no compiled path; or if the backend is lazy (Dask), whose
+        training graph would grow with every step.
     """
     if not (isinstance(compile, bool) or compile == "auto"):
         raise ValueError(f"compile must be 'auto', True or False, got {compile!r}")
+    if backend.lazy:
+        raise ValueError(
+            f"backend {backend.name!r} is lazy: each training step would add to one task "
+            "graph that grows with every step (minutes for what NumPy trains in a second); "
+            "compute the data to NumPy first (Dask: X.compute(), y.compute()) and train with "
+            "backend='numpy', then predict on lazy arrays with TwoLayerNet.load(path, "
+            f"backend={backend.name})"
+        )
     kind = compiled_runner_kind(backend)
     if compile is True and kind is None:
         raise ValueError(
