@@ -36,11 +36,17 @@ def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_labs_best_settings_reach_its_accuracy(backend, dtype, mnist_rows):
-    """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy."""
+def test_the_labs_best_settings_reach_its_accuracy_in_float32(backend, mnist_rows):
+    """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy.
+
+    In float64 on NumPy this is the handout's own cell, run by ``test_handout.py``;
+    float64 on the other backends follows NumPy's trajectory
+    (``test_neural_net.py::test_training_matches_numpy_float64``).
+    """
     X_train, y_train, X_val, y_val, X_test, y_test = mnist_rows
-    net = TwoLayerNet(784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype=dtype, seed=0)
+    net = TwoLayerNet(
+        784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype="float32", seed=0
+    )
     net.train(X_train, y_train, X_val, y_val, **LAB.train_settings())
     assert accuracy(net, X_val, y_val) >= 0.974
     assert accuracy(net, X_test, y_test) >= 0.963
