@@ -15,6 +15,7 @@ def accuracy(net, X, y):
     return float(np.mean(net.predict(X) == y))
 
 
+@pytest.mark.slow
 def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
     """Sections 7 and 8: the handout got 0.8922 (fixed) and 0.9432 (decay)."""
     X_train, y_train, X_val, y_val, _, _ = mnist_rows
@@ -52,6 +53,7 @@ def test_the_labs_best_settings_reach_its_accuracy_in_float32(backend, mnist_row
     assert accuracy(net, X_test, y_test) >= 0.963
 
 
+@pytest.mark.slow
 def test_the_fast_recipe_reaches_098(backend, mnist_dir):
     """xpnet train --recipe fast: 0.98 validation accuracy within its three epochs."""
     from xpnet.data import read_data_sets
