@@ -92,25 +92,33 @@ def main() -> int:
     reference = measure("numpy", "float64", False, X, y)
 
     quantities = list(reference)
-    header = f"{'backend':<26}{'path':<20}{'dtype':<9}" + "".join(f"{q:>12}" for q in quantities)
+    backends = available()
+    names = [str(backend) for backend in backends]
+    paths = ["eager loop", *(kind.name for b in backends if (kind := compiled_runner_kind(b)))]
+    # Each column as wide as its widest entry, and two spaces apart.
+    name_width = max(map(len, ["backend", *names])) + 2
+    path_width = max(map(len, ["path", *paths])) + 2
+    header = f"{'backend':<{name_width}}{'path':<{path_width}}{'dtype':<9}" + "".join(
+        f"{q:>12}" for q in quantities
+    )
     print(f"largest relative difference from numpy float64 ({STEPS}-step trajectory)")
     print(header + f"{'tolerance':>11}  result")
     failures = 0
-    for backend in available():
+    for backend in backends:
         paths = [False] + ([True] if compiled_runner_kind(backend) is not None else [])
         for compile in paths:
             for dtype, tolerance in TOLERANCES.items():
                 try:
                     result = measure(backend, dtype, compile, X, y)
                 except ValueError as err:  # a dtype the device lacks
-                    print(f"{backend!s:<26}{'':<20}{dtype:<9}  not run: {err}")
+                    print(f"{backend!s:<{name_width}}{'':<{path_width}}{dtype:<9}  not run: {err}")
                     continue
                 diffs = [relative_difference(result[q], reference[q]) for q in quantities]
                 ok = max(diffs) <= tolerance
                 failures += not ok
                 path = compiled_runner_kind(backend).name if compile else "eager loop"
                 print(
-                    f"{backend!s:<26}{path:<20}{dtype:<9}"
+                    f"{backend!s:<{name_width}}{path:<{path_width}}{dtype:<9}"
                     + "".join(f"{d:>12.1e}" for d in diffs)
                     + f"{tolerance:>11.0e}  {'ok' if ok else 'FAIL'}"
                 )

@@ -110,8 +110,24 @@ def _runs_with(item: pytest.Item, requested: list[str]) -> bool:
     return bool(set(marker.args if marker else ["numpy"]) & set(requested))
 
 
+#: The fixtures of the real data files: a test that uses one must be marked ``mnist``.
+DATA_FIXTURES = frozenset({"mnist_dir", "mnist_rows", "fashion_mnist_dir"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """When backends are chosen, run each backend-independent test in one session only."""
+    """Check that tests of the real data are marked ``mnist``; when backends are chosen,
+    run each backend-independent test in one session only."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("mnist") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests read the real data files but are not marked "
+            "@pytest.mark.mnist: " + ", ".join(unmarked)
+        )
     if _REQUESTED:
         names = [name for name, _ in _REQUESTED]
         keep = [item for item in items if _runs_with(item, names)]
@@ -135,6 +151,28 @@ def mnist_dir() -> Path:
     if os.environ.get("CI"):
         pytest.fail(f"{problem}: CI must provide them (XPNET_DATA)")
     pytest.skip(f"{problem}: run `xpnet data` to download them, or set XPNET_DATA")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> Path:
+    """The directory of the Fashion-MNIST files: ``XPNET_FASHION_DATA``, else Debian's
+    ``dataset-fashion-mnist`` package, else xpnet's cache.
+
+    In CI (``CI`` set) missing data is a failure; elsewhere the test is skipped
+    with a note on how to get the data.
+    """
+    from xpnet.data import DATASETS, data_dir
+
+    directory = data_dir("fashion-mnist")
+    if all((directory / name).is_file() for name in DATASETS["fashion-mnist"].sha256):
+        return directory
+    problem = f"the Fashion-MNIST files are not in {directory}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}: CI must provide them (apt-get install dataset-fashion-mnist)")
+    pytest.skip(
+        f"{problem}: on Debian or Ubuntu `apt-get install dataset-fashion-mnist`; elsewhere "
+        "run `xpnet data --dataset fashion-mnist`, or set XPNET_FASHION_DATA"
+    )
 
 
 @pytest.fixture(scope="session")

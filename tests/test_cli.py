@@ -48,6 +48,7 @@ def short_run(tmp_path_factory, mnist_dir):
     return out, result
 
 
+@pytest.mark.mnist
 def test_train_writes_every_file(short_run):
     out, result = short_run
     names = {"model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png"}
@@ -59,6 +60,7 @@ def test_train_writes_every_file(short_run):
     assert history["loss_history"][-1] < history["loss_history"][0]
 
 
+@pytest.mark.mnist
 def test_train_prints_accuracies_and_a_progress_bar(short_run):
     _, result = short_run
     assert re.search(r"validation accuracy: 0\.\d{4}", result.stdout)
@@ -67,6 +69,7 @@ def test_train_prints_accuracies_and_a_progress_bar(short_run):
     assert "iteration" not in result.stdout  # a bar, not a wall of prints
 
 
+@pytest.mark.mnist
 def test_pngs_are_not_blank(short_run):
     out, _ = short_run
     for name in ("loss_accuracy.png", "weights.png", "confusion.png"):
@@ -74,6 +77,7 @@ def test_pngs_are_not_blank(short_run):
         assert pixels[..., :3].std() > 0.01, name
 
 
+@pytest.mark.mnist
 def test_saved_model_reloads_with_the_same_test_accuracy(short_run, mnist_dir, capsys):
     out, result = short_run
     printed = float(re.search(r"test accuracy: +(0\.\d+)", result.stdout).group(1))
@@ -102,6 +106,7 @@ def test_saved_model_reloads_with_the_same_test_accuracy(short_run, mnist_dir, c
     assert (out / "eval" / "confusion.png").is_file()
 
 
+@pytest.mark.mnist
 @pytest.mark.backend("torch")
 def test_saved_model_evaluates_on_another_backend(short_run, mnist_dir, capsys):
     pytest.importorskip("torch")
@@ -125,6 +130,7 @@ def test_saved_model_evaluates_on_another_backend(short_run, mnist_dir, capsys):
     assert f"test accuracy: {printed}" in capsys.readouterr().out
 
 
+@pytest.mark.mnist
 def test_data_command_verifies_and_shows_the_directory(mnist_dir, capsys):
     assert main(["data", "--data-dir", str(mnist_dir)]) == 0
     text = capsys.readouterr().out
@@ -133,14 +139,15 @@ def test_data_command_verifies_and_shows_the_directory(mnist_dir, capsys):
     assert text.count("verified (SHA-256)") == 4
 
 
+@pytest.mark.mnist
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["train", "--learning-rate", "-1", "--num-iters", "1"], "learning_rate must be in"),
-        (["train", "--batch-size", "0"], "batch_size must be a positive integer"),
         (["train", "--backend", "cupy", "--device", "99"], "cupy"),
         (["evaluate", "missing.npz"], "missing.npz: file not found"),
     ],
+    ids=["a bad value", "a backend this machine cannot run", "a missing model file"],
 )
 def test_expected_failures_exit_1_with_one_line(args, message, mnist_dir, tmp_path):
     result = run(*args, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))
@@ -162,6 +169,7 @@ def confusion_from(text):
 OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
 
 
+@pytest.mark.mnist
 def test_missing_test_files_exit_1_and_say_how_to_get_them(short_run, tmp_path):
     out, _ = short_run
     empty = tmp_path / "empty"
@@ -205,6 +213,7 @@ def test_usage_errors_exit_2(args):
     assert "usage: xpnet" in result.stderr
 
 
+@pytest.mark.mnist
 def test_ctrl_c_saves_the_model_and_exits_130(mnist_dir, tmp_path):
     process = subprocess.Popen(
         [
@@ -236,6 +245,7 @@ def test_ctrl_c_saves_the_model_and_exits_130(mnist_dir, tmp_path):
     assert 0 < net.training["iterations"] < 1000000
 
 
+@pytest.mark.mnist
 def test_fast_recipe_is_recorded_and_evaluated_with_its_preprocessing(mnist_dir, tmp_path, capsys):
     assert (
         main(
@@ -274,6 +284,7 @@ def quick(mnist_dir, out, *extra):
             "--output-dir", str(out), *extra)  # fmt: skip
 
 
+@pytest.mark.mnist
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -306,6 +317,7 @@ def test_impossible_settings_exit_1_with_one_line_and_change_nothing(
     assert not out.exists()  # checked before the output directory is made
 
 
+@pytest.mark.mnist
 @pytest.mark.parametrize("where", ["a file", "under a file"])
 def test_an_unusable_output_directory_is_found_before_training(mnist_dir, tmp_path, where):
     (tmp_path / "taken").write_text("")
@@ -316,6 +328,7 @@ def test_an_unusable_output_directory_is_found_before_training(mnist_dir, tmp_pa
     assert "[" not in result.stderr  # no progress bar: no training started
 
 
+@pytest.mark.mnist
 def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, tmp_path)],
@@ -332,6 +345,7 @@ def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     assert TwoLayerNet.load(tmp_path / "model.npz").training["iterations"] == 60
 
 
+@pytest.mark.mnist
 def test_a_diverging_run_ends_with_one_clear_message(mnist_dir, tmp_path):
     result = run(*quick(mnist_dir, tmp_path, "--learning-rate", "1e6", "--num-iters", "300"))
     assert result.returncode == 1
@@ -341,6 +355,7 @@ def test_a_diverging_run_ends_with_one_clear_message(mnist_dir, tmp_path):
     assert not re.search(r"\d{12}", result.stderr)  # no 190-digit losses
 
 
+@pytest.mark.mnist
 @pytest.mark.backend("jax")
 def test_jax_trains_and_evaluates_in_float64_from_the_command_line(mnist_dir, tmp_path):
     pytest.importorskip("jax")
@@ -366,9 +381,9 @@ def test_help_shows_defaults_and_the_output_directory(capsys):
     assert "lab 175, fast 128" in text  # each hyperparameter shows the recipes' values
 
 
-def test_a_fashion_mnist_model_is_not_evaluated_on_mnist(mnist_dir, tmp_path):
-    fashion = "/usr/share/datasets/fashion-mnist"
-    trained = run(*quick(fashion, tmp_path, "--dataset", "fashion-mnist"))
+@pytest.mark.mnist
+def test_a_fashion_mnist_model_is_not_evaluated_on_mnist(mnist_dir, fashion_mnist_dir, tmp_path):
+    trained = run(*quick(fashion_mnist_dir, tmp_path, "--dataset", "fashion-mnist"))
     assert trained.returncode == 0, trained.stderr
     result = run("evaluate", str(tmp_path / "model.npz"), "--data-dir", str(mnist_dir))
     assert result.returncode == 1

@@ -4,6 +4,9 @@ The cells are copied from the lab handout; ``from cattern...`` and ``from mnist_
 become ``from xpnet...``, and the notebook magics (``%matplotlib inline``,
 ``%load_ext autoreload``) are left out. The handout's section 7 and 8 cells lost
 their ``train`` arguments in the handout's OCR; they are the one reconstruction here.
+What the cells print is checked against what the handout printed; the same numbers on
+every backend are ``test_neural_net.py``'s, the 10,000-step run in float32
+``test_lab_mnist.py``'s.
 """
 
 from __future__ import annotations
@@ -231,14 +234,8 @@ def test_sections_1_to_5_print_the_handouts_numbers(capsys):
         lines[lines.index("Difference between your scores and correct scores:") + 1]
     )
     assert score_difference == pytest.approx(3.6802720745909845e-08, rel=1e-6)  # the handout's
-    loss_difference = float(
-        lines[lines.index("Difference between your loss and correct loss:") + 1]
-    )
-    assert loss_difference < 1e-12
-    errors = dict(re.findall(r"(\w+) max relative error: (\S+)", out))
-    assert sorted(errors) == ["W1", "W2", "b1", "b2"]
-    assert all(float(error) < 1e-8 for error in errors.values())
-    assert namespace["stats"]["loss_history"][-1] == pytest.approx(0.017143643532923733, rel=1e-9)
+    assert sorted(re.findall(r"(\w+) max relative error: \S+", out)) == ["W1", "W2", "b1", "b2"]
+    assert "Final training loss:  0.0171436435329" in out  # the handout's 0.017143643532923733
 
 
 @pytest.mark.mnist

@@ -16,6 +16,7 @@ def accuracy(net, X, y):
     return float(np.mean(net.predict(X) == y))
 
 
+@pytest.mark.slow
 def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
     """Sections 7 and 8: the handout got 0.8922 (fixed) and 0.9432 (decay)."""
     X_train, y_train, X_val, y_val, _, _ = mnist_rows
@@ -37,18 +38,25 @@ def test_learning_rate_decay_beats_a_fixed_rate(backend, mnist_rows):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_the_labs_best_settings_reach_its_accuracy(backend, dtype, mnist_rows):
-    """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy."""
+def test_the_labs_best_settings_reach_its_accuracy_in_float32(backend, mnist_rows):
+    """Sections 10 and 11: the handout got 0.9806 validation and 0.9785 test accuracy.
+
+    In float64 on NumPy this is the handout's own cell, run by ``test_handout.py``;
+    float64 on the other backends follows NumPy's trajectory
+    (``test_neural_net.py::test_training_matches_numpy_float64``).
+    """
     X_train, y_train, X_val, y_val, X_test, y_test = mnist_rows
-    net = TwoLayerNet(784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype=dtype, seed=0)
-    fit(net, LAB.settings(input_size=784, output_size=10, seed=0,
-                          compute=ComputeSettings(backend, dtype=dtype)),
+    net = TwoLayerNet(
+        784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype="float32", seed=0
+    )
+    compute = ComputeSettings(backend, dtype="float32")
+    fit(net, LAB.settings(input_size=784, output_size=10, seed=0, compute=compute),
         X_train, y_train, X_val, y_val)  # fmt: skip
     assert accuracy(net, X_val, y_val) >= 0.974
     assert accuracy(net, X_test, y_test) >= 0.963
 
 
+@pytest.mark.slow
 def test_the_fast_recipe_reaches_098(backend, mnist_dir):
     """xpnet train --recipe fast: 0.98 validation accuracy within its three epochs."""
     from xpnet.data import read_data_sets

@@ -38,4 +38,4 @@ def test_a_dtype_conversion_makes_one_copy(mnist_rows):
     assert peak < one_float64_copy + 32 * MiB, f"{peak / MiB:.1f} MiB"
 
 
-pytestmark = pytest.mark.mnist
+pytestmark = [pytest.mark.mnist, pytest.mark.slow]  # 600 steps on the full training set

@@ -147,6 +147,8 @@ def test_training_matches_numpy_float64(backend, dtype):
         )
         return np.asarray(stats["loss_history"])
 
+    if (backend.name, dtype) == ("numpy", "float64"):
+        pytest.skip("numpy float64 is the reference the others are compared with")
     reference = trajectory("numpy", "float64")
     np.testing.assert_allclose(trajectory(backend, dtype), reference, rtol=TOLERANCES[dtype])
 
@@ -321,32 +323,11 @@ def interrupt_at(iteration):
     return progress
 
 
-def test_ctrl_c_stops_after_a_whole_step(backend, toy_data):
-    X, y = toy_data
-    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
-    with pytest.raises(TrainingInterrupted) as info:
-        net.train(X, y, X, y, learning_rate=1e-1, num_iters=100, progress=interrupt_at(30))
-    assert info.value.iterations == 31
-    assert len(info.value.history["loss_history"]) == 31
-    assert net.training["iterations"] == 31
-
-    # The parameters are exactly those of a run of 31 iterations.
-    reference = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
-    stats = reference.train(X, y, X, y, learning_rate=1e-1, num_iters=31)
-    assert stats["loss_history"] == info.value.history["loss_history"]
-    for name, p in net.params.items():
-        np.testing.assert_array_equal(to_numpy(p), to_numpy(reference.params[name]))
-
-
 def test_ctrl_c_handler_is_restored_after_training(toy_data):
     before = signal.getsignal(signal.SIGINT)
     net = TwoLayerNet(4, 10, 3, seed=0)
     net.train(*toy_data, *toy_data, num_iters=3)
     assert signal.getsignal(signal.SIGINT) is before
-
-
-def test_interrupted_is_a_keyboard_interrupt():
-    assert issubclass(TrainingInterrupted, KeyboardInterrupt)
 
 
 # Options of the fast recipe: He initialisation, shuffled epochs, the cosine schedule.
@@ -453,6 +434,7 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
     done = info.value.iterations
     assert 120 < done < 400
     assert done - 1 == 120 or compiled_runner_kind(backend) is not None
+    assert len(info.value.history["loss_history"]) == net.training["iterations"] == done
     reference = TwoLayerNet(8, 6, 3, std=0.1, backend=backend, seed=3)
     stats = reference.train(X, y, X, y, **{**settings, "num_iters": done})
     np.testing.assert_allclose(info.value.history["loss_history"], stats["loss_history"])
@@ -658,7 +640,10 @@ def test_dropout_is_off_at_prediction(toy_data):
     X, y = toy_data
     net = TwoLayerNet(4, 10, 3, std=1e-1, seed=0)
     net.train(X, y, X, y, num_iters=5, dropout=0.5)
-    np.testing.assert_array_equal(net.predict(X), net.predict(X))  # no randomness left
+    W1, b1, W2, b2 = (net.params[name] for name in ("W1", "b1", "W2", "b2"))
+    scores = np.maximum(X @ W1 + b1, 0) @ W2 + b2  # every hidden unit, none scaled
+    np.testing.assert_allclose(net.loss(X), scores, rtol=1e-12)
+    np.testing.assert_array_equal(net.predict(X), np.argmax(scores, axis=1))
     assert net.training["settings"]["dropout"] == 0.5
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import matplotlib.image
 import numpy as np
+import pytest
 
 from xpnet import plots
 
@@ -80,3 +84,58 @@ def test_confusion_names_the_classes():
     fig = plots.plot_confusion(matrix, ["T-shirt/top", "Trouser", "Pullover"])
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["T-shirt/top", "Trouser", "Pullover"]
+
+
+def test_a_run_shorter_than_an_epoch_says_so_with_its_final_accuracies(tmp_path):
+    short = {**history(0), "train_acc_history": [], "val_acc_history": []}
+    fig = plots.plot_history({**short, "val_acc": 0.9512, "test_acc": 0.9498})
+    _, acc_ax = fig.axes
+    assert not acc_ax.get_lines()
+    (note,) = acc_ax.texts
+    assert "No epoch completed" in note.get_text()
+    assert "200 iterations; final accuracy: validation 0.9512, test 0.9498" in note.get_text()
+    plots.save_figure(fig, tmp_path / "short.png")
+    assert_png_not_blank(tmp_path / "short.png")
+    # Without final accuracies (a history as train returns it), the note still explains.
+    (note,) = plots.plot_history(short).axes[1].texts
+    assert note.get_text().endswith("200 iterations")
+
+
+def trial_rows(count, low, high, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        {"number": i, "state": "COMPLETE", "value": 0.9 + 0.01 * rng.random(),
+         "learning_rate": float(10 ** rng.uniform(np.log10(low), np.log10(high)))}
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def visible_tick_labels(ax):
+    low, high = ax.get_xlim()
+    return [t for t in ax.get_xticklabels() if t.get_text() and low <= t.get_position()[0] <= high]
+
+
+def test_trials_are_counted_in_whole_numbers():
+    fig = plots.plot_trials(trial_rows(3, 1e-4, 1e-2))
+    fig.canvas.draw()
+    ticks = [float(t.get_position()[0]) for t in visible_tick_labels(fig.axes[0])]
+    assert ticks == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(1e-6, 1e-3), (1e-4, 1e-2), (5e-4, 2e-3), (2.8e-4, 7.5e-4), (1.5e-6, 3e-6)]
+)
+def test_log_scaled_hyperparameters_have_a_few_labels_that_never_overlap(low, high):
+    fig = plots.plot_hyperparameters(trial_rows(6, low, high), {"learning_rate": True})
+    fig.canvas.draw()
+    labels = visible_tick_labels(fig.axes[0])
+    assert 1 <= len(labels) <= 5, [t.get_text() for t in labels]
+    boxes = sorted((t.get_window_extent() for t in labels), key=lambda box: box.x0)
+    assert all(left.x1 < right.x0 for left, right in itertools.pairwise(boxes))
+    assert all(re.fullmatch(r"\de-\d\d", t.get_text()) for t in labels)
+
+
+def test_the_confusion_colour_bar_says_what_it_counts():
+    fig = plots.plot_confusion(np.diag([5, 6, 7]))
+    colour_bar = fig.axes[1]
+    assert colour_bar.get_ylabel() == "Images"

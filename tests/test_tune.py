@@ -61,8 +61,12 @@ def finished(rows):
     return [r for r in rows if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
 
 
-def test_a_local_search_finds_settings_better_than_its_worst(tmp_path, mnist_dir):
+def test_a_local_search_finds_settings_better_than_its_worst(tmp_path, mnist_dir, capfd):
     result = tune(trials=6, workers=2, data_dir=mnist_dir, output_dir=tmp_path, **SMALL)
+    assert "A new study created" not in capfd.readouterr().err  # Optuna's INFO is off
+    # Printing the result shows what was found, not every trial's or the run's history.
+    assert f"best_value={result.best_value!r}" in repr(result)
+    assert len(repr(result)) < 2000
     values = [r["value"] for r in result.trials if r["state"] == "COMPLETE"]
     assert len(result.trials) == 6
     assert result.best_value == max(values) > min(values)

@@ -391,10 +391,11 @@ def save_run(result: RunResult, output_dir: str | os.PathLike[str]) -> list[Path
     if result.interrupted:
         return written
     written.append(out / "history.json")
+    history = {**result.history, "val_acc": result.val_acc, "test_acc": result.test_acc}
     with atomic_write(written[1], "w") as f:
-        json.dump({**result.history, "val_acc": result.val_acc, "test_acc": result.test_acc}, f)
+        json.dump(history, f)
     names = mnist.DATASETS[result.dataset].class_names
-    return written + _plots(out, result.net, result.history, result.confusion, names)
+    return written + _plots(out, result.net, history, result.confusion, names)
 
 
 def _plots(

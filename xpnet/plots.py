@@ -47,6 +47,10 @@ def _figure(**kwargs: Any) -> Figure:
 def plot_history(runs: History | Mapping[str, History]) -> Figure:
     """The loss per iteration, and train and validation accuracy per epoch.
 
+    Accuracies are recorded at the end of each epoch. A run shorter than one epoch
+    has none: its panel says so, with the final ``val_acc`` and ``test_acc`` where
+    the history carries them (as ``history.json`` does).
+
     Parameters
     ----------
     runs : dict
@@ -61,17 +65,42 @@ def plot_history(runs: History | Mapping[str, History]) -> Figure:
     for label, stats in labelled.items():
         prefix = f"{label} " if label else ""
         loss_ax.plot(stats["loss_history"], label=label or "loss", linewidth=0.8)
-        epochs = range(1, len(stats["val_acc_history"]) + 1)
+        epochs = range(1, len(stats["train_acc_history"]) + 1)
+        if not epochs:
+            continue
         acc_ax.plot(
             epochs, stats["train_acc_history"], label=f"{prefix}train (an epoch's last batch)"
         )
-        acc_ax.plot(epochs, stats["val_acc_history"], label=f"{prefix}validation")
+        if stats["val_acc_history"]:
+            acc_ax.plot(epochs, stats["val_acc_history"], label=f"{prefix}validation")
     loss_ax.set(title="Loss history", xlabel="Iteration", ylabel="Loss")
     acc_ax.set(title="Classification accuracy history", xlabel="Epoch", ylabel="Accuracy")
     acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_ax.legend()
-    acc_ax.legend()
+    if acc_ax.get_lines():
+        acc_ax.legend()
+    else:
+        _no_epoch_note(acc_ax, labelled)
     return fig
+
+
+def _no_epoch_note(ax: Any, labelled: Mapping[str, History]) -> None:
+    """Say in an empty accuracy panel why it is empty, with the final accuracies known."""
+    lines = []
+    for label, stats in labelled.items():
+        iterations = len(stats["loss_history"])
+        finals = [
+            f"{name} {float(cast(float, stats[key])):.4f}"
+            for key, name in (("val_acc", "validation"), ("test_acc", "test"))
+            if stats.get(key) is not None
+        ]
+        head = f"{label}: " if label else ""
+        tail = f"; final accuracy: {', '.join(finals)}" if finals else ""
+        lines.append(f"{head}{iterations} iterations{tail}")
+    text = "No epoch completed: accuracies are recorded at the end of each epoch.\n"
+    ax.text(0.5, 0.5, text + "\n".join(lines), ha="center", va="center",
+            transform=ax.transAxes)  # fmt: skip
+    ax.set(xticks=[], yticks=[])
 
 
 def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
@@ -110,7 +139,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None)
     fig = _figure(figsize=(7, 6), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax)
+    fig.colorbar(image, ax=ax, label="Images")
     ax.set(
         xticks=range(C),
         yticks=range(C),
@@ -136,6 +165,8 @@ def plot_trials(rows: Sequence[Mapping[str, Any]]) -> Figure:
     rows : sequence of dict
         Trials with ``number``, ``state`` and ``value``, as ``xpnet tune`` records them.
     """
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()
     done = [r for r in rows if r["state"] == "COMPLETE"]
@@ -149,6 +180,7 @@ def plot_trials(rows: Sequence[Mapping[str, Any]]) -> Figure:
         low = min(values, default=0.0)
         ax.plot(pruned, [low] * len(pruned), "x", color="gray", label="pruned (at the bottom)")
     ax.set(title="Search", xlabel="Trial", ylabel="Validation accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no trial 0.5
     ax.legend()
     return fig
 
@@ -178,10 +210,34 @@ def plot_hyperparameters(
             ylabel="Validation accuracy",
             xscale="log" if log_scaled[name] else "linear",
         )
+        if log_scaled[name] and done:
+            _readable_log_ticks(ax.xaxis, *ax.get_xlim())
     for ax in axes[len(names) :]:
         ax.axis("off")
     fig.suptitle("Validation accuracy by hyperparameter")
     return fig
+
+
+def _readable_log_ticks(axis: Any, low: float, high: float, most: int = 4) -> None:
+    """About ``most`` labelled ticks on a log axis from ``low`` to ``high``, spaced so
+    that their labels (``2e-04``) never overlap; the minor ticks unlabelled.
+
+    Ticks are digits times a power of ten: powers of ten first, then 2 and 5, then the
+    other digits, each kept only if it is far enough from those already kept.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+
+    gap = math.log10(high / low) / most
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    kept: list[float] = []
+    for digits in ((1,), (2, 5), (3, 4, 6, 7, 8, 9)):
+        for value in sorted(d * 10.0**k for k in decades for d in digits):
+            far = all(abs(math.log10(value / other)) >= gap for other in kept)
+            if low <= value <= high and far:
+                kept.append(value)
+    axis.set_major_locator(FixedLocator(sorted(kept)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.0e}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 100) -> None:

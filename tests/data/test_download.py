@@ -47,6 +47,7 @@ def mnist_mirror(monkeypatch, serve, mnist_dir):
     return url
 
 
+@pytest.mark.mnist
 def test_fetch_downloads_and_verifies_into_the_cache(tmp_path, monkeypatch, mnist_mirror, capsys):
     monkeypatch.delenv("XPNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -57,6 +58,7 @@ def test_fetch_downloads_and_verifies_into_the_cache(tmp_path, monkeypatch, mnis
     assert "MiB" in capsys.readouterr().err  # the progress bar
 
 
+@pytest.mark.mnist
 def test_fetch_only_downloads_missing_files(tmp_path, mnist_mirror, mnist_dir):
     shutil.copy(mnist_dir / NAMES[0], tmp_path / NAMES[0])
     before = (tmp_path / NAMES[0]).stat().st_mtime_ns
@@ -65,6 +67,7 @@ def test_fetch_only_downloads_missing_files(tmp_path, mnist_mirror, mnist_dir):
     assert all(verify("mnist", tmp_path).values())
 
 
+@pytest.mark.mnist
 def test_a_corrupted_download_leaves_nothing(tmp_path, serve, mnist_dir):
     corrupt = tmp_path / "mirror"
     corrupt.mkdir()
@@ -84,6 +87,7 @@ def test_a_corrupted_download_leaves_nothing(tmp_path, serve, mnist_dir):
     assert "gzip data is corrupt" in str(info.value)
 
 
+@pytest.mark.mnist
 def test_a_file_that_does_not_match_its_checksum_leaves_nothing(tmp_path, serve, mnist_dir):
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="SHA-256 of the payload is"):
@@ -98,6 +102,7 @@ def test_a_file_that_does_not_match_its_checksum_leaves_nothing(tmp_path, serve,
     assert list(cache.iterdir()) == []
 
 
+@pytest.mark.mnist
 def test_the_next_mirror_is_tried(tmp_path, serve, mnist_dir):
     empty = tmp_path / "empty"
     empty.mkdir()

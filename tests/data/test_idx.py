@@ -96,7 +96,3 @@ def test_not_gzip_at_all(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="file not found"):
         read_idx(tmp_path / "nothing.gz")
-
-
-def test_data_error_is_a_value_error():
-    assert issubclass(DataError, ValueError)

@@ -68,6 +68,7 @@ def test_random_headers(type_code, dims, body, gz):
     read_bytes_as_file(gzip.compress(data) if gz else data, ".gz" if gz else "")
 
 
+@pytest.mark.mnist
 @FUZZ
 @given(data=st.data())
 def test_truncated_real_files(real_files, data):
@@ -77,6 +78,7 @@ def test_truncated_real_files(real_files, data):
     read_bytes_as_file(content[:cut], ".gz" if name.endswith(".gz") else "")
 
 
+@pytest.mark.mnist
 @FUZZ
 @given(data=st.data())
 def test_bit_flipped_real_files(real_files, data):

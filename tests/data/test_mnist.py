@@ -15,10 +15,12 @@ TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+@pytest.mark.mnist
 def test_real_mnist_files_verify(mnist_dir):
     assert all(verify("mnist", mnist_dir).values())
 
 
+@pytest.mark.mnist
 def test_raw_mnist_shapes_and_labels(mnist_dir):
     X_train, y_train, X_test, y_test = load("mnist", mnist_dir, download=False)
     assert (X_train.shape, X_train.dtype) == ((60000, 28, 28), np.uint8)
@@ -30,6 +32,7 @@ def test_raw_mnist_shapes_and_labels(mnist_dir):
     assert X_train.mean() == pytest.approx(33.318421, abs=1e-6)
 
 
+@pytest.mark.mnist
 def test_read_data_sets_splits_in_file_order(mnist_dir):
     X_train, y_train, X_val, y_val, X_test, y_test = read_data_sets(mnist_dir)
     assert X_train.shape == (55000, 28, 28, 1)
@@ -43,6 +46,7 @@ def test_read_data_sets_splits_in_file_order(mnist_dir):
     np.testing.assert_array_equal(np.concatenate([y_train, y_val]), y_all)
 
 
+@pytest.mark.mnist
 def test_the_labs_get_mnist_data_works_unchanged(mnist_rows):
     X_train, _, X_val, _, X_test, _ = mnist_rows
     assert X_train.shape == (55000, 784)
@@ -60,6 +64,7 @@ def test_where_the_data_lives(tmp_path, monkeypatch):
     assert data_dir("mnist") == tmp_path / "cache" / "xpnet" / "mnist"
 
 
+@pytest.mark.mnist
 def test_fashion_mnist_prefers_the_system_package(tmp_path, monkeypatch, mnist_dir):
     system = tmp_path / "usr-share"
     shutil.copytree(mnist_dir, system)
@@ -74,6 +79,7 @@ def test_fashion_mnist_prefers_the_system_package(tmp_path, monkeypatch, mnist_d
     assert data_dir("fashion-mnist") == system
 
 
+@pytest.mark.mnist
 def test_fashion_mnist_from_debian(monkeypatch):
     directory = DATASETS["fashion-mnist"].system_dirs[0]
     monkeypatch.delenv("XPNET_FASHION_DATA", raising=False)
@@ -107,6 +113,7 @@ def rewrite(path, change):
     path.write_bytes(gzip.compress(change(gzip.decompress(path.read_bytes()))))
 
 
+@pytest.mark.mnist
 def test_truncated_gzip_is_reported(mnist_copy):
     path = mnist_copy / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-100])
@@ -114,18 +121,21 @@ def test_truncated_gzip_is_reported(mnist_copy):
         read_data_sets(mnist_copy, download=False)
 
 
+@pytest.mark.mnist
 def test_wrong_magic_is_reported(mnist_copy):
     rewrite(mnist_copy / "t10k-images-idx3-ubyte.gz", lambda b: b"\x00\x00\x08\x01" + b[4:])
     with pytest.raises(DataError, match="1 dimensions, expected 3"):
         read_data_sets(mnist_copy, download=False)
 
 
+@pytest.mark.mnist
 def test_wrong_count_is_reported(mnist_copy):
     rewrite(mnist_copy / "t10k-labels-idx1-ubyte.gz", lambda b: b[:8] + b[8:-10])
     with pytest.raises(DataError, match="truncated"):
         read_data_sets(mnist_copy, download=False)
 
 
+@pytest.mark.mnist
 def test_label_count_must_match_images(mnist_copy):
     rewrite(
         mnist_copy / "t10k-labels-idx1-ubyte.gz",
@@ -135,6 +145,7 @@ def test_label_count_must_match_images(mnist_copy):
         read_data_sets(mnist_copy, download=False)
 
 
+@pytest.mark.mnist
 def test_label_above_nine_is_reported(mnist_copy):
     rewrite(mnist_copy / "t10k-labels-idx1-ubyte.gz", lambda b: b[:20] + b"\x0c" + b[21:])
     with pytest.raises(DataError, match=r"label 12 is not a class 0\.\.9"):
@@ -146,6 +157,7 @@ def test_missing_files_say_how_to_get_them(tmp_path):
         read_data_sets(tmp_path, download=False)
 
 
+@pytest.mark.mnist
 def test_corrupt_files_fail_verification(mnist_copy):
     rewrite(mnist_copy / "train-labels-idx1-ubyte.gz", lambda b: b[:-1] + b"\x00")
     status = verify("mnist", mnist_copy)

@@ -75,9 +75,9 @@ class TuneResult:
     best_params: dict[str, Any]
     best_value: float
     best_trial: int
-    trials: list[dict[str, Any]]
+    trials: list[dict[str, Any]] = field(repr=False)
     command: str
-    best_run: RunResult | None
+    best_run: RunResult | None = field(repr=False)
     storage: str
     written: list[Path] = field(default_factory=list)
 

@@ -67,9 +67,14 @@ def open_storage(spec: str, create: bool = False) -> Any:
     ------
     ValueError
         If the storage cannot be opened or read; the message says which and why.
+
+    Optuna's own messages below warnings ("A new study created ...", each trial's
+    result) are turned off: the search reports its trials itself.
     """
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     try:
         if spec.startswith("journal:"):
