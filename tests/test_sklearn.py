@@ -214,3 +214,18 @@ def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
     assert model.net_.training["settings"]["momentum"] == 0.0
     assert model.net_.training["settings"]["dropout"] == 0.3
     assert model.score(X, y) > 0.9
+
+
+def test_complex_torch_input_is_refused_under_array_api_dispatch():
+    """Complex NumPy input is refused; complex torch input must not lose its imaginary part."""
+    torch = pytest.importorskip("torch")
+    X, y = blobs(60)
+    Z = torch.asarray(X) + 1j * torch.asarray(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            TwoLayerClassifier(max_iter=2).fit(Z, torch.asarray(y))
+        fitted = TwoLayerClassifier(max_iter=2, random_state=0).fit(torch.asarray(X), y)
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            fitted.predict(Z)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        TwoLayerClassifier(max_iter=2).fit(X + 1j * X, y)
