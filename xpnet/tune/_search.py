@@ -151,7 +151,7 @@ def tune(
     """
     chosen = _checked_recipe(recipe)
     searched: dict[str, Range | Choices] = {**default_space(chosen), **(space or {})}
-    check_space(searched, chosen.optimizer)
+    check_space(searched, chosen.optimizer, chosen.schedule)
     _check_budget(trials, timeout, train_size)
     out = Path(output_dir)
     spec = storage_spec(storage, out)

@@ -104,11 +104,18 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
     return space
 
 
-def check_space(space: SearchSpace, optimizer: str = "sgd") -> None:
-    """Raise ValueError for an unknown knob, a range outside what training accepts, or a
-    momentum to search for an ``optimizer`` that takes none."""
+def check_space(space: SearchSpace, optimizer: str = "sgd", schedule: str = "step") -> None:
+    """Raise ValueError for an unknown knob, a range outside what training accepts, a
+    momentum to search for an ``optimizer`` that takes none, or a decay for a
+    ``schedule`` that does not use it (only the step schedule decays by a factor)."""
     if optimizer != "sgd" and "momentum" in space:
         raise ValueError(f"momentum is SGD's; the recipe trains with {optimizer}, which takes none")
+    if schedule != "step" and "learning_rate_decay" in space:
+        raise ValueError(
+            f"learning_rate_decay is the step schedule's; the recipe's {schedule} schedule does "
+            "not use it: leave --learning-rate-decay out, or choose a recipe with the step "
+            "schedule (lab)"
+        )
     for name, knob in space.items():
         if name not in _LIMITS:
             raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(_LIMITS)}")
