@@ -275,6 +275,10 @@ class _StatusLine:
         self.started = False
 
     def __call__(self, counts: dict[str, Any]) -> None:
+        if "retraining" in counts:
+            self.close()
+            print(f"retraining the best settings (trial {counts['retraining']})", flush=True)
+            return
         if "starting" in counts:
             if not self.started:
                 print(self.header.format(count=_plural(counts["starting"], "trial")), flush=True)

@@ -135,7 +135,9 @@ def tune(
         Retrain the best settings and measure them on the test set.
     progress : callable, optional
         Called with a dict of counts (``done``, ``running``, ``pruned``, ``failed``)
-        and the best so far (``best_value``, ``best_trial``) whenever a trial ends.
+        and the best so far (``best_value``, ``best_trial``) whenever a trial ends;
+        once, with ``starting`` (the trials started) added, when the first trials of
+        this run start; and with ``{"retraining": trial}`` when retraining begins.
 
     Returns
     -------
@@ -147,7 +149,11 @@ def tune(
         For bad ranges, a storage that cannot be opened or holds another search,
         or a scheduler that cannot be reached; before any trial runs.
     xpnet.errors.TuneInterrupted
-        On Ctrl-C: running trials are cancelled, finished ones stay in the storage.
+        On Ctrl-C: running trials are cancelled, finished ones stay in the storage
+        (during the retraining: the model trained so far is saved in ``best/``).
+    xpnet.errors.ClusterLost
+        When the scheduler goes away, or no worker comes back after all were lost:
+        the trials it took are cancelled (not counted), finished ones kept.
     """
     chosen = _checked_recipe(recipe)
     searched: dict[str, Range | Choices] = {**default_space(chosen), **(space or {})}
@@ -190,6 +196,8 @@ def tune(
     best_run, retrained = None, _retrained(study, best.number, out)
     if retrain and retrained is None:
         data = data or _data(chosen, dataset, data_dir, train_size)
+        if progress is not None:
+            progress({"retraining": best.number})
         best_run, saved = _retrain(study, spec, best.number, recipe_with(chosen, **best_params),
                                    data, out / "best", backend, device, dtype, seed)  # fmt: skip
         written += saved
