@@ -180,6 +180,10 @@ def _tune(args: argparse.Namespace) -> int:
     import logging
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
+    # A lost cluster is told in one line (ClusterLost), not by Dask's reconnection logs.
+    for name in [*logging.root.manager.loggerDict, "distributed"]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     space: dict[str, Any] = {}
     for _, knob, kind, log in _TUNE_RANGES:
         bounds = getattr(args, f"range_{knob}")

@@ -179,8 +179,7 @@ def tune(
             check_output_dir(out)
             study = _study(spec, study_name, space_id, seed, searched)
             data = _data(chosen, dataset, data_dir, train_size)
-            _run_trials(client, study, data, task, searched, trials, timeout, progress,
-                        connect_timeout)  # fmt: skip
+            _run_trials(client, study, data, task, searched, trials, timeout, progress)
 
     rows = _rows(study)
     best = study.best_trial if any(r["state"] == "COMPLETE" for r in rows) else None
@@ -420,7 +419,7 @@ def _client(
 def _run_trials(
     client: Any, study: Any, data: PreparedData, task: TrialTask, space: SearchSpace,
     trials: int | None, timeout: float | None, progress: Callable[[dict[str, Any]], None] | None,
-    wait_for_workers: float = 30.0,
+    wait_for_workers: float = 120.0,
 ) -> None:  # fmt: skip
     """Ask, submit, wait, tell: until the study holds ``trials`` finished ones or time is up.
 
