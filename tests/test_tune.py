@@ -399,7 +399,7 @@ def test_ctrl_c_in_the_retraining_saves_it_and_a_rerun_does_only_what_is_left(tm
 
     once_more = subprocess.run(command, capture_output=True, text=True, check=False)
     assert once_more.returncode == 0, once_more.stderr
-    assert "retraining" not in once_more.stdout  # best/ already holds it
+    assert "retraining the best settings" not in once_more.stdout  # best/ already holds it
     assert "best settings retrained before, in " in once_more.stdout
 
 
