@@ -223,6 +223,11 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--learning-rate", "1", "0.1"], "learning_rate: low 1 is above high 0.1"),
         (["--momentum", "0", "2"], "momentum: 2 lies outside what training accepts"),
         (["--recipe", "best", "--momentum", "0", "0.9"], "momentum is SGD's"),
+        (
+            ["--recipe", "fast", "--learning-rate-decay", "0.9", "1"],
+            "learning_rate_decay is the step schedule's; the recipe's cosine schedule",
+        ),
+        (["--recipe", "best", "--learning-rate-decay", "0.95", "0.95"], "does not use it"),
         (["--batch-size", "0"], "batch_size: 0 lies outside"),
         (["--trials", "0"], "trials must be a positive integer"),
     ],
@@ -296,6 +301,15 @@ def test_the_default_search_turns_momentum_only_for_sgd():
 
     assert "momentum" in default_space(LAB)
     assert "momentum" not in default_space(BEST)  # AdamW keeps its own moments
+
+
+def test_the_decay_is_searched_only_for_the_step_schedule():
+    from xpnet.recipes import BEST, FAST, LAB
+    from xpnet.tune import default_space
+
+    assert "learning_rate_decay" in default_space(LAB)
+    for cosine in (FAST, BEST):
+        assert "learning_rate_decay" not in default_space(cosine)
 
 
 def test_a_scheduler_that_accepts_and_never_answers_is_given_up_in_time(tmp_path, mnist_dir):
