@@ -419,7 +419,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_accuracies(val_acc: float, test_acc: float) -> None:
+def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:
     print(f"validation accuracy: {val_acc:.4f}")
     print(f"test accuracy:       {test_acc:.4f}", flush=True)
 

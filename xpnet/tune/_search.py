@@ -35,6 +35,8 @@ __all__ = ["TuneResult", "tune"]
 
 #: Trials a study counts as finished: done, pruned, or failed for a reason of their own.
 _FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+#: Times a trial may be lost with the cluster and run again; lost once more, it failed.
+_MAX_LOSSES = 3
 
 
 @dataclass
@@ -246,7 +248,7 @@ def _left_to_run(
         return None
     import optuna
 
-    storage = open_storage(spec)
+    storage = open_storage(spec, create=True)  # the file exists: this only sets a cut-off end aside
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except Exception:  # absent, or not a study: _study says what is wrong
@@ -428,6 +430,7 @@ def _run_trials(
     back, or, if none comes back within ``wait_for_workers`` seconds or the
     scheduler is gone, cancelled, and the search stops with :class:`ClusterLost`.
     """
+    import optuna
     from distributed import wait
     from distributed.client import FuturesCancelledError
 
@@ -436,6 +439,7 @@ def _run_trials(
     capacity = max(sum(client.nthreads().values()), 1)
     shared = [client.scatter(data, broadcast=True)]  # the data reaches each worker once
     running: dict[Any, Any] = {}
+    losses: dict[int, int] = {}  # times each trial was lost with the cluster
 
     def submit(trial: Any) -> None:
         future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
@@ -454,9 +458,9 @@ def _run_trials(
                     _cancel(study, trial)
                     break
                 submit(trial)
-            if not announced and progress is not None:
+            if not announced and running and progress is not None:
                 progress({**_counts(study, len(running)), "starting": len(running)})
-            announced = True
+            announced = announced or bool(running)
             if not running:
                 return
             try:  # a second at most: a timeout or Ctrl-C is noticed while trials run
@@ -469,12 +473,17 @@ def _run_trials(
             for future in done:
                 trial = running.pop(future)
                 reason = lost_to_cluster(future)
+                losses[trial.number] = losses.get(trial.number, 0) + (reason is not None)
                 if reason is None:
                     _tell(study, trial, future)
-                    if progress is not None:
-                        progress(_counts(study, len(running)))
+                elif losses[trial.number] > _MAX_LOSSES:  # lost every time: its own doing
+                    trial.set_user_attr("error", f"lost {_MAX_LOSSES + 1} times: {reason}"[:500])
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 else:
                     lost.append((trial, reason))
+                    continue
+                if progress is not None:
+                    progress(_counts(study, len(running)))
             if lost:
                 why = _regroup(client, shared, data, lost, wait_for_workers)
                 if why is not None:

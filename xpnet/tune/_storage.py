@@ -48,11 +48,17 @@ def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> st
 def _check_journal(path: Path, repair: bool) -> None:
     """Refuse a file that is not a whole Optuna journal, before Optuna appends to it.
 
-    A last record cut off (a crash or a full disk mid-write) is moved, with ``repair``,
-    into ``<name>.cut-<time>`` beside the journal, so that new records start on a line
-    of their own; any other line that is not a record is refused, the file named.
+    With ``repair`` (the search's driver) every line is read: a last record cut off (a
+    crash or a full disk mid-write) is moved into ``<name>.cut-<time>`` beside the
+    journal, so that new records start on a line of their own; any other line that is
+    not a record is refused, the file named. Without (a worker), the first line only.
     """
     if not path.is_file() or path.stat().st_size == 0:
+        return
+    if not repair:  # a worker: the driver has checked the whole file; its first line will do
+        with open(path, "rb") as f:
+            if not _is_record(f.readline(1 << 16).rstrip(b"\n")):
+                raise ValueError(f"{path} is not a study storage (an Optuna journal file)")
         return
     with open(path, "rb") as f:
         lines = f.read().split(b"\n")
@@ -77,8 +83,6 @@ def _check_journal(path: Path, repair: bool) -> None:
         raise ValueError(
             f"{path} is not a study storage (an Optuna journal file); it is left as it was"
         )
-    if not repair:
-        raise ValueError(f"{path} ends in a cut-off record; run xpnet tune on it to set it aside")
     _set_aside_tail(path, len(tail))
 
 
