@@ -396,3 +396,90 @@ def test_help_never_shows_a_default_of_none(capsys):
         with pytest.raises(SystemExit):
             main([command, "-h"])
         assert "default: None" not in capsys.readouterr().out
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.parametrize("asked", ["fashion-mnist", "mnist"])
+def test_data_names_the_dataset_the_files_are_and_never_advises_deleting_them(mnist_dir, asked):
+    """Genuine files of the other dataset are said to be that dataset's, not corrupt."""
+    held = "mnist" if asked == "fashion-mnist" else "fashion-mnist"
+    directory = mnist_dir if held == "mnist" else FASHION
+    if not directory.is_dir():
+        pytest.skip(f"no {held} files here (Debian's dataset-fashion-mnist puts them in {FASHION})")
+    result = run("data", "--dataset", asked, "--data-dir", str(directory))
+    assert result.returncode == 1
+    assert result.stdout.count(f"{held}'s file, not {asked}'s") == 4
+    assert "DOES NOT MATCH" not in result.stdout
+    assert f"use --dataset {held}" in result.stderr
+    assert "delete" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_into_an_output_dir_that_is_a_file_says_so(short_run, mnist_dir, tmp_path):
+    out, _ = short_run
+    taken = tmp_path / "hostname"
+    taken.write_text("a file\n")
+    result = run("evaluate", str(out / "model.npz"), "--data-dir", str(mnist_dir),
+                 "--output-dir", str(taken))  # fmt: skip
+    assert result.returncode == 1
+    assert f"output directory {taken} is a file; choose a directory" in result.stderr
+    assert "test accuracy" not in result.stdout  # said before any work
+    assert taken.read_text() == "a file\n"
+
+
+@pytest.fixture
+def read_only_later(tmp_path):
+    """A directory on its own small tmpfs, and a function that remounts it read-only.
+
+    Tests run as root, which ignores file modes; a read-only mount stops root too. Where
+    mounting is not allowed (no CAP_SYS_ADMIN), the test is skipped and says so.
+    """
+    directory = tmp_path / "mounted"
+    directory.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(directory)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here to make read-only: {mounted.stderr.strip()}")
+
+    def make_read_only():
+        subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+
+    yield directory, make_read_only
+    subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def test_an_output_dir_gone_read_only_mid_train_keeps_the_accuracies(mnist_dir, read_only_later):
+    out, make_read_only = read_only_later
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, out, "--num-iters", "1500")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    first = process.stdout.readline()  # printed once the output directory was checked
+    assert first.startswith("training "), first
+    make_read_only()
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr
+    assert re.search(r"validation accuracy: 0\.\d{4}", stdout)
+    assert re.search(r"test accuracy: +0\.\d{4}", stdout)
+    assert f"cannot write model.npz into {out}: Read-only file system" in stderr
+    assert ".part" not in stderr
+    assert not list(out.iterdir())
+
+
+def test_help_of_flags_shows_no_misleading_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["tune", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: True)" not in text
+    assert "skip retraining the best settings" in text
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_tune_refuses_a_worker_count_that_is_not_positive(workers, tmp_path):
+    pytest.importorskip("distributed")
+    result = run("tune", "--workers", workers, "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert f"--workers: must be a positive integer, got {workers}" in result.stderr
+    assert not (tmp_path / "out").exists()

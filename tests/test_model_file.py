@@ -319,3 +319,42 @@ def test_a_loaded_model_trains_further(trained, toy_data, tmp_path):
     net = TwoLayerNet.load(tmp_path / "m.npz")
     net.train(*toy_data, *toy_data, num_iters=3)  # its arrays are writable
     assert net.training["iterations"] == 3
+
+
+CRAFTED_PREPROCESSING = {
+    "scale NaN": ("subtract_mean_image", float("nan"), 100.0, "scales pixels by 1.0, not nan"),
+    "scale infinite": ("scale_and_center", float("inf"), 0.1, "not inf"),
+    "scale zero": ("subtract_mean_image", 0.0, 100.0, "not 0.0"),
+    "scale negative": ("scale_and_center", -1.0, 0.1, "not -1.0"),
+    "scale absurd": ("subtract_mean_image", 1e300, 100.0, "not 1e+300"),
+    "another scale": ("scale_and_center", 1.0, 0.1, "not 1.0"),
+    "mean absurd": ("subtract_mean_image", 1.0, 3e38, "between 0 and 255"),
+    "mean negative": ("subtract_mean_image", 1.0, -5.0, "between 0 and 255"),
+    "mean beyond scaled pixels": ("scale_and_center", float(np.float32(1 / 255)), 2.0,
+                                  "between 0 and 1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CRAFTED_PREPROCESSING, ids=list(CRAFTED_PREPROCESSING))
+def test_a_preprocessing_that_cannot_have_been_fitted_is_refused_at_load(trained, tmp_path, case):
+    """Not after it has made an overflow, a NaN blamed on the data, or a 0.0035 accuracy."""
+    name, scale, mean_value, message = CRAFTED_PREPROCESSING[case]
+    arrays, meta = good_arrays(trained)
+    meta = {**meta, "preprocessing": {"name": name, "scale": scale}}
+    mean = np.full(4, mean_value, dtype=np.float32)
+    path = tmp_path / "crafted.npz"
+    write_npz(path, metadata=np.array(json.dumps(meta)), preprocessing_mean=mean, **arrays)
+    with pytest.raises(ModelFileError, match=re.escape(message)) as caught:
+        TwoLayerNet.load(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_fitted_preprocessing_at_the_edges_of_the_pixel_range_loads(trained, tmp_path):
+    for name, images in [
+        ("subtract_mean_image", np.zeros((3, 4), dtype=np.float32)),
+        ("scale_and_center", np.full((3, 4), 255, dtype=np.float32)),
+    ]:
+        trained.preprocessing = fit_preprocessing(name, images)
+        trained.save(tmp_path / f"{name}.npz")
+        loaded = TwoLayerNet.load(tmp_path / f"{name}.npz")
+        np.testing.assert_array_equal(loaded.preprocessing.mean, trained.preprocessing.mean)

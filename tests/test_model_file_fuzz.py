@@ -1,7 +1,8 @@
 """Fuzzing model files: whatever the bytes, loading succeeds or raises ModelFileError.
 
 Random bytes, truncations and bit flips of a real model file, hand-made ``.npy``
-headers inside a zip, and metadata of every JSON shape: thousands of cases
+headers inside a zip, metadata of every JSON shape, and crafted preprocessings (any
+name, scale and mean): thousands of cases
 (``XPNET_FUZZ_EXAMPLES`` per test, 1000 by default), none a traceback of another kind.
 """
 
@@ -49,9 +50,10 @@ def model_bytes() -> bytes:
     """A real model file (with its preprocessing), as bytes."""
     rng = np.random.default_rng(0)
     net = TwoLayerNet(16, 5, 3, std=0.1, seed=0)
-    X, y = rng.standard_normal((30, 16)), rng.integers(0, 3, 30)
+    images = rng.integers(0, 256, (30, 16)).astype(np.float32)
+    net.preprocessing = fit_preprocessing("subtract_mean_image", images)
+    X, y = net.preprocessing(images).astype(np.float64), rng.integers(0, 3, 30)
     net.train(X, y, X, y, num_iters=5, batch_size=10)
-    net.preprocessing = fit_preprocessing("subtract_mean_image", X.astype(np.float32))
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "model.npz"
         net.save(path, {"dataset": "mnist", "results": {"val_acc": 0.5}})
@@ -137,3 +139,45 @@ def test_crafted_metadata(model_bytes, changes):
     np.save(buffer, np.array(json.dumps({**metadata, **changes})))
     members["metadata.npy"] = buffer.getvalue()
     load_bytes(zip_bytes(members))
+
+
+PREPROCESSING_NAMES = ["subtract_mean_image", "scale_and_center", "", "bogus"]
+any_float = st.floats(allow_nan=True, allow_infinity=True)
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(PREPROCESSING_NAMES) | st.text(max_size=8),
+    scale=any_float | st.integers(-(2**70), 2**70) | st.sampled_from([1.0, 1 / 255]),
+    mean=st.lists(st.floats(width=32) | st.floats(0, 255, width=32), min_size=16, max_size=16),
+)
+def test_crafted_preprocessing(model_bytes, name, scale, mean):
+    """A stored preprocessing loads only if it makes finite rows of pixels, like a fitted one."""
+    members = members_of(model_bytes)
+    with io.BytesIO(members["metadata.npy"]) as f:
+        metadata = json.loads(str(np.load(f)))
+    metadata["preprocessing"] = {"name": name, "scale": scale}
+    for member, array in [
+        ("metadata", np.array(json.dumps(metadata))),  # NaN and Infinity as JSON lets them
+        ("preprocessing_mean", np.array(mean, dtype=np.float32)),
+    ]:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        members[f"{member}.npy"] = buffer.getvalue()
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "crafted.npz"
+        path.write_bytes(zip_bytes(members))
+        try:
+            net = TwoLayerNet.load(path)
+        except ModelFileError as err:
+            message = str(err)
+        else:
+            message = None
+    if message is not None:
+        assert str(path) in message
+        return
+    pixels = np.array([[0.0] * 16, [255.0] * 16], dtype=np.float32)
+    with np.errstate(all="raise"):  # an overflow here would be one in evaluate
+        rows = net.preprocessing(pixels)
+    assert np.all(np.isfinite(rows))
+    assert np.all(np.abs(rows) <= 255)

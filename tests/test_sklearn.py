@@ -287,3 +287,18 @@ def test_a_fit_that_diverges_keeps_the_previous_model():
     with pytest.raises(TrainingDivergedError):
         model.set_params(learning_rate=1e300, momentum=0.0).partial_fit(X * 1e10, y)
     _assert_unchanged(model, before)
+
+
+def test_complex_torch_input_is_refused_under_array_api_dispatch():
+    """Complex NumPy input is refused; complex torch input must not lose its imaginary part."""
+    torch = pytest.importorskip("torch")
+    X, y = blobs(60)
+    Z = torch.asarray(X) + 1j * torch.asarray(X)
+    with sklearn.config_context(array_api_dispatch=True):
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            TwoLayerClassifier(max_iter=2).fit(Z, torch.asarray(y))
+        fitted = TwoLayerClassifier(max_iter=2, random_state=0).fit(torch.asarray(X), y)
+        with pytest.raises(ValueError, match="Complex data not supported"):
+            fitted.predict(Z)
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        TwoLayerClassifier(max_iter=2).fit(X + 1j * X, y)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -132,7 +133,7 @@ def dask_cluster(tmp_path):
 
     with Client(address, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
-    yield address, processes[1:]
+    yield address, processes[1:], processes[0]
     for process in processes:
         process.terminate()
     for process in processes:
@@ -143,7 +144,7 @@ def dask_cluster(tmp_path):
 
 
 def test_the_same_search_runs_on_a_dask_scheduler(dask_cluster, tmp_path, mnist_dir):
-    address, _ = dask_cluster
+    address, _, _ = dask_cluster
     result = xpnet(
         "tune", "--trials", "4", "--scheduler", address, *SMALL_ARGS,
         "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path), "--no-retrain",
@@ -159,7 +160,7 @@ def test_the_same_search_runs_on_a_dask_scheduler(dask_cluster, tmp_path, mnist_
 def test_a_killed_worker_does_not_stop_the_search(dask_cluster, tmp_path, mnist_dir):
     from distributed import Client
 
-    address, workers = dask_cluster
+    address, workers, _ = dask_cluster
     by_name = {"w1": workers[0], "w2": workers[1]}
     killed = []
 
@@ -190,14 +191,17 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
     command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "8", "--workers", "2",
                *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
                "--no-retrain"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
     for line in process.stderr:  # wait for two finished trials, then press Ctrl-C
         if line.startswith("trials: 2 done"):
-            process.send_signal(signal.SIGINT)
+            os.killpg(process.pid, signal.SIGINT)  # as a terminal does: the whole group
             break
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "run the same command again to resume" in stdout
+    assert "Traceback" not in stderr  # no worker's, no driver's
+    assert all(line.startswith("trials: ") for line in stderr.splitlines()), stderr
     storage = open_storage(storage_spec(None, tmp_path))
     study = optuna.load_study(study_name="xpnet-tune", storage=storage)
     first = {t.number: t.params for t in study.trials if t.state.name == "COMPLETE"}
@@ -224,6 +228,11 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--momentum", "0", "2"], "momentum: 2.0 is refused: momentum must be in [0, 0.999]"),
         (["--recipe", "best", "--momentum", "0", "0.9"], "momentum=0.9 is SGD's"),
         (["--batch-size", "0"], "batch_size: 0 is refused: batch_size must be a positive"),
+        (
+            ["--recipe", "fast", "--learning-rate-decay", "0.9", "1"],
+            "learning_rate_decay is the step schedule's; the recipe's cosine schedule",
+        ),
+        (["--recipe", "best", "--learning-rate-decay", "0.95", "0.95"], "does not use it"),
         (["--trials", "0"], "trials must be a positive integer"),
         # Found in the main process, before a cluster, a study file or a trial:
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
@@ -356,3 +365,153 @@ def test_the_default_search_turns_momentum_only_for_sgd():
 
     assert "momentum" in default_space(LAB)
     assert "momentum" not in default_space(BEST)  # AdamW keeps its own moments
+
+
+def test_the_decay_is_searched_only_for_the_step_schedule():
+    from xpnet.recipes import BEST, FAST, LAB
+    from xpnet.tune import default_space
+
+    assert "learning_rate_decay" in default_space(LAB)
+    for cosine in (FAST, BEST):
+        assert "learning_rate_decay" not in default_space(cosine)
+
+
+def test_a_scheduler_that_accepts_and_never_answers_is_given_up_in_time(tmp_path, mnist_dir):
+    out = tmp_path / "out"
+    with socket.socket() as server:  # listening: the kernel accepts, nobody ever answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+        start = time.monotonic()
+        result = xpnet("tune", "--scheduler", address, "--data-dir", str(mnist_dir),
+                       "--output-dir", str(out), timeout=120)  # fmt: skip
+        took = time.monotonic() - start
+    assert result.returncode == 1, result.stderr
+    assert took < 30  # the 10 s connect timeout, and the start of Python
+    assert f"cannot reach the Dask scheduler {address} within 10 s" in result.stderr
+    assert "accepted the connection but did not answer" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def kill_every_worker_once_busy(killed):
+    """A progress callback: SIGKILL every worker process of the search's cluster while
+    trials run there (their nannies start new ones)."""
+    from distributed import default_client
+
+    def callback(counts):
+        if killed or "starting" not in counts:
+            return
+        client = default_client()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(client.processing().values()):
+            time.sleep(0.1)
+        for pid in client.run(os.getpid).values():
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    return callback
+
+
+def test_every_worker_killed_mid_trial_costs_no_trial(tmp_path, mnist_dir):
+    killed = []
+    result = tune(trials=3, workers=2, data_dir=mnist_dir, output_dir=tmp_path, retrain=False,
+                  progress=kill_every_worker_once_busy(killed), **SMALL)  # fmt: skip
+    assert len(killed) == 2
+    rows = read_trials(tmp_path)
+    assert [r["state"] for r in rows] == ["COMPLETE"] * 3, rows  # run again, not failed
+    assert {int(r["number"]) for r in rows} == {0, 1, 2}
+    assert result.best_value > 0.5
+
+
+def test_a_lost_scheduler_stops_in_one_line_and_costs_no_trial(dask_cluster, tmp_path,
+                                                               mnist_dir):  # fmt: skip
+    address, _, scheduler = dask_cluster
+    command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "4", "--scheduler",
+               address, *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir",
+               str(tmp_path), "--no-retrain"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.readline().startswith("searching 2 trials")  # both workers busy
+    scheduler.send_signal(signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert "the Dask cluster was lost (the scheduler went away" in stderr
+    assert "run the same command again to resume" in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    study = optuna.load_study(study_name="xpnet-tune",
+                              storage=open_storage(storage_spec(None, tmp_path)))  # fmt: skip
+    lost = [t for t in study.trials if t.state.name == "FAIL"]
+    assert lost  # the trials it took: cancelled, so that the same command runs them again
+    assert all(t.user_attrs.get("cancelled") for t in lost)
+    assert all(t.state.name != "RUNNING" for t in study.trials)
+
+
+def test_ctrl_c_in_the_retraining_saves_it_and_a_rerun_does_only_what_is_left(tmp_path, mnist_dir):
+    command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "1", "--workers", "1",
+               *SMALL_ARGS, "--num-iters", "3000", "3000", "--data-dir", str(mnist_dir),
+               "--output-dir", str(tmp_path)]  # fmt: skip
+    searched = subprocess.run([*command, "--no-retrain"], capture_output=True, text=True,
+                              check=False)  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    assert searched.stdout.startswith("searching 1 trial of recipe fast")  # not "1 trials"
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    first = process.stdout.readline()
+    assert first == "retraining the best settings (trial 0)\n", first  # no search, no Dask
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted while retraining the best settings" in stdout
+    assert "run the same command again to retrain" in stdout
+    assert (tmp_path / "best" / "model.npz").is_file()
+    assert "Traceback" not in stderr
+
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "searching" not in again.stdout
+    assert "nothing left to run: the study already holds 1 finished trial\n" in again.stdout
+    assert "best settings retrained: validation 0." in again.stdout
+    assert "Port 8787" not in again.stderr
+
+    once_more = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert once_more.returncode == 0, once_more.stderr
+    assert "retraining the best settings" not in once_more.stdout  # best/ already holds it
+    assert "best settings retrained before, in " in once_more.stdout
+
+
+def test_two_searches_of_one_study_at_once_end_with_the_trials_asked_for(tmp_path, mnist_dir):
+    command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "4", "--workers", "1",
+               *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
+               "--no-retrain"]  # fmt: skip
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert first.stdout.readline().startswith("searching 1 trial")  # its study made
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for process in (first, second):
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    rows = read_trials(tmp_path)
+    assert len(finished(rows)) == 4, rows
+    assert "RUNNING" not in {r["state"] for r in rows}
+
+
+def test_trials_a_killed_search_left_running_are_cancelled_and_shown(tmp_path, mnist_dir):
+    command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "3", "--workers", "2",
+               *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
+               "--no-retrain"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True, start_new_session=True)  # fmt: skip
+    assert process.stdout.readline().startswith("searching 2 trials")
+    os.killpg(process.pid, signal.SIGKILL)  # no cleanup at all: its trials stay RUNNING
+    process.wait(timeout=30)
+    storage = open_storage(storage_spec(None, tmp_path))
+    left = optuna.load_study(study_name="xpnet-tune", storage=storage).trials
+    assert [t.state.name for t in left] == ["RUNNING", "RUNNING"]
+
+    again = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "the study holds 5 trials: 3 finished, 0 pruned, 0 failed, 2 cancelled" in again.stdout
+    rows = read_trials(tmp_path)
+    assert [r["state"] for r in rows[:2]] == ["CANCELLED", "CANCELLED"]
+    assert len(finished(rows)) == 3

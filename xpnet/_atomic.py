@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 
@@ -15,30 +18,77 @@ from typing import IO, Any
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success, move it over ``path``.
 
-    If the block raises, the temporary file is removed and ``path`` is left as it
-    was (absent, or the old file whole). A replaced file keeps its permissions; a
-    new one gets the usual mode (``0o666`` less the umask).
+    If the block raises, or SIGTERM arrives meanwhile, the temporary file is removed
+    and ``path`` is left as it was (absent, or the old file whole); SIGTERM then
+    goes on to end the process as it would have. A replaced file keeps its
+    permissions; a new one gets the usual mode (``0o666`` less the umask).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written, naming ``path`` (not the temporary file).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as err:
+        raise _naming(err, path) from None
     try:
         old_mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
         old_mode = 0o666 & ~umask
-    os.chmod(tmp, old_mode)  # mkstemp makes the file private
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        with _terminate_as_exception():
+            os.chmod(tmp, old_mode)  # mkstemp makes the file private
+            with os.fdopen(fd, mode) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except _Terminated:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        signal.raise_signal(signal.SIGTERM)  # the previous handler: by default, the end
         raise
+    except BaseException as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if isinstance(err, OSError) and err.filename in (tmp, None):
+            raise _naming(err, path) from None
+        raise
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a file was being written."""
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` for a block, where it would otherwise end
+    the process at once (its default); other handlers and other threads are left alone."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise _Terminated
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _naming(err: OSError, path: Path) -> OSError:
+    """The same error, saying which file and directory could not be written."""
+    why = err.strerror or str(err)
+    return type(err)(err.errno, f"cannot write {path.name} into {path.parent}: {why}", str(path))
 
 
 def check_writable_directory(path: Path) -> Path:

@@ -190,14 +190,15 @@ def _add_tune_parser(commands: Any, formatter: Any) -> None:
     engines.add_argument("--study-name", default="xpnet-tune")
     engines.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         help="local Dask worker processes (default: the cores, or one per GPU)",
     )
     engines.add_argument(
         "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
     )
     tune.add_argument("--no-retrain", dest="retrain", action="store_false",
-                      help="do not retrain the best settings on the training set")  # fmt: skip
+                      help="skip retraining the best settings and measuring them on the test "
+                      "set (by default they are retrained, into best/)")  # fmt: skip
     tune.add_argument(
         "--output-dir", type=Path, default=Path("xpnet-tune"),
         help="where the study, trials.csv, the plots and the best model (best/) go",
@@ -247,6 +248,10 @@ def _tune(args: argparse.Namespace) -> int:
     import logging
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
+    # A lost cluster is told in one line (ClusterLost), not by Dask's reconnection logs.
+    for name in [*logging.root.manager.loggerDict, "distributed"]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     space: dict[str, Any] = {}
     for _, knob, kind, log in _TUNE_RANGES:
         bounds = getattr(args, f"range_{knob}")
@@ -254,13 +259,10 @@ def _tune(args: argparse.Namespace) -> int:
             space[knob] = Range(bounds[0], bounds[1], log=log, integer=kind is int)
     if args.range_batch_size is not None:
         space["batch_size"] = Choices(tuple(args.range_batch_size))
-    line = _StatusLine()
-    print(
-        f"searching {args.trials} trials of recipe {args.recipe} on {args.dataset} with "
-        f"{args.backend} {args.dtype}"
-        + (f", Dask scheduler {args.scheduler}" if args.scheduler else ", a local Dask cluster")
-        + f"; output in {args.output_dir}",
-        flush=True,
+    source = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local Dask cluster"
+    line = _StatusLine(
+        f"searching {{count}} of recipe {args.recipe} on {args.dataset} with {args.backend} "
+        f"{args.dtype}, {source}; output in {args.output_dir}"
     )
     try:
         result = tune(
@@ -273,20 +275,33 @@ def _tune(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except TuneInterrupted as stop:
         line.close()
-        print(
-            f"interrupted: {stop.finished} finished trials kept in {stop.storage}; run the same "
-            "command again to resume"
-        )
+        if stop.saved is not None:
+            print(
+                f"interrupted while retraining the best settings: the search is complete, "
+                f"{_plural(stop.finished, 'finished trial')} kept in {stop.storage}; the model "
+                f"trained so far is in {stop.saved}; run the same command again to retrain"
+            )
+        else:
+            print(
+                f"interrupted: {_plural(stop.finished, 'finished trial')} kept in "
+                f"{stop.storage}; run the same command again to resume"
+            )
         return 130
     finally:
         line.close()
     from xpnet.tune._report import best_table
 
     states = [row["state"] for row in result.trials]
+    if not line.started:
+        held = sum(state in ("COMPLETE", "PRUNED", "FAIL") for state in states)
+        print(f"nothing left to run: the study already holds {_plural(held, 'finished trial')}")
+    running = states.count("RUNNING")
     print(
-        f"the study holds {len(states)} trials: {states.count('COMPLETE')} finished, "
+        f"the study holds {_plural(len(states), 'trial')}: {states.count('COMPLETE')} finished, "
         f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed, "
-        f"{states.count('CANCELLED')} cancelled; the best by validation accuracy:"
+        f"{states.count('CANCELLED')} cancelled"
+        + (f", {running} still running in another search" if running else "")
+        + "; the best by validation accuracy:"
     )
     print(best_table(result.trials))
     print(f"best settings: {result.command}")
@@ -295,19 +310,51 @@ def _tune(args: argparse.Namespace) -> int:
             f"best settings retrained: validation {result.best_run.val_acc:.4f}, "
             f"test {result.best_run.test_acc:.4f}"
         )
+    elif result.retrained is not None:
+        print(
+            f"best settings retrained before, in {args.output_dir / 'best'}: validation "
+            f"{result.retrained['val_acc']:.4f}, test {result.retrained['test_acc']:.4f}"
+        )
     print("wrote " + ", ".join(str(p) for p in result.written))
     print(f"study: {result.storage}")
     return 0
 
 
-class _StatusLine:
-    """The search's progress: one line on stderr, redrawn in place on a terminal."""
+def _plural(count: int, noun: str) -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
-    def __init__(self) -> None:
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+class _StatusLine:
+    """The search's progress: one line on stderr, redrawn in place on a terminal.
+
+    ``header`` (with ``{count}`` for the trials to run) is printed on stdout when the
+    search starts its first trials.
+    """
+
+    def __init__(self, header: str) -> None:
         self.tty = sys.stderr.isatty()
         self.drawn = False
+        self.header = header
+        self.started = False
 
     def __call__(self, counts: dict[str, Any]) -> None:
+        if "retraining" in counts:
+            self.close()
+            print(f"retraining the best settings (trial {counts['retraining']})", flush=True)
+            return
+        if "starting" in counts:
+            if not self.started:
+                print(self.header.format(count=_plural(counts["starting"], "trial")), flush=True)
+            self.started = True
+            return
         best = (
             f"best {counts['best_value']:.4f} (trial {counts['best_trial']})"
             if counts["best_value"] is not None
@@ -331,8 +378,8 @@ class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default, except None (whose help says what it means)."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
+        if action.default is None or isinstance(action, argparse._StoreConstAction):
+            return action.help  # None, or an on/off flag whose help says what it does
         return super()._get_help_string(action)
 
 
@@ -431,15 +478,25 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     finally:
         bar.close()
-    written = save_run(result, out)  # saved before anything more is printed
-    print(f"validation accuracy: {result.val_acc:.4f}")
-    print(f"test accuracy:       {result.test_acc:.4f}")
+    try:
+        written = save_run(result, out)  # saved before anything more is printed
+    except OSError:  # the directory went read-only or full: the measurements are still told
+        _print_accuracies(result.val_acc, result.test_acc)
+        raise
+    _print_accuracies(result.val_acc, result.test_acc)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
+def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:
+    print(f"validation accuracy: {val_acc:.4f}")
+    print(f"test accuracy:       {test_acc:.4f}", flush=True)
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     _compute(args)
+    if args.output_dir is not None:
+        check_output_dir(args.output_dir)  # a file or a read-only directory: said before any work
     found = evaluate(
         args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
         dtype=args.dtype,
@@ -471,10 +528,22 @@ def _data(args: argparse.Namespace) -> int:
     directory = mnist.data_dir(args.dataset, args.data_dir)
     print(f"{args.dataset} data directory: {directory}", flush=True)
     mnist.fetch(args.dataset, args.data_dir)
-    status = mnist.verify(args.dataset, args.data_dir)
-    for name, ok in status.items():
-        print(f"  {name}: {'verified (SHA-256)' if ok else 'DOES NOT MATCH the known SHA-256'}")
-    if not all(status.values()):
+    owners = mnist.identify(args.dataset, args.data_dir)
+    for name, owner in owners.items():
+        if owner == args.dataset:
+            print(f"  {name}: verified (SHA-256)")
+        elif owner is not None:
+            print(f"  {name}: {owner}'s file, not {args.dataset}'s (by its SHA-256)")
+        else:
+            print(f"  {name}: DOES NOT MATCH the known SHA-256")
+    others = sorted({owner for owner in owners.values() if owner not in (None, args.dataset)})
+    if others:
+        raise DataError(
+            f"{directory} holds {' and '.join(others)} files, not {args.dataset}'s: they are "
+            f"fine as they are; use --dataset {others[0]} for them, or point --data-dir (or "
+            f"{mnist.DATASETS[args.dataset].env}) at the {args.dataset} files"
+        )
+    if not all(owner == args.dataset for owner in owners.values()):
         raise DataError(
             f"some {args.dataset} files in {directory} do not verify; delete them and run "
             "`xpnet data` again to download fresh copies"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ClusterLost",
     "DataError",
     "ModelFileError",
     "TrainingDivergedError",
@@ -70,9 +71,36 @@ class TuneInterrupted(KeyboardInterrupt):
         The finished trials the study holds.
     storage : str
         Where they are; the same search run again resumes from them.
+    saved : pathlib.Path or None
+        Set when Ctrl-C came while the best settings were being retrained: where the
+        model trained so far was saved (the search itself was complete).
     """
 
-    def __init__(self, finished: int, storage: str):
+    def __init__(self, finished: int, storage: str, saved: Any = None):
         super().__init__(f"search interrupted with {finished} finished trials in {storage}")
+        self.finished = finished
+        self.storage = storage
+        self.saved = saved
+
+
+class ClusterLost(RuntimeError):
+    """The Dask cluster went away mid-search: its scheduler, or every worker for good.
+
+    The trials it took with it are cancelled, not counted as failed; the finished ones
+    stay in the storage, and the same search run again resumes from them.
+
+    Attributes
+    ----------
+    finished : int
+        The finished trials the study holds.
+    storage : str
+        Where they are.
+    """
+
+    def __init__(self, why: str, finished: int, storage: str):
+        super().__init__(
+            f"the Dask cluster was lost ({why}); {finished} finished trials are kept in "
+            f"{storage}: run the same command again to resume"
+        )
         self.finished = finished
         self.storage = storage

@@ -9,7 +9,9 @@ leaves an older file whole.
 
 Reading trusts nothing in the file: it never unpickles, it checks every array's
 declared shape and dtype against the bytes actually there before allocating, it
-reads at most what the file holds, and it type-checks every metadata field it uses.
+reads at most what the file holds, it type-checks every metadata field it uses, and
+it checks that the preprocessing is one xpnet can have fitted (its name's scale, a
+mean of pixel values).
 Anything wrong is a :class:`xpnet.errors.ModelFileError` that says what.
 """
 
@@ -28,7 +30,7 @@ from xpnet._atomic import atomic_write
 from xpnet._version import __version__
 from xpnet.backend import FLOAT_DTYPES, to_numpy
 from xpnet.errors import ModelFileError
-from xpnet.preprocess import PREPROCESSINGS
+from xpnet.preprocess import PREPROCESSINGS, check_fitted
 
 __all__ = ["FORMAT_VERSION", "RESERVED_KEYS", "read_model", "write_model"]
 
@@ -328,3 +330,8 @@ def _check_preprocessing(path: Any, metadata: dict[str, Any], extras: dict, D: i
                 f"{path}: preprocessing_mean must be {D} finite float32 values, got shape "
                 f"{mean.shape} of {mean.dtype}"
             )
+        described = metadata["preprocessing"]
+        try:
+            check_fitted(described["name"], described["scale"], mean)
+        except ValueError as err:
+            raise ModelFileError(f"{path}: {err}: corrupt, or not written by xpnet") from None

@@ -19,6 +19,7 @@ __all__ = [
     "PREPROCESSINGS",
     "PREPROCESSORS",
     "Preprocessing",
+    "check_fitted",
     "fit_preprocessing",
     "scale_and_center",
     "subtract_mean_image",
@@ -29,6 +30,8 @@ PreprocessingName = Literal["subtract_mean_image", "scale_and_center"]
 PREPROCESSINGS: tuple[PreprocessingName, ...] = get_args(PreprocessingName)
 #: Pixel scale of each: the lab's keeps 0..255; the fast recipe scales to 0..1.
 _SCALES = {"subtract_mean_image": 1.0, "scale_and_center": float(np.float32(1 / 255))}
+#: The largest pixel value of the images they are fitted on (8-bit grey levels).
+_MAX_PIXEL = 255
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,43 @@ class Preprocessing:
     def metadata(self) -> dict[str, Any]:
         """The JSON part of a model file's record of it (the mean is stored as an array)."""
         return {"name": self.name, "scale": self.scale}
+
+
+def check_fitted(name: Any, scale: Any, mean: Any) -> None:
+    """Check that a stored preprocessing is one :func:`fit_preprocessing` can give.
+
+    A fitted preprocessing has its name's scale exactly, and a mean row of scaled
+    pixels: finite float32 values from 0 to 255 times the scale.
+
+    Parameters
+    ----------
+    name, scale
+        As stored (unchecked types).
+    mean : numpy.ndarray, shape (D,)
+
+    Raises
+    ------
+    ValueError
+        Saying which value cannot have been fitted, and why.
+    """
+    if name not in _SCALES:
+        raise ValueError(f"unknown preprocessing {name!r}; xpnet knows {list(PREPROCESSINGS)}")
+    expected = _SCALES[name]
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale != expected:
+        raise ValueError(f"preprocessing {name} scales pixels by {expected!r}, not {scale!r}")
+    mean = np.asarray(mean)
+    if mean.ndim != 1 or mean.dtype != np.float32 or not np.all(np.isfinite(mean)):
+        raise ValueError(
+            f"a preprocessing mean is a row of finite float32 values, got shape {mean.shape} "
+            f"of {mean.dtype}"
+        )
+    top = np.float32(_MAX_PIXEL * expected) * np.float32(1 + 1e-6)
+    if mean.size and not (mean.min() >= 0 and mean.max() <= top):
+        raise ValueError(
+            f"preprocessing {name}'s mean must lie between 0 and {_MAX_PIXEL * expected:g} (the "
+            f"mean of pixels 0..{_MAX_PIXEL} scaled by {expected:g}), got {mean.min():g} to "
+            f"{mean.max():g}"
+        )
 
 
 def fit_preprocessing(name: str, X_train: Any) -> Preprocessing:

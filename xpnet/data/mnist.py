@@ -25,6 +25,7 @@ __all__ = [
     "check_test_files",
     "data_dir",
     "fetch",
+    "identify",
     "load",
     "load_test",
     "read_data_sets",
@@ -193,12 +194,34 @@ def verify(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -
     dict of str to bool
         For each of the four files, whether it is present and matches.
     """
-    ds = _dataset(dataset)
+    return {name: owner == dataset for name, owner in identify(dataset, path).items()}
+
+
+def identify(
+    dataset: str = "mnist", path: str | os.PathLike[str] | None = None
+) -> dict[str, str | None]:
+    """Which dataset each of the four files in ``dataset``'s directory belongs to.
+
+    Returns
+    -------
+    dict of str to str or None
+        For each file name, the dataset whose known SHA-256 its payload has
+        (``dataset`` itself when it verifies), or None when it is missing or no
+        known dataset's.
+    """
+    _dataset(dataset)
     directory = data_dir(dataset, path)
     return {
-        name: (directory / name).is_file() and payload_sha256(directory / name) == sha256
-        for name, sha256 in ds.sha256.items()
+        name: _owner(name, payload_sha256(directory / name))
+        if (directory / name).is_file()
+        else None
+        for name in DATASETS[dataset].sha256
     }
+
+
+def _owner(name: str, sha256: str) -> str | None:
+    """The dataset whose file ``name`` has this SHA-256, if any."""
+    return next((d.name for d in DATASETS.values() if d.sha256.get(name) == sha256), None)
 
 
 def load(
@@ -265,10 +288,9 @@ def check_test_files(dataset: str, directory: str | os.PathLike[str]) -> None:
                 f"{ds.name} test file {name} is missing from {directory}; run "
                 f"`xpnet data --dataset {ds.name}` or set {ds.env}"
             )
-        actual = payload_sha256(directory / name)
-        if actual == ds.sha256[name]:
+        owner = _owner(name, payload_sha256(directory / name))
+        if owner == ds.name:
             continue
-        owner = next((d.name for d in DATASETS.values() if d.sha256.get(name) == actual), None)
         raise DataError(
             f"{directory / name} is "
             + (f"{owner}'s, not {ds.name}'s" if owner else f"not {ds.name}'s (its SHA-256 differs)")

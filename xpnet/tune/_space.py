@@ -120,6 +120,13 @@ def check_space(space: SearchSpace, plan: RunPlan) -> None:
         For an unknown knob, a malformed range, a float range of a whole-number knob,
         or an end that training refuses; the message names the knob.
     """
+    schedule = plan.recipe.schedule
+    if schedule != "step" and "learning_rate_decay" in space:
+        raise ValueError(
+            f"learning_rate_decay is the step schedule's; the recipe's {schedule} schedule does "
+            "not use it: leave --learning-rate-decay out, or choose a recipe with the step "
+            "schedule (lab)"
+        )
     ends: list[dict[str, Any]] = [{}, {}]
     for name, knob in space.items():
         if name not in KNOBS:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from xpnet._atomic import atomic_write
 
 __all__ = ["open_storage", "storage_spec"]
 
@@ -41,20 +45,78 @@ def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> st
     )
 
 
-def _check_journal(path: Path) -> None:
-    """Refuse a file that is not an Optuna journal, before Optuna appends to it."""
+def _check_journal(path: Path, repair: bool) -> None:
+    """Refuse a file that is not a whole Optuna journal, before Optuna appends to it.
+
+    With ``repair`` (the search's driver) every line is read: a last record cut off (a
+    crash or a full disk mid-write) is moved into ``<name>.cut-<time>`` beside the
+    journal, so that new records start on a line of their own; any other line that is
+    not a record is refused, the file named. Without (a worker), the first line only.
+    """
     if not path.is_file() or path.stat().st_size == 0:
         return
+    if not repair:  # a worker: the driver has checked the whole file; its first line will do
+        with open(path, "rb") as f:
+            if not _is_record(f.readline(1 << 16).rstrip(b"\n")):
+                raise ValueError(f"{path} is not a study storage (an Optuna journal file)")
+        return
     with open(path, "rb") as f:
-        first = f.readline(1 << 16)
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or "op_code" not in record:
+        lines = f.read().split(b"\n")
+    tail = lines.pop()  # what follows the last newline: empty in a whole journal
+    for number, line in enumerate(lines, start=1):
+        if not _is_record(line):
+            raise ValueError(
+                f"{path} is not a study storage (an Optuna journal file): line {number} is not "
+                "a journal record"
+                + (
+                    ""
+                    if number == 1
+                    else f"; the {number - 1} records before it are intact: restore the file "
+                    f"from a copy, or keep only its first {number - 1} lines "
+                    f"(head -n {number - 1}) to resume from them"
+                )
+                + "; the file is left as it was"
+            )
+    if not tail:
+        return
+    if not lines and not tail.lstrip().startswith(b"{"):
         raise ValueError(
             f"{path} is not a study storage (an Optuna journal file); it is left as it was"
         )
+    _set_aside_tail(path, len(tail))
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def _set_aside_tail(path: Path, size: int) -> None:
+    """Move the last ``size`` bytes of ``path`` (a record cut off) into a file beside it."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+    from optuna.storages.journal._file import get_lock_file
+
+    with get_lock_file(JournalFileSymlinkLock(str(path))), open(path, "r+b") as f:
+        end = f.seek(0, os.SEEK_END)
+        f.seek(end - size)
+        tail = f.read()
+        if b"\n" in tail:  # another run finished the record meanwhile
+            return
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = path.with_name(f"{path.name}.cut-{stamp}")
+        with atomic_write(aside) as kept:
+            kept.write(tail)
+        f.truncate(end - size)
+        f.flush()
+        os.fsync(f.fileno())
+    print(
+        f"note: {path} ended in a record cut off mid-write ({size} bytes, by a crash or a "
+        f"full disk); it was moved to {aside}, and the study goes on from the records before it",
+        file=sys.stderr,
+    )
 
 
 def open_storage(spec: str, create: bool = False) -> Any:
@@ -85,7 +147,7 @@ def open_storage(spec: str, create: bool = False) -> Any:
                 path.parent.mkdir(parents=True, exist_ok=True)
             elif not path.is_file():
                 raise ValueError(f"storage {path} does not exist here")
-            _check_journal(path)
+            _check_journal(path, repair=create)
             return JournalStorage(JournalFileBackend(str(path)))
         return optuna.storages.RDBStorage(spec, heartbeat_interval=None)
     except ValueError:
