@@ -86,6 +86,7 @@ def write_model(
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata must be JSON-serialisable: {err}") from None
     with atomic_write(path) as f:
+        # NumPy's stubs read ``**arrays`` as its ``allow_pickle`` flag: a false alarm.
         np.savez(f, **{"metadata": np.array(text), **arrays})  # type: ignore[arg-type]
 
 

@@ -44,11 +44,13 @@ def write(out: Path, rows: Sequence[dict[str, Any]], space: SearchSpace) -> list
 
 
 def _log_scaled(space: SearchSpace, knobs: Sequence[str]) -> dict[str, bool]:
-    return {
-        name: isinstance(space.get(name), Range) and bool(getattr(space[name], "log", False))
-        for name in knobs
-        if not isinstance(space.get(name), Choices) or len(space[name].values) > 1  # type: ignore[union-attr]
-    }
+    scaled = {}
+    for name in knobs:
+        knob = space.get(name)
+        if isinstance(knob, Choices) and len(knob.values) <= 1:
+            continue  # a fixed knob has no axis
+        scaled[name] = isinstance(knob, Range) and knob.log
+    return scaled
 
 
 def best_table(rows: Sequence[dict[str, Any]], count: int = 5) -> str:
