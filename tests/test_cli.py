@@ -401,6 +401,7 @@ def test_help_never_shows_a_default_of_none(capsys):
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.mark.mnist
 @pytest.mark.parametrize("asked", ["fashion-mnist", "mnist"])
 def test_data_names_the_dataset_the_files_are_and_never_advises_deleting_them(mnist_dir, asked):
     """Genuine files of the other dataset are said to be that dataset's, not corrupt."""
@@ -417,6 +418,7 @@ def test_data_names_the_dataset_the_files_are_and_never_advises_deleting_them(mn
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.mnist
 def test_evaluate_into_an_output_dir_that_is_a_file_says_so(short_run, mnist_dir, tmp_path):
     out, _ = short_run
     taken = tmp_path / "hostname"
@@ -450,6 +452,7 @@ def read_only_later(tmp_path):
     subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
+@pytest.mark.mnist
 def test_an_output_dir_gone_read_only_mid_train_keeps_the_accuracies(mnist_dir, read_only_later):
     out, make_read_only = read_only_later
     process = subprocess.Popen(

@@ -19,7 +19,7 @@ import pytest
 from xpnet import TwoLayerNet
 from xpnet.serve import DEFAULT_PEN, MAX_BODY_BYTES, MAX_POINTS, mnist_image, render_strokes
 
-pytestmark = pytest.mark.serve
+pytestmark = [pytest.mark.serve, pytest.mark.mnist]
 
 CHROMIUM = "/usr/bin/chromium"
 

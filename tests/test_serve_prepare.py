@@ -21,6 +21,7 @@ def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
     return float((image * ys).sum() / total), float((image * xs).sum() / total)
 
 
+@pytest.mark.mnist
 def test_mnist_test_digits_come_out_as_they_are(mnist_dir):
     # MNIST's digits already went through this preparation: doing it again must leave
     # every one where it is, each pixel within one grey level (a digit whose inkiest
