@@ -223,7 +223,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         with self._unchanged_on_failure():
             X, y = self._validate(X, y, reset=True)
             classes = _classes(y)
-            settings = self._settings(X, len(classes), self.max_iter, fresh=True)
+            seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+            settings = self._settings(X, len(classes), self.max_iter, seed=seed)
             self.classes_ = classes
             self._start(X, settings)
             return self._train(X, y, settings, stop_early=True)
@@ -249,7 +250,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     f"classes={classes!r} is not the same as on the first call ({self.classes_!r})"
                 )
             known = _classes(classes) if first else self.classes_
-            settings = self._settings(X, len(known), 1, fresh=first)
+            seed = (
+                int(check_random_state(self.random_state).randint(0, 2**31 - 1)) if first else None
+            )
+            settings = self._settings(X, len(known), 1, seed=seed)
             if first:
                 self.classes_ = known
                 self._start(X, settings)
@@ -275,26 +279,30 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
         xp = _namespace(X)
-        _refuse_complex(X, xp)
+        _refuse_complex(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
         return X, y
 
-    def _settings(self, X: Any, num_classes: int, epochs: int, *, fresh: bool) -> TrainSettings:
-        """The checked settings of ``epochs`` epochs on ``X``: for a new network (``fresh``)
-        on X's backend, or for the fitted one."""
+    def _settings(
+        self, X: Any, num_classes: int, epochs: int, *, seed: int | None
+    ) -> TrainSettings:
+        """The checked settings of ``epochs`` epochs on ``X``: for a new network seeded
+        with ``seed``, on X's backend; for the fitted one when ``seed`` is None."""
         batch_size = min(self.batch_size, X.shape[0])
         per_epoch = max(X.shape[0] // batch_size, 1)
+        fresh = seed is not None
         if fresh:
             dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
             compute = ComputeSettings(self._backend_for(X), dtype=dtype)
             init, std = self.init, self.std
         else:
             compute = self.net_.network_settings()["compute"]
-            init, std = self.net_.init, self.net_.std
+            init, std, seed = self.net_.init, self.net_.std, self.net_.seed
         return TrainSettings(
             input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
-            output_size=num_classes, init=init, std=std, learning_rate=self.learning_rate,
+            output_size=num_classes, init=init, std=std, seed=seed,
+            learning_rate=self.learning_rate,
             learning_rate_decay=self.learning_rate_decay, schedule=self.schedule, reg=self.reg,
             num_iters=epochs * per_epoch, batch_size=batch_size,
             momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
@@ -303,7 +311,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _start(self, X: Any, settings: TrainSettings) -> None:
         """A new network for ``settings``, on X's backend and device."""
-        self._seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        assert settings.seed is not None  # a new network's settings are seeded
+        self._seed = settings.seed
         self._host_input = _is_host(X)  # predict then takes host input too
         compute = settings.compute
         self.net_ = TwoLayerNet(
@@ -324,7 +333,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self, X: Any, y: Any, settings: TrainSettings, *, stop_early: bool
     ) -> TwoLayerClassifier:
         net = self.net_
-        settings = settings.replace(seed=net.seed)
         labels = self._encode(y, net.backend)
         X = net.backend.asarray(X) if is_numpy_array(X) else X  # NumPy input: to the backend
         X_val = y_val = None
@@ -421,7 +429,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     f"{type(X).__module__}.{type(X).__name__}. Move X there, or refit."
                 )
         xp = _namespace(X)
-        _refuse_complex(X, xp)
+        _refuse_complex(X)
         return validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
 
     @property
@@ -474,11 +482,13 @@ def _dispatching() -> bool:
     return bool(sklearn.get_config()["array_api_dispatch"])
 
 
-def _refuse_complex(X: Any, xp: Any) -> None:
+def _refuse_complex(X: Any) -> None:
     """Complex input is refused on every backend, as scikit-learn refuses it in NumPy:
     a conversion to float would silently drop the imaginary part."""
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and not _is_host(X) and xp.isdtype(dtype, "complex floating"):
+    if _is_host(X):
+        return  # scikit-learn's own validation refuses complex NumPy input
+    dtype = X.dtype
+    if array_namespace(X).isdtype(dtype, "complex floating"):
         raise ValueError(f"Complex data not supported: X has dtype {dtype}; pass X.real")
 
 

@@ -73,7 +73,7 @@ def fit(
     X, y, validation = _checked_data(net, X, y, X_val, y_val)
     run = _Run(net, settings, X, y, validation)
     callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
-    stopped = run.loop(callbacks, on_epoch)
+    stopped = run.loop(callbacks, on_epoch, report_every=PRINT_EVERY if verbose else None)
     history = run.record.history()
     net.training = {
         "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
@@ -137,11 +137,14 @@ class _Run:
                                       "optimizer": update.init(xp, net.params)}  # fmt: skip
         self.record = RunRecord(xp, net.params, check_every=min(self.sampler.per_epoch, 100))
 
-    def loop(self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None) -> bool:
-        """Run the steps; return whether ``on_epoch`` stopped them."""
+    def loop(
+        self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None,
+        report_every: int | None,
+    ) -> bool:  # fmt: skip
+        """Run the steps; return whether ``on_epoch`` stopped them. Chunks end after every
+        iteration that is a multiple of ``report_every``, for the callbacks to see."""
         s, record, per_epoch = self.settings, self.record, self.sampler.per_epoch
         stopped, host_rates = False, np.zeros(1)
-        report_every = PRINT_EVERY if any(isinstance(c, _LossPrinter) for c in callbacks) else None
         # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
         with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
             while record.iterations < s.num_iters and not (stopped or interrupted()):
@@ -181,15 +184,14 @@ class _Run:
         record.add_losses(losses)
         rate = float(rates.host[chunk.stop - 1])
         epoch_end = record.iterations % self.sampler.per_epoch == 0  # chunks end there
-        if epoch_end:
+        if epoch_end:  # the accuracy on the epoch's last batch, and on the validation set
             last = batches[chunk.stop - 1, :]
-            val = None
-            if self.validation is not None:
-                val = _accuracy(xp, net.params, *self.validation)
+            X_last, y_last = xp.take(self.X, last, axis=0), xp.take(self.y, last, axis=0)
+            validated = self.validation
             record.add_accuracies(
-                _accuracy(xp, net.params, xp.take(self.X, last, axis=0),
-                          xp.take(self.y, last, axis=0)), val,
-            )  # fmt: skip
+                _accuracy(xp, net.params, X_last, y_last),
+                None if validated is None else _accuracy(xp, net.params, *validated),
+            )
         for callback in callbacks:
             callback(record.iterations - 1, losses[-1], rate)
         if record.check_due:

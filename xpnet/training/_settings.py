@@ -188,6 +188,8 @@ class TrainSettings:
     compute: ComputeSettings = field(default_factory=ComputeSettings)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.compute, ComputeSettings):
+            raise TypeError(f"compute must be a ComputeSettings, got {self.compute!r}")
         checked = {
             **_checks.network(
                 self.input_size,
@@ -196,7 +198,7 @@ class TrainSettings:
                 self.init,
                 self.std,
                 self.seed,
-                self._dtype_name(),
+                self.compute.dtype,
             ),
             "learning_rate": _checks.real(
                 "learning_rate", self.learning_rate, low=0.0, low_open=True
@@ -220,8 +222,6 @@ class TrainSettings:
         }
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
-        if not isinstance(self.compute, ComputeSettings):
-            raise TypeError(f"compute must be a ComputeSettings, got {self.compute!r}")
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 f"augment must be an xpnet.augment.Augmentation or None, got {self.augment!r}"
@@ -256,10 +256,6 @@ class TrainSettings:
         # A step's batch, activations and gradients: (B, D + 2C + 3H) values at most.
         _checks.fits_in_memory(backend, self.batch_size * (D + 2 * C + 3 * H), dtype,
                                f"batch_size={self.batch_size} with hidden_size={H}")  # fmt: skip
-
-    def _dtype_name(self) -> str:
-        compute = self.compute
-        return compute.dtype if isinstance(compute, ComputeSettings) else "float64"
 
     @property
     def sizes(self) -> tuple[int, int, int]:
