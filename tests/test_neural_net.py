@@ -491,7 +491,7 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
     )  # fmt: skip
     augment = AUGMENTATIONS[settings.get("augment", "none")]
     step = TrainStep(xp, optimizer, 1e-3, settings.get("dropout", 0.0), augment)
-    state = {"params": params, "optimizer": optimizer.init(params)}
+    state = {"params": params, "optimizer": optimizer.init(xp, params)}
     data = {"X": torch.empty((50, 784), device=meta), "T": torch.empty((50, 3), device=meta),
             "blank": torch.empty(784, device=meta)}  # fmt: skip
     if augment is not None:
