@@ -205,7 +205,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
         xp = _namespace(X)
-        _refuse_complex(X, xp)
+        _refuse_complex(X)
         X, y = validate_data(self, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
         return X, y
@@ -345,7 +345,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     f"{type(X).__module__}.{type(X).__name__}. Move X there, or refit."
                 )
         xp = _namespace(X)
-        _refuse_complex(X, xp)
+        _refuse_complex(X)
         return validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
 
     @property
@@ -398,11 +398,13 @@ def _dispatching() -> bool:
     return bool(sklearn.get_config()["array_api_dispatch"])
 
 
-def _refuse_complex(X: Any, xp: Any) -> None:
+def _refuse_complex(X: Any) -> None:
     """Complex input is refused on every backend, as scikit-learn refuses it in NumPy:
     a conversion to float would silently drop the imaginary part."""
-    dtype = getattr(X, "dtype", None)
-    if dtype is not None and not _is_host(X) and xp.isdtype(dtype, "complex floating"):
+    if _is_host(X):
+        return  # scikit-learn's own check refuses complex NumPy input
+    dtype = X.dtype
+    if array_namespace(X).isdtype(dtype, "complex floating"):
         raise ValueError(f"Complex data not supported: X has dtype {dtype}; pass X.real")
 
 
