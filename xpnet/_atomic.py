@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, TypeGuard
 
 
 @contextlib.contextmanager
@@ -56,7 +56,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if isinstance(err, OSError) and err.filename in (tmp, None):
+        if _about_the_file(err, tmp):
             raise _naming(err, path) from None
         raise
 
@@ -83,6 +83,17 @@ def _terminate_as_exception() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _about_the_file(err: BaseException, tmp: str) -> TypeGuard[OSError]:
+    """Whether an error in the block is the file system's about the file being written
+    (a full or read-only disk), not the caller's own (a failed download, say)."""
+    return (
+        type(err).__module__ == "builtins"
+        and isinstance(err, OSError)
+        and err.errno is not None
+        and err.filename in (tmp, None)
+    )
 
 
 def _naming(err: OSError, path: Path) -> OSError:

@@ -146,7 +146,8 @@ def tune(
     connect_timeout : float
         Seconds to wait for ``scheduler``.
     retrain : bool
-        Retrain the best settings and measure them on the test set.
+        Retrain the best settings and measure them on the test set, into ``best/``
+        (unless ``best/`` already holds that trial retrained by an earlier run).
     progress : callable, optional
         Called with a dict of counts (``done``, ``running``, ``pruned``, ``failed``)
         and the best so far (``best_value``, ``best_trial``) whenever a trial ends;
