@@ -330,7 +330,7 @@ def test_a_study_of_another_search_is_not_resumed(tmp_path, mnist_dir):
 
 def test_unpromising_trials_are_pruned_on_their_epochs(tmp_path, mnist_dir):
     """A trial that learns nothing, after five that learnt well, stops early."""
-    from xpnet.pipeline import prepare_data
+    from xpnet.pipeline import plan_run, prepare_data
     from xpnet.tune._trial import TrialTask, make_pruner, run_trial
 
     spec = storage_spec(tmp_path / "study.log", tmp_path)
@@ -346,15 +346,15 @@ def test_unpromising_trials_are_pruned_on_their_epochs(tmp_path, mnist_dir):
     import dataclasses
 
     data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
-    task = TrialTask("fast", "numpy", None, "float32", 0, [], spec, "s", 1)
+    plan = plan_run("fast", dtype="float32", seed=0, data=data)
+    task = TrialTask(plan, [], spec, "s", 1)
     hopeless = {"learning_rate": 1e-7, "hidden_size": 8, "num_iters": 200, "batch_size": 100}
     trial = study.ask()
     outcome = run_trial(data, task, hopeless, trial._trial_id)
     assert outcome["state"] == "pruned"
     assert len(outcome["epochs"]) == 2  # reported twice, pruned after the warm-up epoch
 
-    elsewhere = TrialTask("fast", "numpy", None, "float32", 0, [],
-                          f"journal:{tmp_path}/absent/study.log", "s", 1)  # fmt: skip
+    elsewhere = TrialTask(plan, [], f"journal:{tmp_path}/absent/study.log", "s", 1)
     outcome = run_trial(data, elsewhere, hopeless, study.ask()._trial_id)
     assert outcome["state"] == "complete"  # a storage it cannot reach: no pruning
     assert not (tmp_path / "absent").exists()
