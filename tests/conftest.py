@@ -135,43 +135,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@pytest.fixture(scope="session")
-def mnist_dir() -> Path:
-    """The directory of the real MNIST files: ``XPNET_DATA``, else xpnet's cache.
+def _data_files(dataset: str, how_to_get: str, in_ci: str) -> Path:
+    """The directory of a dataset's real files (see :func:`xpnet.data.data_dir`).
 
-    In CI (``CI`` set) missing data is a failure; elsewhere the test is skipped
-    with a note on how to get the data.
+    In CI (``CI`` set) missing files are a failure, with ``in_ci`` saying who provides
+    them; elsewhere the test is skipped with ``how_to_get``.
     """
     from xpnet.data import DATASETS, data_dir
 
-    directory = data_dir("mnist")
-    if all((directory / name).is_file() for name in DATASETS["mnist"].sha256):
+    directory = data_dir(dataset)
+    if all((directory / name).is_file() for name in DATASETS[dataset].sha256):
         return directory
-    problem = f"the MNIST files are not in {directory}"
+    problem = f"the {dataset} files are not in {directory}"
     if os.environ.get("CI"):
-        pytest.fail(f"{problem}: CI must provide them (XPNET_DATA)")
-    pytest.skip(f"{problem}: run `xpnet data` to download them, or set XPNET_DATA")
+        pytest.fail(f"{problem}: {in_ci}")
+    pytest.skip(f"{problem}: {how_to_get}")
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The directory of the real MNIST files: ``XPNET_DATA``, else xpnet's cache."""
+    return _data_files(
+        "mnist", "run `xpnet data` to download them, or set XPNET_DATA",
+        "CI must provide them (XPNET_DATA)",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def fashion_mnist_dir() -> Path:
     """The directory of the Fashion-MNIST files: ``XPNET_FASHION_DATA``, else Debian's
-    ``dataset-fashion-mnist`` package, else xpnet's cache.
-
-    In CI (``CI`` set) missing data is a failure; elsewhere the test is skipped
-    with a note on how to get the data.
-    """
-    from xpnet.data import DATASETS, data_dir
-
-    directory = data_dir("fashion-mnist")
-    if all((directory / name).is_file() for name in DATASETS["fashion-mnist"].sha256):
-        return directory
-    problem = f"the Fashion-MNIST files are not in {directory}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{problem}: CI must provide them (apt-get install dataset-fashion-mnist)")
-    pytest.skip(
-        f"{problem}: on Debian or Ubuntu `apt-get install dataset-fashion-mnist`; elsewhere "
-        "run `xpnet data --dataset fashion-mnist`, or set XPNET_FASHION_DATA"
+    ``dataset-fashion-mnist`` package, else xpnet's cache."""
+    return _data_files(
+        "fashion-mnist",
+        "on Debian or Ubuntu `apt-get install dataset-fashion-mnist`; elsewhere run "
+        "`xpnet data --dataset fashion-mnist`, or set XPNET_FASHION_DATA",
+        "CI must provide them (apt-get install dataset-fashion-mnist)",
     )
 
 
@@ -194,6 +192,18 @@ def xp(backend: Backend):
 
 # The lab's toy problem (sections 1-5 of the handout).
 TOY_INPUT_SIZE, TOY_HIDDEN_SIZE, TOY_NUM_CLASSES, TOY_NUM_INPUTS = 4, 10, 3, 5
+# The handout's section 2 reference scores for the toy net on the toy data.
+CORRECT_SCORES = np.asarray(
+    [
+        [-0.81233741, -1.27654624, -0.70335995],
+        [-0.17129677, -1.18803311, -0.47310444],
+        [-0.51590475, -1.01354314, -0.8504215],
+        [-0.15419291, -0.48629638, -0.52901952],
+        [-0.00618733, -0.12435261, -0.15226949],
+    ]
+)
+# The handout's section 3 reference loss at reg=0.1.
+CORRECT_LOSS = 1.30378789133
 
 
 @pytest.fixture

@@ -7,24 +7,12 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import CORRECT_LOSS, CORRECT_SCORES
 
 from xpnet import TwoLayerNet, eval_numerical_gradient, rel_error, to_numpy
 from xpnet.backend import compiled_runner_kind
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.testing import TOLERANCES
-
-# The handout's section 2 reference scores for the toy net on the toy data.
-CORRECT_SCORES = np.asarray(
-    [
-        [-0.81233741, -1.27654624, -0.70335995],
-        [-0.17129677, -1.18803311, -0.47310444],
-        [-0.51590475, -1.01354314, -0.8504215],
-        [-0.15419291, -0.48629638, -0.52901952],
-        [-0.00618733, -0.12435261, -0.15226949],
-    ]
-)
-# The handout's section 3 reference loss at reg=0.1.
-CORRECT_LOSS = 1.30378789133
 
 
 def test_params_have_the_lab_shapes_on_the_backend(toy_net, xp):

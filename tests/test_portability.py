@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CORRECT_LOSS, CORRECT_SCORES
 
 from xpnet import TwoLayerNet, _checks, to_numpy
 from xpnet.backend import has_values, resolve_backend
@@ -12,18 +13,6 @@ from xpnet.neural_net import cross_entropy, onehot
 
 #: The oldest Array API standard xpnet runs on (``__array_namespace_info__`` is 2023.12's).
 MINIMUM_API_VERSION = "2023.12"
-
-# The handout's section 2 and 3 reference values for the toy net on the toy data.
-CORRECT_SCORES = np.asarray(
-    [
-        [-0.81233741, -1.27654624, -0.70335995],
-        [-0.17129677, -1.18803311, -0.47310444],
-        [-0.51590475, -1.01354314, -0.8504215],
-        [-0.15419291, -0.48629638, -0.52901952],
-        [-0.00618733, -0.12435261, -0.15226949],
-    ]
-)
-CORRECT_LOSS = 1.30378789133
 
 
 @pytest.fixture
