@@ -264,6 +264,12 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
         ({"space": {"dropout": Range(0, 0.5)}}, ValueError, "unknown knob 'dropout'"),
         ({"train_size": 2.5}, TypeError, "train_size must be a positive integer"),
         ({"recipe": "nope"}, ValueError, "unknown recipe 'nope'"),
+        ({"retrain": "no"}, TypeError, "retrain must be True or False"),
+        ({"progress": 3}, TypeError, "progress must be a callable"),
+        ({"study_name": 3}, TypeError, "study_name must be a string"),
+        ({"connect_timeout": 0}, ValueError, "connect_timeout must be in"),
+        ({"workers": 0}, ValueError, "workers must be a positive integer"),
+        ({"workers": True}, TypeError, "workers must be a positive integer"),
     ],
 )
 def test_a_refused_search_from_python_starts_and_writes_nothing(
@@ -271,7 +277,7 @@ def test_a_refused_search_from_python_starts_and_writes_nothing(
 ):
     out = tmp_path / "out"
     with pytest.raises(error, match=message):
-        tune(trials=2, workers=1, data_dir=mnist_dir, output_dir=out, **settings)
+        tune(**{"trials": 2, "workers": 1, "data_dir": mnist_dir, "output_dir": out, **settings})
     assert not out.exists()
 
 

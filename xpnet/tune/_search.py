@@ -175,6 +175,12 @@ def tune(
         the trials it took are cancelled (not counted), finished ones kept.
     """
     trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
+    _checks.flag("retrain", retrain)
+    _checks.optional_callable("progress", progress)
+    _checks.real("connect_timeout", connect_timeout, low=0.0, low_open=True)
+    for name, text in (("study_name", study_name), ("scheduler", scheduler)):
+        if not isinstance(text, str) and not (name == "scheduler" and text is None):
+            raise TypeError(f"{name} must be a string, got {text!r}")
     # Every setting and every knob's ends are checked here, before anything starts. On
     # JAX, float64 needs its 64-bit mode, in this process and (through the pickled
     # settings) in every worker.
@@ -260,9 +266,7 @@ def _worker_count(workers: int | None, devices: list[Any]) -> int:
     """Worker processes for a local cluster: ``workers``, else one per GPU, else per core."""
     if workers is None:
         return len(devices) if len(devices) > 1 else os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    return workers
+    return _checks.positive_int("workers", workers)
 
 
 def _left_to_run(
