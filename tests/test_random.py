@@ -113,6 +113,7 @@ def draws(backend, step, float64=True):
             else {}
         ),
         "bernoulli": to_numpy(xr.bernoulli(key(backend, 6), step, (3, 4), 0.3, **on)),
+        "bernoulli_bits": to_numpy(xr.bernoulli(key(backend, 6), step, (5, 13), 0.5, **on)),
         "integers": to_numpy(xr.integers(key(backend, 7), step, (11,), 50_000, **on)),
         "permutation": to_numpy(xr.permutation(key(backend, 8), step, 6, **on)),
     }
@@ -301,14 +302,23 @@ def test_bernoulli_masks_are_true_with_probability_p():
         assert abs(mask.mean() - p) < 4 * math.sqrt(p * (1 - p) / n)
     assert not to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.0, **on)).any()
     assert to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 1.0, **on)).all()
-    # mask 2j compares the high half of word j with p 2**16, mask 2j + 1 its low half
+    # p rounded to a multiple of 2**-16 takes 16 bits a mask: 0.3 is 19661 / 65536, and
+    # mask 2j compares the high half of word j, mask 2j + 1 its low half
     words_ = unsigned(xr.bits(key(NUMPY), 2, (n // 2,), **on))
-    mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.25, **on))
-    np.testing.assert_array_equal(mask[0::2], (words_ >> 16) < 2**14)
-    np.testing.assert_array_equal(mask[1::2], (words_ & 0xFFFF) < 2**14)
-    # p is rounded to a multiple of 2**-16: 0.3 is 19661 / 65536
     mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (n,), 0.3, **on))
     np.testing.assert_array_equal(mask[0::2], (words_ >> 16) < 19661)
+    np.testing.assert_array_equal(mask[1::2], (words_ & 0xFFFF) < 19661)
+    # a multiple of 2**-b takes b bits, from the high ones down: 0.25 two (the field
+    # below 1), 0.5 one (the bit is 0)
+    mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (16 * (n // 2),), 0.25, **on))
+    for k in range(16):
+        np.testing.assert_array_equal(mask[k::16], (words_ >> (30 - 2 * k)) & 3 < 1)
+    mask = to_numpy(xr.bernoulli(key(NUMPY), 2, (32 * (n // 2),), 0.5, **on))
+    for k in range(32):
+        np.testing.assert_array_equal(mask[k::32], (words_ >> (31 - k)) & 1 == 0)
+    for p in (0.25, 0.5, 0.75):  # the probabilities hold with few bits too
+        mask = to_numpy(xr.bernoulli(key(NUMPY), 3, (n,), p, **on))
+        assert abs(mask.mean() - p) < 4 * math.sqrt(p * (1 - p) / n)
 
 
 def test_a_long_permutation_is_a_permutation_on_every_backend(backend):

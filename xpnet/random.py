@@ -47,9 +47,10 @@ From words to numbers
   not correctly rounded by every library, so normals agree across backends to a few
   units in the last place, not bit for bit; the tails stop at about 5.8 (float32)
   and 8.6 (float64) standard deviations.
-- :func:`bernoulli`: each half of a word below ``round(p * 2**16)``: true with
-  probability ``p`` rounded to a multiple of 2**-16, two masks a word (dropout masks
-  are the largest draw of a training step).
+- :func:`bernoulli`: true with probability ``p`` rounded to a multiple of 2**-16,
+  from as few bits as that multiple needs: ``b`` bits a mask, ``b`` the smallest of
+  1, 2, 4, 8 and 16 for which ``p`` is a multiple of ``2**-b`` (dropout masks are the
+  largest draw of a training step: at ``p = 0.5`` one bit a mask, 64 masks a block).
 - :func:`integers`: the top 31 bits of a word, modulo ``n``. Without rejection, the
   ``2**31 mod n`` smallest values are more likely than the others by a factor of at
   most ``1 + n / (2**31 - n)`` (``1 + 2.3e-5`` for the 50,000 rows of MNIST's
@@ -298,13 +299,16 @@ def normal(
 def bernoulli(
     key: Any, step: Any, shape: tuple[int, ...], p: float, *, xp: ModuleType, device: Any
 ) -> Any:
-    """True with probability ``p`` (rounded to a multiple of 2**-16), two a word.
+    """True with probability ``p`` (rounded to a multiple of 2**-16), from few bits each.
 
-    Mask ``2j`` (C order) compares the high 16 bits of word ``j`` (:func:`bits`),
-    mask ``2j + 1`` its low 16 bits, with ``round(p * 2**16)``: four masks a block,
-    half the rounds that one a word would take, for a probability within 2**-17 of
-    ``p``. A dropout layer that keeps a unit with probability ``p`` multiplies by
-    this mask. Other parameters are those of :func:`blocks`.
+    With ``t = round(p * 2**16)``, a mask takes ``b`` bits, ``b`` the smallest of 1,
+    2, 4, 8 and 16 with ``t`` a multiple of ``2**(16 - b)``: ``p = 0.5`` one bit,
+    ``0.25`` and ``0.75`` two, ``0.3`` sixteen. Word ``j`` (:func:`bits`) holds masks
+    ``j * f`` to ``j * f + f - 1`` (C order), ``f = 32 / b``, from its high bits down:
+    each ``b``-bit field is compared with ``t / 2**(16 - b)``. So a probability is
+    exact to 2**-17 and a mask of a coarse probability costs fewer rounds (a dropout
+    mask of rate 0.5 needs 1/64 of a block a unit). Other parameters are those of
+    :func:`blocks`.
 
     Parameters
     ----------
@@ -317,15 +321,35 @@ def bernoulli(
     """
     p = real("p", p, low=0, high=1, low_open=False)
     count = _count(shape)
-    words = _flat_words(key, step, (count + 1) // 2, xp=xp, device=device)
-    low_half = _const(xp, 2**16 - 1, xp.int32, device)
-    threshold = _const(xp, round(p * 2**16), xp.int32, device)
-    high = ((words >> _const(xp, 16, xp.int32, device)) & low_half) < threshold
-    low = (words & low_half) < threshold
-    halves = xp.stack([high, low], axis=-1)
-    leading = halves.shape[:-2]
-    below = xp.reshape(halves, (*leading, 2 * words.shape[-1]))[..., :count]
-    return xp.reshape(below, (*leading, *shape))
+    threshold, width = _threshold(p)
+    fields = 32 // width
+    words = _flat_words(key, step, -(-count // fields), xp=xp, device=device)
+    # field k of a word is bits 32 - width (k + 1) .. 32 - width k - 1; a mask after the
+    # (arithmetic) shift keeps the field alone
+    field_mask = _const(xp, 2**width - 1, xp.int32, device)
+    below_threshold = _const(xp, threshold, xp.int32, device)
+    if fields <= 4:  # a few fields: one whole-array operation each is fastest
+        shifted = [
+            words >> _const(xp, 32 - width * (k + 1), xp.int32, device) for k in range(fields)
+        ]
+        below = xp.stack([(v & field_mask) < below_threshold for v in shifted], axis=-1)
+    else:  # many: one broadcast operation over (words, fields)
+        shifts = _const(xp, 32 - width, xp.int32, device) - _const(
+            xp, width, xp.int32, device
+        ) * xp.arange(fields, dtype=xp.int32, device=device)
+        below = ((words[..., None] >> shifts) & field_mask) < below_threshold
+    leading = below.shape[:-2]
+    flat = xp.reshape(below, (*leading, fields * words.shape[-1]))[..., :count]
+    return xp.reshape(flat, (*leading, *shape))
+
+
+def _threshold(p: float) -> tuple[int, int]:
+    """``(threshold, bits)``: a mask is a ``bits``-bit field below ``threshold``."""
+    t = round(p * 2**16)
+    for width in (1, 2, 4, 8):
+        if t % 2 ** (16 - width) == 0:
+            return t >> (16 - width), width
+    return t, 16
 
 
 def integers(
