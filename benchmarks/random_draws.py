@@ -6,10 +6,12 @@ times, per step:
 
 - ``mask``: a dropout mask (128, 2048), kept with probability 0.5;
 - ``affine``: the affine distortion's uniforms (128, 5), float32;
-- ``field``: the elastic field's uniforms (128, 2, 28, 28), float32;
+- ``field``: the elastic field's uniforms, float32: (128, 2, 28, 28) as the host drew
+  them before training drew on the device, (128, 2, 8, 8) as :mod:`xpnet.random` draws
+  them now (mapped to 28x28 afterwards, :mod:`xpnet.augment`);
 - ``all``: the three together,
 
-drawn by NumPy's host ``Generator`` (as training draws them today), by
+drawn by NumPy's host ``Generator`` (as training drew them before it drew on the device), by
 :mod:`xpnet.random` on NumPy (eager), and by :mod:`xpnet.random` on JAX compiled
 with ``jax.jit``, one step a call and ``K`` steps a call (per step). The methods
 alternate, round after round; it prints the median of the rounds, in milliseconds.
@@ -27,15 +29,17 @@ from typing import Any
 import numpy as np
 
 from xpnet import random as xr
+from xpnet.augment import AUGMENTATIONS
 from xpnet.backend import resolve_backend
 
 BATCH, HIDDEN, IMAGE = 128, 2048, (28, 28)
+FIELD = AUGMENTATIONS["affine+elastic"].field_shape  # type: ignore[union-attr]
 KEEP = 0.5
 SEED = 0
 
 
 def host_draws(rng: np.random.Generator) -> dict[str, Callable[[], Any]]:
-    """NumPy's Generator, the way training draws on the host."""
+    """NumPy's Generator, the way training drew on the host."""
     return {
         "mask": lambda: rng.random((BATCH, HIDDEN)) >= 1 - KEEP,
         "affine": lambda: rng.random((BATCH, 5), dtype=np.float32) * 2 - 1,
@@ -53,7 +57,7 @@ def device_draws(xp: Any, device: Any) -> dict[str, Callable[[Any], Any]]:
             xr.uniform(keys[1], step, (BATCH, 5), dtype=xp.float32, **on) * 2 - 1
         ),
         "field": lambda step: (
-            xr.uniform(keys[2], step, (BATCH, 2, *IMAGE), dtype=xp.float32, **on) * 2 - 1
+            xr.uniform(keys[2], step, (BATCH, 2, *FIELD), dtype=xp.float32, **on) * 2 - 1
         ),
     }
 

@@ -1,12 +1,30 @@
-"""Distortions on the device: identity, shifts, determinism across backends, labels kept."""
+"""Distortions on the device: identity, shifts, determinism across backends, labels kept,
+and the elastic field drawn small with the statistics of Simard's."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from xpnet import TwoLayerNet, to_numpy
-from xpnet.augment import AUGMENTATIONS, Augmentation
+from xpnet import TwoLayerNet, resolve_backend, to_numpy
+from xpnet import random as xr
+from xpnet.augment import (
+    AUGMENTATIONS,
+    FIELD_VARIANCE_LEFT,
+    Augmentation,
+    field_map,
+    gaussian_matrix,
+)
+
+NUMPY = resolve_backend("numpy")
+
+
+def draw(backend, augment, step, batch, seed=7):
+    """One step's noise, drawn on the backend's device, as NumPy arrays."""
+    on = {"xp": backend.xp, "device": backend.device}
+    keys = (xr.stream_key(seed, 2, **on), xr.stream_key(seed, 3, **on))
+    noise = augment.noise(backend.xp, keys, backend.asarray(np.int32(step)), batch, backend.device)
+    return {name: to_numpy(values) for name, values in noise.items()}
 
 
 def digits(n=6, seed=0):
@@ -27,7 +45,7 @@ def apply(backend, augment, rows, noise):
 def test_the_identity_returns_the_input(backend):
     rows = digits()
     augment = Augmentation()  # all zero
-    noise = {k: v[0] for k, v in augment.draw(np.random.default_rng(0), 1, 6).items()}
+    noise = draw(backend, augment, 0, 6)
     np.testing.assert_array_equal(apply(backend, augment, rows, noise), rows)
 
 
@@ -56,11 +74,12 @@ def test_pixels_from_outside_are_blank(backend):
 def test_the_same_seed_gives_the_same_batch_on_every_backend(backend, name):
     augment = AUGMENTATIONS[name]
     rows = digits()
-    noise = {k: v[0] for k, v in augment.draw(np.random.default_rng(7), 1, 6).items()}
-    again = {k: v[0] for k, v in augment.draw(np.random.default_rng(7), 1, 6).items()}
-    for key in noise:
-        np.testing.assert_array_equal(noise[key], again[key])
-    reference = apply(__import__("xpnet").resolve_backend("numpy"), augment, rows, noise)
+    noise = draw(backend, augment, 5, 6)
+    reference_noise = draw(NUMPY, augment, 5, 6)
+    for key in reference_noise:  # bit for bit: uniforms are exact multiples of 2**-24
+        np.testing.assert_array_equal(noise[key], reference_noise[key])
+    assert not np.array_equal(draw(NUMPY, augment, 6, 6)["affine"], reference_noise["affine"])
+    reference = apply(NUMPY, augment, rows, noise)
     np.testing.assert_allclose(apply(backend, augment, rows, noise), reference, atol=1e-10)
     assert not np.allclose(reference, rows)  # it did distort
 
@@ -85,14 +104,63 @@ def test_a_distorted_batch_is_drawn_afresh_each_step(backend):
     assert len(set(stats["loss_history"])) == 6
 
 
+def test_the_field_map_keeps_simards_covariance():
+    """B B^T equals G G^T but for the eigenvalues left out, at most 1e-5 of the variance."""
+    for n, sigma in ((28, 4.0), (28, 2.0), (20, 6.0)):
+        G, B = gaussian_matrix(n, sigma), field_map(n, sigma)
+        covariance = G @ G.T
+        assert B.shape[0] == n
+        assert B.shape[1] < n
+        left = np.trace(covariance - B @ B.T) / np.trace(covariance)
+        assert 0 <= left <= FIELD_VARIANCE_LEFT
+        np.testing.assert_allclose(B @ B.T, covariance, atol=1e-4 * covariance.max())
+    assert Augmentation(elastic_alpha=34, elastic_sigma=4).field_shape == (8, 8)
+    # a narrow Gaussian needs more of the field: the rank grows as sigma shrinks
+    assert field_map(28, 1.0).shape[1] > field_map(28, 2.0).shape[1] > 8
+    # the sign of each column is fixed, not left to LAPACK
+    ramp = np.arange(1, 29) ** 2
+    assert (ramp @ field_map(28, 4.0) > 0).all()
+
+
+def test_the_small_field_has_the_statistics_of_simards_field():
+    """Simard's field (1,568 uniforms an image, smoothed) and xpnet's (128, mapped):
+    the same variance at every pixel and the same correlation between neighbours,
+    from 4,000 fields each; the displacements' distributions agree (KS test)."""
+    augment = AUGMENTATIONS["elastic"]
+    n, rng = 4000, np.random.default_rng(0)
+    G = gaussian_matrix(28, 4.0)
+    simard = G @ rng.uniform(-1, 1, (n, 28, 28)) @ G.T
+    constants = augment.constants(np, np.float64, "cpu")
+    small = draw(NUMPY, augment, 0, n // 2)["field"].astype(np.float64).reshape(n, 8, 8)
+    ours = constants["field_rows"] @ small @ constants["field_columns"].T
+    for field in (simard, ours):
+        assert field.shape == (n, 28, 28)
+    np.testing.assert_allclose(ours.var(axis=0), simard.var(axis=0), rtol=0.12)
+    for a, b in ((ours[:, 14, 14], simard[:, 14, 14]), (ours[:, 3, 20], simard[:, 3, 20])):
+        assert ks_statistic(a, b) < 1.63 * np.sqrt(2 / n)  # the 1% critical value
+    neighbours = [np.corrcoef(f[:, 14, 14], f[:, 14, 18])[0, 1] for f in (ours, simard)]
+    assert abs(neighbours[0] - neighbours[1]) < 0.05
+    # the test can fail: an unsmoothed field is far from Simard's
+    assert ks_statistic(rng.uniform(-1, 1, n), simard[:, 14, 14]) > 1.63 * np.sqrt(2 / n)
+
+
+def ks_statistic(a, b):
+    """The two-sample Kolmogorov-Smirnov statistic."""
+    values = np.sort(np.concatenate([a, b]))
+    cdf = [np.searchsorted(np.sort(x), values, side="right") / x.size for x in (a, b)]
+    return np.abs(cdf[0] - cdf[1]).max()
+
+
 def test_drawing_steps_at_once_equals_drawing_them_one_by_one():
     """Compiled runs draw a chunk of steps, the eager loop one: the same noise either way."""
     augment = AUGMENTATIONS["affine+elastic"]
-    chunk = augment.draw(np.random.default_rng(3), 3, 4)
-    rng = np.random.default_rng(3)
-    one_by_one = [augment.draw(rng, 1, 4) for _ in range(3)]
-    for name, values in chunk.items():
-        np.testing.assert_array_equal(values, np.concatenate([step[name] for step in one_by_one]))
+    on = {"xp": np, "device": "cpu"}
+    keys = (xr.stream_key(3, 2, **on), xr.stream_key(3, 3, **on))
+    chunk = augment.noise(np, keys, np.arange(4, 7, dtype=np.int32), 4, "cpu")
+    for k, step in enumerate(range(4, 7)):
+        one = augment.noise(np, keys, np.int32(step), 4, "cpu")
+        for name, values in chunk.items():
+            np.testing.assert_array_equal(values[k], one[name])
 
 
 @pytest.mark.parametrize(

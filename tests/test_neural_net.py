@@ -442,7 +442,8 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
     ids=["sgd", "momentum", "adam-dropout", "adamw-augment"],
 )
 def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings):
-    """Every tensor the step reads or makes stays on the parameters' device.
+    """Every tensor the step reads or makes stays on the parameters' device: its
+    random numbers (dropout masks, distortions) are drawn there, not on the host.
 
     A CUDA graph cannot capture a copy between the host and the GPU (a Python scalar
     turned into a CPU tensor, say). Run on torch's "meta" device, where no data
@@ -454,7 +455,7 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
 
     from xpnet import resolve_backend
     from xpnet.augment import AUGMENTATIONS
-    from xpnet.neural_net import L2_WEIGHTS, TrainStep
+    from xpnet.neural_net import L2_WEIGHTS, TrainStep, stream_keys
     from xpnet.optim import make_optimizer
 
     class HostTensors(TorchDispatchMode):
@@ -485,12 +486,9 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
     if augment is not None:
         constants = augment.constants(xp, torch.float32, "cpu")  # made once, before capture
         data.update({name: torch.empty(c.shape, device=meta) for name, c in constants.items()})
-    drawn = step.draw({"keep": np.random.default_rng(0), "augment": np.random.default_rng(1)},
-                      1, 10, 8)  # fmt: skip
-    inputs = {"batch": torch.zeros(10, dtype=torch.int64, device=meta)}
-    for name, values in drawn.items():
-        kind = torch.bool if values.dtype == bool else torch.float32
-        inputs[name] = torch.empty(values.shape[1:], dtype=kind, device=meta)
+    data.update(stream_keys(xp, 0, meta))  # the random streams' keys, made on the device
+    inputs = {"batch": torch.zeros(10, dtype=torch.int64, device=meta),
+              "step": torch.zeros((), dtype=torch.int32, device=meta)}  # fmt: skip
 
     with HostTensors() as control:  # the spy sees a host tensor where there is one
         _ = data["X"] + torch.tensor(1.0)

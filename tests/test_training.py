@@ -9,12 +9,14 @@ import pickle
 import numpy as np
 import pytest
 
-from xpnet import to_numpy
+from xpnet import TwoLayerNet, resolve_backend, to_numpy
+from xpnet import random as xr
 from xpnet._typing import PARAM_NAMES
-from xpnet.augment import Augmentation
+from xpnet.augment import AUGMENTATIONS, Augmentation
 from xpnet.training import (
     BatchSampler,
     ComputeSettings,
+    Rates,
     RunRecord,
     TrainSettings,
     chunks,
@@ -22,27 +24,49 @@ from xpnet.training import (
 )
 
 
+def sampler(backend, num_rows, batch_size, shuffle, seed=0):
+    on = {"xp": backend.xp, "device": backend.device}
+    key = xr.stream_key(seed, 0, **on)
+    return BatchSampler(backend.xp, key, num_rows, batch_size, shuffle=shuffle)
+
+
 def test_shuffled_epochs_visit_every_row_once(backend):
-    sampler = BatchSampler(backend, np.random.default_rng(0), 12, 4, shuffle=True)
-    for _ in range(2):  # two epochs, each a permutation of the rows
-        epoch = to_numpy(sampler.epoch())
+    shuffled = sampler(backend, 12, 4, shuffle=True)
+    epochs = [to_numpy(shuffled.epoch(e)) for e in range(2)]
+    for epoch in epochs:  # two epochs, each a permutation of the rows
         assert epoch.shape == (3, 4)
         assert sorted(epoch.ravel().tolist()) == list(range(12))
+    assert not np.array_equal(epochs[0], epochs[1])
 
 
 def test_sampling_with_replacement_draws_an_epoch_of_batches(backend):
-    sampler = BatchSampler(backend, np.random.default_rng(0), 10, 3, shuffle=False)
-    epoch = to_numpy(sampler.epoch())
+    epoch = to_numpy(sampler(backend, 10, 3, shuffle=False).epoch(0))
     assert epoch.shape == (3, 3)
     assert epoch.min() >= 0
     assert epoch.max() < 10
-    again = BatchSampler(backend, np.random.default_rng(0), 10, 3, shuffle=False)
-    np.testing.assert_array_equal(to_numpy(again.epoch()), epoch)
+    # step t's rows are the batch stream's integers at counter t, whatever the epoch
+    later = to_numpy(sampler(backend, 10, 3, shuffle=False).epoch(2))
+    on = {"xp": np, "device": "cpu"}
+    step_7 = xr.integers(xr.stream_key(0, 0, **on), 7, (3,), 10, **on)
+    np.testing.assert_array_equal(later[1], step_7)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_batches_are_the_same_on_every_backend(backend, shuffle):
+    numpy = resolve_backend("numpy")
+    for epoch in (0, 3):
+        np.testing.assert_array_equal(
+            to_numpy(sampler(backend, 50, 7, shuffle).epoch(epoch)),
+            to_numpy(sampler(numpy, 50, 7, shuffle).epoch(epoch)),
+        )
+    assert not np.array_equal(
+        to_numpy(sampler(numpy, 50, 7, shuffle, seed=1).epoch(0)),
+        to_numpy(sampler(numpy, 50, 7, shuffle).epoch(0)),
+    )
 
 
 def test_a_batch_larger_than_the_data_takes_every_row_once_when_shuffling(backend):
-    sampler = BatchSampler(backend, np.random.default_rng(0), 5, 200, shuffle=True)
-    epoch = to_numpy(sampler.epoch())
+    epoch = to_numpy(sampler(backend, 5, 200, shuffle=True).epoch(0))
     assert epoch.shape == (1, 5)
     assert sorted(epoch[0].tolist()) == list(range(5))
 
@@ -179,3 +203,66 @@ def test_float64_on_jax_can_switch_on_its_64_bit_mode():
     jax = pytest.importorskip("jax")
     ComputeSettings("jax", dtype="float64", enable_float64=True)
     assert jax.config.read("jax_enable_x64")
+
+
+# Randomness: drawn on the device, counted by the step; nothing random from the host
+# once the steps have begun.
+
+RANDOM_SETTINGS = {"dropout": 0.3, "augment": AUGMENTATIONS["affine+elastic"], "shuffle": True}
+
+
+def small_data(n=64):
+    rng = np.random.default_rng(0)
+    return rng.random((n, 784)), rng.integers(0, 10, n)
+
+
+def test_a_run_draws_one_seed_from_the_host_however_many_steps_it_takes(backend):
+    """The net's NumPy generator gives the run its seed and nothing more: after 2 steps
+    and after 40 (5 epochs) it is in the same state."""
+    X, y = small_data()
+    states = []
+    for num_iters in (2, 40):
+        net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
+        net.train(X, y, None, None, num_iters=num_iters, batch_size=8, **RANDOM_SETTINGS)
+        states.append(net._rng.bit_generator.state)
+    assert states[0] == states[1]
+    untouched = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
+    assert untouched._rng.bit_generator.state != states[0]  # the seed's one draw
+
+
+def test_a_seed_gives_the_same_training_on_every_backend(backend):
+    """Batches, dropout masks and distortions are the same numbers on every backend."""
+    X, y = small_data()
+    losses = []
+    for on in (resolve_backend("numpy"), backend):
+        net = TwoLayerNet(784, 16, 10, std=0.1, backend=on, seed=3)
+        stats = net.train(X, y, None, None, num_iters=12, batch_size=8, learning_rate=1e-2,
+                          **RANDOM_SETTINGS)  # fmt: skip
+        losses.append(stats["loss_history"])
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
+
+
+@pytest.mark.backend("jax")
+def test_a_compiled_chunk_takes_nothing_from_the_host():
+    """JAX runs each chunk under a transfer guard that refuses every transfer from the
+    host: a run with every kind of randomness completes, so its steps drew it on the
+    device; the same chunk given one input from the host is refused."""
+    pytest.importorskip("jax")
+    from xpnet.backend._runners import JaxScanRunner
+
+    X, y = small_data()
+    net = TwoLayerNet(784, 16, 10, std=0.1, backend="jax", seed=3, dtype="float32")
+    stats = net.train(X, y, None, None, num_iters=30, batch_size=8, **RANDOM_SETTINGS)
+    assert net.training["path"] == JaxScanRunner.name
+    assert len(stats["loss_history"]) == 30
+
+    def step(state, data, inputs, lr):
+        return inputs["step"] * lr
+
+    rates = Rates(np.ones(2), net.backend.asarray(np.ones(2, dtype=np.float32)))
+    runner = JaxScanRunner(net.backend, step)
+    on_device = {"step": net.backend.asarray(np.arange(2, dtype=np.int32))}
+    _, losses = runner({}, {}, on_device, rates)
+    np.testing.assert_array_equal(to_numpy(losses), [0, 1])
+    with pytest.raises(Exception, match="host-to-device"):
+        runner({}, {}, {"step": np.arange(2, dtype=np.int32)}, rates)

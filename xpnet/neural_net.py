@@ -10,8 +10,10 @@ The math (:func:`forward`, :func:`cross_entropy`, :func:`l2_penalty`,
 :func:`softmax_loss` and the training step :class:`TrainStep`) uses only the Array
 API namespace ``xp`` of the network's backend, so the same lines run on NumPy, CuPy,
 PyTorch, JAX and array-api-strict, eagerly or compiled. NumPy on the host draws the
-initial weights and the batch indices, so that a seed gives the same network and
-the same batches on every backend.
+initial weights, so that a seed gives the same network on every backend; the
+randomness of training (batch rows, dropout masks, distortions) is drawn on the
+device by :mod:`xpnet.random`, keyed by the run's seed and counted by the step, so
+that it too is the same on every backend, and a compiled step draws its own.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from xpnet import _checks
+from xpnet import random as xr
 from xpnet._typing import (
     INITS,
     Array,
@@ -204,13 +207,35 @@ def softmax_loss(
     return loss + l2_penalty(xp, params, reg), grads
 
 
+#: The random streams of a training run, by name: stream ``i`` has the key
+#: ``xpnet.random.stream_key(seed, i)``, and a step's draws are counted by the step.
+STREAMS = ("batch", "dropout", "affine", "elastic")
+
+
+def stream_keys(xp: Namespace, seed: int, device: Any) -> dict[str, Array]:
+    """The keys of a run's random streams (:data:`STREAMS`), made on ``device``.
+
+    Returns
+    -------
+    dict
+        ``key_batch``, ``key_dropout``, ``key_affine``, ``key_elastic``: arrays of
+        shape (2,), int32, as :class:`TrainStep` reads them from its ``data``.
+    """
+    return {
+        f"key_{name}": xr.stream_key(seed, stream, xp=xp, device=device)
+        for stream, name in enumerate(STREAMS)
+    }
+
+
 @dataclass(frozen=True)
 class TrainStep:
     """One step of minibatch training: the lab's loss on a batch, then an optimiser update.
 
     Runners call it eagerly, trace it (``jax.jit``) or capture it (CUDA graphs); it
     is the one copy of the step's math. Frozen, so a compiled runner can key its
-    cache on it.
+    cache on it. Its randomness (dropout masks, distortions) is drawn inside, on the
+    device, from the run's stream keys and the step's counter: a runner passes only
+    the batch's rows and the step number.
 
     Attributes
     ----------
@@ -232,22 +257,6 @@ class TrainStep:
     dropout: float = 0.0
     augment: Augmentation | None = None
 
-    def draw(
-        self, streams: dict[str, np.random.Generator], count: int, batch: int, hidden: int
-    ) -> dict[str, np.ndarray]:
-        """The randomness of ``count`` steps beyond their batches, as NumPy arrays.
-
-        Each kind comes from its own stream, so the draws do not depend on how many
-        steps are drawn at once (the eager loop draws one, compiled paths a chunk).
-        """
-        drawn: dict[str, np.ndarray] = {}
-        if self.dropout:
-            drawn["keep"] = streams["keep"].random((count, batch, hidden)) >= self.dropout
-        if self.augment is not None:
-            for name, values in self.augment.draw(streams["augment"], count, batch).items():
-                drawn[name] = values
-        return drawn
-
     def __call__(
         self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
         lr: Array | float,
@@ -262,10 +271,11 @@ class TrainStep:
         data : dict
             ``X``, all training rows (N, D); ``T``, their one-hot targets (N, C);
             ``blank`` (D,), the row of a blank image (what augmentation adds before
-            distorting and takes off after); and the augmentation's constants.
+            distorting and takes off after); the run's stream keys
+            (:func:`stream_keys`); and the augmentation's constants.
         inputs : dict
-            ``batch`` (B,), the rows of this step; ``keep`` (B, H), the units dropout
-            keeps; ``affine`` and ``field``, the augmentation's randomness.
+            ``batch`` (B,), the rows of this step; ``step``, a 0-d int32 array: the
+            step's number in the run, the counter of its random draws.
         lr : float or 0-d array
             The learning rate.
 
@@ -275,15 +285,21 @@ class TrainStep:
             The lab's loss on the batch, before the update.
         """
         xp, params = self.xp, state["params"]
-        batch = inputs["batch"]
+        batch, step = inputs["batch"], inputs["step"]
         X_batch = xp.take(data["X"], batch, axis=0)
         T_batch = xp.take(data["T"], batch, axis=0)
+        device = device_of(X_batch)
         if self.augment is not None:
+            keys = (data["key_affine"], data["key_elastic"])
+            noise = self.augment.noise(xp, keys, step, X_batch.shape[0], device)
             images = X_batch - data["blank"]
-            X_batch = self.augment.apply(xp, images, inputs, data) + data["blank"]
+            X_batch = self.augment.apply(xp, images, noise, data) + data["blank"]
         mask = None
         if self.dropout:
-            mask = xp.astype(inputs["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
+            shape = (X_batch.shape[0], params["W1"].shape[1])
+            keep = xr.bernoulli(data["key_dropout"], step, shape, 1 - self.dropout, xp=xp,
+                                device=device)  # fmt: skip
+            mask = xp.astype(keep, X_batch.dtype) * (1 / (1 - self.dropout))
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
         loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
         self.optimizer.step(xp, params, grads, state["optimizer"], lr)

@@ -36,7 +36,7 @@ Compile = Literal["auto"] | bool
 CHUNK = 100
 
 # ``step(state, data, inputs, learning_rate) -> loss``, updating ``state`` in place;
-# ``inputs`` holds one step's batch indices and randomness.
+# ``inputs`` holds one step's batch indices and its number (the counter of its draws).
 Step = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], Any], Any]
 
 
@@ -44,9 +44,10 @@ class Runner(Protocol):
     """Runs ``K`` training steps: ``runner(state, data, inputs, rates) -> (state, losses)``.
 
     ``inputs`` maps names to arrays on the device whose first axis is the step:
-    ``batch`` (K, B) row indices, and any randomness of the steps (dropout masks,
-    distortions). ``rates`` holds the K learning rates, as a NumPy array (``host``) and
-    as an array on the device (``device``). The returned ``losses`` has shape (K,)
+    ``batch`` (K, B) row indices and ``step`` (K,) the steps' numbers, from which
+    each step draws its own randomness on the device. ``rates`` holds the K
+    learning rates, as a NumPy array (``host``) and as an array on the device
+    (``device``). The returned ``losses`` has shape (K,)
     and stays on the device.
     """
 
@@ -87,7 +88,13 @@ class EagerRunner:
 
 
 class JaxScanRunner:
-    """``jax.jit`` of ``lax.scan`` over the steps of a chunk."""
+    """``jax.jit`` of ``lax.scan`` over the steps of a chunk.
+
+    A chunk runs under JAX's transfer guard, set to refuse every transfer from the
+    host: all it reads (the state, the data, the batch rows, the step numbers and the
+    learning rates) is on the device before it starts, and its random numbers are
+    drawn inside it.
+    """
 
     name = "jax.jit + lax.scan"
     max_chunk = CHUNK
@@ -98,7 +105,10 @@ class JaxScanRunner:
     def __call__(
         self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
     ) -> tuple[dict[str, Any], Any]:
-        return _jax_scan()(self.step, state, data, inputs, rates.device)
+        import jax
+
+        with jax.transfer_guard_host_to_device("disallow_explicit"):
+            return _jax_scan()(self.step, state, data, inputs, rates.device)
 
 
 @functools.cache
@@ -122,7 +132,7 @@ class TorchGraphRunner:
 
     The graph reads and updates the very tensors of ``state`` (every update in the
     step is in place), the rows of ``data``, and static buffers that each call fills
-    on the device: the chunk's inputs (batch indices, randomness) and learning rates.
+    on the device: the chunk's inputs (batch indices, step numbers) and learning rates.
     """
 
     name = "CUDA graph"

@@ -1,11 +1,21 @@
 """The training loop: minibatch steps driven by validated :class:`TrainSettings`.
 
 :func:`fit` is what ``TwoLayerNet.train`` runs. It checks the data (the settings were
-checked when they were built), then, epoch by epoch, draws the batches, cuts the
-epoch into the chunks a runner executes without waiting on the device, records the
+checked when they were built), then, epoch by epoch, draws the batches on the device,
+cuts the epoch into the chunks a runner executes without waiting on the device, records the
 losses and accuracies, checks for divergence now and then, and stops cleanly on
 Ctrl-C or when ``on_epoch`` says so. The step's math is
 :class:`xpnet.neural_net.TrainStep`; this module only drives it.
+
+Randomness: the run's seed is drawn once, at the start, from the network's NumPy
+source (so ``seed=`` and ``np.random.seed`` decide it, and each ``train`` call of a
+net gets new batches); every random number of the steps comes from
+:mod:`xpnet.random` streams of that seed, on the device, counted by the step (batch
+rows, dropout masks, distortions). A network without a seed follows NumPy's global
+state, as the lab's does: its batch rows are then the lab's ``np.random.choice``
+draws (:func:`lab_rows`), made before the first step and moved to the device once,
+so that the handout's numbers come out exactly. Nothing random is drawn on the host
+once the steps have begun.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from xpnet._typing import Array, Namespace, Params
 from xpnet.backend import select_runner
 from xpnet.errors import TrainingInterrupted
 from xpnet.metrics import accuracy
-from xpnet.neural_net import L2_WEIGHTS, TrainStep, forward, onehot
+from xpnet.neural_net import L2_WEIGHTS, TrainStep, forward, onehot, stream_keys
 from xpnet.optim import make_optimizer
 from xpnet.training._record import (
     BatchSampler,
@@ -30,6 +40,7 @@ from xpnet.training._record import (
     Rates,
     RunRecord,
     chunks,
+    lab_rows,
     learning_rates,
 )
 from xpnet.training._settings import TrainSettings
@@ -123,14 +134,21 @@ class _Run:
         self.step = TrainStep(xp, update, s.reg if s.optimizer != "adamw" else 0.0, s.dropout,
                               s.augment)  # fmt: skip
         self.runner = select_runner(backend, self.step, s.compile)
-        self.sampler = BatchSampler(backend, net._rng, X.shape[0], s.batch_size, s.shuffle)
-        self.streams = _noise_streams(net._rng) if s.dropout or s.augment is not None else {}
+        drawn = None
+        if net._rng is np.random:  # no seed: the lab's batches, from NumPy's global state
+            drawn = lab_rows(backend, net._rng, X.shape[0], s.batch_size, s.shuffle, s.num_iters)
+        #: The run's seed: its random streams' keys are made from it.
+        self.seed = _run_seed(net._rng)
+        keys = stream_keys(xp, self.seed, net.device)
+        self.sampler = BatchSampler(xp, keys["key_batch"], X.shape[0], s.batch_size, s.shuffle,
+                                    drawn)  # fmt: skip
         D, _, C = net.sizes
         augment = s.augment
         self.data = {
             "X": X,
             "T": onehot(xp, y, C, net.dtype),  # every row's one-hot target, built once
             "blank": _blank_row(net, D),
+            **keys,
             **(augment.constants(xp, net.dtype, net.device) if augment is not None else {}),
         }
         self.state: dict[str, Any] = {"params": net.params,
@@ -149,8 +167,10 @@ class _Run:
         with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
             while record.iterations < s.num_iters and not (stopped or interrupted()):
                 first = record.iterations
-                batches = self.sampler.epoch()
+                batches = self.sampler.epoch(first // per_epoch)
                 length = min(per_epoch, s.num_iters - first)
+                steps = self.net.xp.arange(first, first + length, dtype=self.net.xp.int32,
+                                           device=self.net.device)  # fmt: skip
                 host_rates = learning_rates(
                     s.schedule, s.learning_rate, s.learning_rate_decay, s.num_iters, per_epoch,
                     first, first + length,
@@ -161,7 +181,7 @@ class _Run:
                 for chunk in chunks(length, first, self.runner.max_chunk, report_every):
                     if interrupted():
                         break
-                    epoch_end = self._run_chunk(batches, chunk, rates, callbacks)
+                    epoch_end = self._run_chunk(batches, steps, chunk, rates, callbacks)
                     if epoch_end and on_epoch is not None:
                         stopped = bool(on_epoch(record.iterations // per_epoch,
                                                 *record.epoch_summary(per_epoch)))  # fmt: skip
@@ -172,13 +192,12 @@ class _Run:
         return stopped
 
     def _run_chunk(
-        self, batches: Array, chunk: slice, rates: Rates, callbacks: list[ProgressCallback]
-    ) -> bool:
+        self, batches: Array, steps: Array, chunk: slice, rates: Rates,
+        callbacks: list[ProgressCallback],
+    ) -> bool:  # fmt: skip
         """Run one chunk of steps of an epoch; return whether the epoch ended with it."""
-        xp, net, record, H = self.net.xp, self.net, self.record, self.net.sizes[1]
-        inputs = {"batch": batches[chunk, :]}
-        drawn = self.step.draw(self.streams, chunk.stop - chunk.start, batches.shape[1], H)
-        inputs.update({k: net.backend.asarray(v) for k, v in drawn.items()})
+        xp, net, record = self.net.xp, self.net, self.record
+        inputs = {"batch": batches[chunk, :], "step": steps[chunk]}
         self.state, losses = self.runner(self.state, self.data, inputs, rates[chunk])
         net.params = self.state["params"]
         record.add_losses(losses)
@@ -211,13 +230,11 @@ def _accuracy(xp: Namespace, params: Params, X: Array, y: Array) -> Array:
     return accuracy(xp, y, xp.argmax(scores, axis=1))
 
 
-def _noise_streams(rng: Any) -> dict[str, np.random.Generator]:
-    """Independent random streams for dropout and augmentation, from the net's source."""
+def _run_seed(rng: Any) -> int:
+    """A run's seed, one draw from the net's source (a Generator, or NumPy's global state)."""
     if isinstance(rng, np.random.Generator):
-        keep, augment = rng.spawn(2)
-    else:  # NumPy's global state: seed two generators from it
-        keep, augment = (np.random.default_rng(rng.randint(2**31)) for _ in range(2))
-    return {"keep": keep, "augment": augment}
+        return int(rng.integers(2**63))
+    return int(rng.randint(2**63, dtype=np.int64))
 
 
 def _blank_row(net: TwoLayerNet, D: int) -> Array:

@@ -1,7 +1,7 @@
 """The bookkeeping of a training run: batches, learning rates, chunks, and the record.
 
 The loop (:mod:`xpnet.training._loop`) leans on these pieces: :class:`BatchSampler`
-draws an epoch of batch indices at a time (one transfer to the device per epoch),
+draws an epoch of batch indices at a time, on the device,
 :func:`learning_rates` gives the schedule, :func:`chunks` cuts an epoch into the
 pieces a runner executes without waiting on the device, and :class:`RunRecord` keeps
 the losses, the accuracies and the last parameters known to be finite.
@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from xpnet import random as xr
 from xpnet._typing import Array, Namespace, Params, Schedule, map_params
-from xpnet.backend import Backend, is_writeable_array, to_numpy
+from xpnet.backend import Backend, device_of, is_writeable_array, to_numpy
 from xpnet.errors import TrainingDivergedError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Rates",
     "RunRecord",
     "chunks",
+    "lab_rows",
     "learning_rates",
 ]
 
@@ -39,35 +41,77 @@ EpochCallback = Callable[[int, float, "float | None"], "bool | None"]
 
 
 class BatchSampler:
-    """Row indices for every step of an epoch, drawn at once and moved to the device once.
+    """Row indices for every step of an epoch, drawn on the device at once.
 
-    Without ``shuffle``, rows are sampled with replacement, as the lab does; with it,
-    each epoch visits the rows of a fresh permutation in consecutive batches.
+    Without ``shuffle``, rows are sampled with replacement, as the lab does: the rows
+    of step ``t`` are :func:`xpnet.random.integers` of the ``batch`` stream at counter
+    ``t``. With it, epoch ``e`` visits the rows of :func:`xpnet.random.permutation`
+    at counter ``e`` in consecutive batches. Either way the numbers depend on the key
+    and the counters alone: the same on every backend, however the steps are chunked.
 
     Parameters
     ----------
-    backend : Backend
-    rng : numpy.random.Generator or the numpy.random module
-        The source of randomness; the module means NumPy's global legacy state.
+    xp : module
+        The Array API namespace.
+    key : array, shape (2,), int32
+        The key of the run's ``batch`` stream.
     num_rows, batch_size : int
     shuffle : bool
+    drawn : array, shape (E * per_epoch, B), optional
+        Every epoch's rows, drawn before the run (:func:`lab_rows`): then
+        :meth:`epoch` cuts them, and ``key`` is not used.
     """
 
-    def __init__(self, backend: Backend, rng: Any, num_rows: int, batch_size: int, shuffle: bool):
-        self.backend, self.rng = backend, rng
+    def __init__(
+        self, xp: Namespace, key: Array, num_rows: int, batch_size: int, shuffle: bool,
+        drawn: Array | None = None,
+    ):  # fmt: skip
+        self.xp, self.key, self.drawn = xp, key, drawn
         self.num_rows, self.batch_size, self.shuffle = num_rows, batch_size, shuffle
         #: Steps per epoch: ``max(num_rows // batch_size, 1)``.
         self.per_epoch = max(num_rows // batch_size, 1)
 
-    def epoch(self) -> Array:
-        """The next epoch's batches: an integer array of shape (per_epoch, B) on the device."""
+    def epoch(self, epoch: int) -> Array:
+        """Epoch ``epoch``'s batches: an integer array of shape (per_epoch, B) on the device."""
+        xp, on = self.xp, {"xp": self.xp, "device": device_of(self.key)}
+        if self.drawn is not None:
+            return self.drawn[epoch * self.per_epoch : (epoch + 1) * self.per_epoch, :]
         if self.shuffle:
             size = min(self.batch_size, self.num_rows)
-            order = self.rng.permutation(self.num_rows)[: self.per_epoch * size]
-            drawn = order.reshape(self.per_epoch, size)
-        else:
-            drawn = self.rng.choice(self.num_rows, (self.per_epoch, self.batch_size))
-        return self.backend.asarray(drawn)
+            order = xr.permutation(self.key, epoch, self.num_rows, **on)
+            return xp.reshape(order[: self.per_epoch * size], (self.per_epoch, size))
+        first = epoch * self.per_epoch
+        steps = xp.arange(first, first + self.per_epoch, dtype=xp.int32, device=on["device"])
+        return xr.integers(self.key, steps, (self.batch_size,), self.num_rows, **on)
+
+
+def lab_rows(
+    backend: Backend, rng: Any, num_rows: int, batch_size: int, shuffle: bool, num_iters: int
+) -> Array:
+    """Every epoch's batch rows of a run, drawn as the lab draws them, from NumPy's
+    global state (``np.random.choice`` a batch, with replacement; a permutation an
+    epoch with ``shuffle``), before the first step, and moved to the device once.
+
+    A network without a seed follows ``np.random.seed``, as the lab's does; these
+    are then its batches, so that the handout's toy numbers come out exactly.
+    ``rng`` is the ``numpy.random`` module.
+
+    Returns
+    -------
+    array, shape (E * per_epoch, B), on the backend's device
+        ``E`` the epochs the run begins.
+    """
+    per_epoch = max(num_rows // batch_size, 1)
+    epochs = -(-num_iters // per_epoch)
+    if shuffle:
+        size = min(batch_size, num_rows)
+        rows = [rng.permutation(num_rows)[: per_epoch * size] for _ in range(epochs)]
+        drawn = np.concatenate(rows).reshape(epochs * per_epoch, size)
+    else:
+        drawn = np.concatenate(
+            [rng.choice(num_rows, (per_epoch, batch_size)) for _ in range(epochs)]
+        )
+    return backend.asarray(drawn)
 
 
 def learning_rates(

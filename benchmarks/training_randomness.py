@@ -1,0 +1,138 @@
+"""Steps per second of the recipes that draw randomness, against another version of xpnet.
+
+    python benchmarks/training_randomness.py --before DIR [--rounds N]
+
+``DIR`` is a checkout of the code to compare with (``git worktree add DIR COMMIT``).
+Two worker processes, one importing xpnet from ``DIR`` and one from this checkout,
+stay up for the whole run; the parent asks them in turn, round after round, to train
+each configuration (``best`` and ``best-augmented``, at the recipe's hidden size 2048
+and at 64, NumPy eager and JAX ``jit`` on the CPU, float32, batch 128, on random data
+of MNIST's shape), so that both versions see the same machine load. Each measure is
+steps per second after start-up: from the end of the second chunk of steps (JAX has
+compiled by then) to the end of the last, waiting for the device at each chunk's end.
+It prints the median of the rounds and the ratio, this checkout over ``DIR``.
+
+Like ``bench.py``, it unsets ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` for its own
+processes, as on a user's machine, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+#: (recipe, hidden size, backend, steps to time), in the order of the table.
+CONFIGS = [
+    (recipe, hidden, backend, steps)
+    for recipe in ("best", "best-augmented")
+    for hidden, steps in ((2048, 150), (64, 500))
+    for backend in ("numpy", "jax")
+]
+HERE = Path(__file__).resolve().parents[1]
+
+
+def measure(recipe_name: str, hidden: int, backend: str, steps: int) -> float:
+    """Steps per second after start-up (in a worker: xpnet is the worker's)."""
+    import numpy as np
+
+    from xpnet import TwoLayerNet
+    from xpnet.recipes import RECIPES
+    from xpnet.training import ComputeSettings, fit
+
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_platforms", "cpu")
+    recipe = replace(RECIPES[recipe_name], hidden_size=hidden, num_iters=steps + 200)
+    compute = ComputeSettings(backend=backend, dtype="float32")
+    settings = recipe.settings(input_size=784, output_size=10, seed=0, compute=compute)
+    rng = np.random.default_rng(0)
+    X = rng.random((55_000, 784), dtype=np.float32) - 0.5
+    y = rng.integers(0, 10, 55_000)
+    net = TwoLayerNet(784, hidden, 10, backend=settings.compute.resolved, dtype="float32",
+                      seed=0, init="he")  # fmt: skip
+    X_device, y_device = net.backend.asarray(X), net.backend.asarray(y)
+    marks: list[tuple[int, float]] = []
+
+    def progress(iteration: int, loss: object, learning_rate: float) -> None:
+        float(loss)  # wait for the device
+        marks.append((iteration, time.perf_counter()))
+
+    chunked = replace(settings, num_iters=steps + (200 if backend == "jax" else 2))
+    fit(net, chunked, X_device, y_device, progress=progress)
+    (first, start), (last, stop) = marks[1], marks[-1]
+    return (last - first) / (stop - start)
+
+
+def worker() -> None:
+    """Answer one JSON config a line with the steps per second, until stdin closes."""
+    for line in sys.stdin:
+        print(json.dumps(measure(*json.loads(line))), flush=True)
+
+
+def start_worker(path: Path) -> subprocess.Popen[str]:
+    unset = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["PYTHONPATH"] = str(path)
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker"], cwd=path, env=env, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def ask(process: subprocess.Popen[str], config: tuple[str, int, str, int]) -> float:
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(json.dumps(config) + "\n")
+    process.stdin.flush()
+    answer = process.stdout.readline()
+    if not answer:
+        raise RuntimeError(f"the worker in {process.args} stopped on {config}")
+    return float(json.loads(answer))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=Path, required=True, help="a checkout to compare with")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    print("OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for the workers, as on a user's machine")
+    workers = {"before": start_worker(args.before.resolve()), "after": start_worker(HERE)}
+    times: dict[tuple[str, tuple[str, int, str, int]], list[float]] = {}
+    try:
+        for round_ in range(args.rounds):
+            for config in CONFIGS:
+                order = ("before", "after") if round_ % 2 == 0 else ("after", "before")
+                for name in order:
+                    times.setdefault((name, config), []).append(ask(workers[name], config))
+    finally:
+        for process in workers.values():
+            assert process.stdin is not None
+            process.stdin.close()
+            process.wait()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"median of {args.rounds} rounds, float32, batch 128")  # fmt: skip
+    print("| recipe | hidden | backend | before (steps/s) | after (steps/s) | after / before |")
+    print("| --- | ---: | --- | ---: | ---: | ---: |")
+    for config in CONFIGS:
+        before = statistics.median(times["before", config])
+        after = statistics.median(times["after", config])
+        path = "NumPy eager" if config[2] == "numpy" else "JAX jit"
+        print(f"| `{config[0]}` | {config[1]} | {path} | {before:.0f} | {after:.0f} | "
+              f"{after / before:.2f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        worker()
+    else:
+        main()
