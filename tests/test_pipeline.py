@@ -146,7 +146,7 @@ def test_an_empty_test_file_is_refused(short_result, tmp_path, mnist_dir):
     from xpnet.data import mnist
 
     with pytest.raises(DataError, match="holds no mnist test images"):
-        mnist.load_test("mnist", data)
+        mnist.load_test(data_dir=data)
 
 
 # The output directory, checked before any training.
