@@ -210,9 +210,9 @@ def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
     X, y = blobs()
     model = TwoLayerClassifier(solver=solver, learning_rate=1e-2, dropout=0.3, momentum=0.9,
                                max_iter=30, random_state=0).fit(X, y)  # fmt: skip
-    assert model.net_.training["settings"]["optimizer"] == solver
-    assert model.net_.training["settings"]["momentum"] == 0.0
-    assert model.net_.training["settings"]["dropout"] == 0.3
+    assert model.net_.last_training["settings"]["optimizer"] == solver
+    assert model.net_.last_training["settings"]["momentum"] == 0.0
+    assert model.net_.last_training["settings"]["dropout"] == 0.3
     assert model.score(X, y) > 0.9
 
 

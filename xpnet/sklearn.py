@@ -266,7 +266,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                                   for k, v in vars(self).items()
                                   if k.endswith("_") or k in _PRIVATE_STATE}  # fmt: skip
         net: TwoLayerNet | None = fitted.get("net_")
-        kept = (_copy(net.params), net.training) if net is not None else None
+        kept = (_copy(net.params), net.last_training) if net is not None else None
         try:
             yield
         except BaseException:
@@ -274,7 +274,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 delattr(self, name)
             self.__dict__.update(fitted)
             if net is not None and kept is not None:
-                net.params, net.training = kept
+                net.params, net.last_training = kept
             raise
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
