@@ -517,7 +517,9 @@ class TwoLayerNet:
             The lab's hyperparameters. With ``shuffle``, ``schedule``, ``compile``,
             ``optimizer``, ``dropout`` and ``augment``, these are the fields of
             :class:`xpnet.training.TrainSettings`, which says what each does and checks
-            them all before anything changes.
+            them all before anything changes. :class:`xpnet.sklearn.TwoLayerClassifier`
+            calls ``learning_rate`` ``learning_rate_init`` and ``optimizer`` ``solver``,
+            as ``MLPClassifier`` does.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
