@@ -47,7 +47,7 @@ def models(hidden: int, epochs: int, learning_rate: float, reg: float, batch: in
     """The two contenders, configured alike."""
     return {
         "xpnet TwoLayerClassifier": TwoLayerClassifier(
-            hidden_size=hidden, learning_rate=learning_rate, momentum=0.9, reg=reg,
+            hidden_size=hidden, learning_rate_init=learning_rate, momentum=0.9, reg=reg,
             batch_size=batch, max_iter=epochs, n_iter_no_change=epochs + 1, shuffle=True,
             dtype="float32", random_state=seed,
         ),

@@ -143,7 +143,7 @@ def _data_files(dataset: str, how_to_get: str, in_ci: str) -> Path:
     """
     from xpnet.data import DATASETS, data_dir
 
-    directory = data_dir(dataset)
+    directory = data_dir(dataset=dataset)
     if all((directory / name).is_file() for name in DATASETS[dataset].sha256):
         return directory
     problem = f"the {dataset} files are not in {directory}"

@@ -242,7 +242,7 @@ def test_ctrl_c_saves_the_model_and_exits_130(mnist_dir, tmp_path):
     assert "Traceback" not in stderr
     net = TwoLayerNet.load(tmp_path / "model.npz")
     assert net.metadata["interrupted"] is True
-    assert 0 < net.training["iterations"] < 1000000
+    assert 0 < net.last_training["iterations"] < 1000000
 
 
 @pytest.mark.mnist
@@ -342,7 +342,7 @@ def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     assert process.wait(timeout=120) == 1
     assert "stdout was closed" in stderr
     assert "Traceback" not in stderr
-    assert TwoLayerNet.load(tmp_path / "model.npz").training["iterations"] == 60
+    assert TwoLayerNet.load(tmp_path / "model.npz").last_training["iterations"] == 60
 
 
 @pytest.mark.mnist

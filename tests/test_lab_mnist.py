@@ -84,6 +84,6 @@ def test_the_best_recipes_run_a_few_hundred_iterations(name, mnist_dir):
     data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
     recipe = dataclasses.replace(RECIPES[name], num_iters=300, hidden_size=256)
     result = run(recipe, data=data, dtype="float32", seed=0)
-    assert result.net.training["settings"]["optimizer"] == "adamw"
+    assert result.net.last_training["settings"]["optimizer"] == "adamw"
     assert result.history["loss_history"][-1] < result.history["loss_history"][0]
     assert result.val_acc > 0.8

@@ -38,7 +38,7 @@ def test_a_model_saved_on_numpy_loads_on_every_backend(trained, toy_data, tmp_pa
     np.testing.assert_array_equal(net.predict(X), trained.predict(X))
     assert net.metadata["results"] == {"val_acc": 1.0}
     assert net.metadata["sizes"] == {"input_size": 4, "hidden_size": 10, "output_size": 3}
-    assert net.training["settings"]["num_iters"] == 20
+    assert net.last_training["settings"]["num_iters"] == 20
 
 
 def test_a_model_saved_on_any_backend_loads_on_numpy(backend, toy_data, tmp_path):
@@ -318,7 +318,7 @@ def test_a_loaded_model_trains_further(trained, toy_data, tmp_path):
     trained.save(tmp_path / "m.npz")
     net = TwoLayerNet.load(tmp_path / "m.npz")
     net.train(*toy_data, *toy_data, num_iters=3)  # its arrays are writable
-    assert net.training["iterations"] == 3
+    assert net.last_training["iterations"] == 3
 
 
 CRAFTED_PREPROCESSING = {

@@ -373,7 +373,7 @@ def test_compiled_and_eager_runs_agree(backend, dtype, settings):
             X, y, X[:100], y[:100], learning_rate=0.05, num_iters=250, batch_size=50,
             compile=compile, **settings,
         )  # fmt: skip
-        runs[compile] = (stats, {k: to_numpy(p) for k, p in net.params.items()}, net.training)
+        runs[compile] = (stats, {k: to_numpy(p) for k, p in net.params.items()}, net.last_training)
     (eager, eager_params, eager_info), (compiled, compiled_params, compiled_info) = runs.values()
     assert eager_info["path"] == "eager loop"
     assert compiled_info["path"] != "eager loop"
@@ -390,14 +390,14 @@ def test_auto_picks_the_compiled_path_where_there_is_one(backend, toy_data):
     net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
     net.train(*toy_data, *toy_data, num_iters=3)
     kind = compiled_runner_kind(backend)
-    assert net.training["path"] == ("eager loop" if kind is None else kind.name)
+    assert net.last_training["path"] == ("eager loop" if kind is None else kind.name)
 
 
 def test_compile_true_without_one_is_refused(backend, toy_data):
     net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
     if compiled_runner_kind(backend) is not None:
         net.train(*toy_data, *toy_data, num_iters=3, compile=True)
-        assert net.training["path"] != "eager loop"
+        assert net.last_training["path"] != "eager loop"
         return
     before = to_numpy(net.params["W1"]).copy()
     with pytest.raises(ValueError, match="has no compiled training path"):
@@ -422,7 +422,7 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
     done = info.value.iterations
     assert 120 < done < 400
     assert done - 1 == 120 or compiled_runner_kind(backend) is not None
-    assert len(info.value.history["loss_history"]) == net.training["iterations"] == done
+    assert len(info.value.history["loss_history"]) == net.last_training["iterations"] == done
     reference = TwoLayerNet(8, 6, 3, std=0.1, backend=backend, seed=3)
     stats = reference.train(X, y, X, y, **{**settings, "num_iters": done})
     np.testing.assert_allclose(info.value.history["loss_history"], stats["loss_history"])
@@ -630,7 +630,7 @@ def test_dropout_is_off_at_prediction(toy_data):
     scores = np.maximum(X @ W1 + b1, 0) @ W2 + b2  # every hidden unit, none scaled
     np.testing.assert_allclose(net.loss(X), scores, rtol=1e-12)
     np.testing.assert_array_equal(net.predict(X), np.argmax(scores, axis=1))
-    assert net.training["settings"]["dropout"] == 0.5
+    assert net.last_training["settings"]["dropout"] == 0.5
 
 
 @pytest.mark.parametrize("dropout", [-0.1, 1.0])

@@ -3,10 +3,14 @@ class probabilities, and the epoch callback."""
 
 from __future__ import annotations
 
+import pickle
+import warnings
+
 import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet, to_numpy
+from xpnet.errors import XpnetDeprecationWarning
 from xpnet.testing import TOLERANCES
 
 # A toy problem of 4 epochs of 6 steps: 60 rows, batches of 10.
@@ -36,12 +40,54 @@ def test_training_without_validation_data_records_none_and_trains_the_same(backe
     reference = with_val.train(X, y, X_val, y_val, **SETTINGS)
     assert history["val_acc_history"] == []
     assert len(reference["val_acc_history"]) == EPOCHS
-    assert without.training["final_val_acc"] is None
+    assert without.last_training["final_val_acc"] is None
     # Validation data are only measured: the losses and parameters are the same.
     assert history["loss_history"] == reference["loss_history"]
     assert history["train_acc_history"] == reference["train_acc_history"]
     for name, p in without.params.items():
         np.testing.assert_array_equal(to_numpy(p), to_numpy(with_val.params[name]))
+
+
+def test_last_training_records_the_run_and_training_is_its_deprecated_name(backend, problem):
+    X, y, X_val, y_val = problem
+    net = new_net(backend)
+    assert net.last_training is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name warns of nothing
+        net.train(X, y, X_val, y_val, **SETTINGS)
+        record = net.last_training
+    assert record["iterations"] == EPOCHS * PER_EPOCH
+    assert record["settings"]["learning_rate"] == 0.1
+    with pytest.warns(
+        XpnetDeprecationWarning,
+        match=r"TwoLayerNet\.training is deprecated .*0\.2: use "
+        r"TwoLayerNet\.last_training",
+    ) as caught:
+        assert net.training is record  # the old name still gives the record
+    assert [w.filename for w in caught] == [__file__]  # points at the use
+    with pytest.warns(XpnetDeprecationWarning, match=r"TwoLayerNet\.last_training"):
+        net.training = None
+    assert net.last_training is None
+
+
+def test_a_network_pickled_with_the_old_attribute_unpickles_with_last_training(problem):
+    X, y, X_val, y_val = problem
+    net = new_net("numpy")
+    net.train(X, y, X_val, y_val, **SETTINGS)
+    state = net.__getstate__()
+    state["training"] = state.pop("last_training")  # as xpnet pickled it before the rename
+
+    class Old:
+        def __reduce__(self):
+            return object.__new__, (TwoLayerNet,), state
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = pickle.loads(pickle.dumps(Old()))
+    assert isinstance(again, TwoLayerNet)
+    assert again.last_training == net.last_training
+    assert "training" not in vars(again)
+    np.testing.assert_array_equal(again.predict(X), net.predict(X))
 
 
 def test_predict_proba_is_the_softmax_of_the_scores(backend, problem):
@@ -94,7 +140,7 @@ def test_on_epoch_returning_true_stops_at_that_epochs_end(backend, problem):
     X, y, X_val, y_val = problem
     net = new_net(backend)
     history = net.train(X, y, X_val, y_val, on_epoch=lambda epoch, *_: epoch == 2, **SETTINGS)
-    assert len(history["loss_history"]) == net.training["iterations"] == 2 * PER_EPOCH
+    assert len(history["loss_history"]) == net.last_training["iterations"] == 2 * PER_EPOCH
     assert len(history["val_acc_history"]) == 2
     # The parameters are those of a run of exactly two epochs.
     reference = new_net(backend)

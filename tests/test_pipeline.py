@@ -146,7 +146,7 @@ def test_an_empty_test_file_is_refused(short_result, tmp_path, mnist_dir):
     from xpnet.data import mnist
 
     with pytest.raises(DataError, match="holds no mnist test images"):
-        mnist.load_test("mnist", data)
+        mnist.load_test(data_dir=data)
 
 
 # The output directory, checked before any training.
@@ -192,7 +192,7 @@ def test_the_plan_is_the_settings_a_run_records(fast_data):
 
     plan = plan_run("fast", num_iters=5, seed=3, data=fast_data)
     result = run("fast", num_iters=5, seed=3, data=fast_data)
-    recorded = dict(result.net.training["settings"])
+    recorded = dict(result.net.last_training["settings"])
     assert recorded.pop("num_train") == fast_data.X_train.shape[0]
     assert recorded == plan.settings.to_dict()
     assert json.loads(json.dumps(recorded)) == recorded  # plain data

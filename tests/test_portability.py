@@ -117,7 +117,7 @@ def test_training_on_dask_is_refused_with_what_to_do_and_nothing_changed(dask_ne
         net.train(da.from_array(X), da.from_array(y), None, None, num_iters=5)
     for name, p in net.params.items():
         np.testing.assert_array_equal(to_numpy(p), before[name])
-    assert net.training is None
+    assert net.last_training is None
 
 
 def test_to_numpy_computes_a_dask_array():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from sklearn.utils._array_api import yield_namespace_device_dtype_combinations  
 from sklearn.utils._testing import _array_api_for_tests  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from xpnet.errors import XpnetFutureWarning  # noqa: E402
 from xpnet.sklearn import TwoLayerClassifier  # noqa: E402
 
 pytestmark = pytest.mark.sklearn
@@ -144,14 +146,14 @@ def test_random_state_reproduces_a_fit():
 def test_in_a_pipeline_a_grid_search_and_cross_validation():
     X, y = blobs(400)
     pipeline = make_pipeline(
-        StandardScaler(), TwoLayerClassifier(max_iter=40, learning_rate=0.05, random_state=0)
+        StandardScaler(), TwoLayerClassifier(max_iter=40, learning_rate_init=0.05, random_state=0)
     )
     assert pipeline.fit(X, y).score(X, y) > 0.85
     search = GridSearchCV(
         pipeline,
         {
             "twolayerclassifier__hidden_size": [8, 32],
-            "twolayerclassifier__learning_rate": [0.01, 0.1],
+            "twolayerclassifier__learning_rate_init": [0.01, 0.1],
         },
         cv=3,
         n_jobs=2,
@@ -181,7 +183,8 @@ def test_the_same_on_torch_tensors_under_array_api_dispatch(tmp_path):
     X_t, y_t = torch.asarray(X), torch.asarray(y)
     with sklearn.config_context(array_api_dispatch=True):
         pipeline = make_pipeline(
-            StandardScaler(), TwoLayerClassifier(max_iter=40, learning_rate=0.05, random_state=0)
+            StandardScaler(),
+            TwoLayerClassifier(max_iter=40, learning_rate_init=0.05, random_state=0),
         ).fit(X_t, y_t)
         assert isinstance(pipeline.predict(X_t), torch.Tensor)
         assert pipeline.score(X_t, y_t) > 0.85
@@ -208,12 +211,50 @@ def test_numpy_input_trains_on_the_backend_asked_for():
 @pytest.mark.parametrize("solver", ["adam", "adamw"])
 def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
     X, y = blobs()
-    model = TwoLayerClassifier(solver=solver, learning_rate=1e-2, dropout=0.3, momentum=0.9,
-                               max_iter=30, random_state=0).fit(X, y)  # fmt: skip
-    assert model.net_.training["settings"]["optimizer"] == solver
-    assert model.net_.training["settings"]["momentum"] == 0.0
-    assert model.net_.training["settings"]["dropout"] == 0.3
+    model = TwoLayerClassifier(solver=solver, learning_rate_init=1e-2, dropout=0.3,
+                               momentum=0.9, max_iter=30, random_state=0).fit(X, y)  # fmt: skip
+    assert model.net_.last_training["settings"]["optimizer"] == solver
+    assert model.net_.last_training["settings"]["momentum"] == 0.0
+    assert model.net_.last_training["settings"]["dropout"] == 0.3
     assert model.score(X, y) > 0.9
+
+
+# learning_rate, the old name of learning_rate_init (until xpnet 0.2).
+
+
+def test_learning_rate_is_the_deprecated_name_of_learning_rate_init():
+    X, y = blobs()
+    settings = {"hidden_size": 16, "max_iter": 10, "random_state": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new name warns of nothing
+        new = TwoLayerClassifier(learning_rate_init=0.05, **settings).fit(X, y)
+    old = TwoLayerClassifier(learning_rate=0.05, **settings)
+    assert old.get_params()["learning_rate"] == 0.05  # clone and searches carry it
+    assert clone(old).get_params() == old.get_params()
+    assert issubclass(XpnetFutureWarning, FutureWarning)  # scikit-learn's convention
+    with pytest.warns(
+        XpnetFutureWarning, match=r"learning_rate was renamed learning_rate_init .*xpnet 0\.2: "
+        r"use learning_rate_init=0\.05"
+    ) as caught:  # fmt: skip
+        old.fit(X, y)
+    assert [w.filename for w in caught] == [__file__]  # points at the call to fit
+    assert old.loss_curve_ == new.loss_curve_
+    np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
+    assert old.net_.last_training["settings"]["learning_rate"] == 0.05
+    with pytest.warns(XpnetFutureWarning, match="learning_rate_init") as caught:
+        old.partial_fit(X, y)
+    assert [w.filename for w in caught] == [__file__]
+    new.partial_fit(X, y)
+    np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
+
+
+def test_a_schedule_as_learning_rate_says_where_the_schedule_is():
+    X, y = blobs()
+    with pytest.raises(ValueError, match="must be a float") as info:
+        TwoLayerClassifier(learning_rate="constant").fit(X, y)  # MLPClassifier's meaning
+    message = str(info.value)
+    assert "schedule='step' with learning_rate_decay=1.0" in message
+    assert "learning_rate_init" in message
 
 
 # A failed fit or partial_fit changes nothing: the settings are checked before any state.
@@ -238,7 +279,9 @@ def _assert_unchanged(model, before):
 @pytest.mark.parametrize(
     ("changes", "error", "message"),
     [
-        ({"learning_rate": -1}, ValueError, "learning_rate"),
+        ({"learning_rate_init": -1}, ValueError, "learning_rate_init"),
+        ({"learning_rate": -1}, ValueError, "learning_rate"),  # the deprecated name, checked too
+        ({"learning_rate": 0.05, "learning_rate_init": 0.1}, ValueError, "set learning_rate_init"),
         ({"dropout": 1.0}, ValueError, "dropout"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"batch_size": 2.5}, TypeError, "batch_size"),
@@ -285,7 +328,7 @@ def test_a_fit_that_diverges_keeps_the_previous_model():
     from xpnet.errors import TrainingDivergedError
 
     with pytest.raises(TrainingDivergedError):
-        model.set_params(learning_rate=1e300, momentum=0.0).partial_fit(X * 1e10, y)
+        model.set_params(learning_rate_init=1e300, momentum=0.0).partial_fit(X * 1e10, y)
     _assert_unchanged(model, before)
 
 

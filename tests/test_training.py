@@ -253,7 +253,7 @@ def test_a_compiled_chunk_takes_nothing_from_the_host():
     X, y = small_data()
     net = TwoLayerNet(784, 16, 10, std=0.1, backend="jax", seed=3, dtype="float32")
     stats = net.train(X, y, None, None, num_iters=30, batch_size=8, **RANDOM_SETTINGS)
-    assert net.training["path"] == JaxScanRunner.name
+    assert net.last_training["path"] == JaxScanRunner.name
     assert len(stats["loss_history"]) == 30
 
     def step(state, data, inputs, lr):

@@ -525,10 +525,10 @@ def _confusion_text(confusion: np.ndarray, class_names: Sequence[str]) -> str:
 
 
 def _data(args: argparse.Namespace) -> int:
-    directory = mnist.data_dir(args.dataset, args.data_dir)
+    directory = mnist.data_dir(data_dir=args.data_dir, dataset=args.dataset)
     print(f"{args.dataset} data directory: {directory}", flush=True)
-    mnist.fetch(args.dataset, args.data_dir)
-    owners = mnist.identify(args.dataset, args.data_dir)
+    mnist.fetch(data_dir=args.data_dir, dataset=args.dataset)
+    owners = mnist.identify(data_dir=args.data_dir, dataset=args.dataset)
     for name, owner in owners.items():
         if owner == args.dataset:
             print(f"  {name}: verified (SHA-256)")

@@ -1,4 +1,4 @@
-"""The exceptions xpnet raises for bad files and failed training."""
+"""The exceptions xpnet raises for bad files and failed training, and its warnings."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingInterrupted",
     "TuneInterrupted",
+    "XpnetDeprecationWarning",
+    "XpnetFutureWarning",
 ]
 
 
@@ -104,3 +106,14 @@ class ClusterLost(RuntimeError):
         )
         self.finished = finished
         self.storage = storage
+
+
+class XpnetDeprecationWarning(DeprecationWarning):
+    """An old name that still works, for one release: the message says the new name
+    and the release in which the old one stops working."""
+
+
+class XpnetFutureWarning(FutureWarning):
+    """As :class:`XpnetDeprecationWarning`, for a parameter of the scikit-learn
+    estimator: a ``FutureWarning``, as scikit-learn warns of its own parameters (shown
+    by default, raised by ``fit``)."""

@@ -27,6 +27,7 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet import random as xr
+from xpnet._deprecation import warn_renamed
 from xpnet._typing import (
     INITS,
     Array,
@@ -344,8 +345,12 @@ class TwoLayerNet:
     params : dict of str to array
         ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,), arrays of the
         backend on its device.
-    training : dict or None
-        Settings and final figures of the last :meth:`train` call, saved with the model.
+    last_training : dict or None
+        What the last :meth:`train` call did, saved with the model: its settings
+        (``"settings"``), the path that ran (``"path"``), ``"iterations"`` and the final
+        figures. Its old name, ``training``, works with an
+        :class:`~xpnet.errors.XpnetDeprecationWarning` until xpnet 0.2, and may then
+        become a flag, as PyTorch's ``Module.training`` is.
     metadata : dict
         Metadata read by :meth:`load`; empty for a new network.
     preprocessing : Preprocessing or None
@@ -401,7 +406,7 @@ class TwoLayerNet:
             raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = self.backend.dtype(dtype)
         self._rng: Any = np.random if self.seed is None else np.random.default_rng(self.seed)
-        self.training: dict[str, Any] | None = None
+        self.last_training: dict[str, Any] | None = None
         self.metadata: dict[str, Any] = {}
         self.preprocessing: Preprocessing | None = None
 
@@ -528,7 +533,9 @@ class TwoLayerNet:
             The lab's hyperparameters. With ``shuffle``, ``schedule``, ``compile``,
             ``optimizer``, ``dropout`` and ``augment``, these are the fields of
             :class:`xpnet.training.TrainSettings`, which says what each does and checks
-            them all before anything changes.
+            them all before anything changes. :class:`xpnet.sklearn.TwoLayerClassifier`
+            calls ``learning_rate`` ``learning_rate_init`` and ``optimizer`` ``solver``,
+            as ``MLPClassifier`` does.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
@@ -542,8 +549,9 @@ class TwoLayerNet:
         -------
         dict
             ``loss_history`` (a float per iteration), ``train_acc_history`` and
-            ``val_acc_history`` (a float per epoch). :attr:`training` records the
-            settings (``training["settings"]``), the path that ran and the final figures.
+            ``val_acc_history`` (a float per epoch). :attr:`last_training` records the
+            settings (``last_training["settings"]``), the path that ran and the final
+            figures.
 
         Raises
         ------
@@ -605,7 +613,7 @@ class TwoLayerNet:
         if self.preprocessing is not None:
             metadata["preprocessing"] = self.preprocessing.metadata()
             extras = {"preprocessing_mean": self.preprocessing.mean}
-        write_model(path, self.params, {"training": self.training, **metadata}, extras)
+        write_model(path, self.params, {"training": self.last_training, **metadata}, extras)
 
     @classmethod
     def load(
@@ -644,13 +652,24 @@ class TwoLayerNet:
             lambda p: net.backend.asarray(p, dtype=net.dtype), params_from(params)
         )
         net.init, net.std = _recorded_initialisation(metadata)
-        net.training = metadata.get("training")
+        net.last_training = metadata.get("training")
         net.metadata = metadata
         described = metadata.get("preprocessing")
         if isinstance(described, dict):
             mean = extras["preprocessing_mean"]
             net.preprocessing = Preprocessing(described["name"], described["scale"], mean)
         return net
+
+    @property
+    def training(self) -> dict[str, Any] | None:
+        """Deprecated: the old name of :attr:`last_training`, until xpnet 0.2."""
+        warn_renamed("TwoLayerNet.training", "TwoLayerNet.last_training")
+        return self.last_training
+
+    @training.setter
+    def training(self, value: dict[str, Any] | None) -> None:
+        warn_renamed("TwoLayerNet.training", "TwoLayerNet.last_training")
+        self.last_training = value
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without modules: NumPy's global random state and the namespace are
@@ -664,6 +683,8 @@ class TwoLayerNet:
     def __setstate__(self, state: dict[str, Any]) -> None:
         if isinstance(state["_rng"], str):
             state["_rng"] = np.random
+        if "training" in state:  # pickled before the attribute was named last_training
+            state["last_training"] = state.pop("training")
         self.__dict__.update(state)
         self.dtype = self.backend.dtype(state["dtype"])
 

@@ -474,9 +474,9 @@ def evaluate(
     dataset = net.metadata.get("dataset", "mnist")
     if dataset not in mnist.DATASETS:
         raise ModelFileError(f"{model}: unknown dataset {dataset!r}")
-    directory = mnist.data_dir(dataset, data_dir)
-    mnist.check_test_files(dataset, directory)
-    X_test, y_test = mnist.load_test(dataset, directory)
+    directory = mnist.data_dir(data_dir=data_dir, dataset=dataset)
+    mnist.check_test_files(data_dir=directory, dataset=dataset)
+    X_test, y_test = mnist.load_test(data_dir=directory, dataset=dataset)
     note = None
     preprocessing = net.preprocessing
     if preprocessing is None:  # a format-1 file: fit its preprocessing on the training set

@@ -19,6 +19,7 @@ there, and answers ``predict``/``predict_proba`` there too. Needs ``pip install
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
@@ -27,11 +28,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
+from xpnet._deprecation import REMOVED_IN
 from xpnet._typing import DTYPES, INITS, OPTIMIZERS, SCHEDULES, Params, map_params
 from xpnet.backend import (
     Backend,
@@ -42,10 +44,15 @@ from xpnet.backend import (
     resolve_backend,
     to_numpy,
 )
+from xpnet.errors import XpnetFutureWarning
 from xpnet.neural_net import TwoLayerNet
 from xpnet.training import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
 
 __all__ = ["TwoLayerClassifier"]
+
+#: The default of the deprecated ``learning_rate``: not set (scikit-learn's convention).
+_UNSET = "deprecated"
+_DEFAULT_LEARNING_RATE_INIT = 0.01
 
 
 class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -62,20 +69,32 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ----------
     hidden_size : int, default 100
         Hidden units.
-    learning_rate : float, default 0.01
+    learning_rate_init : float, default 0.01
+        The learning rate the schedule starts from, as in ``MLPClassifier``
+        (``TwoLayerNet.train``'s ``learning_rate``).
     learning_rate_decay : float, default 1.0
         Factor applied to the learning rate after every epoch (``schedule="step"``).
     schedule : {"step", "cosine"}, default "step"
+        How the learning rate changes: ``"step"`` multiplies it by
+        ``learning_rate_decay`` after every epoch, ``"cosine"`` anneals it to zero over
+        the run (``max_iter`` epochs; one per ``partial_fit`` call). ``MLPClassifier``
+        calls its schedule ``learning_rate``, with other choices: its ``"constant"`` is
+        ``schedule="step"`` with ``learning_rate_decay=1.0`` (the defaults);
+        ``"invscaling"`` and ``"adaptive"`` have no counterpart here.
     reg : float, default 1e-4
-        L2 regularisation strength (``alpha`` of ``MLPClassifier``).
+        L2 regularisation strength: ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` is added
+        to the mean loss of a batch. ``MLPClassifier``'s ``alpha`` is divided by the
+        batch size, so ``alpha = reg * batch_size`` is the same penalty.
     batch_size : int, default 200
         Rows per step (at most the number of samples).
     momentum : float, default 0.9
         Only used when ``solver="sgd"``, as in ``MLPClassifier``.
     solver : {"sgd", "adam", "adamw"}, default "sgd"
-        The optimiser (``TwoLayerNet.train``'s ``optimizer``); with ``"adamw"``,
-        ``reg`` is the decoupled weight decay. Each ``fit``, and each
-        ``partial_fit`` call, starts the optimiser's state afresh.
+        The optimiser, named ``solver`` as in ``MLPClassifier`` (whose ``"sgd"`` and
+        ``"adam"`` it shares); ``TwoLayerNet.train`` calls it ``optimizer``, the role
+        of PyTorch's ``torch.optim`` classes, with the same choices. With ``"adamw"``,
+        ``reg`` is the decoupled weight decay. Each ``fit``, and each ``partial_fit``
+        call, starts the optimiser's state afresh.
     dropout : float, default 0.0
         The rate of inverted dropout on the hidden layer while training.
     max_iter : int, default 200
@@ -105,6 +124,11 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         As for :meth:`xpnet.TwoLayerNet.train`.
     verbose : bool, default False
         Print each epoch's loss.
+    learning_rate : float, optional
+        Deprecated: the old name of ``learning_rate_init``. Set, ``fit`` and
+        ``partial_fit`` use it with an :class:`~xpnet.errors.XpnetFutureWarning` (a
+        ``FutureWarning``, as scikit-learn warns of its own renamed parameters); it
+        stops working in xpnet 0.2.
 
     Attributes
     ----------
@@ -131,7 +155,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     #: then checks the combinations and the memory.
     _parameter_constraints: ClassVar[dict[str, Any]] = {
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "schedule": [StrOptions(set(SCHEDULES))],
         "reg": [Interval(Real, 0, None, closed="left")],
@@ -153,13 +177,17 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         "device": "no_validation",
         "compile": [StrOptions({"auto"}), "boolean"],
         "verbose": ["verbose"],
+        "learning_rate": [
+            Interval(Real, 0, None, closed="neither"),
+            Hidden(StrOptions({_UNSET})),
+        ],
     }
 
     def __init__(
         self,
         hidden_size: int = 100,
         *,
-        learning_rate: float = 0.01,
+        learning_rate_init: float = _DEFAULT_LEARNING_RATE_INIT,
         learning_rate_decay: float = 1.0,
         schedule: Literal["step", "cosine"] = "step",
         reg: float = 1e-4,
@@ -181,9 +209,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         device: Any = None,
         compile: Literal["auto"] | bool = "auto",
         verbose: bool = False,
+        learning_rate: float | Literal["deprecated"] = "deprecated",
     ) -> None:
         self.hidden_size = hidden_size
-        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
         self.learning_rate_decay = learning_rate_decay
         self.schedule = schedule
         self.reg = reg
@@ -205,6 +234,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.device = device
         self.compile = compile
         self.verbose = verbose
+        self.learning_rate = learning_rate
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -266,7 +296,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                                   for k, v in vars(self).items()
                                   if k.endswith("_") or k in _PRIVATE_STATE}  # fmt: skip
         net: TwoLayerNet | None = fitted.get("net_")
-        kept = (_copy(net.params), net.training) if net is not None else None
+        kept = (_copy(net.params), net.last_training) if net is not None else None
         try:
             yield
         except BaseException:
@@ -274,7 +304,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 delattr(self, name)
             self.__dict__.update(fitted)
             if net is not None and kept is not None:
-                net.params, net.training = kept
+                net.params, net.last_training = kept
             raise
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
@@ -302,12 +332,45 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return TrainSettings(
             input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
             output_size=num_classes, init=init, std=std, seed=seed,
-            learning_rate=self.learning_rate,
+            learning_rate=self._learning_rate_init(),
             learning_rate_decay=self.learning_rate_decay, schedule=self.schedule, reg=self.reg,
             num_iters=epochs * per_epoch, batch_size=batch_size,
             momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
             optimizer=self.solver, dropout=self.dropout, compile=self.compile, compute=compute,
         )  # fmt: skip
+
+    def _validate_params(self) -> None:
+        """scikit-learn's check of every parameter, which says, for a ``learning_rate``
+        that is a schedule's name (``MLPClassifier``'s meaning), where the schedule is."""
+        try:
+            super()._validate_params()
+        except InvalidParameterError as err:
+            if isinstance(self.learning_rate, str) and self.learning_rate != _UNSET:
+                raise InvalidParameterError(
+                    f"{err} MLPClassifier's learning_rate (its schedule) is schedule= here: "
+                    f"{' or '.join(map(repr, SCHEDULES))}; its 'constant' is schedule='step' "
+                    "with learning_rate_decay=1.0 (the defaults). The initial rate is "
+                    "learning_rate_init, as in MLPClassifier."
+                ) from None
+            raise
+
+    def _learning_rate_init(self) -> float:
+        """``learning_rate_init``, or the deprecated ``learning_rate`` where it is set."""
+        if self.learning_rate == _UNSET:
+            return float(self.learning_rate_init)
+        if self.learning_rate_init != _DEFAULT_LEARNING_RATE_INIT:
+            raise ValueError(
+                f"learning_rate={self.learning_rate!r} and learning_rate_init="
+                f"{self.learning_rate_init!r} are both set; learning_rate is the old name of "
+                "learning_rate_init: set learning_rate_init only"
+            )
+        warnings.warn(
+            "learning_rate was renamed learning_rate_init (as in MLPClassifier) and stops "
+            f"working in xpnet {REMOVED_IN}: use learning_rate_init={self.learning_rate!r}",
+            XpnetFutureWarning,
+            stacklevel=4,
+        )
+        return float(self.learning_rate)
 
     def _start(self, X: Any, settings: TrainSettings) -> None:
         """A new network for ``settings``, on X's backend and device."""

@@ -51,10 +51,10 @@ def mnist_mirror(monkeypatch, serve, mnist_dir):
 def test_fetch_downloads_and_verifies_into_the_cache(tmp_path, monkeypatch, mnist_mirror, capsys):
     monkeypatch.delenv("XPNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    directory = fetch("mnist")
+    directory = fetch()
     assert directory == tmp_path / "cache" / "xpnet" / "mnist"
     assert sorted(p.name for p in directory.iterdir()) == sorted(NAMES)
-    assert all(verify("mnist", directory).values())
+    assert all(verify(data_dir=directory).values())
     assert "MiB" in capsys.readouterr().err  # the progress bar
 
 
@@ -62,9 +62,9 @@ def test_fetch_downloads_and_verifies_into_the_cache(tmp_path, monkeypatch, mnis
 def test_fetch_only_downloads_missing_files(tmp_path, mnist_mirror, mnist_dir):
     shutil.copy(mnist_dir / NAMES[0], tmp_path / NAMES[0])
     before = (tmp_path / NAMES[0]).stat().st_mtime_ns
-    fetch("mnist", tmp_path, progress=False)
+    fetch(data_dir=tmp_path, progress=False)
     assert (tmp_path / NAMES[0]).stat().st_mtime_ns == before
-    assert all(verify("mnist", tmp_path).values())
+    assert all(verify(data_dir=tmp_path).values())
 
 
 @pytest.mark.mnist
@@ -113,7 +113,7 @@ def test_the_next_mirror_is_tried(tmp_path, serve, mnist_dir):
         DATASETS["mnist"].sha256[NAMES[3]],
         progress=False,
     )
-    assert verify("mnist", path.parent)[NAMES[3]]
+    assert verify(data_dir=path.parent)[NAMES[3]]
 
 
 def test_an_unreachable_mirror_is_a_data_error(tmp_path):
@@ -143,7 +143,7 @@ def test_a_failed_fetch_says_where_the_files_belong(tmp_path, monkeypatch):
     monkeypatch.delenv("XPNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(DataError) as info:
-        fetch("mnist", progress=False)
+        fetch(progress=False)
     message = str(info.value)
     assert str(tmp_path / "cache" / "xpnet" / "mnist") in message
     for hint in ("XPNET_DATA", "--data-dir", "`xpnet data`"):
@@ -159,5 +159,5 @@ def test_a_data_directory_the_user_named_must_exist(tmp_path, monkeypatch, named
     if named_by == "XPNET_DATA":
         monkeypatch.setenv("XPNET_DATA", str(misspelt))
     with pytest.raises(DataError, match=f"{misspelt} \\(from {named_by}\\) does not exist"):
-        fetch("mnist", misspelt if named_by == "--data-dir" else None, progress=False)
+        fetch(data_dir=misspelt if named_by == "--data-dir" else None, progress=False)
     assert not misspelt.exists()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 
-from xpnet.data import DATASETS, DataError, data_dir, load, read_data_sets, verify
+from xpnet.data import DATASETS, DataError, data_dir, fetch, load, mnist, read_data_sets, verify
+from xpnet.errors import XpnetDeprecationWarning
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -17,12 +19,12 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 @pytest.mark.mnist
 def test_real_mnist_files_verify(mnist_dir):
-    assert all(verify("mnist", mnist_dir).values())
+    assert all(verify(data_dir=mnist_dir).values())
 
 
 @pytest.mark.mnist
 def test_raw_mnist_shapes_and_labels(mnist_dir):
-    X_train, y_train, X_test, y_test = load("mnist", mnist_dir, download=False)
+    X_train, y_train, X_test, y_test = load(data_dir=mnist_dir, download=False)
     assert (X_train.shape, X_train.dtype) == ((60000, 28, 28), np.uint8)
     assert (X_test.shape, y_test.shape) == ((10000, 28, 28), (10000,))
     assert np.bincount(y_train).tolist() == TRAIN_COUNTS
@@ -42,7 +44,7 @@ def test_read_data_sets_splits_in_file_order(mnist_dir):
     assert (X_train.min(), X_train.max()) == (0.0, 255.0)
     assert {y.dtype for y in (y_train, y_val, y_test)} == {np.dtype(np.int64)}
     assert y_train[:5].tolist() == [5, 0, 4, 1, 9]
-    _, y_all, _, _ = load("mnist", mnist_dir, download=False)
+    _, y_all, _, _ = load(data_dir=mnist_dir, download=False)
     np.testing.assert_array_equal(np.concatenate([y_train, y_val]), y_all)
 
 
@@ -58,10 +60,10 @@ def test_the_labs_get_mnist_data_works_unchanged(mnist_rows):
 def test_where_the_data_lives(tmp_path, monkeypatch):
     monkeypatch.setenv("XPNET_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert data_dir("mnist", tmp_path / "arg") == tmp_path / "arg"
-    assert data_dir("mnist") == tmp_path / "env"
+    assert data_dir(data_dir=tmp_path / "arg") == tmp_path / "arg"
+    assert data_dir() == tmp_path / "env"
     monkeypatch.delenv("XPNET_DATA")
-    assert data_dir("mnist") == tmp_path / "cache" / "xpnet" / "mnist"
+    assert data_dir() == tmp_path / "cache" / "xpnet" / "mnist"
 
 
 @pytest.mark.mnist
@@ -76,19 +78,19 @@ def test_fashion_mnist_prefers_the_system_package(tmp_path, monkeypatch, mnist_d
             **{**DATASETS["fashion-mnist"].__dict__, "system_dirs": (str(system),)}
         ),
     )
-    assert data_dir("fashion-mnist") == system
+    assert data_dir(dataset="fashion-mnist") == system
 
 
 @pytest.mark.mnist
 def test_fashion_mnist_from_debian(monkeypatch):
     directory = DATASETS["fashion-mnist"].system_dirs[0]
     monkeypatch.delenv("XPNET_FASHION_DATA", raising=False)
-    if str(data_dir("fashion-mnist")) != directory:
+    if str(data_dir(dataset="fashion-mnist")) != directory:
         message = f"Debian's dataset-fashion-mnist is not installed in {directory}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(f"{message}: apt-get install dataset-fashion-mnist")
-    assert all(verify("fashion-mnist").values())
+    assert all(verify(dataset="fashion-mnist").values())
     X_train, *_, y_test = read_data_sets(dataset="fashion-mnist")
     assert X_train.shape == (55000, 28, 28, 1)
     assert np.bincount(y_test).tolist() == [1000] * 10
@@ -160,6 +162,99 @@ def test_missing_files_say_how_to_get_them(tmp_path):
 @pytest.mark.mnist
 def test_corrupt_files_fail_verification(mnist_copy):
     rewrite(mnist_copy / "train-labels-idx1-ubyte.gz", lambda b: b[:-1] + b"\x00")
-    status = verify("mnist", mnist_copy)
+    status = verify(data_dir=mnist_copy)
     assert status["train-labels-idx1-ubyte.gz"] is False
     assert status["t10k-labels-idx1-ubyte.gz"] is True
+
+
+# The old spellings of the data directory: ``path=`` and ``(dataset, path)`` positionally,
+# until xpnet 0.2.
+
+
+def test_data_dir_old_spellings_warn_and_give_the_same_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("XPNET_FASHION_DATA", str(tmp_path / "fashion"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spellings warn of nothing
+        new = [data_dir(data_dir=tmp_path), data_dir(dataset="fashion-mnist")]
+    old = []
+    for call in (
+        lambda: data_dir("mnist", tmp_path),
+        lambda: data_dir(path=tmp_path),
+        lambda: data_dir("fashion-mnist"),
+    ):
+        with pytest.warns(XpnetDeprecationWarning, match=r"data_dir\(") as record:
+            old.append(call())
+        assert [w.filename for w in record] == [__file__]  # points at the call
+    assert old == [new[0], new[0], new[1]] == [tmp_path, tmp_path, tmp_path / "fashion"]
+
+
+def test_data_dir_messages_say_the_new_spelling():
+    with pytest.warns(XpnetDeprecationWarning) as record:
+        data_dir(path="somewhere")
+    message = str(record[0].message)
+    assert "data_dir(path=...) is deprecated" in message
+    assert "use data_dir(data_dir=...)" in message
+    assert "xpnet 0.2" in message
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda d: data_dir(data_dir=d, path=d), "got data_dir and its old name path"),
+        (lambda d: data_dir(d), "keyword arguments only"),  # not a dataset's name
+        (lambda d: fetch("mnist", d, "extra"), "keyword arguments only"),
+        (lambda d: fetch("mnist", dataset="mnist"), "got dataset positionally and by keyword"),
+        (lambda d: read_data_sets(d, path=d), "multiple values for argument 'data_dir'"),
+    ],
+    ids=["both-names", "a-directory-positionally", "three-positionally", "dataset-twice",
+         "read_data_sets-both"],
+)  # fmt: skip
+@pytest.mark.filterwarnings("ignore::xpnet.errors.XpnetDeprecationWarning")
+def test_old_and_new_spellings_at_once_are_refused(tmp_path, call, match):
+    with pytest.raises(TypeError, match=match):
+        call(tmp_path)
+
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+    else:
+        assert a == b
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize(
+    ("function", "old_name", "extra"),
+    [
+        (mnist.data_dir, "path", {}),
+        (mnist.fetch, "path", {"progress": False}),
+        (mnist.verify, "path", {}),
+        (mnist.identify, "path", {}),
+        (mnist.load, "path", {"download": False}),
+        (mnist.load_test, "path", {}),
+        (mnist.check_test_files, "directory", {}),
+    ],
+)
+def test_old_spellings_of_each_function_warn_and_give_the_same_result(
+    mnist_dir, function, old_name, extra
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = function(data_dir=mnist_dir, dataset="mnist", **extra)
+    name = function.__name__
+    with pytest.warns(XpnetDeprecationWarning, match=rf"{name}\(dataset, {old_name}\)"):
+        _same(function("mnist", mnist_dir, **extra), new)
+    with pytest.warns(XpnetDeprecationWarning, match=rf"{name}\({old_name}=\.\.\.\)"):
+        _same(function(dataset="mnist", **{old_name: mnist_dir}, **extra), new)
+
+
+@pytest.mark.mnist
+def test_the_labs_positional_read_data_sets_warns_of_nothing(mnist_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        new = read_data_sets(mnist_dir)  # the lab's read_data_sets('mnist_data')
+        _same(read_data_sets(data_dir=mnist_dir), new)
+    with pytest.warns(XpnetDeprecationWarning, match=r"read_data_sets\(path=\.\.\.\)"):
+        _same(read_data_sets(path=mnist_dir), new)

@@ -4,16 +4,27 @@ The lab calls ``load_mnist.read_data_sets('mnist_data')``; with xpnet that is::
 
     from xpnet.data import mnist as load_mnist
     X_train, y_train, X_val, y_val, X_test, y_test = load_mnist.read_data_sets()
+
+Every function names the data directory ``data_dir`` (as ``--data-dir`` and
+:mod:`xpnet.pipeline` do). :func:`read_data_sets` takes it first, positionally too, as
+the lab's ``read_data_sets('mnist_data')``; the other functions take ``data_dir`` and
+``dataset`` by keyword only. Their old spellings, ``path=`` (``directory=`` for
+:func:`check_test_files`) and ``(dataset, path)`` positionally, still work until xpnet
+0.2, with an :class:`~xpnet.errors.XpnetDeprecationWarning`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, cast
 
 import numpy as np
 
+from xpnet._deprecation import warn_renamed
 from xpnet.data.download import download, payload_sha256
 from xpnet.data.idx import read_idx
 from xpnet.errors import DataError
@@ -117,17 +128,68 @@ def _has_files(directory: Path, dataset: Dataset) -> bool:
     return all((directory / name).is_file() for name in dataset.sha256)
 
 
-def data_dir(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -> Path:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_PathLike = str | os.PathLike[str]
+
+
+def _old_spellings(
+    old_name: str = "path", *, old_order: bool = True
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Accept, until xpnet 0.2 and with a warning, the spellings from before ``data_dir``:
+    the directory as ``old_name=...``, and (with ``old_order``, for a function whose
+    arguments are now keyword-only) ``(dataset, path)`` passed positionally."""
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        name = function.__name__
+
+        @functools.wraps(function)
+        def accept_old(*args: Any, **kwargs: Any) -> _R:
+            if old_name in kwargs:
+                if "data_dir" in kwargs:
+                    raise TypeError(
+                        f"{name}() got data_dir and its old name {old_name}; pass data_dir only"
+                    )
+                warn_renamed(f"{name}({old_name}=...)", f"{name}(data_dir=...)")
+                kwargs["data_dir"] = kwargs.pop(old_name)
+            if args and old_order:
+                if len(args) > 2 or not isinstance(args[0], str):
+                    raise TypeError(
+                        f"{name}() takes keyword arguments only: {name}(data_dir=..., dataset=...)"
+                    )
+                named = ("dataset", "data_dir")[: len(args)]
+                twice = [key for key in named if key in kwargs]
+                if twice:
+                    raise TypeError(f"{name}() got {twice[0]} positionally and by keyword")
+                warn_renamed(
+                    f"{name}(dataset, {old_name}) with positional arguments",
+                    f"{name}(data_dir=..., dataset=...) by keyword",
+                )
+                kwargs.update(zip(named, args, strict=True))
+                args = ()
+            return function(*args, **kwargs)
+
+        return cast(Callable[_P, _R], accept_old)
+
+    return decorate
+
+
+@_old_spellings()
+def data_dir(*, data_dir: _PathLike | None = None, dataset: str = "mnist") -> Path:
     """The directory that holds (or will hold) a dataset's files.
 
-    In order: ``path`` if given; else the dataset's environment variable
+    In order: ``data_dir`` if given; else the dataset's environment variable
     (``XPNET_DATA`` for MNIST, ``XPNET_FASHION_DATA`` for Fashion-MNIST); else a
     system directory that has the files (``/usr/share/datasets/fashion-mnist``);
     else the cache, ``$XDG_CACHE_HOME/xpnet/<dataset>`` (``~/.cache/xpnet/<dataset>``).
     """
-    ds = _dataset(dataset)
-    if path is not None:
-        return Path(path)
+    return _directory(_dataset(dataset), data_dir)
+
+
+def _directory(ds: Dataset, given: _PathLike | None) -> Path:
+    """:func:`data_dir` for a known dataset."""
+    if given is not None:
+        return Path(given)
     if os.environ.get(ds.env):
         return Path(os.environ[ds.env])
     for system_dir in map(Path, ds.system_dirs):
@@ -137,12 +199,13 @@ def data_dir(dataset: str = "mnist", path: str | os.PathLike[str] | None = None)
     return cache / "xpnet" / ds.name
 
 
+@_old_spellings()
 def fetch(
-    dataset: str = "mnist", path: str | os.PathLike[str] | None = None, *, progress: bool = True
+    *, data_dir: _PathLike | None = None, dataset: str = "mnist", progress: bool = True
 ) -> Path:
     """Make sure a dataset's four files are present, downloading the missing ones.
 
-    Files are downloaded into a directory the user named (``path``, or the
+    Files are downloaded into a directory the user named (``data_dir``, or the
     dataset's environment variable) only if it exists; xpnet creates no directory
     but its own cache.
 
@@ -158,8 +221,8 @@ def fetch(
         downloaded and verified; the message says where the files belong.
     """
     ds = _dataset(dataset)
-    directory = data_dir(dataset, path)
-    named_by = _named_by(ds, path)
+    directory = _directory(ds, data_dir)
+    named_by = _named_by(ds, data_dir)
     missing = [name for name in ds.sha256 if not (directory / name).is_file()]
     if missing and named_by and not directory.is_dir():
         raise DataError(
@@ -179,14 +242,15 @@ def fetch(
     return directory
 
 
-def _named_by(ds: Dataset, path: str | os.PathLike[str] | None) -> str | None:
+def _named_by(ds: Dataset, given: _PathLike | None) -> str | None:
     """Which setting named the data directory: --data-dir, the environment, or none."""
-    if path is not None:
+    if given is not None:
         return "--data-dir"
     return ds.env if os.environ.get(ds.env) else None
 
 
-def verify(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -> dict[str, bool]:
+@_old_spellings()
+def verify(*, data_dir: _PathLike | None = None, dataset: str = "mnist") -> dict[str, bool]:
     """Check each file's payload against its known SHA-256.
 
     Returns
@@ -194,12 +258,12 @@ def verify(dataset: str = "mnist", path: str | os.PathLike[str] | None = None) -
     dict of str to bool
         For each of the four files, whether it is present and matches.
     """
-    return {name: owner == dataset for name, owner in identify(dataset, path).items()}
+    owners = identify(data_dir=data_dir, dataset=dataset)
+    return {name: owner == dataset for name, owner in owners.items()}
 
 
-def identify(
-    dataset: str = "mnist", path: str | os.PathLike[str] | None = None
-) -> dict[str, str | None]:
+@_old_spellings()
+def identify(*, data_dir: _PathLike | None = None, dataset: str = "mnist") -> dict[str, str | None]:
     """Which dataset each of the four files in ``dataset``'s directory belongs to.
 
     Returns
@@ -209,8 +273,7 @@ def identify(
         (``dataset`` itself when it verifies), or None when it is missing or no
         known dataset's.
     """
-    _dataset(dataset)
-    directory = data_dir(dataset, path)
+    directory = _directory(_dataset(dataset), data_dir)
     return {
         name: _owner(name, payload_sha256(directory / name))
         if (directory / name).is_file()
@@ -224,8 +287,9 @@ def _owner(name: str, sha256: str) -> str | None:
     return next((d.name for d in DATASETS.values() if d.sha256.get(name) == sha256), None)
 
 
+@_old_spellings()
 def load(
-    dataset: str = "mnist", path: str | os.PathLike[str] | None = None, *, download: bool = True
+    *, data_dir: _PathLike | None = None, dataset: str = "mnist", download: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read the raw training and test sets.
 
@@ -243,7 +307,7 @@ def load(
         corrupt, or the images and labels do not match.
     """
     ds = _dataset(dataset)
-    directory = fetch(dataset, path) if download else data_dir(dataset, path)
+    directory = fetch(data_dir=data_dir, dataset=dataset) if download else _directory(ds, data_dir)
     missing = [name for name in ds.sha256 if not (directory / name).is_file()]
     if missing:
         raise DataError(
@@ -271,8 +335,9 @@ def _read_pair(directory: Path, images: str, labels: str) -> tuple[np.ndarray, n
     return X, y
 
 
-def check_test_files(dataset: str, directory: str | os.PathLike[str]) -> None:
-    """Check that the test files in ``directory`` are ``dataset``'s, by their SHA-256.
+@_old_spellings("directory")
+def check_test_files(*, data_dir: _PathLike, dataset: str) -> None:
+    """Check that the test files in ``data_dir`` are ``dataset``'s, by their SHA-256.
 
     Raises
     ------
@@ -281,7 +346,7 @@ def check_test_files(dataset: str, directory: str | os.PathLike[str]) -> None:
         no known dataset's.
     """
     ds = _dataset(dataset)
-    directory = Path(directory)
+    directory = Path(data_dir)
     for name in (TEST_IMAGES, TEST_LABELS):
         if not (directory / name).is_file():
             raise DataError(
@@ -298,8 +363,9 @@ def check_test_files(dataset: str, directory: str | os.PathLike[str]) -> None:
         )
 
 
+@_old_spellings()
 def load_test(
-    dataset: str = "mnist", path: str | os.PathLike[str] | None = None
+    *, data_dir: _PathLike | None = None, dataset: str = "mnist"
 ) -> tuple[np.ndarray, np.ndarray]:
     """The test images and labels alone, as :func:`read_data_sets` gives them.
 
@@ -314,15 +380,16 @@ def load_test(
         If the files are missing, corrupt, or hold no images.
     """
     ds = _dataset(dataset)
-    directory = data_dir(dataset, path)
+    directory = _directory(ds, data_dir)
     X, y = _read_pair(directory, TEST_IMAGES, TEST_LABELS)
     if X.shape[0] == 0:
         raise DataError(f"{directory / TEST_IMAGES}: holds no {ds.name} test images")
     return X.astype(np.float32)[..., None], y.astype(np.int64)
 
 
+@_old_spellings(old_order=False)
 def read_data_sets(
-    path: str | os.PathLike[str] | None = None,
+    data_dir: _PathLike | None = None,
     *,
     dataset: str = "mnist",
     num_validation: int = 5000,
@@ -335,8 +402,10 @@ def read_data_sets(
 
     Parameters
     ----------
-    path : path-like, optional
-        The data directory; see :func:`data_dir` for where it is looked for.
+    data_dir : path-like, optional
+        The data directory; see :func:`data_dir` for where it is looked for. The
+        only argument that may be passed positionally, as the lab's
+        ``read_data_sets('mnist_data')``.
     dataset : {"mnist", "fashion-mnist"}
     num_validation : int, default 5000
     download : bool, default True
@@ -352,7 +421,7 @@ def read_data_sets(
     X_test : numpy.ndarray of float32, shape (10000, 28, 28, 1)
     y_test : numpy.ndarray of int64, shape (10000,)
     """
-    X_train, y_train, X_test, y_test = load(dataset, path, download=download)
+    X_train, y_train, X_test, y_test = load(data_dir=data_dir, dataset=dataset, download=download)
     available = X_train.shape[0]
     if (
         isinstance(num_validation, bool)

@@ -86,7 +86,7 @@ def fit(
     callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
     stopped = run.loop(callbacks, on_epoch, report_every=PRINT_EVERY if verbose else None)
     history = run.record.history()
-    net.training = {
+    net.last_training = {
         "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
         "path": run.runner.name,
         "iterations": run.record.iterations,
