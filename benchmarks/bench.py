@@ -197,8 +197,9 @@ def measure_gpu(args, fast_rows, lab_rows, y_train) -> tuple[str, bool]:
     errors: list[str] = []
     speed = gpu.measure_speed(lab_rows[0], y_train, max(args.repeats // 2, 3), errors)
     tta = gpu.measure_time_to_accuracy(fast_rows, FAST, range(5), errors)
+    recipes = gpu.measure_recipes(3, errors)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = gpu.render(speed, tta, gpu_name(), date, errors)
+    lines = gpu.render(speed, tta, recipes, gpu_name(), date, errors)
     return "\n".join(lines) + "\n", not errors
 
 

@@ -10,8 +10,11 @@ each with the precision of its matrix products:
 - PyTorch ``nn`` + ``optim.SGD``, eager, and 100 steps captured in one CUDA graph;
 - the limit: the step's five matrix products alone, through CuPy (fp32) and torch (TF32).
 
-and the time to 0.98 validation accuracy with the fast recipe: xpnet's GPU paths
-against PyTorch eager and graphed. A row that fails is reported with its error, and
+the time to 0.98 validation accuracy with the fast recipe: xpnet's GPU paths
+against PyTorch eager and graphed; and the steps per second of the ``best`` and
+``best-augmented`` recipes (hidden 2048, batch 128, dropout, distortions: their
+randomness drawn on the device), measured as ``training_randomness.py`` measures
+them on the CPU. A row that fails is reported with its error, and
 the run then exits non-zero.
 """
 
@@ -28,6 +31,7 @@ from runners import (
     LEARNING_RATE,
     REG,
     Runner,
+    jax_precision,
     limit_runner,
     plain_loop_runner,
     pytorch_runner,
@@ -37,6 +41,7 @@ from runners import (
     xpnet_runner,
     xpnet_time_to_accuracy,
 )
+from training_randomness import measure
 
 from xpnet.backend import resolve_backend
 
@@ -173,6 +178,68 @@ def runners(libraries: dict[str, bool]) -> dict[str, tuple[Runner, str]]:
     return rows
 
 
+#: The recipes' GPU rows: name -> (backend, device, compile, JAX matmul precision).
+RECIPE_PATHS = {
+    "xpnet jax gpu, jit + scan": ("jax", "gpu:0", "highest"),
+    "xpnet torch cuda, CUDA graph": ("torch", "cuda:0", None),
+    "xpnet cupy, eager": ("cupy", 0, None),
+}
+RECIPE_STEPS = {"best": 3000, "best-augmented": 2000}
+#: 300 epochs of best-augmented, in steps.
+BEST_AUGMENTED_STEPS = 300 * (55_000 // 128)
+
+
+def measure_recipes(repeats: int, errors: list[str]) -> dict[str, dict[str, float]]:
+    """Steps per second of each recipe on each GPU path: the median of ``repeats``."""
+    libraries = available()
+    rates: dict[str, dict[str, float]] = {recipe: {} for recipe in RECIPE_STEPS}
+    for recipe, steps in RECIPE_STEPS.items():
+        for name, (backend, device, precision) in RECIPE_PATHS.items():
+            if not libraries[backend]:
+                continue
+            try:
+                with jax_precision(precision):
+                    runs = [measure(recipe, 2048, backend, steps, device) for _ in range(repeats)]
+                rates[recipe][name] = statistics.median(runs)
+            except Exception as err:  # a broken row is reported, not fatal
+                errors.append(f"{recipe}, {name}: {type(err).__name__}: {err}")
+                traceback.print_exc()
+                rates[recipe][name] = math.nan
+            print(f"gpu {recipe}: {name}: {rates[recipe][name]:,.0f} steps/s", flush=True)
+    return rates
+
+
+def render_recipes(rates: dict[str, dict[str, float]]) -> list[str]:
+    """The recipes' table and their GPU targets."""
+    lines = [
+        "The recipes, hidden 2048, batch 128, float32 (fp32 matrix products), steps per "
+        "second after start-up, randomness drawn on the device:",
+        "",
+        "| path | `best` (steps/s) | `best-augmented` (steps/s) | 300 epochs of `best-augmented` |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name in RECIPE_PATHS:
+        best = rates["best"].get(name, math.nan)
+        augmented = rates["best-augmented"].get(name, math.nan)
+        minutes = BEST_AUGMENTED_STEPS / augmented / 60
+        lines.append(f"| {name} | {best:,.0f} | {augmented:,.0f} | {minutes:.1f} min |")
+    measured = [rate for rate in rates["best-augmented"].values() if not math.isnan(rate)]
+    fastest = max(measured, default=math.nan)
+    checks = [
+        ("`best` on JAX jit (steps/s)", rates["best"].get("xpnet jax gpu, jit + scan", math.nan),
+         5_000),
+        ("`best` on torch CUDA graphs (steps/s)",
+         rates["best"].get("xpnet torch cuda, CUDA graph", math.nan), 5_000),
+        ("300 epochs of `best-augmented`, fastest path (s), at most",
+         BEST_AUGMENTED_STEPS / fastest, 120),
+    ]  # fmt: skip
+    lines += ["", "| recipe target | measured | wanted | met |", "| --- | ---: | ---: | --- |"]
+    for name, value, wanted in checks:
+        met = value <= wanted if "at most" in name else value >= wanted
+        lines.append(f"| {name} | {value:,.0f} | {wanted:,} | {'yes' if met else 'no'} |")
+    return lines
+
+
 def measure_speed(X: np.ndarray, y: np.ndarray, repeats: int, errors: list[str]) -> dict:
     """Iterations per second of each row at each size: the median of ``repeats``."""
     rows = runners(available())
@@ -229,7 +296,9 @@ def measure_time_to_accuracy(fast_rows, recipe, seeds, errors: list[str]) -> dic
     return results
 
 
-def render(speed: dict, tta: dict, device_name: str, date: str, errors: list[str]) -> list[str]:
+def render(
+    speed: dict, tta: dict, recipes: dict, device_name: str, date: str, errors: list[str]
+) -> list[str]:
     """The GPU section of RESULTS.md."""
     rates, precision = speed["rates"], speed["precision"]
     lines = [
@@ -255,6 +324,8 @@ def render(speed: dict, tta: dict, device_name: str, date: str, errors: list[str
         *time_to_accuracy_table(tta, digits=3),
         "",
         *targets(rates, tta),
+        "",
+        *render_recipes(recipes),
         "",
     ]
     if errors:

@@ -39,20 +39,23 @@ CONFIGS = [
 HERE = Path(__file__).resolve().parents[1]
 
 
-def measure(recipe_name: str, hidden: int, backend: str, steps: int) -> float:
-    """Steps per second after start-up (in a worker: xpnet is the worker's)."""
+def measure(
+    recipe_name: str, hidden: int, backend: str, steps: int, device: object = None
+) -> float:
+    """Steps per second after start-up, float32, of a recipe at a hidden size (in a
+    worker: xpnet is the worker's). JAX runs on its CPU unless ``device`` says otherwise;
+    ``benchmarks/gpu.py`` measures the GPU rows with this function."""
     import numpy as np
 
     from xpnet import TwoLayerNet
+    from xpnet.backend import compiled_runner_kind
     from xpnet.recipes import RECIPES
     from xpnet.training import ComputeSettings, fit
 
-    if backend == "jax":
-        import jax
-
-        jax.config.update("jax_platforms", "cpu")
+    if backend == "jax" and device is None:
+        device = "cpu"
     recipe = replace(RECIPES[recipe_name], hidden_size=hidden, num_iters=steps + 200)
-    compute = ComputeSettings(backend=backend, dtype="float32")
+    compute = ComputeSettings(backend=backend, device=device, dtype="float32")
     settings = recipe.settings(input_size=784, output_size=10, seed=0, compute=compute)
     rng = np.random.default_rng(0)
     X = rng.random((55_000, 784), dtype=np.float32) - 0.5
@@ -66,7 +69,9 @@ def measure(recipe_name: str, hidden: int, backend: str, steps: int) -> float:
         float(loss)  # wait for the device
         marks.append((iteration, time.perf_counter()))
 
-    chunked = replace(settings, num_iters=steps + (200 if backend == "jax" else 2))
+    # two chunks of warm-up: one step each on an eager loop, up to 100 on a compiled path
+    warm_up = 2 if compiled_runner_kind(net.backend) is None else 200
+    chunked = replace(settings, num_iters=steps + warm_up)
     fit(net, chunked, X_device, y_device, progress=progress)
     (first, start), (last, stop) = marks[1], marks[-1]
     return (last - first) / (stop - start)
