@@ -332,10 +332,13 @@ class TwoLayerNet:
     dtype : {"float64", "float32"}, default "float64"
         The floating dtype of parameters and computation.
     seed : int, optional
-        Seeds a private ``numpy.random.Generator`` used for initialisation and
-        batch sampling. When None, NumPy's global legacy state is used
-        (``np.random.randn``, ``np.random.choice``), as in the lab, so that
-        ``np.random.seed`` reproduces its numbers.
+        Seeds a private ``numpy.random.Generator`` that draws the initial weights
+        and, at the start of each ``train``, the run's seed; the run's batch rows,
+        dropout masks and distortions are then drawn on the device
+        (:mod:`xpnet.random`), the same numbers on every backend. When None,
+        NumPy's global legacy state is used (``np.random.randn``, and the batch
+        rows of ``np.random.choice``, drawn before the first step), as in the lab,
+        so that ``np.random.seed`` reproduces its numbers.
     init : {"gaussian", "he"}, default "gaussian"
         ``"gaussian"``: weights ``std * randn``, the lab's. ``"he"``: weights
         ``randn * sqrt(2 / fan_in)`` (He et al., 2015), ``std`` unused.
