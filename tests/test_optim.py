@@ -120,3 +120,24 @@ def test_momentum_with_adam_is_refused_not_ignored(toy_net, toy_data):
         toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer="adam", momentum=0.9)
     for name, value in toy_net.params.items():
         np.testing.assert_array_equal(to_numpy(value), before[name])
+
+
+# reg, the loss's L2 term with every optimiser, and AdamW's own weight_decay.
+
+
+def test_adamw_with_an_l2_term_is_torch_adamw_on_the_regularised_gradient(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal((5, 3))
+    gradients = [rng.standard_normal((5, 3)) for _ in range(25)]
+    optimizer = make_optimizer("adamw", momentum=0.0, weight_decay=0.1, reg=0.3,
+                               decayed=frozenset({"W"}))  # fmt: skip
+    params = {"W": backend.asarray(start)}
+    state = optimizer.init(backend.xp, params)
+    reference = torch.nn.Parameter(torch.tensor(start))
+    torch_optimizer = torch.optim.AdamW([reference], lr=0.01, weight_decay=0.1)
+    for g in gradients:
+        optimizer.step(backend.xp, params, {"W": backend.asarray(g.copy())}, state, 0.01)
+        reference.grad = torch.tensor(g) + 0.3 * reference.detach()  # the L2 term's gradient
+        torch_optimizer.step()
+    np.testing.assert_allclose(to_numpy(params["W"]), reference.detach().numpy(), rtol=1e-6)
