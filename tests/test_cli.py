@@ -18,13 +18,14 @@ from xpnet import TwoLayerNet
 from xpnet.cli import main
 
 
-def run(*args, env=None):
+def run(*args, env=None, cwd=None):
     """Run ``python -m xpnet.cli`` in a subprocess, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "xpnet.cli", *args],
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         check=False,
     )
 
@@ -181,19 +182,28 @@ def test_missing_test_files_exit_1_and_say_how_to_get_them(short_run, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_no_data_and_no_network_exits_1_and_says_where_the_files_belong(tmp_path):
+@pytest.mark.parametrize("command", ["train", "data"])
+def test_no_data_and_no_network_exits_1_and_says_where_the_files_belong(tmp_path, command):
     env = {**os.environ, **OFFLINE, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     env.pop("XPNET_DATA", None)
-    result = run("train", "--output-dir", str(tmp_path / "out"), env=env)
+    (tmp_path / "work").mkdir()
+    result = run(command, env=env, cwd=tmp_path / "work")  # the default --output-dir
     assert result.returncode == 1
     message = result.stderr
     assert "could not download" in message
-    assert str(tmp_path / "cache" / "xpnet" / "mnist") in message
-    for hint in ("XPNET_DATA", "--data-dir", "`xpnet data`"):
-        assert hint in message
+    assert f"belong in {tmp_path / 'cache' / 'xpnet' / 'mnist'}. Without a network" in message
+    for hint in (
+        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "XPNET_DATA",
+        "--data-dir",
+    ):
+        assert hint in message  # fmt: skip
+    assert "downloads and verifies them" not in message  # no advice to run what just failed
     assert "Traceback" not in message
     assert len(message.strip().splitlines()) == 1
     assert not any((tmp_path / "cache").rglob("*.gz"))
+    assert not list((tmp_path / "work").iterdir())  # no empty xpnet-output left behind
 
 
 def test_a_data_directory_that_does_not_exist_is_not_created(tmp_path):
@@ -486,3 +496,77 @@ def test_tune_refuses_a_worker_count_that_is_not_positive(workers, tmp_path):
     assert result.returncode == 2
     assert f"--workers: must be a positive integer, got {workers}" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+# Epochs, weight decay and the help.
+
+
+def history_of(out):
+    return json.loads((out / "history.json").read_text())
+
+
+@pytest.mark.mnist
+def test_epochs_train_whole_epochs_of_the_training_set(mnist_dir, tmp_path):
+    result = run("train", "--epochs", "2", "--batch-size", "5000", "--hidden-size", "10",
+                 "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    history = history_of(tmp_path)
+    assert len(history["loss_history"]) == 2 * (55_000 // 5000)
+    assert len(history["val_acc_history"]) == 2  # an accuracy at the end of each epoch
+    both = run(*quick(mnist_dir, tmp_path / "both", "--epochs", "2"))  # quick has --num-iters
+    assert both.returncode == 2
+    assert "argument --epochs: not allowed with argument --num-iters" in both.stderr
+    assert not (tmp_path / "both").exists()
+
+
+@pytest.mark.mnist
+def test_reg_with_an_adamw_recipe_keeps_its_old_reading_and_says_so(mnist_dir, tmp_path):
+    args = ("--recipe", "best", "--num-iters", "5", "--hidden-size", "10",
+            "--data-dir", str(mnist_dir))  # fmt: skip
+    old = run("train", *args, "--reg", "0.02", "--output-dir", str(tmp_path / "old"))
+    assert old.returncode == 0, old.stderr
+    warning = next(line for line in old.stderr.splitlines() if "warning" in line)
+    assert warning.startswith("xpnet: warning: recipe 'best' with reg=0.02 and no weight_decay")
+    assert "Give weight_decay (--weight-decay)" in warning
+    new = run("train", *args, "--reg", "0", "--weight-decay", "0.02",
+              "--output-dir", str(tmp_path / "new"))  # fmt: skip
+    assert new.returncode == 0, new.stderr
+    assert "warning" not in new.stderr
+    trained = [TwoLayerNet.load(tmp_path / name / "model.npz") for name in ("old", "new")]
+    for net in trained:
+        assert (net.training["settings"]["reg"], net.training["settings"]["weight_decay"]) == (
+            0.0,
+            0.02,
+        )
+    assert history_of(tmp_path / "old") == history_of(tmp_path / "new")  # the same training
+
+
+def help_text(*command, capsys, monkeypatch):
+    """``xpnet COMMAND -h`` as one line (wide, so that no path is broken at a hyphen)."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main([*command, "-h"])
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_help_says_what_each_choice_means_and_where_the_data_is(capsys, monkeypatch):
+    text = help_text("train", capsys=capsys, monkeypatch=monkeypatch)
+    assert "lab 0.0001, fast He, best He" in text  # no "fast 0.0" under He initialisation
+    assert "best 17160 (40 epochs)" in text
+    assert "N * (55,000 training images // batch size) iterations" in text
+    assert "AdamW's decoupled weight decay" in text
+    assert "best 0.01" in text.split("--weight-decay")[-1]
+    for default in ("the array library (default: numpy)", "the images (default: mnist)"):
+        assert default in text
+    for place in ("$XPNET_DATA", "$XPNET_FASHION_DATA", "/usr/share/datasets/fashion-mnist"):
+        assert place in text
+    data = help_text("data", capsys=capsys, monkeypatch=monkeypatch)
+    assert "download the missing ones from the dataset's mirrors (which needs a network)" in data
+    assert "$XPNET_FASHION_DATA" in data
+
+
+def test_tune_help_shares_the_compute_and_data_options(capsys, monkeypatch):
+    text = help_text("tune", capsys=capsys, monkeypatch=monkeypatch)
+    assert "--weight-decay LOW HIGH the range of weight_decay (log scale)" in text
+    assert "the array library (default: numpy)" in text
+    assert "/usr/share/datasets/fashion-mnist" in text

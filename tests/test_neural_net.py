@@ -190,6 +190,7 @@ BAD_HYPERPARAMETERS = {
     "learning_rate": [0.0, -1e-3, float("nan"), float("inf")],
     "learning_rate_decay": [0.0, 1.5, -0.5],
     "reg": [-1.0, float("nan")],
+    "weight_decay": [-1.0, float("nan")],
     "momentum": [-0.1, 1.0, 2.0],
     "dropout": [-0.1, 1.0],
     "schedule": ["linear"],
@@ -199,7 +200,9 @@ BAD_HYPERPARAMETERS = {
 #: Values of the wrong type: a TypeError, as Python's own functions raise.
 WRONG_TYPES = {
     "batch_size": [2.5, True, "5"],
-    "num_iters": [1.0, None],
+    "num_iters": [1.0, "5"],  # None is the default, 100
+    "epochs": [1.0, "2"],
+    "weight_decay": ["0.1"],
     "learning_rate": ["0.1", None, 1j],
     "shuffle": ["no", 1],
     "augment": ["affine"],
@@ -476,7 +479,7 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
     xp = resolve_backend("torch").xp
     optimizer = make_optimizer(
         settings["optimizer"], momentum=settings.get("momentum", 0.0), weight_decay=1e-3,
-        decayed=frozenset(L2_WEIGHTS),
+        decayed=frozenset(L2_WEIGHTS), reg=1e-3,
     )  # fmt: skip
     augment = AUGMENTATIONS[settings.get("augment", "none")]
     step = TrainStep(xp, optimizer, 1e-3, settings.get("dropout", 0.0), augment)

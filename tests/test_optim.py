@@ -120,3 +120,87 @@ def test_momentum_with_adam_is_refused_not_ignored(toy_net, toy_data):
         toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer="adam", momentum=0.9)
     for name, value in toy_net.params.items():
         np.testing.assert_array_equal(to_numpy(value), before[name])
+
+
+# reg, the loss's L2 term with every optimiser, and AdamW's own weight_decay.
+
+
+def test_adamw_with_an_l2_term_is_torch_adamw_on_the_regularised_gradient(backend):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    start = rng.standard_normal((5, 3))
+    gradients = [rng.standard_normal((5, 3)) for _ in range(25)]
+    optimizer = make_optimizer("adamw", momentum=0.0, weight_decay=0.1, reg=0.3,
+                               decayed=frozenset({"W"}))  # fmt: skip
+    params = {"W": backend.asarray(start)}
+    state = optimizer.init(backend.xp, params)
+    reference = torch.nn.Parameter(torch.tensor(start))
+    torch_optimizer = torch.optim.AdamW([reference], lr=0.01, weight_decay=0.1)
+    for g in gradients:
+        optimizer.step(backend.xp, params, {"W": backend.asarray(g.copy())}, state, 0.01)
+        reference.grad = torch.tensor(g) + 0.3 * reference.detach()  # the L2 term's gradient
+        torch_optimizer.step()
+    np.testing.assert_allclose(to_numpy(params["W"]), reference.detach().numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
+def test_reg_is_the_loss_l2_term_with_every_optimizer(backend, optimizer):
+    """One step with reg: the recorded loss is the lab's regularised loss, and the update
+    is the optimiser's on the lab's regularised gradient, AdamW's included."""
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    net = TwoLayerNet(5, 6, 3, std=0.5, backend=backend, seed=1)
+    params = {k: backend.asarray(to_numpy(v).copy()) for k, v in net.params.items()}
+    loss, grads = net.loss(X, y, reg=0.3)
+    stats = net.train(X, y, X, y, learning_rate=0.1, reg=0.3, weight_decay=0.0, num_iters=1,
+                      batch_size=8, shuffle=True, optimizer=optimizer)  # fmt: skip
+    np.testing.assert_allclose(stats["loss_history"][0], float(loss), rtol=1e-12)
+    plain = make_optimizer(optimizer, momentum=0.0, weight_decay=0.0, decayed=frozenset())
+    plain.step(backend.xp, params, {k: backend.asarray(to_numpy(g)) for k, g in grads.items()},
+               plain.init(backend.xp, params), 0.1)  # fmt: skip
+    for name, p in net.params.items():
+        np.testing.assert_allclose(to_numpy(p), to_numpy(params[name]), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_weight_decay_with_sgd_or_adam_is_refused_not_ignored(toy_net, toy_data, optimizer):
+    before = {k: to_numpy(v).copy() for k, v in toy_net.params.items()}
+    with pytest.raises(ValueError, match=r"weight_decay=0\.01 is AdamW's .* takes the L2 term reg"):
+        toy_net.train(*toy_data, *toy_data, num_iters=2, optimizer=optimizer, weight_decay=0.01)
+    for name, value in toy_net.params.items():
+        np.testing.assert_array_equal(to_numpy(value), before[name])
+
+
+#: best's settings on a small net, and what they gave before weight_decay was a setting
+#: of its own (reg=0.3 with AdamW was the decoupled weight decay): recorded then.
+BEST_LIKE = {"learning_rate": 1e-2, "learning_rate_decay": 1.0, "schedule": "cosine",
+             "num_iters": 30, "batch_size": 20, "shuffle": True, "optimizer": "adamw",
+             "dropout": 0.5}  # fmt: skip
+BEFORE = {"loss": 1.2845948353074934, "sum_W1": 2.3129963956252726, "sum_W2_sq": 6.111724035618849}
+
+
+def best_like_run(backend, **regularisation):
+    rng = np.random.default_rng(7)
+    X, y = rng.standard_normal((60, 12)), rng.integers(0, 3, 60)
+    net = TwoLayerNet(12, 16, 3, seed=0, init="he", backend=backend)
+    stats = net.train(X, y, X, y, **BEST_LIKE, **regularisation)
+    return net, {"loss": stats["loss_history"][-1],
+                 "sum_W1": float(net.xp.sum(net.params["W1"])),
+                 "sum_W2_sq": float(net.xp.sum(net.params["W2"] ** 2))}  # fmt: skip
+
+
+def test_adamw_weight_decay_trains_as_reg_did_before(backend):
+    """reg=0, weight_decay=0.3 (how the best recipes now say it) gives the numbers that
+    reg=0.3 gave AdamW before; the old spelling still does, with a DeprecationWarning."""
+    net, found = best_like_run(backend, reg=0.0, weight_decay=0.3)
+    rtol = 1e-10 if net.dtype == backend.dtype("float64") else 1e-4
+    for name, value in BEFORE.items():
+        np.testing.assert_allclose(found[name], value, rtol=rtol, err_msg=name)
+    with pytest.warns(DeprecationWarning, match=r"weight_decay=0\.3, reg=0 to keep") as caught:
+        old_net, old = best_like_run(backend, reg=0.3)
+    assert caught[0].filename == __file__  # pointed at the caller's line, not xpnet's
+    assert old == found  # the same steps exactly
+    assert old_net.training["settings"]["weight_decay"] == 0.3
+    assert old_net.training["settings"]["reg"] == 0.0
+    _, both = best_like_run(backend, reg=0.3, weight_decay=0.3)  # an L2 term besides
+    assert both["sum_W2_sq"] < found["sum_W2_sq"]

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import struct
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,6 +97,60 @@ def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnis
     assert found.test_acc != pytest.approx(short_result.test_acc, abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "reg", "weight_decay"),
+    [
+        ("best", {"reg": 0.02}, 0.0, 0.02),  # reg was AdamW's weight decay
+        ("best", {"reg": 0.0}, 0.0, 0.0),
+        ("lab", {"optimizer": "adamw"}, 0.0, 5e-6),  # the recipe's reg became the decay
+        ("best", {"optimizer": "sgd"}, 0.01, 0.0),  # and the decay the L2 term, as it was
+    ],
+)
+def test_reg_overrides_without_weight_decay_keep_their_old_reading_for_a_release(
+    recipe, overrides, reg, weight_decay
+):
+    with pytest.warns(DeprecationWarning, match="Give weight_decay") as caught:
+        changed = recipe_with(recipe, **overrides)
+    assert (changed.reg, changed.weight_decay) == (reg, weight_decay)
+    assert f"recipe {recipe!r} with" in str(caught[0].message)
+    assert caught[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    ("recipe", "overrides", "reg", "weight_decay"),
+    [
+        ("best", {"reg": 1e-4, "weight_decay": 0.01}, 1e-4, 0.01),
+        ("best", {"hidden_size": 50}, 0.0, 0.01),
+        ("best", {"optimizer": "adamw"}, 0.0, 0.01),
+        ("lab", {"reg": 1e-4}, 1e-4, 0.0),
+        ("fast", {"optimizer": "adam", "momentum": 0.0}, 1e-4, 0.0),
+    ],
+)
+def test_overrides_that_read_the_same_either_way_warn_of_nothing(
+    recipe, overrides, reg, weight_decay
+):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        changed = recipe_with(recipe, **overrides)
+    assert (changed.reg, changed.weight_decay) == (reg, weight_decay)
+
+
+def test_a_bad_reg_is_named_as_given():
+    with pytest.raises(ValueError, match="reg must be in"):
+        recipe_with("best", reg=-1.0)
+
+
+def test_a_plan_in_epochs_counts_the_training_rows(fast_data):
+    from xpnet.pipeline import TRAIN_ROWS, plan_run
+
+    assert plan_run("best", epochs=2).recipe.num_iters == 2 * (TRAIN_ROWS // 128)
+    rows = fast_data.X_train.shape[0]
+    planned = plan_run("fast", epochs=3, batch_size=50, data=fast_data)
+    assert planned.settings.num_iters == 3 * (rows // 50)
+    with pytest.raises(ValueError, match="give num_iters or epochs, not both"):
+        plan_run("fast", epochs=3, num_iters=10)
+
+
 def test_the_recipe_can_be_changed_field_by_field():
     recipe = recipe_with("lab", hidden_size=50, momentum=0.5)
     assert (recipe.hidden_size, recipe.momentum, recipe.learning_rate) == (50, 0.5, 1e-3)
@@ -160,14 +216,22 @@ def test_an_output_directory_that_is_a_file_is_refused(tmp_path):
         check_output_dir(tmp_path / "file" / "out")
 
 
-def test_an_unwritable_output_directory_is_refused(tmp_path):
+@pytest.mark.parametrize("create", [True, False])
+def test_an_unwritable_output_directory_is_refused(tmp_path, create):
     if os.geteuid() == 0:  # root writes anywhere but in kernel file systems
-        target = "/sys/xpnet-output"
+        target = Path("/sys/xpnet-output")
     else:
         (tmp_path / "locked").mkdir(mode=0o500)
         target = tmp_path / "locked" / "out"
     with pytest.raises(PermissionError, match="not writable"):
-        check_output_dir(target)
+        check_output_dir(target, create=create)
+    assert not target.exists()
+
+
+def test_an_output_directory_is_checked_without_being_made_until_the_first_file(tmp_path):
+    target = tmp_path / "new" / "out"
+    assert check_output_dir(target, create=False) == target
+    assert not (tmp_path / "new").exists()  # save_run makes it, with the model
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from xpnet.training import (
     TrainSettings,
     chunks,
     learning_rates,
+    num_iters_for,
 )
 
 
@@ -162,11 +163,23 @@ def test_settings_hold_plain_python_values_and_are_plain_data(backend):
         ({"std": 1e200}, ValueError, "overflow float64"),
         ({"compute": "numpy"}, TypeError, "compute must be a ComputeSettings"),
         ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000 .* needs"),
+        ({"weight_decay": -1.0, "optimizer": "adamw"}, ValueError, "weight_decay must be in"),
+        ({"weight_decay": 0.1}, ValueError, r"weight_decay=0\.1 is AdamW's"),
     ],
 )
 def test_bad_settings_name_the_argument(changes, error, message):
     with pytest.raises(error, match=message):
         settings(**changes)
+
+
+def test_weight_decay_left_out_is_zero_without_adamw_and_the_old_reading_with_it():
+    assert settings(optimizer="adam").weight_decay == 0.0
+    with pytest.warns(DeprecationWarning, match="reg=0.01 with optimizer='adamw'"):
+        old = settings(optimizer="adamw", reg=0.01)
+    assert (old.reg, old.weight_decay) == (0.0, 0.01)
+    assert old.replace(num_iters=5).weight_decay == 0.01  # settled once: no second reading
+    new = settings(optimizer="adamw", reg=0.01, weight_decay=0.0)
+    assert (new.reg, new.weight_decay) == (0.01, 0.0)
 
 
 def test_replace_checks_again():
@@ -266,3 +279,39 @@ def test_a_compiled_chunk_takes_nothing_from_the_host():
     np.testing.assert_array_equal(to_numpy(losses), [0, 1])
     with pytest.raises(Exception, match="host-to-device"):
         runner({}, {}, {"step": np.arange(2, dtype=np.int32)}, rates)
+
+
+# Epochs: an alternative to iterations.
+
+
+@pytest.mark.parametrize(
+    ("num_iters", "epochs", "rows", "batch_size", "expected"),
+    [(None, None, 100, 10, 100), (7, None, 100, 10, 7), (None, 3, 105, 10, 30),
+     (None, 2, 5, 10, 2)],
+    ids=["neither", "iterations", "epochs (rows left over)", "a batch larger than the rows"],
+)  # fmt: skip
+def test_epochs_count_the_iterations_an_epoch_has(num_iters, epochs, rows, batch_size, expected):
+    assert num_iters_for(num_iters, epochs, rows, batch_size) == expected
+
+
+@pytest.mark.parametrize(
+    ("num_iters", "epochs", "error", "message"),
+    [(10, 2, ValueError, "give num_iters or epochs, not both"),
+     (None, 0, ValueError, "epochs must be a positive integer, got 0"),
+     (None, 1.5, TypeError, "epochs must be a positive integer")],
+)  # fmt: skip
+def test_bad_epochs_are_refused(num_iters, epochs, error, message):
+    with pytest.raises(error, match=message):
+        num_iters_for(num_iters, epochs, 100, 10)
+
+
+def test_training_for_epochs_records_each_epoch(backend):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((45, 4)), rng.integers(0, 3, 45)
+    net = TwoLayerNet(4, 5, 3, backend=backend, seed=0)
+    stats = net.train(X, y, X, y, epochs=3, batch_size=10, shuffle=True)
+    assert len(stats["loss_history"]) == 3 * 4  # 45 // 10 steps an epoch
+    assert len(stats["val_acc_history"]) == 3
+    assert net.training["settings"]["num_iters"] == 12
+    with pytest.raises(ValueError, match="not both"):
+        net.train(X, y, X, y, epochs=3, num_iters=12)

@@ -240,6 +240,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
         (["--hidden-size", "1000000000", "1000000000"], "hidden_size=1000000000) needs"),
         (["--momentum", "-0.5", "0.5"], "momentum: -0.5 is refused"),
+        (["--weight-decay", "1e-3", "1e-2"], "weight_decay: 0.001 is refused: weight_decay="),
     ],
 )
 def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, message):
@@ -372,6 +373,30 @@ def test_the_default_search_turns_momentum_only_for_sgd():
 
     assert "momentum" in default_space(LAB)
     assert "momentum" not in default_space(BEST)  # AdamW keeps its own moments
+
+
+def test_adamw_searches_its_weight_decay_and_reg_only_where_the_recipe_has_one():
+    from dataclasses import replace
+
+    from xpnet.recipes import BEST, LAB
+    from xpnet.tune import default_space
+
+    assert default_space(BEST)["weight_decay"] == Range(0.001, 0.1, log=True)
+    assert "reg" not in default_space(BEST)  # best has no L2 term
+    assert "reg" in default_space(replace(BEST, reg=1e-4))
+    assert "weight_decay" not in default_space(LAB)  # SGD has none
+
+
+def test_a_reg_range_for_adamw_is_its_weight_decay_range_for_a_release():
+    from xpnet.recipes import BEST
+    from xpnet.tune._space import searched_space
+
+    with pytest.warns(DeprecationWarning, match="--weight-decay LOW HIGH"):
+        searched = searched_space(BEST, {"reg": Range(1e-3, 1e-1, log=True)})
+    assert searched["weight_decay"] == Range(1e-3, 1e-1, log=True)
+    assert "reg" not in searched
+    both = {"reg": Range(1e-5, 1e-3, log=True), "weight_decay": Range(1e-3, 1e-1, log=True)}
+    assert {k: searched_space(BEST, both)[k] for k in both} == both
 
 
 def test_the_decay_is_searched_only_for_the_step_schedule():

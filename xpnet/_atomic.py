@@ -102,8 +102,12 @@ def _naming(err: OSError, path: Path) -> OSError:
     return type(err)(err.errno, f"cannot write {path.name} into {path.parent}: {why}", str(path))
 
 
-def check_writable_directory(path: Path) -> Path:
-    """Create the directory ``path`` if needed and check that files can be written into it.
+def check_writable_directory(path: Path, *, create: bool = True) -> Path:
+    """Check that files can be written into the directory ``path``, creating it if needed.
+
+    With ``create=False``, a directory that does not exist yet is left uncreated: its
+    nearest existing parent is checked instead, where :func:`atomic_write` will create
+    it with the first file (so a run that fails before writing leaves nothing behind).
 
     Raises
     ------
@@ -117,12 +121,17 @@ def check_writable_directory(path: Path) -> Path:
             raise NotADirectoryError(
                 f"output directory {path} lies under {parent}, which is a file"
             )
+    probed = path
+    if not create:
+        probed = next((p for p in (path, *path.parents) if p.exists()), Path.cwd())
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=probed):
             pass
     except PermissionError:
+        why = "is not writable" if probed == path else f"cannot be made: {probed} is not writable"
         raise PermissionError(
-            f"output directory {path} is not writable; choose another with --output-dir"
+            f"output directory {path} {why}; choose another with --output-dir"
         ) from None
     return path

@@ -1,7 +1,9 @@
-"""Old spellings kept working for one release, each with one warning that names the new one."""
+"""Old spellings and meanings kept working for one release, each with one warning that
+says what to use instead, attributed to the caller's line rather than xpnet's."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 from xpnet.errors import XpnetDeprecationWarning
@@ -21,3 +23,17 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 2, note: str = "") -> 
         XpnetDeprecationWarning,
         stacklevel=stacklevel + 1,
     )
+
+
+def warn_deprecated(message: str) -> None:
+    """Warn with an :class:`~xpnet.errors.XpnetDeprecationWarning` attributed to the first
+    frame outside xpnet (the user's call), however deep inside xpnet it is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and _in_xpnet(frame.f_globals.get("__name__", "")):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, XpnetDeprecationWarning, stacklevel=level + 1)
+
+
+def _in_xpnet(module: str) -> bool:
+    """Whether ``module`` is xpnet's (dataclasses' generated methods count as their class's)."""
+    return module == "xpnet" or module.startswith("xpnet.")

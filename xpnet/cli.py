@@ -10,11 +10,13 @@ value or type, output that cannot be written), with a one-line message and no tr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import types
 import typing
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,15 @@ from xpnet._progress import TrainingProgress
 from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
-from xpnet.pipeline import check_output_dir, evaluate, plan_run, prepare_data, run_plan, save_run
+from xpnet.pipeline import (
+    TRAIN_ROWS,
+    check_output_dir,
+    evaluate,
+    plan_run,
+    prepare_data,
+    run_plan,
+    save_run,
+)
 from xpnet.recipes import RECIPES, Recipe
 
 
@@ -75,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         "--output-dir",
         type=Path,
         default=Path("xpnet-output"),
-        help="where model.npz, history.json and the plots go (created if needed)",
+        help="where model.npz, history.json and the plots go (created with the first file)",
     )
 
     evaluate_ = commands.add_parser(
@@ -94,7 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_export_parser(commands, formatter)
 
     data = commands.add_parser(
-        "data", help="download, verify and locate the data", formatter_class=formatter
+        "data",
+        help="download, verify and locate the data",
+        formatter_class=formatter,
+        description="Show the directory of a dataset's four IDX files, download the missing "
+        "ones from the dataset's mirrors (which needs a network) and check every file's "
+        "SHA-256. Without a network, copy the four files into the directory it shows, or "
+        "point --data-dir (or XPNET_DATA, XPNET_FASHION_DATA) at a directory that has them.",
     )
     data.set_defaults(command=_data)
     _add_data_options(data)
@@ -142,6 +158,7 @@ _TUNE_RANGES = [
     ("--hidden-size", "hidden_size", int, True),
     ("--learning-rate", "learning_rate", float, True),
     ("--reg", "reg", float, True),
+    ("--weight-decay", "weight_decay", float, True),
     ("--learning-rate-decay", "learning_rate_decay", float, False),
     ("--momentum", "momentum", float, False),
     ("--num-iters", "num_iters", int, True),
@@ -265,14 +282,15 @@ def _tune(args: argparse.Namespace) -> int:
         f"{args.dtype}, {source}; output in {args.output_dir}"
     )
     try:
-        result = tune(
-            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
-            dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
-            device=args.device, dtype=args.dtype, seed=args.seed, train_size=args.train_size,
-            storage=args.storage, study_name=args.study_name, output_dir=args.output_dir,
-            workers=args.workers, scheduler=args.scheduler, retrain=args.retrain,
-            progress=line,
-        )  # fmt: skip
+        with _deprecations_told():
+            result = tune(
+                trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+                dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
+                device=args.device, dtype=args.dtype, seed=args.seed,
+                train_size=args.train_size, storage=args.storage, study_name=args.study_name,
+                output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
+                retrain=args.retrain, progress=line,
+            )  # fmt: skip
     except TuneInterrupted as stop:
         line.close()
         if stop.saved is not None:
@@ -318,6 +336,24 @@ def _tune(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in result.written))
     print(f"study: {result.storage}")
     return 0
+
+
+@contextlib.contextmanager
+def _deprecations_told() -> Iterator[None]:
+    """Tell each DeprecationWarning of the block on stderr, in one line: the command
+    line's users see them (Python hides them outside ``__main__``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", DeprecationWarning)
+        show = warnings.showwarning
+
+        def tell(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
+            if not issubclass(category, DeprecationWarning):
+                show(message, category, *rest, **kwargs)
+                return
+            print(f"xpnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+        warnings.showwarning = tell
+        yield
 
 
 def _plural(count: int, noun: str) -> str:
@@ -383,27 +419,75 @@ class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+#: What a hyperparameter option means, where its name does not say it all.
+_FIELD_HELP = {
+    "std": "the scale of --init gaussian weights (He initialisation has none)",
+    "reg": "the L2 term of the loss, 0.5 * reg * (sum(W1**2) + sum(W2**2)), with every optimizer",
+    "weight_decay": "AdamW's decoupled weight decay, W *= 1 - lr * weight_decay each step "
+    "(0 with sgd and adam, whose L2 term is --reg)",
+    "num_iters": "steps to train, or give --epochs",
+}
+
+
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """One option per recipe field, typed from its annotation; default: the recipe's."""
     group = parser.add_argument_group("hyperparameters (default: the recipe's)")
+    length = group.add_mutually_exclusive_group()
     for field, kind in typing.get_type_hints(Recipe).items():
         flag = "--" + field.replace("_", "-")
-        shown = ", ".join(f"{name} {getattr(recipe, field)}" for name, recipe in RECIPES.items())
-        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": shown}
+        shown = ", ".join(f"{name} {_shown(field, recipe)}" for name, recipe in RECIPES.items())
+        described = f"{_FIELD_HELP[field]}: {shown}" if field in _FIELD_HELP else shown
+        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": described}
+        if field == "weight_decay":
+            options["metavar"] = "WEIGHT_DECAY"
+        target = length if field == "num_iters" else group
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
         elif typing.get_origin(kind) is typing.Literal:
-            group.add_argument(flag, choices=typing.get_args(kind), **options)
+            target.add_argument(flag, choices=typing.get_args(kind), **options)
         else:
-            group.add_argument(flag, type=kind, **options)
+            target.add_argument(flag, type=kind, **options)
+        if field == "num_iters":
+            length.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
+                                metavar="N", help=_EPOCHS_HELP)  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def _epochs_help() -> str:
+    by_size: dict[int, list[str]] = {}
+    for name, recipe in RECIPES.items():
+        by_size.setdefault(recipe.batch_size, []).append(name)
+    sizes = [f"{TRAIN_ROWS // size} at batch size {size} ({', '.join(names)})"
+             for size, names in by_size.items()]  # fmt: skip
+    return (
+        f"train N epochs instead of --num-iters: N * ({TRAIN_ROWS:,} training images // "
+        f"batch size) iterations; an epoch is {'; '.join(sizes)}"
+    )
+
+
+_EPOCHS_HELP = _epochs_help()
+
+
+def _shown(field: str, recipe: Recipe) -> str:
+    """A recipe's value of a field, as ``-h`` shows it."""
+    if field == "std" and recipe.init == "he":
+        return "He"
+    value = getattr(recipe, field)
+    if field == "num_iters":
+        epochs = value / (TRAIN_ROWS // recipe.batch_size)
+        return f"{value} ({epochs:.3g} epochs)"
+    return str(value)
 
 
 def _add_compute_options(
     parser: argparse.ArgumentParser, dtype_default: str | None = "float64"
 ) -> None:
     group = parser.add_argument_group("compute")
-    group.add_argument("--backend", default="numpy", choices=list(SUPPORTED_BACKENDS))
+    group.add_argument(
+        "--backend", default="numpy", choices=list(SUPPORTED_BACKENDS), help="the array library"
+    )
     group.add_argument(
         "--device",
         default=None,
@@ -422,12 +506,23 @@ def _add_compute_options(
 def _add_data_options(parser: argparse.ArgumentParser, dataset: bool = True) -> None:
     group = parser.add_argument_group("data")
     if dataset:
-        group.add_argument("--dataset", default="mnist", choices=sorted(mnist.DATASETS))
+        group.add_argument(
+            "--dataset", default="mnist", choices=sorted(mnist.DATASETS), help="the images"
+        )
+    places = "; ".join(_data_places(ds) for ds in mnist.DATASETS.values())
     group.add_argument(
         "--data-dir",
         type=Path,
-        help="directory of the four IDX files (default: $XPNET_DATA, else ~/.cache/xpnet)",
+        help="directory of the four IDX files (default"
+        + ("" if dataset else ", for the model's dataset")
+        + f": {places}; the cache is ~/.cache/xpnet/DATASET, or $XDG_CACHE_HOME/xpnet/DATASET)",
     )
+
+
+def _data_places(ds: mnist.Dataset) -> str:
+    """Where a dataset's files are looked for, in order, without --data-dir."""
+    system = [f"{d} (Debian's dataset-{ds.name} package) if it has them" for d in ds.system_dirs]
+    return f"for {ds.name} ${ds.env}, else " + ", else ".join([*system, "the cache"])
 
 
 def _device(text: str) -> str | int:
@@ -445,13 +540,20 @@ def _train(args: argparse.Namespace) -> int:
     overrides = {
         name: getattr(args, name) for name in typing.get_type_hints(Recipe) if name in args
     }
-    # Everything is checked before anything is created, read or printed.
-    plan = plan_run(
-        args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
-        dtype=args.dtype, seed=args.seed, enable_float64=True, **overrides,
-    )  # fmt: skip
-    out = check_output_dir(args.output_dir)  # before any training is spent
+    epochs = getattr(args, "epochs", None)
+    # Everything is checked before anything is created, read or printed; the output
+    # directory is made with the first file, so a failed run leaves none behind.
+    with _deprecations_told():
+        plan = plan_run(
+            args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
+            dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
+        )  # fmt: skip
+    out = check_output_dir(args.output_dir, create=False)  # before any training is spent
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
+    if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files
+        plan = plan_run(plan.recipe, dataset=args.dataset, backend=args.backend,
+                        device=args.device, dtype=args.dtype, seed=args.seed,
+                        enable_float64=True, data=data, epochs=epochs)  # fmt: skip
     backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
     kind = compiled_runner_kind(backend)
     print(
@@ -495,8 +597,8 @@ def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     _compute(args)
-    if args.output_dir is not None:
-        check_output_dir(args.output_dir)  # a file or a read-only directory: said before any work
+    if args.output_dir is not None:  # a file or a read-only directory: said before any work
+        check_output_dir(args.output_dir, create=False)
     found = evaluate(
         args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
         dtype=args.dtype,

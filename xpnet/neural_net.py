@@ -502,7 +502,7 @@ class TwoLayerNet:
         learning_rate: float = 1e-3,
         learning_rate_decay: float = 0.95,
         reg: float = 5e-6,
-        num_iters: int = 100,
+        num_iters: int | None = None,
         batch_size: int = 200,
         momentum: float = 0.0,
         verbose: bool = False,
@@ -515,6 +515,8 @@ class TwoLayerNet:
         optimizer: OptimizerName = "sgd",
         dropout: float = 0.0,
         augment: Augmentation | None = None,
+        weight_decay: float | None = None,
+        epochs: int | None = None,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent, as the lab's loop does.
 
@@ -534,11 +536,14 @@ class TwoLayerNet:
             Validation rows and labels; None (both) records no validation accuracy.
         learning_rate, learning_rate_decay, reg, num_iters, batch_size, momentum
             The lab's hyperparameters. With ``shuffle``, ``schedule``, ``compile``,
-            ``optimizer``, ``dropout`` and ``augment``, these are the fields of
-            :class:`xpnet.training.TrainSettings`, which says what each does and checks
-            them all before anything changes. :class:`xpnet.sklearn.TwoLayerClassifier`
-            calls ``learning_rate`` ``learning_rate_init`` and ``optimizer`` ``solver``,
-            as ``MLPClassifier`` does.
+            ``optimizer``, ``dropout``, ``augment`` and ``weight_decay``, these are the
+            fields of :class:`xpnet.training.TrainSettings`, which says what each does
+            and checks them all before anything changes. ``num_iters`` defaults to 100.
+            :class:`xpnet.sklearn.TwoLayerClassifier` calls ``learning_rate``
+            ``learning_rate_init`` and ``optimizer`` ``solver``, as ``MLPClassifier`` does.
+        epochs : int, optional
+            Train this many epochs instead of ``num_iters`` iterations (give one or the
+            other): ``epochs * max(N // batch_size, 1)`` iterations.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
@@ -566,13 +571,15 @@ class TwoLayerNet:
         xpnet.errors.TrainingInterrupted
             On Ctrl-C, after the current step (eager) or chunk (compiled).
         """
-        from xpnet.training import TrainSettings, fit  # the loop that drives this module's math
+        from xpnet.training import TrainSettings, fit, num_iters_for  # the loop of this math
 
+        rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
         settings = TrainSettings(
             **self.network_settings(), learning_rate=learning_rate,
-            learning_rate_decay=learning_rate_decay, reg=reg, num_iters=num_iters,
-            batch_size=batch_size, momentum=momentum, shuffle=shuffle, schedule=schedule,
-            compile=compile, optimizer=optimizer, dropout=dropout, augment=augment,
+            learning_rate_decay=learning_rate_decay, reg=reg, weight_decay=weight_decay,
+            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), batch_size=batch_size,
+            momentum=momentum, shuffle=shuffle, schedule=schedule, compile=compile,
+            optimizer=optimizer, dropout=dropout, augment=augment,
         )  # fmt: skip
         return fit(self, settings, X, y, X_val, y_val, verbose=verbose, progress=progress,
                    on_epoch=on_epoch)  # fmt: skip

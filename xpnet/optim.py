@@ -1,4 +1,5 @@
-"""Optimisers: SGD with momentum, Adam and AdamW, each with weight decay.
+"""Optimisers: SGD with momentum, Adam and AdamW, with the loss's L2 term and AdamW's
+decoupled weight decay.
 
 An optimiser is a small frozen object of settings with two methods: ``init(xp, params)``
 returns its state (a dict of arrays, possibly empty), and ``step(xp, params, grads,
@@ -146,15 +147,29 @@ class Adam:
 @dataclass(frozen=True)
 class AdamW(Adam):
     """AdamW (Loshchilov and Hutter, 2019): Adam with decoupled weight decay,
-    ``p *= 1 - lr * weight_decay`` before the Adam step, as ``torch.optim.AdamW`` does."""
+    ``p *= 1 - lr * weight_decay`` before the Adam step, as ``torch.optim.AdamW`` does.
+
+    Parameters
+    ----------
+    weight_decay : float, default 0.01
+        The decoupled weight decay of the parameters in ``decayed``.
+    l2 : float, default 0.0
+        An L2 term of the loss, ``0.5 * l2 * sum(p**2)``: its gradient ``l2 * p`` (at
+        the parameters before the step) is added to the gradient of the parameters in
+        ``decayed``, as :class:`Adam` adds its ``weight_decay``.
+    """
 
     weight_decay: float = 0.01
+    l2: float = 0.0
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
         state: dict[str, Any],
         learning_rate: Array | float,
     ) -> None:  # fmt: skip
+        if self.l2:  # the L2 term's gradient, at the parameters the gradient was taken at
+            grads = {name: g + self.l2 * params[name] if name in self.decayed else g
+                     for name, g in grads.items()}  # fmt: skip
         if self.weight_decay:
             for name in grads:
                 if name in self.decayed:
@@ -167,15 +182,31 @@ class AdamW(Adam):
 
 
 def make_optimizer(
-    name: OptimizerName, *, momentum: float, weight_decay: float, decayed: frozenset[str]
-) -> SGD | Adam:
-    """The optimiser called ``name`` (one of :data:`OPTIMIZERS`) with the run's settings
-    (``momentum`` is SGD's); the names are checked by :class:`xpnet.training.TrainSettings`."""
+    name: OptimizerName, *, momentum: float, weight_decay: float, decayed: frozenset[str],
+    reg: float = 0.0,
+) -> SGD | Adam:  # fmt: skip
+    """The optimiser called ``name`` (one of :data:`OPTIMIZERS`) with the run's settings;
+    the names are checked by :class:`xpnet.training.TrainSettings`.
+
+    Parameters
+    ----------
+    name : {"sgd", "adam", "adamw"}
+    momentum : float
+        SGD's.
+    weight_decay : float
+        The optimiser's own, as in ``torch.optim``: for SGD and Adam an L2 term whose
+        gradient is added to the gradient, for AdamW the decoupled weight decay.
+    decayed : frozenset of str
+        The parameters that ``weight_decay`` and ``reg`` apply to.
+    reg : float, default 0.0
+        The loss's L2 term ``0.5 * reg * sum(p**2)``, whose gradient ``reg * p`` is added
+        to the gradient: SGD's and Adam's ``weight_decay`` plus ``reg``, AdamW's ``l2``.
+    """
     if name == "sgd":
-        return SGD(momentum, weight_decay, decayed)
+        return SGD(momentum, weight_decay + reg, decayed)
     if name == "adam":
-        return Adam(weight_decay=weight_decay, decayed=decayed)
-    return AdamW(weight_decay=weight_decay, decayed=decayed)
+        return Adam(weight_decay=weight_decay + reg, decayed=decayed)
+    return AdamW(weight_decay=weight_decay, decayed=decayed, l2=reg)
 
 
 def _zeros_like(xp: Namespace, params: Arrays) -> dict[str, Array]:

@@ -26,6 +26,7 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet._atomic import atomic_write, check_writable_directory
+from xpnet._deprecation import warn_deprecated
 from xpnet._typing import DType
 from xpnet.backend import Backend, Compile
 from xpnet.data import mnist
@@ -34,9 +35,17 @@ from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 from xpnet.recipes import RECIPES, Recipe
-from xpnet.training import ComputeSettings, EpochCallback, ProgressCallback, TrainSettings, fit
+from xpnet.training import (
+    ComputeSettings,
+    EpochCallback,
+    ProgressCallback,
+    TrainSettings,
+    fit,
+    num_iters_for,
+)
 
 __all__ = [
+    "TRAIN_ROWS",
     "Evaluation",
     "PreparedData",
     "RunPlan",
@@ -52,6 +61,11 @@ __all__ = [
     "save_run",
     "train_and_measure",
 ]
+
+
+#: Training rows of a dataset of the MNIST layout as :func:`prepare_data` splits it:
+#: the files' 60,000 training images less the 5,000 kept for validation.
+TRAIN_ROWS = 55_000
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,53 @@ def recipe_with(recipe: str | Recipe = "lab", **overrides: Any) -> Recipe:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown recipe settings {unknown}; a recipe has {sorted(fields)}")
-    return dataclasses.replace(recipe, **overrides)
+    return _reg_as_before(recipe, overrides, dataclasses.replace(recipe, **overrides))
+
+
+def _reg_as_before(base: Recipe, overrides: dict[str, Any], replaced: Recipe) -> Recipe:
+    """``replaced``, or, for one release, what ``reg`` meant before ``weight_decay`` was a
+    setting of its own: AdamW's decoupled weight decay (with no L2 term in the loss).
+
+    Overrides of ``reg`` or ``optimizer`` without ``weight_decay`` keep their old reading,
+    with a DeprecationWarning where it differs from the new one: ``reg`` with an AdamW
+    recipe (``best``) is its weight decay, a switch to AdamW turns the recipe's ``reg``
+    into its weight decay, and a switch away from it the weight decay into ``reg``.
+    """
+    if "weight_decay" in overrides or base.weight_decay is None:
+        return replaced  # the new reading asked for, or one TrainSettings gives itself
+    if "reg" not in overrides and "optimizer" not in overrides:
+        return replaced
+    was_adamw = base.optimizer == "adamw"
+    if base.reg if was_adamw else base.weight_decay:
+        return replaced  # a recipe with both terms never had the old reading
+    old_reg = overrides.get("reg", base.weight_decay if was_adamw else base.reg)
+    old_reg = _checks.real("reg", old_reg, low=0.0, low_open=False)  # named as given
+    adamw = replaced.optimizer == "adamw"
+    as_before = dataclasses.replace(
+        replaced, reg=0.0 if adamw else old_reg, weight_decay=old_reg if adamw else 0.0
+    )
+    if as_before == replaced:
+        return replaced
+    new = f"reg={replaced.reg!r}, weight_decay={replaced.weight_decay!r}"
+    old = f"reg={as_before.reg!r}, weight_decay={as_before.weight_decay!r}"
+    warn_deprecated(
+        f"{_recipe_name(base)} with {_shown(overrides, 'optimizer', 'reg')} and no "
+        f"weight_decay trains as before, with {old} (a recipe's reg was AdamW's weight "
+        "decay and SGD's and Adam's L2 term); in the next release it will train with "
+        f"{new}, reg being the loss's L2 term with every optimizer and weight_decay AdamW's "
+        f"decoupled decay. Give weight_decay (--weight-decay) to choose: {old} keeps this "
+        "training"
+    )
+    return as_before
+
+
+def _recipe_name(recipe: Recipe) -> str:
+    names = [name for name, known in RECIPES.items() if known == recipe]
+    return f"recipe {names[0]!r}" if names else "the recipe"
+
+
+def _shown(overrides: dict[str, Any], *names: str) -> str:
+    return " and ".join(f"{name}={overrides[name]!r}" for name in names if name in overrides)
 
 
 @dataclass(frozen=True)
@@ -171,13 +231,15 @@ def plan_run(
     compile: Compile = "auto",
     enable_float64: bool = False,
     data: PreparedData | None = None,
+    epochs: int | None = None,
     **overrides: Any,
 ) -> RunPlan:
     """Check everything a run needs before anything is read, written or trained.
 
     Parameters are those of :func:`run`; ``enable_float64`` is
-    :class:`xpnet.training.ComputeSettings`'s. The network's sizes come from ``data``
-    when given, else from the dataset (28x28 images, its classes).
+    :class:`xpnet.training.ComputeSettings`'s. The network's sizes (and the training
+    rows, for ``epochs``) come from ``data`` when given, else from the dataset (28x28
+    images, its classes, :data:`TRAIN_ROWS` training rows).
 
     Raises
     ------
@@ -189,9 +251,13 @@ def plan_run(
     chosen = recipe_with(recipe, **overrides)
     ds = mnist.DATASETS[_checks.choice("dataset", dataset, tuple(mnist.DATASETS))]
     if data is not None:
-        sizes = data.X_train.shape[1], data.num_classes
+        sizes, rows = (data.X_train.shape[1], data.num_classes), data.X_train.shape[0]
     else:
         sizes = mnist.IMAGE_SHAPE[0] * mnist.IMAGE_SHAPE[1], len(ds.class_names)
+        rows = TRAIN_ROWS
+    if epochs is not None:
+        num_iters = num_iters_for(overrides.get("num_iters"), epochs, rows, chosen.batch_size)
+        chosen = dataclasses.replace(chosen, num_iters=num_iters)
     compute = ComputeSettings(backend, device, dtype, enable_float64=enable_float64)
     settings = chosen.settings(input_size=sizes[0], output_size=sizes[1], seed=seed,
                                compile=compile, compute=compute)  # fmt: skip
@@ -258,6 +324,7 @@ def run(
     compile: Compile = "auto",
     progress: ProgressCallback | None = None,
     data: PreparedData | None = None,
+    epochs: int | None = None,
     **overrides: Any,
 ) -> RunResult:
     """Train a network by a recipe and measure it on the validation and test sets.
@@ -280,8 +347,16 @@ def run(
         As for :meth:`xpnet.TwoLayerNet.train`.
     data : PreparedData, optional
         Data already prepared with the recipe's preprocessing (a search reuses it).
+    epochs : int, optional
+        Train this many epochs instead of the recipe's ``num_iters`` (an override of
+        ``num_iters`` and ``epochs`` together are refused): ``epochs * max(rows //
+        batch_size, 1)`` iterations, with the :data:`TRAIN_ROWS` training rows of the
+        dataset (or ``data``'s).
     **overrides
-        Recipe fields to replace, such as ``hidden_size=50``.
+        Recipe fields to replace, such as ``hidden_size=50``. ``reg`` is the loss's L2
+        term and ``weight_decay`` AdamW's decoupled weight decay; for one release, an
+        override of ``reg`` or ``optimizer`` without ``weight_decay`` keeps the old
+        reading (``reg`` as AdamW's weight decay), with a DeprecationWarning.
 
     Returns
     -------
@@ -297,7 +372,8 @@ def run(
         For bad settings, a missing library or GPU, or missing or corrupt data.
     """
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
-                    seed=seed, compile=compile, data=data, **overrides)  # fmt: skip
+                    seed=seed, compile=compile, data=data, epochs=epochs,
+                    **overrides)  # fmt: skip
     return run_plan(plan, data_dir=data_dir, data=data, progress=progress)
 
 
@@ -509,8 +585,12 @@ def evaluate(
     )
 
 
-def check_output_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` if needed and check it takes files: before any training is spent.
+def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Path:
+    """Check that ``path`` takes files (creating it if needed): before any training is spent.
+
+    With ``create=False`` a missing directory is not created (its nearest existing
+    parent is checked instead): :func:`save_run` creates it with the first file, so a
+    run that fails before (missing data, say) leaves no empty directory behind.
 
     Raises
     ------
@@ -518,4 +598,4 @@ def check_output_dir(path: str | os.PathLike[str]) -> Path:
         If it is a file, lies under a file, or cannot be written to; the message
         says which.
     """
-    return check_writable_directory(Path(path))
+    return check_writable_directory(Path(path), create=create)

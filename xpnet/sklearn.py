@@ -333,7 +333,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
             output_size=num_classes, init=init, std=std, seed=seed,
             learning_rate=self._learning_rate_init(),
-            learning_rate_decay=self.learning_rate_decay, schedule=self.schedule, reg=self.reg,
+            learning_rate_decay=self.learning_rate_decay, schedule=self.schedule,
+            # the estimator's reg: AdamW's decoupled weight decay, as documented
+            reg=0.0 if self.solver == "adamw" else self.reg,
+            weight_decay=self.reg if self.solver == "adamw" else 0.0,
             num_iters=epochs * per_epoch, batch_size=batch_size,
             momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
             optimizer=self.solver, dropout=self.dropout, compile=self.compile, compute=compute,

@@ -236,8 +236,9 @@ def fetch(
             raise DataError(
                 f"{err} The {ds.name} files belong in {directory}"
                 + (f" (from {named_by})" if named_by else "")
-                + f": put the four files there, or point {ds.env} or --data-dir at a "
-                "directory that has them; `xpnet data` downloads and verifies them."
+                + f". Without a network, copy the four ({', '.join(ds.sha256)}) there from "
+                f"a machine that has one ({ds.mirrors[0]}, or its `xpnet data`), or point "
+                f"{ds.env} or --data-dir at a directory that has them."
             ) from None
     return directory
 

@@ -16,9 +16,16 @@ from xpnet.training._record import (
     Rates,
     RunRecord,
     chunks,
+    iterations_per_epoch,
     learning_rates,
 )
-from xpnet.training._settings import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
+from xpnet.training._settings import (
+    MAX_DROPOUT,
+    MAX_MOMENTUM,
+    ComputeSettings,
+    TrainSettings,
+    num_iters_for,
+)
 
 __all__ = [
     "MAX_DROPOUT",
@@ -35,5 +42,7 @@ __all__ = [
     "TrainSettings",
     "chunks",
     "fit",
+    "iterations_per_epoch",
     "learning_rates",
+    "num_iters_for",
 ]

@@ -127,12 +127,11 @@ class _Run:
     ) -> None:
         xp, backend, s = net.xp, net.backend, settings
         self.net, self.settings, self.X, self.y, self.validation = net, s, X, y, validation
-        update = make_optimizer(
-            s.optimizer, momentum=s.momentum, weight_decay=s.reg, decayed=frozenset(L2_WEIGHTS)
-        )
-        # AdamW's reg is its decoupled weight decay, not a term of the loss.
-        self.step = TrainStep(xp, update, s.reg if s.optimizer != "adamw" else 0.0, s.dropout,
-                              s.augment)  # fmt: skip
+        # reg is the loss's L2 term for every optimizer; weight_decay is AdamW's own.
+        update = make_optimizer(s.optimizer, momentum=s.momentum, reg=s.reg,
+                                weight_decay=s.weight_decay or 0.0,
+                                decayed=frozenset(L2_WEIGHTS))  # fmt: skip
+        self.step = TrainStep(xp, update, s.reg, s.dropout, s.augment)
         self.runner = select_runner(backend, self.step, s.compile)
         drawn = None
         if net._rng is np.random:  # no seed: the lab's batches, from NumPy's global state

@@ -29,6 +29,7 @@ __all__ = [
     "Rates",
     "RunRecord",
     "chunks",
+    "iterations_per_epoch",
     "lab_rows",
     "learning_rates",
 ]
@@ -38,6 +39,13 @@ History = dict[str, list[float]]
 ProgressCallback = Callable[[int, Array, float], None]
 #: ``on_epoch(epoch, mean_loss, val_acc) -> stop``, called after each epoch.
 EpochCallback = Callable[[int, float, "float | None"], "bool | None"]
+
+
+def iterations_per_epoch(num_rows: int, batch_size: int) -> int:
+    """The steps of an epoch: ``max(num_rows // batch_size, 1)``. A shuffled epoch visits
+    each row at most once (the ``num_rows % batch_size`` left over wait for the next
+    permutation); a sampled one draws as many batches."""
+    return max(num_rows // batch_size, 1)
 
 
 class BatchSampler:
@@ -69,7 +77,7 @@ class BatchSampler:
         self.xp, self.key, self.drawn = xp, key, drawn
         self.num_rows, self.batch_size, self.shuffle = num_rows, batch_size, shuffle
         #: Steps per epoch: ``max(num_rows // batch_size, 1)``.
-        self.per_epoch = max(num_rows // batch_size, 1)
+        self.per_epoch = iterations_per_epoch(num_rows, batch_size)
 
     def epoch(self, epoch: int) -> Array:
         """Epoch ``epoch``'s batches: an integer array of shape (per_epoch, B) on the device."""

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
+from xpnet._deprecation import warn_deprecated
 from xpnet._typing import (
     DTYPES,
     OPTIMIZERS,
@@ -35,8 +36,9 @@ from xpnet.backend import (
     portable_device,
     resolve_backend,
 )
+from xpnet.training._record import iterations_per_epoch
 
-__all__ = ["ComputeSettings", "TrainSettings"]
+__all__ = ["ComputeSettings", "TrainSettings", "num_iters_for"]
 
 #: The largest momentum: at 1 the velocity never decays.
 MAX_MOMENTUM = 0.999
@@ -135,7 +137,14 @@ class TrainSettings:
         ``"cosine"``: ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` at step ``t``;
         ``learning_rate_decay`` then does nothing and must stay 1 or its default.
     reg : float, default 5e-6
-        The L2 strength; with ``"adamw"``, the decoupled weight decay.
+        The L2 strength: the loss's ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` term,
+        whatever the optimiser (torch's SGD and Adam call it ``weight_decay``).
+    weight_decay : float, optional
+        AdamW's decoupled weight decay, ``W *= 1 - learning_rate * weight_decay`` before
+        each step, as ``torch.optim.AdamW``'s; SGD and Adam take none (their L2 term is
+        ``reg``), so it must be 0 with them. None: 0, except with ``"adamw"``, where for
+        one release ``reg`` is read as before, as the weight decay with no L2 term in the
+        loss, with a DeprecationWarning; give ``weight_decay`` to mean both as above.
     num_iters : int, default 100
         Steps to train.
     batch_size : int, default 200
@@ -177,6 +186,7 @@ class TrainSettings:
     learning_rate_decay: float = 0.95
     schedule: Schedule = "step"
     reg: float = 5e-6
+    weight_decay: float | None = None
     num_iters: int = 100
     batch_size: int = 200
     momentum: float = 0.0
@@ -208,6 +218,9 @@ class TrainSettings:
             ),
             "schedule": _checks.choice("schedule", self.schedule, SCHEDULES),
             "reg": _checks.real("reg", self.reg, low=0.0, low_open=False),
+            "weight_decay": None
+            if self.weight_decay is None
+            else _checks.real("weight_decay", self.weight_decay, low=0.0, low_open=False),
             "num_iters": _checks.positive_int("num_iters", self.num_iters),
             "batch_size": _checks.positive_int("batch_size", self.batch_size),
             "momentum": _checks.real(
@@ -222,12 +235,36 @@ class TrainSettings:
         }
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
+        self._read_weight_decay()
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 f"augment must be an xpnet.augment.Augmentation or None, got {self.augment!r}"
             )
         self._check_combinations()
         self._check_memory()
+
+    def _read_weight_decay(self) -> None:
+        """Settle ``weight_decay`` (None: 0, or AdamW's old reading of ``reg``) and check it."""
+        if self.weight_decay is None:
+            if self.optimizer == "adamw" and self.reg > 0:
+                warn_deprecated(
+                    f"reg={self.reg!r} with optimizer='adamw' and no weight_decay is read as "
+                    "before: as AdamW's decoupled weight decay, with no L2 term in the loss. "
+                    "In the next release reg is the loss's L2 term with every optimizer; give "
+                    f"weight_decay={self.reg!r}, reg=0 to keep this training (or "
+                    "weight_decay=0 for an L2 term alone)"
+                )
+                object.__setattr__(self, "weight_decay", self.reg)
+                object.__setattr__(self, "reg", 0.0)
+            else:
+                object.__setattr__(self, "weight_decay", 0.0)
+        elif self.weight_decay and self.optimizer != "adamw":
+            raise ValueError(
+                f"weight_decay={self.weight_decay!r} is AdamW's decoupled weight decay; "
+                f"{self.optimizer} takes the L2 term reg instead (which torch.optim."
+                f"{'SGD' if self.optimizer == 'sgd' else 'Adam'} calls weight_decay): pass "
+                "weight_decay=0 (--weight-decay 0) and set reg, or optimizer='adamw'"
+            )
 
     def _check_combinations(self) -> None:
         if self.optimizer != "sgd" and self.momentum:
@@ -272,3 +309,28 @@ class TrainSettings:
         plain["augment"] = None if self.augment is None else dataclasses.asdict(self.augment)
         plain["compute"] = self.compute.to_dict()
         return plain
+
+
+def num_iters_for(
+    num_iters: Any, epochs: Any, num_rows: int, batch_size: Any, *, default: int = 100
+) -> int:
+    """The steps of a run given in iterations or in epochs (one of them, or neither).
+
+    ``epochs`` makes ``epochs * max(num_rows // batch_size, 1)`` steps
+    (:func:`~xpnet.training.iterations_per_epoch`); neither makes ``default``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For both given, or an ``epochs`` (or ``batch_size``, with it) that is not a
+        positive integer.
+    """
+    if epochs is None:
+        return default if num_iters is None else num_iters  # TrainSettings checks it
+    epochs = _checks.positive_int("epochs", epochs)
+    if num_iters is not None:
+        raise ValueError(
+            f"give num_iters or epochs, not both (got num_iters={num_iters!r}, "
+            f"epochs={epochs!r}): an epoch is max(rows // batch_size, 1) iterations"
+        )
+    return epochs * iterations_per_epoch(num_rows, _checks.positive_int("batch_size", batch_size))

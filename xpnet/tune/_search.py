@@ -34,10 +34,10 @@ from xpnet.tune._space import (
     Range,
     SearchSpace,
     check_space,
-    default_space,
     distributions,
     fingerprint,
     fixed,
+    searched_space,
 )
 from xpnet.tune._storage import open_storage, storage_spec
 from xpnet.tune._trial import TrialTask, make_pruner, run_trial
@@ -186,7 +186,7 @@ def tune(
     # settings) in every worker.
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
                     seed=seed, enable_float64=dtype == "float64")  # fmt: skip
-    searched: dict[str, Range | Choices] = {**default_space(plan.recipe), **(space or {})}
+    searched = searched_space(plan.recipe, space)
     check_space(searched, plan)
     out = Path(output_dir)
     spec = storage_spec(storage, out)
