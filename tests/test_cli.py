@@ -534,7 +534,10 @@ def test_reg_with_an_adamw_recipe_keeps_its_old_reading_and_says_so(mnist_dir, t
     assert "warning" not in new.stderr
     trained = [TwoLayerNet.load(tmp_path / name / "model.npz") for name in ("old", "new")]
     for net in trained:
-        assert (net.training["settings"]["reg"], net.training["settings"]["weight_decay"]) == (
+        assert (
+            net.last_training["settings"]["reg"],
+            net.last_training["settings"]["weight_decay"],
+        ) == (
             0.0,
             0.02,
         )

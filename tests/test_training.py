@@ -312,6 +312,6 @@ def test_training_for_epochs_records_each_epoch(backend):
     stats = net.train(X, y, X, y, epochs=3, batch_size=10, shuffle=True)
     assert len(stats["loss_history"]) == 3 * 4  # 45 // 10 steps an epoch
     assert len(stats["val_acc_history"]) == 3
-    assert net.training["settings"]["num_iters"] == 12
+    assert net.last_training["settings"]["num_iters"] == 12
     with pytest.raises(ValueError, match="not both"):
         net.train(X, y, X, y, epochs=3, num_iters=12)
