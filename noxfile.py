@@ -23,6 +23,7 @@ nox.options.sessions = [
     "lint", "typecheck", "tests", "equivalence", "gradcheck", "notebook", "tune", "sklearn",
     "serve",
     "onnx",
+    "readme",
 ]  # fmt: skip
 
 
@@ -43,6 +44,9 @@ GPU_CHECK_BACKENDS = ["cupy", "torch", "jax"]
 # or formatting must not turn CI red on unchanged code.
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+
+# Markers of the tests that run only in their own session, with its extras installed.
+ONLY_IN_THEIR_SESSIONS = "not tune and not sklearn and not serve and not onnx and not readme"
 
 # uv does not read pip's configuration; pass on where pip finds local wheels.
 if "PIP_FIND_LINKS" in os.environ:
@@ -81,15 +85,15 @@ def tests(session: nox.Session, backend: str) -> None:
         session,
         backend,
         "-m",
-        "not gradcheck and not tune and not sklearn and not serve and not onnx",
+        f"not gradcheck and {ONLY_IN_THEIR_SESSIONS}",
     )
 
 
 @nox.session(default=False)
 def fast(session: nox.Session) -> None:
     """A quick local run: numpy only, without the slow full-MNIST training tests."""
-    others = "not gradcheck and not tune and not sklearn and not serve and not onnx"
-    _pytest(session, "numpy", "-m", f"{others} and not slow", "-q")
+    marks = f"not gradcheck and {ONLY_IN_THEIR_SESSIONS} and not slow"
+    _pytest(session, "numpy", "-m", marks, "-q")
 
 
 @nox.session
@@ -159,6 +163,14 @@ def onnx(session: nox.Session) -> None:
     """ONNX export: models traced through ndonnx, run by ONNX Runtime against predict."""
     session.install(".[test,onnx]")
     session.run("pytest", "-m", "onnx", *session.posargs)
+
+
+@nox.session
+def readme(session: nox.Session) -> None:
+    """README.md's Python examples, each run as pasted in a fresh process, down the page in
+    one fresh directory, their output compared with what the README shows."""
+    session.install(".[test,plot,sklearn,tune,onnx]", *_requirements(session, "torch"))
+    session.run("pytest", "-m", "readme", *session.posargs)
 
 
 @nox.session
