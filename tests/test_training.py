@@ -13,12 +13,15 @@ from xpnet import TwoLayerNet, resolve_backend, to_numpy
 from xpnet import random as xr
 from xpnet._typing import PARAM_NAMES
 from xpnet.augment import AUGMENTATIONS, Augmentation
+from xpnet.neural_net import TrainStep, onehot, stream_keys
+from xpnet.optim import make_optimizer
 from xpnet.training import (
     BatchSampler,
     ComputeSettings,
     Rates,
     RunRecord,
     TrainSettings,
+    _loop,
     chunks,
     learning_rates,
     num_iters_for,
@@ -253,6 +256,47 @@ def test_a_seed_gives_the_same_training_on_every_backend(backend):
                           **RANDOM_SETTINGS)  # fmt: skip
         losses.append(stats["loss_history"])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
+
+
+def test_the_eager_loop_draws_ahead_what_each_step_would_draw(backend, monkeypatch):
+    """The eager loop draws the randomness of 16 steps in one call: the training is bit
+    for bit the one that draws a step at a time, across blocks and epochs (32 steps an
+    epoch, 40 steps)."""
+    X, y = small_data()
+    trained = []
+    for ahead in (1, 16):
+        monkeypatch.setattr(_loop, "DRAW_AHEAD_STEPS", ahead)
+        net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
+        net.train(X, y, None, None, num_iters=40, batch_size=2, learning_rate=1e-2,
+                  compile=False, **RANDOM_SETTINGS)  # fmt: skip
+        trained.append({name: to_numpy(p) for name, p in net.params.items()})
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(trained[1][name], trained[0][name], err_msg=name)
+
+
+def test_a_step_uses_the_numbers_drawn_ahead_for_it(backend):
+    """Given its draws, a step takes them: with every hidden unit dropped, W1 and b1
+    have no gradient (plain SGD leaves them as they were), while the step's own mask
+    would have kept most units."""
+    xp = backend.xp
+    net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
+    X, y = small_data(8)
+    step = TrainStep(xp, make_optimizer("sgd", momentum=0.0, reg=0.0, weight_decay=0.0,
+                                        decayed=frozenset()), 0.0, 0.3)  # fmt: skip
+    data = {"X": net.backend.asarray(X, dtype=net.dtype),
+            "T": onehot(xp, net.backend.asarray(y), 10, net.dtype),
+            **stream_keys(xp, 0, net.device)}  # fmt: skip
+    counter = xp.asarray(0, dtype=xp.int32, device=net.device)
+    own = step.draw(data, counter, 8, 16)["keep"]
+    assert 0 < float(xp.mean(xp.astype(own, net.dtype))) < 1
+    params = {name: xp.asarray(p, copy=True) for name, p in net.params.items()}
+    state = {"params": params, "optimizer": step.optimizer.init(xp, params)}
+    inputs = {"batch": xp.arange(8, device=net.device), "step": counter,
+              "keep": xp.zeros((8, 16), dtype=xp.bool, device=net.device)}  # fmt: skip
+    step(state, data, inputs, 0.1)
+    for name in ("W1", "b1"):
+        np.testing.assert_array_equal(to_numpy(params[name]), to_numpy(net.params[name]))
+    assert not np.array_equal(to_numpy(params["b2"]), to_numpy(net.params["b2"]))
 
 
 @pytest.mark.backend("jax")

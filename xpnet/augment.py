@@ -104,7 +104,7 @@ class Augmentation:
     def noise(
         self, xp: ModuleType, keys: tuple[Any, Any], step: Any, batch: int, device: Any
     ) -> dict[str, Any]:
-        """One step's randomness for ``batch`` images, drawn on ``device``.
+        """The randomness of one step, or of several, for ``batch`` images, drawn on ``device``.
 
         Parameters
         ----------
@@ -113,8 +113,9 @@ class Augmentation:
         keys : (array, array)
             The keys (:func:`xpnet.random.stream_key`) of the affine and the elastic
             stream.
-        step : int or 0-d integer array
-            The training step: the counter of the draw.
+        step : int or integer array, shape S
+            The training step(s): the counter of the draw. Row ``k`` of a draw of
+            several steps is the draw of step ``step[k]`` alone.
         batch : int
             The number of images.
         device : object
@@ -122,10 +123,11 @@ class Augmentation:
         Returns
         -------
         dict
-            ``affine`` (batch, 5): uniform in [-1, 1) for rotation, scale, shear and the
-            two shifts; for elastic distortions, ``field`` (batch, 2, r, r'): uniform
-            in [-1, 1), ``(r, r')`` the :attr:`field_shape`. Float32 on every backend,
-            so that float32 and float64 networks see the same distortions.
+            Arrays of shape S + (...): ``affine`` (batch, 5), uniform in [-1, 1)
+            for rotation, scale, shear and the two shifts; for elastic distortions,
+            ``field`` (batch, 2, r, r'): uniform in [-1, 1), ``(r, r')`` the
+            :attr:`field_shape`. Float32 on every backend, so that float32 and
+            float64 networks see the same distortions.
         """
         on = {"xp": xp, "device": device, "dtype": xp.float32}
         noise = {"affine": xr.uniform(keys[0], step, (batch, 5), **on) * 2 - 1}

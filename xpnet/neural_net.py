@@ -234,9 +234,12 @@ class TrainStep:
 
     Runners call it eagerly, trace it (``jax.jit``) or capture it (CUDA graphs); it
     is the one copy of the step's math. Frozen, so a compiled runner can key its
-    cache on it. Its randomness (dropout masks, distortions) is drawn inside, on the
-    device, from the run's stream keys and the step's counter: a runner passes only
-    the batch's rows and the step number.
+    cache on it. Its randomness (dropout masks, distortions) is drawn on the device,
+    from the run's stream keys and the step's counter, by :meth:`draw`: inside the
+    step, where a runner passes only the batch's rows and the step number (compiled
+    runners), or ahead, for several steps in one call, and passed in with them (the
+    eager loop: one call of the generator costs a fixed few hundred microseconds on
+    NumPy however few numbers it makes). A step's numbers are the same either way.
 
     Attributes
     ----------
@@ -258,6 +261,48 @@ class TrainStep:
     dropout: float = 0.0
     augment: Augmentation | None = None
 
+    @property
+    def draw_names(self) -> tuple[str, ...]:
+        """The names of the arrays :meth:`draw` makes: ``affine`` and ``field`` (the
+        augmentation's, see :meth:`xpnet.augment.Augmentation.noise`), ``keep``
+        (dropout's); none for a step without randomness."""
+        names: tuple[str, ...] = ()
+        if self.augment is not None:
+            names += ("affine", "field") if self.augment.elastic else ("affine",)
+        return (*names, "keep") if self.dropout else names
+
+    def draw(
+        self, data: dict[str, Array], step: Array, batch_size: int, hidden_size: int
+    ) -> dict[str, Array]:
+        """The random numbers of one step, or of several at once.
+
+        Parameters
+        ----------
+        data : dict
+            The run's data, with its stream keys (:func:`stream_keys`).
+        step : int32 array, shape S
+            The steps' numbers: ``()`` for one step, ``(K,)`` for ``K``.
+        batch_size, hidden_size : int
+            B and H.
+
+        Returns
+        -------
+        dict
+            :attr:`draw_names` to arrays of shape S + (...): ``affine`` (B, 5) and
+            ``field`` (B, 2, r, r'), float32; ``keep`` (B, H), bool, true with
+            probability ``1 - dropout``. Row ``k`` of a draw of ``(K,)`` steps is
+            the draw of step ``step[k]`` alone, bit for bit.
+        """
+        xp, device = self.xp, device_of(data["X"])
+        draws: dict[str, Array] = {}
+        if self.augment is not None:
+            keys = (data["key_affine"], data["key_elastic"])
+            draws.update(self.augment.noise(xp, keys, step, batch_size, device))
+        if self.dropout:
+            draws["keep"] = xr.bernoulli(data["key_dropout"], step, (batch_size, hidden_size),
+                                         1 - self.dropout, xp=xp, device=device)  # fmt: skip
+        return draws
+
     def __call__(
         self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
         lr: Array | float,
@@ -276,7 +321,9 @@ class TrainStep:
             (:func:`stream_keys`); and the augmentation's constants.
         inputs : dict
             ``batch`` (B,), the rows of this step; ``step``, a 0-d int32 array: the
-            step's number in the run, the counter of its random draws.
+            step's number in the run, the counter of its random draws; and, where
+            they were drawn ahead, the step's :meth:`draw` arrays (all of
+            :attr:`draw_names`), else the step draws them.
         lr : float or 0-d array
             The learning rate.
 
@@ -289,18 +336,17 @@ class TrainStep:
         batch, step = inputs["batch"], inputs["step"]
         X_batch = xp.take(data["X"], batch, axis=0)
         T_batch = xp.take(data["T"], batch, axis=0)
-        device = device_of(X_batch)
+        names = self.draw_names
+        if all(name in inputs for name in names):
+            draws = {name: inputs[name] for name in names}
+        else:
+            draws = self.draw(data, step, X_batch.shape[0], params["W1"].shape[1])
         if self.augment is not None:
-            keys = (data["key_affine"], data["key_elastic"])
-            noise = self.augment.noise(xp, keys, step, X_batch.shape[0], device)
             images = X_batch - data["blank"]
-            X_batch = self.augment.apply(xp, images, noise, data) + data["blank"]
+            X_batch = self.augment.apply(xp, images, draws, data) + data["blank"]
         mask = None
         if self.dropout:
-            shape = (X_batch.shape[0], params["W1"].shape[1])
-            keep = xr.bernoulli(data["key_dropout"], step, shape, 1 - self.dropout, xp=xp,
-                                device=device)  # fmt: skip
-            mask = xp.astype(keep, X_batch.dtype) * (1 / (1 - self.dropout))
+            mask = xp.astype(draws["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
         loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
         self.optimizer.step(xp, params, grads, state["optimizer"], lr)

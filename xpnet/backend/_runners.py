@@ -48,11 +48,15 @@ class Runner(Protocol):
     each step draws its own randomness on the device. ``rates`` holds the K
     learning rates, as a NumPy array (``host``) and as an array on the device
     (``device``). The returned ``losses`` has shape (K,)
-    and stays on the device.
+    and stays on the device. A runner whose ``draws_ahead`` is true wants the
+    steps' random numbers in ``inputs`` too (:meth:`TrainStep.draw
+    <xpnet.neural_net.TrainStep.draw>`, drawn for several steps in one call);
+    the others' steps draw their own, inside the compiled chunk.
     """
 
     name: str
     max_chunk: int
+    draws_ahead: bool
 
     def __call__(
         self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
@@ -68,10 +72,15 @@ class _Rates(Protocol):
 
 
 class EagerRunner:
-    """One step per call, as the lab's loop: every backend, every device."""
+    """One step per call, as the lab's loop: every backend, every device.
+
+    Its steps' random numbers are drawn ahead by the training loop, several steps
+    in one call of the generator, whose fixed cost would otherwise be paid every step.
+    """
 
     name = "eager loop"
     max_chunk = 1
+    draws_ahead = True
 
     def __init__(self, backend: Backend, step: Step):
         self.xp = backend.xp
@@ -98,6 +107,7 @@ class JaxScanRunner:
 
     name = "jax.jit + lax.scan"
     max_chunk = CHUNK
+    draws_ahead = False
 
     def __init__(self, backend: Backend, step: Step):
         self.step = step
@@ -137,6 +147,7 @@ class TorchGraphRunner:
 
     name = "CUDA graph"
     max_chunk = CHUNK
+    draws_ahead = False
 
     def __init__(self, backend: Backend, step: Step):
         import torch
