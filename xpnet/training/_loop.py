@@ -11,7 +11,8 @@ Randomness: the run's seed is drawn once, at the start, from the network's NumPy
 source (so ``seed=`` and ``np.random.seed`` decide it, and each ``train`` call of a
 net gets new batches); every random number of the steps comes from
 :mod:`xpnet.random` streams of that seed, on the device, counted by the step (batch
-rows, dropout masks, distortions). A network without a seed follows NumPy's global
+rows, dropout masks, distortions; a compiled step draws its own, the eager loop draws
+them a few steps ahead). A network without a seed follows NumPy's global
 state, as the lab's does: its batch rows are then the lab's ``np.random.choice``
 draws (:func:`lab_rows`), made before the first step and moved to the device once,
 so that the handout's numbers come out exactly. Nothing random is drawn on the host
