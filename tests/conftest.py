@@ -190,6 +190,16 @@ def xp(backend: Backend):
     return backend.xp
 
 
+@pytest.fixture
+def backend_beside_numpy(backend: Backend) -> Backend:
+    """``backend``, for a test that compares it with NumPy's numbers: on NumPy itself
+    it is skipped, since compared with itself such a test could not fail (``nox -s fast``,
+    NumPy alone, skips them all)."""
+    if backend.name == "numpy":
+        pytest.skip("NumPy is the reference this test compares with: on NumPy it could not fail")
+    return backend
+
+
 # The lab's toy problem (sections 1-5 of the handout).
 TOY_INPUT_SIZE, TOY_HIDDEN_SIZE, TOY_NUM_CLASSES, TOY_NUM_INPUTS = 4, 10, 3, 5
 # The handout's section 2 reference scores for the toy net on the toy data.

@@ -234,8 +234,20 @@ def test_sections_1_to_5_print_the_handouts_numbers(capsys):
         lines[lines.index("Difference between your scores and correct scores:") + 1]
     )
     assert score_difference == pytest.approx(3.6802720745909845e-08, rel=1e-6)  # the handout's
-    assert sorted(re.findall(r"(\w+) max relative error: \S+", out)) == ["W1", "W2", "b1", "b2"]
-    assert "Final training loss:  0.0171436435329" in out  # the handout's 0.017143643532923733
+    assert score_difference < 1e-7  # "The difference should be very small. We get < 1e-7"
+    loss_difference = float(
+        lines[lines.index("Difference between your loss and correct loss:") + 1]
+    )
+    assert loss_difference < 1e-12  # "should be very small, we get < 1e-12"
+    # The handout's sentence on the gradient check is cut off in its OCR; the CS231n cell it
+    # copies asks for less than 1e-8 each, as the handout's printed errors (4e-11 to 4e-9) are.
+    errors = dict(re.findall(r"(\w+) max relative error: (\S+)", out))
+    assert sorted(errors) == ["W1", "W2", "b1", "b2"]
+    for name, error in errors.items():
+        assert 0 <= float(error) < 1e-8, f"{name} max relative error {error}"
+    final_loss = float(re.search(r"Final training loss:  (\S+)", out).group(1))
+    assert final_loss < 0.05  # "You should achieve a training loss less than 0.05"
+    assert final_loss == pytest.approx(0.017143643532923733, rel=1e-12)  # the handout's
 
 
 @pytest.mark.mnist

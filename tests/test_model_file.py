@@ -102,6 +102,11 @@ BAD_MODELS = {
         lambda a, m: (a, {**m, "format_version": FORMAT_VERSION + 1, "xpnet_version": "9.0"}),
         "upgrade xpnet",
     ),
+    "format 1": (
+        lambda a, m: (a, {**m, "format_version": 1, "preprocessing": "subtract_mean_image"}),
+        "model format 1 was never released; this xpnet reads format 2: train and save",
+    ),
+    "format 0": (lambda a, m: (a, {**m, "format_version": 0}), "bad format_version 0"),
     "not xpnet": (lambda a, m: (a, {**m, "format": "other"}), "does not describe an xpnet"),
     "bad dtype name": (lambda a, m: (a, {**m, "dtype": "int8"}), "is not one of"),
     "no sizes": (lambda a, m: (a, {k: v for k, v in m.items() if k != "sizes"}), "lacks the"),
@@ -241,6 +246,10 @@ BAD_METADATA = {
         {"sizes": {"input_size": "4", "hidden_size": 10, "output_size": 3}},
         "lacks the sizes",
     ),
+    "preprocessing as a name": (
+        {"preprocessing": "subtract_mean_image"},
+        "metadata preprocessing must be dict, got str 'subtract_mean_image'",
+    ),
     "preprocessing without its mean": (
         {"preprocessing": {"name": "scale_and_center", "scale": 0.5}},
         "one without the other",
@@ -305,13 +314,13 @@ def test_the_preprocessing_travels_with_the_model(trained, tmp_path):
     )
 
 
-def test_a_format_1_file_still_loads_without_a_preprocessing(trained, tmp_path):
-    arrays, meta = good_arrays(trained)
-    meta = {**meta, "format_version": 1, "preprocessing": "subtract_mean_image"}
-    write_npz(tmp_path / "old.npz", metadata=np.array(json.dumps(meta)), **arrays)
-    net = TwoLayerNet.load(tmp_path / "old.npz")
+def test_a_network_saved_without_a_preprocessing_loads_without_one(trained, tmp_path):
+    assert trained.preprocessing is None
+    trained.save(tmp_path / "m.npz")
+    net = TwoLayerNet.load(tmp_path / "m.npz")
     assert net.preprocessing is None
-    assert net.metadata["preprocessing"] == "subtract_mean_image"
+    assert "preprocessing" not in net.metadata
+    assert net.metadata["format_version"] == FORMAT_VERSION
 
 
 def test_a_loaded_model_trains_further(trained, toy_data, tmp_path):

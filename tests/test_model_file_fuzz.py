@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from xpnet import TwoLayerNet
 from xpnet.errors import ModelFileError
+from xpnet.model_file import FORMAT_VERSION
 from xpnet.preprocess import fit_preprocessing
 
 FUZZ = settings(
@@ -32,15 +33,18 @@ FUZZ = settings(
 
 
 def load_bytes(data: bytes) -> None:
-    """Write ``data`` as a model file and load it: success, or a ModelFileError naming it."""
+    """Write ``data`` as a model file and load it: success, or a ModelFileError naming it.
+    What loads is of the one format xpnet writes, its preprocessing described or absent."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "fuzz-model.npz"
         path.write_bytes(data)
         try:
-            TwoLayerNet.load(path)
+            net = TwoLayerNet.load(path)
         except ModelFileError as err:
             message = str(err)
         else:
+            assert net.metadata["format_version"] == FORMAT_VERSION
+            assert isinstance(net.metadata.get("preprocessing", {}), dict)
             return
     assert str(path) in message
 
@@ -131,6 +135,8 @@ FIELDS = [
 
 @FUZZ
 @given(changes=st.dictionaries(st.sampled_from(FIELDS), json_values, min_size=1, max_size=4))
+@example(changes={"format_version": 1})  # a format never released
+@example(changes={"preprocessing": "subtract_mean_image"})  # its preprocessing, by name
 def test_crafted_metadata(model_bytes, changes):
     members = members_of(model_bytes)
     with io.BytesIO(members["metadata.npy"]) as f:

@@ -1,4 +1,4 @@
-"""Pictures: every figure renders to a non-blank PNG, without a display."""
+"""Pictures: every figure renders to a PNG that shows its data, without a display."""
 
 from __future__ import annotations
 
@@ -8,14 +8,53 @@ import re
 import matplotlib.image
 import numpy as np
 import pytest
+from matplotlib.image import AxesImage
 
 from xpnet import plots
 
+#: The least share of a panel's pixels that each line, marker set or group of texts must
+#: change; an image, which fills its panel, must change most of them.
+MIN_DRAWN, MIN_IMAGE = 0.002, 0.5
 
-def assert_png_not_blank(path):
-    pixels = matplotlib.image.imread(path)
-    assert pixels.ndim == 3
-    assert pixels[..., :3].std() > 0.01
+
+def assert_shows_data(fig, path, panels=None):
+    """``fig``, saved to ``path``, shows its data inside each of ``panels`` (default: all
+    of ``fig``'s axes but colour bars): there, the PNG differs from the same figure
+    saved with any one line, marker set or image hidden, or with the texts placed on
+    the axes (the confusion matrix's counts, a note) hidden.
+
+    Axes with their frame, ticks, labels, title and legend but no data, or with data
+    that draws nothing, leave the two PNGs the same inside the panel.
+    """
+    if panels is None:
+        panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert panels, "the figure has no panels"
+    plots.save_figure(fig, path)
+    shown = matplotlib.image.imread(path)[..., :3]
+    assert shown.shape[:2] == (round(fig.bbox.height), round(fig.bbox.width))
+    hidden_path = path.with_name(f"hidden-{path.name}")
+    for ax in panels:
+        box = ax.get_window_extent()  # display pixels from the bottom left; the frame inset
+        rows = slice(shown.shape[0] - int(box.y1) + 3, shown.shape[0] - int(box.y0) - 3)
+        cols = slice(int(box.x0) + 3, int(box.x1) - 3)
+        groups = [[artist] for artist in (*ax.lines, *ax.images, *ax.collections)]
+        groups += [list(ax.texts)] if ax.texts else []
+        assert groups, f"{path.name}: panel {ax.get_title()!r} holds no data"
+        for group in groups:
+            for artist in group:
+                artist.set_visible(False)
+            try:
+                plots.save_figure(fig, hidden_path)
+            finally:
+                for artist in group:
+                    artist.set_visible(True)
+            hidden = matplotlib.image.imread(hidden_path)[..., :3]
+            changed = np.any(shown[rows, cols] != hidden[rows, cols], axis=-1)
+            least = MIN_IMAGE if isinstance(group[0], AxesImage) else MIN_DRAWN
+            assert changed.mean() > least, (
+                f"{path.name}: in panel {ax.get_title()!r}, {group[0]} draws nothing "
+                f"({changed.sum()} of {changed.size} pixels)"
+            )
 
 
 def history(seed):
@@ -28,32 +67,53 @@ def history(seed):
 
 
 def test_history_overlays_runs(tmp_path):
-    fig = plots.plot_history({"fixed LR": history(0), "LR decay": history(1)})
+    runs = {"fixed LR": history(0), "LR decay": history(1)}
+    fig = plots.plot_history(runs)
     loss_ax, acc_ax = fig.axes
     assert [t.get_text() for t in loss_ax.get_legend().get_texts()] == ["fixed LR", "LR decay"]
     assert len(acc_ax.get_lines()) == 4
-    plots.save_figure(fig, tmp_path / "history.png")
-    assert_png_not_blank(tmp_path / "history.png")
+    for line, run in zip(loss_ax.get_lines(), runs.values(), strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), run["loss_history"])
+    accuracies = [
+        run[key] for run in runs.values() for key in ("train_acc_history", "val_acc_history")
+    ]
+    for line, expected in zip(acc_ax.get_lines(), accuracies, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), expected)
+    assert_shows_data(fig, tmp_path / "history.png")
 
 
 def test_single_history(tmp_path):
-    plots.save_figure(plots.plot_history(history(0)), tmp_path / "h.png")
-    assert_png_not_blank(tmp_path / "h.png")
+    fig = plots.plot_history(history(0))
+    loss_ax, _ = fig.axes
+    np.testing.assert_array_equal(loss_ax.get_lines()[0].get_ydata(), history(0)["loss_history"])
+    assert_shows_data(fig, tmp_path / "h.png")
 
 
 def test_weights_digits_and_confusion(tmp_path, backend):
     from xpnet import resolve_backend
 
     rng = np.random.default_rng(0)
-    W1 = resolve_backend(backend).asarray(rng.standard_normal((784, 12)))
+    W1 = rng.standard_normal((784, 12))
+    digits = rng.random((9, 784))
+    matrix = rng.integers(0, 50, (10, 10))
     figures = {
-        "w.png": plots.plot_weights(W1),
-        "d.png": plots.plot_digits(rng.random((9, 784))),
-        "c.png": plots.plot_confusion(rng.integers(0, 50, (10, 10))),
+        "w.png": plots.plot_weights(resolve_backend(backend).asarray(W1)),
+        "d.png": plots.plot_digits(digits),
+        "c.png": plots.plot_confusion(matrix),
     }
     for name, fig in figures.items():
-        plots.save_figure(fig, tmp_path / name)
-        assert_png_not_blank(tmp_path / name)
+        assert_shows_data(fig, tmp_path / name)
+    # Each grid's first cell is its first image, scaled to 0..255; the matrix is as given.
+    for name, first in [("w.png", W1[:, 0]), ("d.png", digits[0])]:
+        (image,) = figures[name].axes[0].get_images()
+        scaled = 255 * (first - first.min()) / np.ptp(first)
+        np.testing.assert_array_equal(
+            image.get_array()[:28, :28], scaled.reshape(28, 28).astype("uint8")
+        )
+    (image,) = figures["c.png"].axes[0].get_images()
+    np.testing.assert_array_equal(image.get_array(), matrix)
+    counts = [text.get_text() for text in figures["c.png"].axes[0].texts]
+    assert counts == [str(count) for count in matrix.ravel()]
 
 
 def test_history_labels_the_batch_accuracy_and_counts_whole_epochs():
@@ -94,8 +154,7 @@ def test_a_run_shorter_than_an_epoch_says_so_with_its_final_accuracies(tmp_path)
     (note,) = acc_ax.texts
     assert "No epoch completed" in note.get_text()
     assert "200 iterations; final accuracy: validation 0.9512, test 0.9498" in note.get_text()
-    plots.save_figure(fig, tmp_path / "short.png")
-    assert_png_not_blank(tmp_path / "short.png")
+    assert_shows_data(fig, tmp_path / "short.png")
     # Without final accuracies (a history as train returns it), the note still explains.
     (note,) = plots.plot_history(short).axes[1].texts
     assert note.get_text().endswith("200 iterations")

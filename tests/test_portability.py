@@ -8,7 +8,7 @@ import pytest
 from conftest import CORRECT_LOSS, CORRECT_SCORES
 
 from xpnet import TwoLayerNet, _checks, to_numpy
-from xpnet.backend import has_values, resolve_backend
+from xpnet.backend import Backend, has_values, resolve_backend
 from xpnet.neural_net import cross_entropy, onehot
 
 #: The oldest Array API standard xpnet runs on (``__array_namespace_info__`` is 2023.12's).
@@ -127,8 +127,18 @@ def test_to_numpy_computes_a_dask_array():
     np.testing.assert_array_equal(host, np.arange(10) * 2)
 
 
-def test_the_table_backends_are_not_lazy(backend):
-    assert not backend.lazy
+def test_lazy_asks_an_unlisted_library_whether_its_arrays_hold_values(backend):
+    """A namespace off the backend table is asked, by an array of its own: a table
+    library's namespace under another name is eager, Dask's is lazy."""
+    unlisted = Backend("unlisted", backend.xp, backend.device)
+    assert unlisted.spec is None
+    assert not unlisted.lazy
+    pytest.importorskip("dask.array", reason="needs pip install 'dask[array]'")
+    import array_api_compat.dask.array as dask_xp
+
+    dask = resolve_backend(dask_xp)
+    assert dask.spec is None
+    assert dask.lazy
 
 
 # ndonnx placeholders: the checks and the loss trace to an ONNX graph.

@@ -4,6 +4,8 @@ in Debian's Chromium driven by Playwright (``nox -s serve``)."""
 from __future__ import annotations
 
 import http.client
+import io
+import itertools
 import json
 import os
 import shutil
@@ -428,11 +430,89 @@ def test_clear_empties_the_pad_and_the_reading_and_a_finger_draws_too(page):
     assert draw(page, DIGITS["1"], touch=True)[0] == "1"
 
 
-def test_a_screenshot_of_the_page(page, tmp_path):
-    """Writes the page's picture; ``XPNET_SERVE_SCREENSHOT=docs/serve.png`` keeps it."""
-    assert draw(page, DIGITS["7"])[0] == "7"
+def screenshot(page, path: Path | None = None) -> np.ndarray:
+    """What the page shows in its viewport, (H, W, 3) uint8 RGB; written to ``path`` too."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(page.screenshot(path=path))).convert("RGB"))
+
+
+def region(shot: np.ndarray, page, selector: str, inset: int = 0) -> np.ndarray:
+    """The part of a screenshot an element covers (its border box), ``inset`` pixels in."""
+    box = page.locator(selector).bounding_box()
+    top, left = round(box["y"]) + inset, round(box["x"]) + inset
+    bottom, right = round(box["y"] + box["height"]) - inset, round(box["x"] + box["width"]) - inset
+    return shot[top:bottom, left:right]
+
+
+def distance_to(strokes, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Each (row, col) pixel centre's distance to the nearest segment of the strokes."""
+    centres = np.stack([cols + 0.5, rows + 0.5], axis=-1)
+    nearest = np.full(rows.shape, np.inf)
+    for stroke in strokes:
+        points = np.asarray(stroke, dtype=np.float64)
+        for a, b in itertools.pairwise(points):
+            t = np.clip(((centres - a) @ (b - a)) / ((b - a) @ (b - a)), 0, 1)
+            gap = np.linalg.norm(centres - (a + t[..., None] * (b - a)), axis=-1)
+            nearest = np.minimum(nearest, gap)
+    return nearest
+
+
+#: The top bar's colour (style.css's ``.bar.top .fill``).
+TOP_BAR = np.array([0xD2, 0x69, 0x1E])
+
+
+def test_a_screenshot_shows_the_drawing_its_input_and_its_reading(page, tmp_path):
+    """The page's picture before a digit is drawn, after, and after Clear: the ink where the
+    pen went, the network's input as the server prepared it, the reading's bar as wide as
+    its probability. Writes the drawn picture; ``XPNET_SERVE_SCREENSHOT=docs/serve.png``
+    keeps it."""
+    viewport = page.viewport_size
+    for selector in ("h1", "#pad", "#clear", "#prediction", "#input", "#bars"):
+        element = page.locator(selector)
+        assert element.is_visible(), selector
+        box = element.bounding_box()
+        assert 0 <= box["x"] <= viewport["width"] - box["width"], selector
+        assert 0 <= box["y"] <= viewport["height"] - box["height"], selector
+    pen = page.evaluate("document.getElementById('pad').getContext('2d').lineWidth")
+    inset = 4  # past the pad's 1-pixel border and its rounded corners
+
+    blank = screenshot(page)
+    assert blank.shape == (viewport["height"], viewport["width"], 3)
+    assert (region(blank, page, "#pad", inset) == 255).all()  # a white pad
+    assert (region(blank, page, "#input") == 0).all()  # an empty (black) input
+    assert not (np.abs(region(blank, page, "#bars") - TOP_BAR).max(axis=-1) <= 3).any()
+
+    strokes = DIGITS["7"]
+    assert draw(page, strokes)[0] == "7"
     path = tmp_path / "serve.png"
-    page.screenshot(path=path)
-    assert path.read_bytes().startswith(b"\x89PNG")
+    drawn = screenshot(page, path)
+    # Ink where the pen went, and nowhere else.
+    pad = region(drawn, page, "#pad", inset).max(axis=-1)
+    rows, cols = np.mgrid[: pad.shape[0], : pad.shape[1]]
+    distance = distance_to(strokes, rows + inset - 1, cols + inset - 1)  # canvas pixels
+    assert (pad[distance < pen / 2 - 1.5] < 64).all()
+    assert (pad[distance > pen / 2 + 1.5] == 255).all()
+    # The input canvas shows the server's 28x28 input, four screen pixels a pixel.
+    shown = region(drawn, page, "#input")[2::4, 2::4]
+    expected = shown_input(page)
+    assert expected.max() == 255
+    np.testing.assert_allclose(shown, np.repeat(expected[..., None], 3, axis=-1), atol=1)
+    # The reading's bar (7) is the only top one, its fill as wide as its probability.
+    assert page.locator("#bars .bar.top").count() == 1
+    top = np.abs(region(drawn, page, "#bars") - TOP_BAR).max(axis=-1) <= 3
+    track = region(drawn, page, "#bars .bar.top .track")
+    filled = np.abs(track - TOP_BAR).max(axis=-1) <= 3
+    assert top.sum() == filled.sum() > 0
+    assert page.locator("#bars .bar").nth(7).get_attribute("class") == "bar top"
+    probability = float(page.locator("#bars .bar.top .value").inner_text().rstrip("%")) / 100
+    assert filled[filled.shape[0] // 2].sum() == pytest.approx(probability * track.shape[1], abs=2)
+
+    page.click("#clear")
+    cleared = screenshot(page)
+    for selector, inset_by in (("#pad", inset), ("#input", 0), ("#bars", 0)):
+        np.testing.assert_array_equal(
+            region(cleared, page, selector, inset_by), region(blank, page, selector, inset_by)
+        )
     if os.environ.get("XPNET_SERVE_SCREENSHOT"):
         shutil.copy(path, os.environ["XPNET_SERVE_SCREENSHOT"])

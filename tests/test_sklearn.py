@@ -128,12 +128,20 @@ def test_partial_fit_trains_an_epoch_at_a_time():
 
 def test_early_stopping_keeps_the_best_epoch():
     X, y = blobs(600)
-    model = TwoLayerClassifier(
-        hidden_size=16, max_iter=300, early_stopping=True, n_iter_no_change=5, random_state=0
-    ).fit(X, y)
+    settings = {"hidden_size": 16, "early_stopping": True, "random_state": 0}
+    model = TwoLayerClassifier(max_iter=300, n_iter_no_change=5, **settings).fit(X, y)
     assert model.n_iter_ < 300
     assert model.best_validation_score_ == max(model.validation_scores_)
     assert len(model.validation_scores_) == model.n_iter_
+    best = int(np.argmax(model.validation_scores_)) + 1  # the first epoch of the best score
+    assert best < model.n_iter_, "the best epoch must not be the last, or nothing is restored"
+    # The same fit stopped after the best epoch (patience too long to stop it earlier) has
+    # the parameters the early-stopped fit must have gone back to.
+    stopped = TwoLayerClassifier(max_iter=best, n_iter_no_change=best + 1, **settings).fit(X, y)
+    assert stopped.validation_scores_ == model.validation_scores_[:best]
+    for kept, expected in zip(model.coefs_ + model.intercepts_,
+                              stopped.coefs_ + stopped.intercepts_, strict=True):  # fmt: skip
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_random_state_reproduces_a_fit():

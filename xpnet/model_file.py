@@ -2,10 +2,11 @@
 
 The file is a zip archive of ``.npy`` arrays: ``W1``, ``b1``, ``W2``, ``b2``,
 ``metadata`` (a JSON string with the format version, the sizes, the dtype, the
-xpnet version and what the caller adds: training settings, results), and, from
-format 2 on, ``preprocessing_mean`` (the preprocessing's mean row, described in
-the metadata's ``preprocessing``). It is written atomically, so a crash mid-write
-leaves an older file whole.
+xpnet version and what the caller adds: training settings, results), and, for a
+network that has a preprocessing, ``preprocessing_mean`` (the preprocessing's mean
+row, described in the metadata's ``preprocessing``). It is written atomically, so a
+crash mid-write leaves an older file whole. xpnet reads the format it writes,
+:data:`FORMAT_VERSION`, and no other.
 
 Reading trusts nothing in the file: it never unpickles, it checks every array's
 declared shape and dtype against the bytes actually there before allocating, it
@@ -109,7 +110,7 @@ def read_model(
         If the file is missing, not a zip of ``.npy`` arrays, holds pickled objects
         or unknown arrays, declares more data than it holds, has arrays of the
         wrong shape or dtype or with NaN, metadata that is not what xpnet writes,
-        or comes from a newer format version.
+        or is of another format version than :data:`FORMAT_VERSION`.
     """
     arrays = _read_arrays(path)
     metadata = _metadata(path, arrays.pop("metadata"))
@@ -227,7 +228,12 @@ def _metadata(path: Any, raw: np.ndarray) -> dict[str, Any]:
         raise ModelFileError(
             f"{path}: written in model format {version} by xpnet "
             f"{metadata.get('xpnet_version', '?')}; this xpnet ({__version__}) reads format "
-            f"{FORMAT_VERSION} and older: upgrade xpnet to load it"
+            f"{FORMAT_VERSION}: upgrade xpnet to load it"
+        )
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format {version} was never released; this xpnet reads format "
+            f"{FORMAT_VERSION}: train and save the model again"
         )
     _check_fields(path, metadata)
     return metadata
@@ -245,7 +251,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "results": (dict,),
     "interrupted": (bool,),
     "training": (dict, type(None)),
-    "preprocessing": (str, dict),
+    "preprocessing": (dict,),
 }
 _TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
     "settings": (dict,),
@@ -278,11 +284,12 @@ def _check_fields(path: Any, metadata: dict[str, Any]) -> None:
         if key in training:
             check(f"training.{key}", training[key], types)
     preprocessing = metadata.get("preprocessing")
-    if isinstance(preprocessing, dict):
-        check("preprocessing.name", preprocessing.get("name"), (str,))
-        check("preprocessing.scale", preprocessing.get("scale"), _NUMBER)
-    name = preprocessing.get("name") if isinstance(preprocessing, dict) else preprocessing
-    if name is not None and name not in PREPROCESSINGS:
+    if preprocessing is None:
+        return
+    check("preprocessing.name", preprocessing.get("name"), (str,))
+    check("preprocessing.scale", preprocessing.get("scale"), _NUMBER)
+    name = preprocessing["name"]
+    if name not in PREPROCESSINGS:
         raise ModelFileError(
             f"{path}: unknown preprocessing {_short(name)}; xpnet knows {list(PREPROCESSINGS)}"
         )

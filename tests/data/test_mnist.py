@@ -5,13 +5,11 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import warnings
 
 import numpy as np
 import pytest
 
-from xpnet.data import DATASETS, DataError, data_dir, fetch, load, mnist, read_data_sets, verify
-from xpnet.errors import XpnetDeprecationWarning
+from xpnet.data import DATASETS, DataError, data_dir, load, read_data_sets, verify
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -165,96 +163,3 @@ def test_corrupt_files_fail_verification(mnist_copy):
     status = verify(data_dir=mnist_copy)
     assert status["train-labels-idx1-ubyte.gz"] is False
     assert status["t10k-labels-idx1-ubyte.gz"] is True
-
-
-# The old spellings of the data directory: ``path=`` and ``(dataset, path)`` positionally,
-# until xpnet 0.2.
-
-
-def test_data_dir_old_spellings_warn_and_give_the_same_directory(tmp_path, monkeypatch):
-    monkeypatch.setenv("XPNET_FASHION_DATA", str(tmp_path / "fashion"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new spellings warn of nothing
-        new = [data_dir(data_dir=tmp_path), data_dir(dataset="fashion-mnist")]
-    old = []
-    for call in (
-        lambda: data_dir("mnist", tmp_path),
-        lambda: data_dir(path=tmp_path),
-        lambda: data_dir("fashion-mnist"),
-    ):
-        with pytest.warns(XpnetDeprecationWarning, match=r"data_dir\(") as record:
-            old.append(call())
-        assert [w.filename for w in record] == [__file__]  # points at the call
-    assert old == [new[0], new[0], new[1]] == [tmp_path, tmp_path, tmp_path / "fashion"]
-
-
-def test_data_dir_messages_say_the_new_spelling():
-    with pytest.warns(XpnetDeprecationWarning) as record:
-        data_dir(path="somewhere")
-    message = str(record[0].message)
-    assert "data_dir(path=...) is deprecated" in message
-    assert "use data_dir(data_dir=...)" in message
-    assert "xpnet 0.2" in message
-
-
-@pytest.mark.parametrize(
-    ("call", "match"),
-    [
-        (lambda d: data_dir(data_dir=d, path=d), "got data_dir and its old name path"),
-        (lambda d: data_dir(d), "keyword arguments only"),  # not a dataset's name
-        (lambda d: fetch("mnist", d, "extra"), "keyword arguments only"),
-        (lambda d: fetch("mnist", dataset="mnist"), "got dataset positionally and by keyword"),
-        (lambda d: read_data_sets(d, path=d), "multiple values for argument 'data_dir'"),
-    ],
-    ids=["both-names", "a-directory-positionally", "three-positionally", "dataset-twice",
-         "read_data_sets-both"],
-)  # fmt: skip
-@pytest.mark.filterwarnings("ignore::xpnet.errors.XpnetDeprecationWarning")
-def test_old_and_new_spellings_at_once_are_refused(tmp_path, call, match):
-    with pytest.raises(TypeError, match=match):
-        call(tmp_path)
-
-
-def _same(a, b):
-    if isinstance(a, tuple):
-        assert len(a) == len(b)
-        for x, y in zip(a, b, strict=True):
-            np.testing.assert_array_equal(x, y)
-    else:
-        assert a == b
-
-
-@pytest.mark.mnist
-@pytest.mark.parametrize(
-    ("function", "old_name", "extra"),
-    [
-        (mnist.data_dir, "path", {}),
-        (mnist.fetch, "path", {"progress": False}),
-        (mnist.verify, "path", {}),
-        (mnist.identify, "path", {}),
-        (mnist.load, "path", {"download": False}),
-        (mnist.load_test, "path", {}),
-        (mnist.check_test_files, "directory", {}),
-    ],
-)
-def test_old_spellings_of_each_function_warn_and_give_the_same_result(
-    mnist_dir, function, old_name, extra
-):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        new = function(data_dir=mnist_dir, dataset="mnist", **extra)
-    name = function.__name__
-    with pytest.warns(XpnetDeprecationWarning, match=rf"{name}\(dataset, {old_name}\)"):
-        _same(function("mnist", mnist_dir, **extra), new)
-    with pytest.warns(XpnetDeprecationWarning, match=rf"{name}\({old_name}=\.\.\.\)"):
-        _same(function(dataset="mnist", **{old_name: mnist_dir}, **extra), new)
-
-
-@pytest.mark.mnist
-def test_the_labs_positional_read_data_sets_warns_of_nothing(mnist_dir):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        new = read_data_sets(mnist_dir)  # the lab's read_data_sets('mnist_data')
-        _same(read_data_sets(data_dir=mnist_dir), new)
-    with pytest.warns(XpnetDeprecationWarning, match=r"read_data_sets\(path=\.\.\.\)"):
-        _same(read_data_sets(path=mnist_dir), new)

@@ -1,7 +1,9 @@
 """Datasets: the IDX reader, downloads, and MNIST / Fashion-MNIST."""
 
+from xpnet.data.datasets import DATASETS, data_dir
 from xpnet.data.idx import read_idx
-from xpnet.data.mnist import DATASETS, data_dir, fetch, load, read_data_sets, verify
+from xpnet.data.mnist import load, read_data_sets
+from xpnet.data.store import fetch, verify
 from xpnet.errors import DataError
 
 __all__ = [

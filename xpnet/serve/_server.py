@@ -96,8 +96,8 @@ class Predictor:
         preprocessing = net.preprocessing
         if preprocessing is None:
             raise ValueError(
-                "the model file holds no preprocessing (written by an older xpnet); "
-                "train it again with `xpnet train` to serve it"
+                "the model file holds no preprocessing (its network was saved without "
+                "one); train it with `xpnet train`, or set net.preprocessing before saving"
             )
         self.net = net
         self.preprocessing = preprocessing
