@@ -187,10 +187,8 @@ def test_weight_decay_with_sgd_or_adam_is_refused_by_make_optimizer_too():
         make_optimizer("sgd", reg=0.0, weight_decay=0.1, decayed=frozenset({"W"}))
 
 
-#: best's settings on a small net, and what they gave (NumPy, float64): reg=0.3 with AdamW,
-#: the decoupled weight decay before weight_decay was a setting of its own, gave the same
-#: numbers as reg=0, weight_decay=0.3 after, to the bit, with the host-drawn randomness
-#: of then; these were recorded after training drew its randomness on the device.
+#: best's settings on a small net, and what they gave (NumPy, float64): reg=0,
+#: weight_decay=0.3 with AdamW, as recorded at 3524cc8.
 BEST_LIKE = {"learning_rate": 1e-2, "learning_rate_decay": 1.0, "schedule": "cosine",
              "num_iters": 30, "batch_size": 20, "shuffle": True, "optimizer": "adamw",
              "dropout": 0.5}  # fmt: skip
@@ -207,18 +205,17 @@ def best_like_run(backend, **regularisation):
                  "sum_W2_sq": float(net.xp.sum(net.params["W2"] ** 2))}  # fmt: skip
 
 
-def test_adamw_weight_decay_trains_as_reg_did_before(backend):
-    """reg=0, weight_decay=0.3 (how the best recipes now say it) gives the numbers that
-    reg=0.3 gave AdamW before; the old spelling still does, with a DeprecationWarning."""
+def test_adamw_weight_decay_trains_as_recorded_and_reg_adds_an_l2_term(backend):
+    """reg=0, weight_decay=0.3 (how the best recipes say it) gives the recorded numbers;
+    reg=0.3 alone is an L2 term and no decay (another training); both shrink W2 more."""
     net, found = best_like_run(backend, reg=0.0, weight_decay=0.3)
     rtol = 1e-10 if net.dtype == backend.dtype("float64") else 1e-4
     for name, value in BEFORE.items():
         np.testing.assert_allclose(found[name], value, rtol=rtol, err_msg=name)
-    with pytest.warns(DeprecationWarning, match=r"weight_decay=0\.3, reg=0 to keep") as caught:
-        old_net, old = best_like_run(backend, reg=0.3)
-    assert caught[0].filename == __file__  # pointed at the caller's line, not xpnet's
-    assert old == found  # the same steps exactly
-    assert old_net.last_training["settings"]["weight_decay"] == 0.3
-    assert old_net.last_training["settings"]["reg"] == 0.0
-    _, both = best_like_run(backend, reg=0.3, weight_decay=0.3)  # an L2 term besides
+    assert net.last_training["settings"]["weight_decay"] == 0.3
+    l2_net, l2 = best_like_run(backend, reg=0.3)  # weight_decay defaults to 0
+    assert (l2_net.last_training["settings"]["reg"],
+            l2_net.last_training["settings"]["weight_decay"]) == (0.3, 0.0)  # fmt: skip
+    assert l2 != found
+    _, both = best_like_run(backend, reg=0.3, weight_decay=0.3)
     assert both["sum_W2_sq"] < found["sum_W2_sq"]

@@ -10,13 +10,11 @@ value or type, output that cannot be written), with a one-line message and no tr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import types
 import typing
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -282,15 +280,14 @@ def _tune(args: argparse.Namespace) -> int:
         f"{args.dtype}, {source}; output in {args.output_dir}"
     )
     try:
-        with _deprecations_told():
-            result = tune(
-                trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
-                dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed,
-                train_size=args.train_size, storage=args.storage, study_name=args.study_name,
-                output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
-                retrain=args.retrain, progress=line,
-            )  # fmt: skip
+        result = tune(
+            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+            dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
+            device=args.device, dtype=args.dtype, seed=args.seed,
+            train_size=args.train_size, storage=args.storage, study_name=args.study_name,
+            output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
+            retrain=args.retrain, progress=line,
+        )  # fmt: skip
     except TuneInterrupted as stop:
         line.close()
         if stop.saved is not None:
@@ -336,24 +333,6 @@ def _tune(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in result.written))
     print(f"study: {result.storage}")
     return 0
-
-
-@contextlib.contextmanager
-def _deprecations_told() -> Iterator[None]:
-    """Tell each DeprecationWarning of the block on stderr, in one line: the command
-    line's users see them (Python hides them outside ``__main__``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("default", DeprecationWarning)
-        show = warnings.showwarning
-
-        def tell(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
-            if not issubclass(category, DeprecationWarning):
-                show(message, category, *rest, **kwargs)
-                return
-            print(f"xpnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-        warnings.showwarning = tell
-        yield
 
 
 def _plural(count: int, noun: str) -> str:
@@ -438,11 +417,7 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
         shown = ", ".join(f"{name} {_shown(field, recipe)}" for name, recipe in RECIPES.items())
         described = f"{_FIELD_HELP[field]}: {shown}" if field in _FIELD_HELP else shown
         options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": described}
-        if field == "weight_decay":
-            options["metavar"] = "WEIGHT_DECAY"
         target = length if field == "num_iters" else group
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         if kind is bool:
             target.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
         elif typing.get_origin(kind) is typing.Literal:
@@ -543,11 +518,10 @@ def _train(args: argparse.Namespace) -> int:
     epochs = getattr(args, "epochs", None)
     # Everything is checked before anything is created, read or printed; the output
     # directory is made with the first file, so a failed run leaves none behind.
-    with _deprecations_told():
-        plan = plan_run(
-            args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
-            dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
-        )  # fmt: skip
+    plan = plan_run(
+        args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
+        dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
+    )  # fmt: skip
     out = check_output_dir(args.output_dir, create=False)  # before any training is spent
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
     if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files

@@ -24,8 +24,7 @@ class Recipe:
 
     Attributes mirror :class:`xpnet.TwoLayerNet` and its ``train`` method;
     ``preprocessing`` names one of :data:`xpnet.preprocess.PREPROCESSINGS`.
-    ``reg`` is the loss's L2 term and ``weight_decay`` AdamW's decoupled weight decay
-    (None: as :class:`xpnet.training.TrainSettings` reads None).
+    ``reg`` is the loss's L2 term and ``weight_decay`` AdamW's decoupled weight decay.
     """
 
     preprocessing: PreprocessingName
@@ -43,7 +42,7 @@ class Recipe:
     optimizer: OptimizerName = "sgd"
     dropout: float = 0.0
     augment: AugmentationName = "none"
-    weight_decay: float | None = None
+    weight_decay: float = 0.0
 
     def settings(
         self, *, input_size: int, output_size: int, seed: int | None, compile: Compile = "auto",
@@ -82,7 +81,6 @@ LAB = Recipe(
     batch_size=100,
     momentum=0.0,
     shuffle=False,
-    weight_decay=0.0,
 )
 
 #: Inputs scaled to 0..1 and centred, He initialisation, momentum SGD with a cosine
@@ -100,7 +98,6 @@ FAST = Recipe(
     batch_size=128,
     momentum=0.9,
     shuffle=True,
-    weight_decay=0.0,
 )
 
 #: The most accurate one-hidden-layer net without augmentation: a wide hidden layer,

@@ -19,7 +19,6 @@ there, and answers ``predict``/``predict_proba`` there too. Needs ``pip install
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
@@ -28,12 +27,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Hidden, Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
-from xpnet._deprecation import REMOVED_IN
 from xpnet._typing import DTYPES, INITS, OPTIMIZERS, SCHEDULES, Params, map_params
 from xpnet.backend import (
     Backend,
@@ -44,15 +42,10 @@ from xpnet.backend import (
     resolve_backend,
     to_numpy,
 )
-from xpnet.errors import XpnetFutureWarning
 from xpnet.neural_net import TwoLayerNet
 from xpnet.training import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
 
 __all__ = ["TwoLayerClassifier"]
-
-#: The default of the deprecated ``learning_rate``: not set (scikit-learn's convention).
-_UNSET = "deprecated"
-_DEFAULT_LEARNING_RATE_INIT = 0.01
 
 
 class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -83,8 +76,12 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         ``"invscaling"`` and ``"adaptive"`` have no counterpart here.
     reg : float, default 1e-4
         L2 regularisation strength: ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` is added
-        to the mean loss of a batch. ``MLPClassifier``'s ``alpha`` is divided by the
-        batch size, so ``alpha = reg * batch_size`` is the same penalty.
+        to the mean loss of a batch, whatever the solver. ``MLPClassifier``'s ``alpha`` is
+        divided by the batch size, so ``alpha = reg * batch_size`` is the same penalty.
+    weight_decay : float, default 0.0
+        AdamW's decoupled weight decay, ``W *= 1 - learning_rate * weight_decay`` each
+        step, as ``torch.optim.AdamW``'s. Only used when ``solver="adamw"``, as
+        ``momentum`` only when ``solver="sgd"``.
     batch_size : int, default 200
         Rows per step (at most the number of samples).
     momentum : float, default 0.9
@@ -92,9 +89,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     solver : {"sgd", "adam", "adamw"}, default "sgd"
         The optimiser, named ``solver`` as in ``MLPClassifier`` (whose ``"sgd"`` and
         ``"adam"`` it shares); ``TwoLayerNet.train`` calls it ``optimizer``, the role
-        of PyTorch's ``torch.optim`` classes, with the same choices. With ``"adamw"``,
-        ``reg`` is the decoupled weight decay. Each ``fit``, and each ``partial_fit``
-        call, starts the optimiser's state afresh.
+        of PyTorch's ``torch.optim`` classes, with the same choices. Each ``fit``, and
+        each ``partial_fit`` call, starts the optimiser's state afresh.
     dropout : float, default 0.0
         The rate of inverted dropout on the hidden layer while training.
     max_iter : int, default 200
@@ -124,11 +120,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         As for :meth:`xpnet.TwoLayerNet.train`.
     verbose : bool, default False
         Print each epoch's loss.
-    learning_rate : float, optional
-        Deprecated: the old name of ``learning_rate_init``. Set, ``fit`` and
-        ``partial_fit`` use it with an :class:`~xpnet.errors.XpnetFutureWarning` (a
-        ``FutureWarning``, as scikit-learn warns of its own renamed parameters); it
-        stops working in xpnet 0.2.
 
     Attributes
     ----------
@@ -159,6 +150,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
         "schedule": [StrOptions(set(SCHEDULES))],
         "reg": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "momentum": [Interval(Real, 0, MAX_MOMENTUM, closed="both")],
         "solver": [StrOptions(set(OPTIMIZERS))],
@@ -177,20 +169,17 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         "device": "no_validation",
         "compile": [StrOptions({"auto"}), "boolean"],
         "verbose": ["verbose"],
-        "learning_rate": [
-            Interval(Real, 0, None, closed="neither"),
-            Hidden(StrOptions({_UNSET})),
-        ],
     }
 
     def __init__(
         self,
         hidden_size: int = 100,
         *,
-        learning_rate_init: float = _DEFAULT_LEARNING_RATE_INIT,
+        learning_rate_init: float = 0.01,
         learning_rate_decay: float = 1.0,
         schedule: Literal["step", "cosine"] = "step",
         reg: float = 1e-4,
+        weight_decay: float = 0.0,
         batch_size: int = 200,
         momentum: float = 0.9,
         solver: Literal["sgd", "adam", "adamw"] = "sgd",
@@ -209,13 +198,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         device: Any = None,
         compile: Literal["auto"] | bool = "auto",
         verbose: bool = False,
-        learning_rate: float | Literal["deprecated"] = "deprecated",
     ) -> None:
         self.hidden_size = hidden_size
         self.learning_rate_init = learning_rate_init
         self.learning_rate_decay = learning_rate_decay
         self.schedule = schedule
         self.reg = reg
+        self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.momentum = momentum
         self.solver = solver
@@ -234,7 +223,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.device = device
         self.compile = compile
         self.verbose = verbose
-        self.learning_rate = learning_rate
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -332,48 +320,14 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return TrainSettings(
             input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
             output_size=num_classes, init=init, std=std, seed=seed,
-            learning_rate=self._learning_rate_init(),
+            learning_rate=self.learning_rate_init,
             learning_rate_decay=self.learning_rate_decay, schedule=self.schedule,
-            # the estimator's reg: AdamW's decoupled weight decay, as documented
-            reg=0.0 if self.solver == "adamw" else self.reg,
-            weight_decay=self.reg if self.solver == "adamw" else 0.0,
+            # as MLPClassifier's momentum, weight_decay is used by the solver that has it only
+            reg=self.reg, weight_decay=self.weight_decay if self.solver == "adamw" else 0.0,
             num_iters=epochs * per_epoch, batch_size=batch_size,
             momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
             optimizer=self.solver, dropout=self.dropout, compile=self.compile, compute=compute,
         )  # fmt: skip
-
-    def _validate_params(self) -> None:
-        """scikit-learn's check of every parameter, which says, for a ``learning_rate``
-        that is a schedule's name (``MLPClassifier``'s meaning), where the schedule is."""
-        try:
-            super()._validate_params()
-        except InvalidParameterError as err:
-            if isinstance(self.learning_rate, str) and self.learning_rate != _UNSET:
-                raise InvalidParameterError(
-                    f"{err} MLPClassifier's learning_rate (its schedule) is schedule= here: "
-                    f"{' or '.join(map(repr, SCHEDULES))}; its 'constant' is schedule='step' "
-                    "with learning_rate_decay=1.0 (the defaults). The initial rate is "
-                    "learning_rate_init, as in MLPClassifier."
-                ) from None
-            raise
-
-    def _learning_rate_init(self) -> float:
-        """``learning_rate_init``, or the deprecated ``learning_rate`` where it is set."""
-        if self.learning_rate == _UNSET:
-            return float(self.learning_rate_init)
-        if self.learning_rate_init != _DEFAULT_LEARNING_RATE_INIT:
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} and learning_rate_init="
-                f"{self.learning_rate_init!r} are both set; learning_rate is the old name of "
-                "learning_rate_init: set learning_rate_init only"
-            )
-        warnings.warn(
-            "learning_rate was renamed learning_rate_init (as in MLPClassifier) and stops "
-            f"working in xpnet {REMOVED_IN}: use learning_rate_init={self.learning_rate!r}",
-            XpnetFutureWarning,
-            stacklevel=4,
-        )
-        return float(self.learning_rate)
 
     def _start(self, X: Any, settings: TrainSettings) -> None:
         """A new network for ``settings``, on X's backend and device."""

@@ -17,7 +17,6 @@ from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
-from xpnet._deprecation import warn_deprecated
 from xpnet._typing import (
     DTYPES,
     OPTIMIZERS,
@@ -139,12 +138,11 @@ class TrainSettings:
     reg : float, default 5e-6
         The L2 strength: the loss's ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` term,
         whatever the optimiser (torch's SGD and Adam call it ``weight_decay``).
-    weight_decay : float, optional
+    weight_decay : float, default 0.0
         AdamW's decoupled weight decay, ``W *= 1 - learning_rate * weight_decay`` before
         each step, as ``torch.optim.AdamW``'s; SGD and Adam take none (their L2 term is
-        ``reg``), so it must be 0 with them. None: 0, except with ``"adamw"``, where for
-        one release ``reg`` is read as before, as the weight decay with no L2 term in the
-        loss, with a DeprecationWarning; give ``weight_decay`` to mean both as above.
+        ``reg``, which ``torch.optim.SGD`` and ``Adam`` call ``weight_decay``), so it must
+        be 0 with them.
     num_iters : int, default 100
         Steps to train.
     batch_size : int, default 200
@@ -186,7 +184,7 @@ class TrainSettings:
     learning_rate_decay: float = 0.95
     schedule: Schedule = "step"
     reg: float = 5e-6
-    weight_decay: float | None = None
+    weight_decay: float = 0.0
     num_iters: int = 100
     batch_size: int = 200
     momentum: float = 0.0
@@ -218,9 +216,9 @@ class TrainSettings:
             ),
             "schedule": _checks.choice("schedule", self.schedule, SCHEDULES),
             "reg": _checks.real("reg", self.reg, low=0.0, low_open=False),
-            "weight_decay": None
-            if self.weight_decay is None
-            else _checks.real("weight_decay", self.weight_decay, low=0.0, low_open=False),
+            "weight_decay": _checks.real(
+                "weight_decay", self.weight_decay, low=0.0, low_open=False
+            ),
             "num_iters": _checks.positive_int("num_iters", self.num_iters),
             "batch_size": _checks.positive_int("batch_size", self.batch_size),
             "momentum": _checks.real(
@@ -235,7 +233,6 @@ class TrainSettings:
         }
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
-        self._read_weight_decay()
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 f"augment must be an xpnet.augment.Augmentation or None, got {self.augment!r}"
@@ -243,30 +240,14 @@ class TrainSettings:
         self._check_combinations()
         self._check_memory()
 
-    def _read_weight_decay(self) -> None:
-        """Settle ``weight_decay`` (None: 0, or AdamW's old reading of ``reg``) and check it."""
-        if self.weight_decay is None:
-            if self.optimizer == "adamw" and self.reg > 0:
-                warn_deprecated(
-                    f"reg={self.reg!r} with optimizer='adamw' and no weight_decay is read as "
-                    "before: as AdamW's decoupled weight decay, with no L2 term in the loss. "
-                    "In the next release reg is the loss's L2 term with every optimizer; give "
-                    f"weight_decay={self.reg!r}, reg=0 to keep this training (or "
-                    "weight_decay=0 for an L2 term alone)"
-                )
-                object.__setattr__(self, "weight_decay", self.reg)
-                object.__setattr__(self, "reg", 0.0)
-            else:
-                object.__setattr__(self, "weight_decay", 0.0)
-        elif self.weight_decay and self.optimizer != "adamw":
+    def _check_combinations(self) -> None:
+        if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(
                 f"weight_decay={self.weight_decay!r} is AdamW's decoupled weight decay; "
                 f"{self.optimizer} takes the L2 term reg instead (which torch.optim."
                 f"{'SGD' if self.optimizer == 'sgd' else 'Adam'} calls weight_decay): pass "
                 "weight_decay=0 (--weight-decay 0) and set reg, or optimizer='adamw'"
             )
-
-    def _check_combinations(self) -> None:
         if self.optimizer != "sgd" and self.momentum:
             raise ValueError(
                 f"momentum={self.momentum} is SGD's; {self.optimizer} keeps its own moments: "

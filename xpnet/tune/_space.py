@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xpnet._deprecation import warn_deprecated
 from xpnet.recipes import Recipe
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
     if recipe.optimizer != "adamw" or recipe.reg > 0:
         space["reg"] = _decade_around(recipe.reg)
     if recipe.optimizer == "adamw":
-        space["weight_decay"] = _decade_around(recipe.weight_decay or 0.0)
+        space["weight_decay"] = _decade_around(recipe.weight_decay)
     space |= {
         "batch_size": Choices(
             tuple(
@@ -116,23 +115,8 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
 
 
 def searched_space(recipe: Recipe, space: SearchSpace | None) -> dict[str, Range | Choices]:
-    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead.
-
-    For one release, a ``reg`` range for an AdamW recipe without a ``weight_decay`` one
-    keeps its old reading, as the weight decay's range (``reg`` was AdamW's weight
-    decay), with a DeprecationWarning.
-    """
-    space = dict(space or {})
-    if recipe.optimizer == "adamw" and "reg" in space and "weight_decay" not in space:
-        warn_deprecated(
-            "a reg range for an AdamW recipe without a weight_decay range is searched as "
-            "before, as the range of AdamW's weight decay (with no L2 term in the loss); in "
-            "the next release reg is the loss's L2 term for every optimizer. Give the range "
-            "as weight_decay (--weight-decay LOW HIGH) to keep this search"
-        )
-        space["weight_decay"] = space.pop("reg")
-        return {name: knob for name, knob in default_space(recipe).items() if name != "reg"} | space
-    return {**default_space(recipe), **space}
+    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead."""
+    return {**default_space(recipe), **(space or {})}
 
 
 def _decade_around(value: float) -> Range:
