@@ -229,6 +229,14 @@ def test_reg_is_the_l2_term_and_weight_decay_adamws_with_every_solver():
         assert recorded["weight_decay"] == (0.01 if solver == "adamw" else 0.0), solver
 
 
+def test_mlpclassifiers_learning_rate_says_where_the_schedule_is():
+    with pytest.raises(TypeError, match="unexpected keyword arguments") as info:
+        TwoLayerClassifier(learning_rate="constant")  # MLPClassifier's meaning
+    message = str(info.value)
+    assert "schedule='step' with learning_rate_decay=1.0" in message
+    assert "learning_rate_init" in message
+
+
 # A failed fit or partial_fit changes nothing: the settings are checked before any state.
 
 
