@@ -310,6 +310,7 @@ def quick(mnist_dir, out, *extra):
         (["--hidden-size", "0"], "hidden_size must be a positive integer, got 0"),
         (["--std", "1e200"], r"std=1e\+200 makes the network's scores overflow float64"),
         (["--optimizer", "adam", "--momentum", "0.9"], r"momentum=0\.9 is SGD's"),
+        (["--weight-decay", "0.01"], r"weight_decay=0\.01 is AdamW's .* takes the L2 term reg"),
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
     ],
@@ -520,28 +521,22 @@ def test_epochs_train_whole_epochs_of_the_training_set(mnist_dir, tmp_path):
 
 
 @pytest.mark.mnist
-def test_reg_with_an_adamw_recipe_keeps_its_old_reading_and_says_so(mnist_dir, tmp_path):
+def test_reg_and_weight_decay_are_two_settings_on_the_command_line(mnist_dir, tmp_path):
+    """--reg with the best recipe is an L2 term beside the recipe's weight decay, with no
+    warning; --weight-decay replaces the decay."""
     args = ("--recipe", "best", "--num-iters", "5", "--hidden-size", "10",
             "--data-dir", str(mnist_dir))  # fmt: skip
-    old = run("train", *args, "--reg", "0.02", "--output-dir", str(tmp_path / "old"))
-    assert old.returncode == 0, old.stderr
-    warning = next(line for line in old.stderr.splitlines() if "warning" in line)
-    assert warning.startswith("xpnet: warning: recipe 'best' with reg=0.02 and no weight_decay")
-    assert "Give weight_decay (--weight-decay)" in warning
-    new = run("train", *args, "--reg", "0", "--weight-decay", "0.02",
-              "--output-dir", str(tmp_path / "new"))  # fmt: skip
-    assert new.returncode == 0, new.stderr
-    assert "warning" not in new.stderr
-    trained = [TwoLayerNet.load(tmp_path / name / "model.npz") for name in ("old", "new")]
-    for net in trained:
-        assert (
-            net.last_training["settings"]["reg"],
-            net.last_training["settings"]["weight_decay"],
-        ) == (
-            0.0,
-            0.02,
-        )
-    assert history_of(tmp_path / "old") == history_of(tmp_path / "new")  # the same training
+    runs = {"l2": ("--reg", "0.02"), "decay": ("--weight-decay", "0.02")}
+    for name, options in runs.items():
+        result = run("train", *args, *options, "--output-dir", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        assert "warning" not in result.stderr
+    recorded = {
+        name: tuple(TwoLayerNet.load(tmp_path / name / "model.npz").last_training["settings"][k]
+                    for k in ("reg", "weight_decay"))
+        for name in runs
+    }  # fmt: skip
+    assert recorded == {"l2": (0.02, 0.01), "decay": (0.0, 0.02)}
 
 
 def help_text(*command, capsys, monkeypatch):

@@ -478,8 +478,9 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
     params = {name: torch.empty(shape, device=meta) for name, shape in shapes.items()}
     xp = resolve_backend("torch").xp
     optimizer = make_optimizer(
-        settings["optimizer"], momentum=settings.get("momentum", 0.0), weight_decay=1e-3,
-        decayed=frozenset(L2_WEIGHTS), reg=1e-3,
+        settings["optimizer"], momentum=settings.get("momentum", 0.0), reg=1e-3,
+        weight_decay=1e-3 if settings["optimizer"] == "adamw" else 0.0,
+        decayed=frozenset(L2_WEIGHTS),
     )  # fmt: skip
     augment = AUGMENTATIONS[settings.get("augment", "none")]
     step = TrainStep(xp, optimizer, 1e-3, settings.get("dropout", 0.0), augment)

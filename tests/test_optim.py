@@ -1,4 +1,4 @@
-"""SGD updates, with and without momentum, on every backend."""
+"""The optimisers' updates (SGD with and without momentum, Adam, AdamW), on every backend."""
 
 from __future__ import annotations
 
@@ -42,27 +42,27 @@ def test_the_learning_rate_may_be_an_array_on_the_device(backend):
     np.testing.assert_allclose(to_numpy(params["w"]), [-0.5])
 
 
-def test_weight_decay_adds_the_l2_gradient_to_decayed_parameters(backend):
+def test_reg_adds_the_l2_gradient_to_decayed_parameters(backend):
     b = resolve_backend(backend)
     params = {"W": b.asarray(np.array([2.0])), "b": b.asarray(np.array([2.0]))}
-    sgd = SGD(weight_decay=0.5, decayed=frozenset({"W"}))
+    sgd = SGD(reg=0.5, decayed=frozenset({"W"}))
     step(sgd, b, params, {"W": [1.0], "b": [1.0]}, 0.1)
     # W -= 0.1 * (1 + 0.5 * 2);  b -= 0.1 * 1 (not decayed)
     np.testing.assert_allclose(to_numpy(params["W"]), [1.8])
     np.testing.assert_allclose(to_numpy(params["b"]), [1.9])
 
 
-def test_weight_decay_with_momentum(backend):
+def test_reg_with_momentum(backend):
     b = resolve_backend(backend)
     params = {"W": b.asarray(np.array([2.0]))}
-    sgd = SGD(momentum=0.9, weight_decay=0.5, decayed=frozenset({"W"}))
+    sgd = SGD(momentum=0.9, reg=0.5, decayed=frozenset({"W"}))
     state = step(sgd, b, params, {"W": [1.0]}, 0.1)  # v = -0.1 * (1 + 1) = -0.2, W = 1.8
     state = step(sgd, b, params, {"W": [1.0]}, 0.1, state)  # v = -0.18 - 0.1 * 1.9, W = 1.43
     np.testing.assert_allclose(to_numpy(state["velocity"]["W"]), [-0.37])
     np.testing.assert_allclose(to_numpy(params["W"]), [1.43])
 
 
-def test_training_with_weight_decay_matches_the_regularised_gradient(backend):
+def test_training_with_reg_matches_the_regularised_gradient(backend):
     """One SGD step with the L2 term in the optimizer equals one on the lab's full gradient."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
@@ -74,19 +74,30 @@ def test_training_with_weight_decay_matches_the_regularised_gradient(backend):
         np.testing.assert_allclose(to_numpy(net.params[name]), before[name] - 0.1 * g, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("name", "weight_decay"), [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
-def test_adam_and_adamw_match_torch_on_the_same_gradients(backend, name, weight_decay):
+@pytest.mark.parametrize(
+    ("name", "settings", "torch_weight_decay"),
+    [
+        ("sgd", {"momentum": 0.9, "reg": 0.1}, 0.1),
+        ("adam", {}, 0.0),
+        ("adam", {"reg": 0.1}, 0.1),  # torch.optim.Adam's weight_decay is the L2 term, reg
+        ("adamw", {"weight_decay": 0.1}, 0.1),  # torch.optim.AdamW's is the decoupled decay
+    ],
+)
+def test_each_optimizer_matches_torch_on_the_same_gradients(
+    backend, name, settings, torch_weight_decay
+):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     start = rng.standard_normal((5, 3))
     gradients = [rng.standard_normal((5, 3)) for _ in range(25)]
-    optimizer = make_optimizer(name, momentum=0.0, weight_decay=weight_decay,
-                               decayed=frozenset({"W"}))  # fmt: skip
+    optimizer = make_optimizer(name, **settings, decayed=frozenset({"W"}))
     params = {"W": backend.asarray(start)}
     state = optimizer.init(backend.xp, params)
     reference = torch.nn.Parameter(torch.tensor(start))
-    torch_class = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-    torch_optimizer = torch_class([reference], lr=0.01, weight_decay=weight_decay)
+    torch_class = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    extra = {"momentum": settings["momentum"]} if name == "sgd" else {}
+    torch_optimizer = torch_class[name]([reference], lr=0.01, weight_decay=torch_weight_decay,
+                                        **extra)  # fmt: skip
     for g in gradients:
         optimizer.step(
             backend.xp, params, {"W": backend.asarray(g.copy())}, state, 0.01
@@ -171,10 +182,13 @@ def test_weight_decay_with_sgd_or_adam_is_refused_not_ignored(toy_net, toy_data,
         np.testing.assert_array_equal(to_numpy(value), before[name])
 
 
-#: best's settings on a small net, and what they gave (NumPy, float64): reg=0.3 with AdamW,
-#: the decoupled weight decay before weight_decay was a setting of its own, gave the same
-#: numbers as reg=0, weight_decay=0.3 after, to the bit, with the host-drawn randomness
-#: of then; these were recorded after training drew its randomness on the device.
+def test_weight_decay_with_sgd_or_adam_is_refused_by_make_optimizer_too():
+    with pytest.raises(ValueError, match=r"weight_decay=0\.1 is AdamW's .* takes the L2 term reg"):
+        make_optimizer("sgd", reg=0.0, weight_decay=0.1, decayed=frozenset({"W"}))
+
+
+#: best's settings on a small net, and what they gave (NumPy, float64): reg=0,
+#: weight_decay=0.3 with AdamW, as recorded at 3524cc8.
 BEST_LIKE = {"learning_rate": 1e-2, "learning_rate_decay": 1.0, "schedule": "cosine",
              "num_iters": 30, "batch_size": 20, "shuffle": True, "optimizer": "adamw",
              "dropout": 0.5}  # fmt: skip
@@ -191,18 +205,17 @@ def best_like_run(backend, **regularisation):
                  "sum_W2_sq": float(net.xp.sum(net.params["W2"] ** 2))}  # fmt: skip
 
 
-def test_adamw_weight_decay_trains_as_reg_did_before(backend):
-    """reg=0, weight_decay=0.3 (how the best recipes now say it) gives the numbers that
-    reg=0.3 gave AdamW before; the old spelling still does, with a DeprecationWarning."""
+def test_adamw_weight_decay_trains_as_recorded_and_reg_adds_an_l2_term(backend):
+    """reg=0, weight_decay=0.3 (how the best recipes say it) gives the recorded numbers;
+    reg=0.3 alone is an L2 term and no decay (another training); both shrink W2 more."""
     net, found = best_like_run(backend, reg=0.0, weight_decay=0.3)
     rtol = 1e-10 if net.dtype == backend.dtype("float64") else 1e-4
     for name, value in BEFORE.items():
         np.testing.assert_allclose(found[name], value, rtol=rtol, err_msg=name)
-    with pytest.warns(DeprecationWarning, match=r"weight_decay=0\.3, reg=0 to keep") as caught:
-        old_net, old = best_like_run(backend, reg=0.3)
-    assert caught[0].filename == __file__  # pointed at the caller's line, not xpnet's
-    assert old == found  # the same steps exactly
-    assert old_net.last_training["settings"]["weight_decay"] == 0.3
-    assert old_net.last_training["settings"]["reg"] == 0.0
-    _, both = best_like_run(backend, reg=0.3, weight_decay=0.3)  # an L2 term besides
+    assert net.last_training["settings"]["weight_decay"] == 0.3
+    l2_net, l2 = best_like_run(backend, reg=0.3)  # weight_decay defaults to 0
+    assert (l2_net.last_training["settings"]["reg"],
+            l2_net.last_training["settings"]["weight_decay"]) == (0.3, 0.0)  # fmt: skip
+    assert l2 != found
+    _, both = best_like_run(backend, reg=0.3, weight_decay=0.3)
     assert both["sum_W2_sq"] < found["sum_W2_sq"]

@@ -100,44 +100,28 @@ def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnis
 @pytest.mark.parametrize(
     ("recipe", "overrides", "reg", "weight_decay"),
     [
-        ("best", {"reg": 0.02}, 0.0, 0.02),  # reg was AdamW's weight decay
-        ("best", {"reg": 0.0}, 0.0, 0.0),
-        ("lab", {"optimizer": "adamw"}, 0.0, 5e-6),  # the recipe's reg became the decay
-        ("best", {"optimizer": "sgd"}, 0.01, 0.0),  # and the decay the L2 term, as it was
+        ("best", {"reg": 0.02}, 0.02, 0.01),  # an L2 term beside the recipe's decay
+        ("best", {"weight_decay": 0.02}, 0.0, 0.02),
+        ("lab", {"optimizer": "adamw"}, 5e-6, 0.0),  # the recipe's L2 term stays one
+        ("best", {"optimizer": "sgd", "weight_decay": 0.0}, 0.0, 0.0),
     ],
 )
-def test_reg_overrides_without_weight_decay_keep_their_old_reading_for_a_release(
-    recipe, overrides, reg, weight_decay
-):
-    with pytest.warns(DeprecationWarning, match="Give weight_decay") as caught:
-        changed = recipe_with(recipe, **overrides)
-    assert (changed.reg, changed.weight_decay) == (reg, weight_decay)
-    assert f"recipe {recipe!r} with" in str(caught[0].message)
-    assert caught[0].filename == __file__
+def test_overrides_of_reg_and_weight_decay_are_taken_as_given(recipe, overrides, reg, weight_decay):
+    from xpnet.pipeline import plan_run
 
-
-@pytest.mark.parametrize(
-    ("recipe", "overrides", "reg", "weight_decay"),
-    [
-        ("best", {"reg": 1e-4, "weight_decay": 0.01}, 1e-4, 0.01),
-        ("best", {"hidden_size": 50}, 0.0, 0.01),
-        ("best", {"optimizer": "adamw"}, 0.0, 0.01),
-        ("lab", {"reg": 1e-4}, 1e-4, 0.0),
-        ("fast", {"optimizer": "adam", "momentum": 0.0}, 1e-4, 0.0),
-    ],
-)
-def test_overrides_that_read_the_same_either_way_warn_of_nothing(
-    recipe, overrides, reg, weight_decay
-):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        changed = recipe_with(recipe, **overrides)
-    assert (changed.reg, changed.weight_decay) == (reg, weight_decay)
+        settings = plan_run(recipe, **overrides).settings
+    assert (settings.reg, settings.weight_decay) == (reg, weight_decay)
 
 
-def test_a_bad_reg_is_named_as_given():
+def test_bad_regularisation_is_named_as_given():
+    from xpnet.pipeline import plan_run
+
     with pytest.raises(ValueError, match="reg must be in"):
-        recipe_with("best", reg=-1.0)
+        plan_run("best", reg=-1.0)
+    with pytest.raises(ValueError, match=r"weight_decay=0\.01 is AdamW's"):
+        plan_run("best", optimizer="sgd")  # the recipe's weight decay, refused with SGD
 
 
 def test_a_plan_in_epochs_counts_the_training_rows(fast_data):

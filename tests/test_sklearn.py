@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from sklearn.utils._array_api import yield_namespace_device_dtype_combinations  
 from sklearn.utils._testing import _array_api_for_tests  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from xpnet.errors import XpnetFutureWarning  # noqa: E402
 from xpnet.sklearn import TwoLayerClassifier  # noqa: E402
 
 pytestmark = pytest.mark.sklearn
@@ -227,39 +225,21 @@ def test_adam_and_dropout_learn_and_ignore_sgds_momentum(solver):
     assert model.score(X, y) > 0.9
 
 
-# learning_rate, the old name of learning_rate_init (until xpnet 0.2).
-
-
-def test_learning_rate_is_the_deprecated_name_of_learning_rate_init():
+def test_reg_is_the_l2_term_and_weight_decay_adamws_with_every_solver():
+    """reg reaches the training as the loss's L2 term whatever the solver; weight_decay
+    as AdamW's decoupled decay, and, like momentum for SGD, only for the solver that has it."""
     X, y = blobs()
-    settings = {"hidden_size": 16, "max_iter": 10, "random_state": 0}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new name warns of nothing
-        new = TwoLayerClassifier(learning_rate_init=0.05, **settings).fit(X, y)
-    old = TwoLayerClassifier(learning_rate=0.05, **settings)
-    assert old.get_params()["learning_rate"] == 0.05  # clone and searches carry it
-    assert clone(old).get_params() == old.get_params()
-    assert issubclass(XpnetFutureWarning, FutureWarning)  # scikit-learn's convention
-    with pytest.warns(
-        XpnetFutureWarning, match=r"learning_rate was renamed learning_rate_init .*xpnet 0\.2: "
-        r"use learning_rate_init=0\.05"
-    ) as caught:  # fmt: skip
-        old.fit(X, y)
-    assert [w.filename for w in caught] == [__file__]  # points at the call to fit
-    assert old.loss_curve_ == new.loss_curve_
-    np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
-    assert old.net_.last_training["settings"]["learning_rate"] == 0.05
-    with pytest.warns(XpnetFutureWarning, match="learning_rate_init") as caught:
-        old.partial_fit(X, y)
-    assert [w.filename for w in caught] == [__file__]
-    new.partial_fit(X, y)
-    np.testing.assert_array_equal(old.predict_proba(X), new.predict_proba(X))
+    for solver in ("sgd", "adam", "adamw"):
+        model = TwoLayerClassifier(solver=solver, reg=1e-3, weight_decay=0.01, max_iter=2,
+                                   random_state=0).fit(X, y)  # fmt: skip
+        recorded = model.net_.last_training["settings"]
+        assert recorded["reg"] == 1e-3
+        assert recorded["weight_decay"] == (0.01 if solver == "adamw" else 0.0), solver
 
 
-def test_a_schedule_as_learning_rate_says_where_the_schedule_is():
-    X, y = blobs()
-    with pytest.raises(ValueError, match="must be a float") as info:
-        TwoLayerClassifier(learning_rate="constant").fit(X, y)  # MLPClassifier's meaning
+def test_mlpclassifiers_learning_rate_says_where_the_schedule_is():
+    with pytest.raises(TypeError, match="unexpected keyword arguments") as info:
+        TwoLayerClassifier(learning_rate="constant")  # MLPClassifier's meaning
     message = str(info.value)
     assert "schedule='step' with learning_rate_decay=1.0" in message
     assert "learning_rate_init" in message
@@ -288,8 +268,7 @@ def _assert_unchanged(model, before):
     ("changes", "error", "message"),
     [
         ({"learning_rate_init": -1}, ValueError, "learning_rate_init"),
-        ({"learning_rate": -1}, ValueError, "learning_rate"),  # the deprecated name, checked too
-        ({"learning_rate": 0.05, "learning_rate_init": 0.1}, ValueError, "set learning_rate_init"),
+        ({"weight_decay": -1.0}, ValueError, "weight_decay"),
         ({"dropout": 1.0}, ValueError, "dropout"),
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"batch_size": 2.5}, TypeError, "batch_size"),

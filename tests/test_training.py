@@ -173,6 +173,7 @@ def test_settings_hold_plain_python_values_and_are_plain_data(backend):
         ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000 .* needs"),
         ({"weight_decay": -1.0, "optimizer": "adamw"}, ValueError, "weight_decay must be in"),
         ({"weight_decay": 0.1}, ValueError, r"weight_decay=0\.1 is AdamW's"),
+        ({"weight_decay": None, "optimizer": "adamw"}, TypeError, "weight_decay must be a real"),
     ],
 )
 def test_bad_settings_name_the_argument(changes, error, message):
@@ -180,14 +181,13 @@ def test_bad_settings_name_the_argument(changes, error, message):
         settings(**changes)
 
 
-def test_weight_decay_left_out_is_zero_without_adamw_and_the_old_reading_with_it():
-    assert settings(optimizer="adam").weight_decay == 0.0
-    with pytest.warns(DeprecationWarning, match="reg=0.01 with optimizer='adamw'"):
-        old = settings(optimizer="adamw", reg=0.01)
-    assert (old.reg, old.weight_decay) == (0.0, 0.01)
-    assert old.replace(num_iters=5).weight_decay == 0.01  # settled once: no second reading
-    new = settings(optimizer="adamw", reg=0.01, weight_decay=0.0)
-    assert (new.reg, new.weight_decay) == (0.01, 0.0)
+def test_reg_is_the_l2_term_and_weight_decay_adamws_own_with_every_optimizer():
+    """reg is never read as a weight decay: left out, weight_decay is 0 with AdamW too."""
+    for optimizer in ("sgd", "adam", "adamw"):
+        built = settings(optimizer=optimizer, reg=0.01)
+        assert (built.reg, built.weight_decay) == (0.01, 0.0)
+    both = settings(optimizer="adamw", reg=0.01, weight_decay=0.1)
+    assert (both.reg, both.weight_decay) == (0.01, 0.1)
 
 
 def test_replace_checks_again():

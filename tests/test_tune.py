@@ -387,16 +387,13 @@ def test_adamw_searches_its_weight_decay_and_reg_only_where_the_recipe_has_one()
     assert "weight_decay" not in default_space(LAB)  # SGD has none
 
 
-def test_a_reg_range_for_adamw_is_its_weight_decay_range_for_a_release():
+def test_a_reg_range_for_adamw_searches_its_l2_term_beside_the_weight_decay():
     from xpnet.recipes import BEST
     from xpnet.tune._space import searched_space
 
-    with pytest.warns(DeprecationWarning, match="--weight-decay LOW HIGH"):
-        searched = searched_space(BEST, {"reg": Range(1e-3, 1e-1, log=True)})
-    assert searched["weight_decay"] == Range(1e-3, 1e-1, log=True)
-    assert "reg" not in searched
-    both = {"reg": Range(1e-5, 1e-3, log=True), "weight_decay": Range(1e-3, 1e-1, log=True)}
-    assert {k: searched_space(BEST, both)[k] for k in both} == both
+    searched = searched_space(BEST, {"reg": Range(1e-5, 1e-3, log=True)})
+    assert searched["reg"] == Range(1e-5, 1e-3, log=True)
+    assert searched["weight_decay"] == Range(0.001, 0.1, log=True)  # the default's, kept
 
 
 def test_the_decay_is_searched_only_for_the_step_schedule():

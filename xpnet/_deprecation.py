@@ -3,7 +3,6 @@ says what to use instead, attributed to the caller's line rather than xpnet's.""
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 from xpnet.errors import XpnetDeprecationWarning
@@ -23,17 +22,3 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 2, note: str = "") -> 
         XpnetDeprecationWarning,
         stacklevel=stacklevel + 1,
     )
-
-
-def warn_deprecated(message: str) -> None:
-    """Warn with an :class:`~xpnet.errors.XpnetDeprecationWarning` attributed to the first
-    frame outside xpnet (the user's call), however deep inside xpnet it is raised."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and _in_xpnet(frame.f_globals.get("__name__", "")):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, XpnetDeprecationWarning, stacklevel=level + 1)
-
-
-def _in_xpnet(module: str) -> bool:
-    """Whether ``module`` is xpnet's (dataclasses' generated methods count as their class's)."""
-    return module == "xpnet" or module.startswith("xpnet.")

@@ -10,13 +10,10 @@ value or type, output that cannot be written), with a one-line message and no tr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
-import types
-import typing
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from xpnet._progress import TrainingProgress
 from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
+from xpnet.hyperparameters import rows
 from xpnet.pipeline import (
     TRAIN_ROWS,
     check_output_dir,
@@ -153,18 +151,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The ranges ``xpnet tune`` takes: option, knob, type, and whether on a log scale.
-_TUNE_RANGES = [
-    ("--hidden-size", "hidden_size", int, True),
-    ("--learning-rate", "learning_rate", float, True),
-    ("--reg", "reg", float, True),
-    ("--weight-decay", "weight_decay", float, True),
-    ("--learning-rate-decay", "learning_rate_decay", float, False),
-    ("--momentum", "momentum", float, False),
-    ("--num-iters", "num_iters", int, True),
-]
-
-
 def _add_tune_parser(commands: Any, formatter: Any) -> None:
     tune = commands.add_parser(
         "tune",
@@ -186,14 +172,17 @@ def _add_tune_parser(commands: Any, formatter: Any) -> None:
     space = tune.add_argument_group(
         "search space (default: around the recipe's values; LOW == HIGH fixes a knob)"
     )
-    for flag, knob, kind, log in _TUNE_RANGES:
-        scale = "log scale" if log else "linear"
-        space.add_argument(flag, type=kind, nargs=2, metavar=("LOW", "HIGH"), dest=f"range_{knob}",
-                           help=f"the range of {knob} ({scale})")  # fmt: skip
-    space.add_argument(
-        "--batch-size", type=int, nargs="+", metavar="B", dest="range_batch_size",
-        help="the batch sizes to choose from",
-    )  # fmt: skip
+    for row in rows():  # a range (or choices) for each hyperparameter the table searches
+        if row.search is None:
+            continue
+        flag, dest = _flag(row.name), f"range_{row.name}"
+        if row.search.scale == "choices":
+            space.add_argument(flag, type=row.kind, nargs="+", metavar=row.name.upper(), dest=dest,
+                               help=f"the values of {row.name} to choose from")  # fmt: skip
+        else:
+            scale = "log scale" if row.search.scale == "log" else "linear"
+            space.add_argument(flag, type=row.kind, nargs=2, metavar=("LOW", "HIGH"), dest=dest,
+                               help=f"the range of {row.name} ({scale})")  # fmt: skip
     tune.add_argument("--recipe", choices=sorted(RECIPES), default="lab")
     tune.add_argument("--seed", type=int, default=0, help="seeds the sampler and every trial")
     _add_compute_options(tune)
@@ -256,7 +245,8 @@ def _tune(args: argparse.Namespace) -> int:
         import distributed  # noqa: F401
         import optuna  # noqa: F401  (the engines, checked before any work)
 
-        from xpnet.tune import Choices, Range, tune
+        from xpnet.tune import tune
+        from xpnet.tune._space import knob
     except ImportError as err:
         raise ImportError(
             f"xpnet tune needs Optuna and Dask ({err}); install them with: "
@@ -269,28 +259,22 @@ def _tune(args: argparse.Namespace) -> int:
     for name in [*logging.root.manager.loggerDict, "distributed"]:
         if name.split(".")[0] == "distributed":
             logging.getLogger(name).setLevel(logging.CRITICAL)
-    space: dict[str, Any] = {}
-    for _, knob, kind, log in _TUNE_RANGES:
-        bounds = getattr(args, f"range_{knob}")
-        if bounds is not None:
-            space[knob] = Range(bounds[0], bounds[1], log=log, integer=kind is int)
-    if args.range_batch_size is not None:
-        space["batch_size"] = Choices(tuple(args.range_batch_size))
+    space = {row.name: knob(row, getattr(args, f"range_{row.name}")) for row in rows()
+             if getattr(args, f"range_{row.name}", None) is not None}  # fmt: skip
     source = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local Dask cluster"
     line = _StatusLine(
         f"searching {{count}} of recipe {args.recipe} on {args.dataset} with {args.backend} "
         f"{args.dtype}, {source}; output in {args.output_dir}"
     )
     try:
-        with _deprecations_told():
-            result = tune(
-                trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
-                dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
-                device=args.device, dtype=args.dtype, seed=args.seed,
-                train_size=args.train_size, storage=args.storage, study_name=args.study_name,
-                output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
-                retrain=args.retrain, progress=line,
-            )  # fmt: skip
+        result = tune(
+            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+            dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
+            device=args.device, dtype=args.dtype, seed=args.seed,
+            train_size=args.train_size, storage=args.storage, study_name=args.study_name,
+            output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
+            retrain=args.retrain, progress=line,
+        )  # fmt: skip
     except TuneInterrupted as stop:
         line.close()
         if stop.saved is not None:
@@ -336,24 +320,6 @@ def _tune(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(p) for p in result.written))
     print(f"study: {result.storage}")
     return 0
-
-
-@contextlib.contextmanager
-def _deprecations_told() -> Iterator[None]:
-    """Tell each DeprecationWarning of the block on stderr, in one line: the command
-    line's users see them (Python hides them outside ``__main__``)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("default", DeprecationWarning)
-        show = warnings.showwarning
-
-        def tell(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
-            if not issubclass(category, DeprecationWarning):
-                show(message, category, *rest, **kwargs)
-                return
-            print(f"xpnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
-
-        warnings.showwarning = tell
-        yield
 
 
 def _plural(count: int, noun: str) -> str:
@@ -419,40 +385,29 @@ class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-#: What a hyperparameter option means, where its name does not say it all.
-_FIELD_HELP = {
-    "std": "the scale of --init gaussian weights (He initialisation has none)",
-    "reg": "the L2 term of the loss, 0.5 * reg * (sum(W1**2) + sum(W2**2)), with every optimizer",
-    "weight_decay": "AdamW's decoupled weight decay, W *= 1 - lr * weight_decay each step "
-    "(0 with sgd and adam, whose L2 term is --reg)",
-    "num_iters": "steps to train, or give --epochs",
-}
-
-
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
-    """One option per recipe field, typed from its annotation; default: the recipe's."""
+    """One option per recipe field, from the hyperparameters' table; default: the recipe's."""
     group = parser.add_argument_group("hyperparameters (default: the recipe's)")
     length = group.add_mutually_exclusive_group()
-    for field, kind in typing.get_type_hints(Recipe).items():
-        flag = "--" + field.replace("_", "-")
-        shown = ", ".join(f"{name} {_shown(field, recipe)}" for name, recipe in RECIPES.items())
-        described = f"{_FIELD_HELP[field]}: {shown}" if field in _FIELD_HELP else shown
-        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": described}
-        if field == "weight_decay":
-            options["metavar"] = "WEIGHT_DECAY"
-        target = length if field == "num_iters" else group
-        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
-            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        if kind is bool:
-            target.add_argument(flag, action=argparse.BooleanOptionalAction, **options)
-        elif typing.get_origin(kind) is typing.Literal:
-            target.add_argument(flag, choices=typing.get_args(kind), **options)
+    for row in rows(Recipe):
+        shown = ", ".join(f"{name} {_shown(row.name, recipe)}" for name, recipe in RECIPES.items())
+        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{row.help}: {shown}"}
+        target = length if row.name == "num_iters" else group
+        if row.kind is bool:
+            target.add_argument(_flag(row.name), action=argparse.BooleanOptionalAction, **options)
+        elif row.choices:
+            target.add_argument(_flag(row.name), choices=row.choices, **options)
         else:
-            target.add_argument(flag, type=kind, **options)
-        if field == "num_iters":
+            target.add_argument(_flag(row.name), type=row.kind, **options)
+        if row.name == "num_iters":
             length.add_argument("--epochs", type=_positive_int, default=argparse.SUPPRESS,
                                 metavar="N", help=_EPOCHS_HELP)  # fmt: skip
     group.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def _flag(name: str) -> str:
+    """A hyperparameter's option: ``--learning-rate`` for ``learning_rate``."""
+    return "--" + name.replace("_", "-")
 
 
 def _epochs_help() -> str:
@@ -537,17 +492,14 @@ def _compute(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    overrides = {
-        name: getattr(args, name) for name in typing.get_type_hints(Recipe) if name in args
-    }
+    overrides = {row.name: getattr(args, row.name) for row in rows(Recipe) if row.name in args}
     epochs = getattr(args, "epochs", None)
     # Everything is checked before anything is created, read or printed; the output
     # directory is made with the first file, so a failed run leaves none behind.
-    with _deprecations_told():
-        plan = plan_run(
-            args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
-            dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
-        )  # fmt: skip
+    plan = plan_run(
+        args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
+        dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
+    )  # fmt: skip
     out = check_output_dir(args.output_dir, create=False)  # before any training is spent
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
     if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files

@@ -12,7 +12,6 @@ __all__ = [
     "TrainingInterrupted",
     "TuneInterrupted",
     "XpnetDeprecationWarning",
-    "XpnetFutureWarning",
 ]
 
 
@@ -111,9 +110,3 @@ class ClusterLost(RuntimeError):
 class XpnetDeprecationWarning(DeprecationWarning):
     """An old name that still works, for one release: the message says the new name
     and the release in which the old one stops working."""
-
-
-class XpnetFutureWarning(FutureWarning):
-    """As :class:`XpnetDeprecationWarning`, for a parameter of the scikit-learn
-    estimator: a ``FutureWarning``, as scikit-learn warns of its own parameters (shown
-    by default, raised by ``fit``)."""

@@ -561,7 +561,7 @@ class TwoLayerNet:
         optimizer: OptimizerName = "sgd",
         dropout: float = 0.0,
         augment: Augmentation | None = None,
-        weight_decay: float | None = None,
+        weight_decay: float = 0.0,
         epochs: int | None = None,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent, as the lab's loop does.

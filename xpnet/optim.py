@@ -1,5 +1,7 @@
 """Optimisers: SGD with momentum, Adam and AdamW, with the loss's L2 term and AdamW's
-decoupled weight decay.
+decoupled weight decay. ``reg`` is the L2 term everywhere in xpnet (``torch.optim.SGD``
+and ``Adam`` call theirs ``weight_decay``); ``weight_decay`` is AdamW's decoupled decay
+only, as in ``torch.optim.AdamW``.
 
 An optimiser is a small frozen object of settings with two methods: ``init(xp, params)``
 returns its state (a dict of arrays, possibly empty), and ``step(xp, params, grads,
@@ -30,18 +32,18 @@ Arrays = Mapping[str, Array]
 
 @dataclass(frozen=True)
 class SGD:
-    """Stochastic gradient descent, with momentum and L2 weight decay.
+    """Stochastic gradient descent, with momentum and the loss's L2 term.
 
-    With gradient ``g`` and the L2 term ``weight_decay * p`` of the parameters in
-    ``decayed``, plain SGD updates ``p -= lr * (g + weight_decay * p)``; with
-    ``momentum = mu > 0`` it keeps a velocity per parameter,
-    ``v = mu * v - lr * (g + weight_decay * p)`` and ``p += v``.
+    With gradient ``g`` and the L2 term's gradient ``reg * p`` for the parameters in
+    ``decayed``, plain SGD updates ``p -= lr * (g + reg * p)``; with ``momentum = mu > 0``
+    it keeps a velocity per parameter, ``v = mu * v - lr * (g + reg * p)`` and ``p += v``.
+    ``torch.optim.SGD`` calls ``reg`` ``weight_decay``.
 
     Parameters
     ----------
     momentum : float, default 0.0
         The momentum coefficient ``mu`` in [0, 1).
-    weight_decay : float, default 0.0
+    reg : float, default 0.0
         The L2 regularisation strength: the loss's ``0.5 * reg * sum(p**2)`` term,
         applied here so that the gradients need not carry it.
     decayed : frozenset of str, default empty
@@ -49,7 +51,7 @@ class SGD:
     """
 
     momentum: float = 0.0
-    weight_decay: float = 0.0
+    reg: float = 0.0
     decayed: frozenset[str] = frozenset()
 
     def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
@@ -66,46 +68,48 @@ class SGD:
         """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
         lr, mu = learning_rate, self.momentum
         for name, g in grads.items():
-            decay = self.weight_decay if name in self.decayed else 0.0
+            reg = self.reg if name in self.decayed else 0.0
             g *= lr
             if mu > 0:
                 velocity = state["velocity"]
-                if decay:
-                    g += (lr * decay) * params[name]
+                if reg:
+                    g += (lr * reg) * params[name]
                 velocity[name] *= mu
                 velocity[name] -= g
                 params[name] += velocity[name]
             else:
-                if decay:
-                    params[name] *= 1 - lr * decay
+                if reg:
+                    params[name] *= 1 - lr * reg
                 params[name] -= g
 
 
 @dataclass(frozen=True)
 class Adam:
-    """Adam (Kingma and Ba, 2015), with the L2 term added to the gradient.
+    """Adam (Kingma and Ba, 2015), with the loss's L2 term added to the gradient.
 
-    With ``g`` the gradient plus ``weight_decay * p`` for the parameters in ``decayed``,
-    and ``t`` the step count::
+    With ``g`` the gradient plus ``reg * p`` for the parameters in ``decayed``, and ``t``
+    the step count::
 
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * g**2
         p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
 
-    as ``torch.optim.Adam`` computes it.
+    as ``torch.optim.Adam`` computes it (which calls ``reg`` ``weight_decay``).
 
     Parameters
     ----------
     beta1, beta2 : float, default 0.9, 0.999
     eps : float, default 1e-8
-    weight_decay : float, default 0.0
+    reg : float, default 0.0
+        The loss's L2 term ``0.5 * reg * sum(p**2)``.
     decayed : frozenset of str, default empty
+        The names of the parameters the L2 term applies to.
     """
 
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
-    weight_decay: float = 0.0
+    reg: float = 0.0
     decayed: frozenset[str] = frozenset()
 
     def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
@@ -138,9 +142,9 @@ class Adam:
             params[name] -= step_size * m[name] / (xp.sqrt(v[name]) / root_correction + self.eps)
 
     def _with_decay(self, name: str, g: Array, params: Arrays) -> Array:
-        """The gradient plus the L2 term, for the parameters in ``decayed``."""
-        if self.weight_decay and name in self.decayed:
-            return g + self.weight_decay * params[name]
+        """The gradient plus the L2 term's, for the parameters in ``decayed``."""
+        if self.reg and name in self.decayed:
+            return g + self.reg * params[name]
         return g
 
 
@@ -151,24 +155,22 @@ class AdamW(Adam):
 
     Parameters
     ----------
+    beta1, beta2, eps, reg, decayed
+        As for :class:`Adam`: the L2 term's gradient ``reg * p`` is taken at the
+        parameters before the decay (``torch.optim.AdamW`` has no L2 term).
     weight_decay : float, default 0.01
         The decoupled weight decay of the parameters in ``decayed``.
-    l2 : float, default 0.0
-        An L2 term of the loss, ``0.5 * l2 * sum(p**2)``: its gradient ``l2 * p`` (at
-        the parameters before the step) is added to the gradient of the parameters in
-        ``decayed``, as :class:`Adam` adds its ``weight_decay``.
     """
 
     weight_decay: float = 0.01
-    l2: float = 0.0
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
         state: dict[str, Any],
         learning_rate: Array | float,
     ) -> None:  # fmt: skip
-        if self.l2:  # the L2 term's gradient, at the parameters the gradient was taken at
-            grads = {name: g + self.l2 * params[name] if name in self.decayed else g
+        if self.reg:  # the L2 term's gradient, at the parameters the gradient was taken at
+            grads = {name: g + self.reg * params[name] if name in self.decayed else g
                      for name, g in grads.items()}  # fmt: skip
         if self.weight_decay:
             for name in grads:
@@ -182,31 +184,39 @@ class AdamW(Adam):
 
 
 def make_optimizer(
-    name: OptimizerName, *, momentum: float, weight_decay: float, decayed: frozenset[str],
-    reg: float = 0.0,
+    name: OptimizerName, *, decayed: frozenset[str], momentum: float = 0.0, reg: float = 0.0,
+    weight_decay: float = 0.0,
 ) -> SGD | Adam:  # fmt: skip
-    """The optimiser called ``name`` (one of :data:`OPTIMIZERS`) with the run's settings;
-    the names are checked by :class:`xpnet.training.TrainSettings`.
+    """The optimiser called ``name`` (one of :data:`OPTIMIZERS`) with the run's settings.
 
     Parameters
     ----------
     name : {"sgd", "adam", "adamw"}
-    momentum : float
-        SGD's.
-    weight_decay : float
-        The optimiser's own, as in ``torch.optim``: for SGD and Adam an L2 term whose
-        gradient is added to the gradient, for AdamW the decoupled weight decay.
     decayed : frozenset of str
-        The parameters that ``weight_decay`` and ``reg`` apply to.
+        The parameters that ``reg`` and ``weight_decay`` apply to.
+    momentum : float, default 0.0
+        SGD's.
     reg : float, default 0.0
         The loss's L2 term ``0.5 * reg * sum(p**2)``, whose gradient ``reg * p`` is added
-        to the gradient: SGD's and Adam's ``weight_decay`` plus ``reg``, AdamW's ``l2``.
+        to the gradient (``torch.optim.SGD``'s and ``Adam``'s ``weight_decay``).
+    weight_decay : float, default 0.0
+        AdamW's decoupled weight decay (``torch.optim.AdamW``'s ``weight_decay``).
+
+    Raises
+    ------
+    ValueError
+        For a ``weight_decay`` with SGD or Adam, whose L2 term is ``reg``.
     """
+    if weight_decay and name != "adamw":
+        raise ValueError(
+            f"weight_decay={weight_decay!r} is AdamW's decoupled weight decay; {name} takes "
+            "the L2 term reg instead: pass reg, or name='adamw'"
+        )
     if name == "sgd":
-        return SGD(momentum, weight_decay + reg, decayed)
+        return SGD(momentum, reg, decayed)
     if name == "adam":
-        return Adam(weight_decay=weight_decay + reg, decayed=decayed)
-    return AdamW(weight_decay=weight_decay, decayed=decayed, l2=reg)
+        return Adam(reg=reg, decayed=decayed)
+    return AdamW(weight_decay=weight_decay, decayed=decayed, reg=reg)
 
 
 def _zeros_like(xp: Namespace, params: Arrays) -> dict[str, Array]:

@@ -26,7 +26,6 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet._atomic import atomic_write, check_writable_directory
-from xpnet._deprecation import warn_deprecated
 from xpnet._typing import DType
 from xpnet.backend import Backend, Compile
 from xpnet.data import mnist
@@ -138,53 +137,7 @@ def recipe_with(recipe: str | Recipe = "lab", **overrides: Any) -> Recipe:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown recipe settings {unknown}; a recipe has {sorted(fields)}")
-    return _reg_as_before(recipe, overrides, dataclasses.replace(recipe, **overrides))
-
-
-def _reg_as_before(base: Recipe, overrides: dict[str, Any], replaced: Recipe) -> Recipe:
-    """``replaced``, or, for one release, what ``reg`` meant before ``weight_decay`` was a
-    setting of its own: AdamW's decoupled weight decay (with no L2 term in the loss).
-
-    Overrides of ``reg`` or ``optimizer`` without ``weight_decay`` keep their old reading,
-    with a DeprecationWarning where it differs from the new one: ``reg`` with an AdamW
-    recipe (``best``) is its weight decay, a switch to AdamW turns the recipe's ``reg``
-    into its weight decay, and a switch away from it the weight decay into ``reg``.
-    """
-    if "weight_decay" in overrides or base.weight_decay is None:
-        return replaced  # the new reading asked for, or one TrainSettings gives itself
-    if "reg" not in overrides and "optimizer" not in overrides:
-        return replaced
-    was_adamw = base.optimizer == "adamw"
-    if base.reg if was_adamw else base.weight_decay:
-        return replaced  # a recipe with both terms never had the old reading
-    old_reg = overrides.get("reg", base.weight_decay if was_adamw else base.reg)
-    old_reg = _checks.real("reg", old_reg, low=0.0, low_open=False)  # named as given
-    adamw = replaced.optimizer == "adamw"
-    as_before = dataclasses.replace(
-        replaced, reg=0.0 if adamw else old_reg, weight_decay=old_reg if adamw else 0.0
-    )
-    if as_before == replaced:
-        return replaced
-    new = f"reg={replaced.reg!r}, weight_decay={replaced.weight_decay!r}"
-    old = f"reg={as_before.reg!r}, weight_decay={as_before.weight_decay!r}"
-    warn_deprecated(
-        f"{_recipe_name(base)} with {_shown(overrides, 'optimizer', 'reg')} and no "
-        f"weight_decay trains as before, with {old} (a recipe's reg was AdamW's weight "
-        "decay and SGD's and Adam's L2 term); in the next release it will train with "
-        f"{new}, reg being the loss's L2 term with every optimizer and weight_decay AdamW's "
-        f"decoupled decay. Give weight_decay (--weight-decay) to choose: {old} keeps this "
-        "training"
-    )
-    return as_before
-
-
-def _recipe_name(recipe: Recipe) -> str:
-    names = [name for name, known in RECIPES.items() if known == recipe]
-    return f"recipe {names[0]!r}" if names else "the recipe"
-
-
-def _shown(overrides: dict[str, Any], *names: str) -> str:
-    return " and ".join(f"{name}={overrides[name]!r}" for name in names if name in overrides)
+    return dataclasses.replace(recipe, **overrides)
 
 
 @dataclass(frozen=True)
@@ -353,10 +306,8 @@ def run(
         batch_size, 1)`` iterations, with the :data:`TRAIN_ROWS` training rows of the
         dataset (or ``data``'s).
     **overrides
-        Recipe fields to replace, such as ``hidden_size=50``. ``reg`` is the loss's L2
-        term and ``weight_decay`` AdamW's decoupled weight decay; for one release, an
-        override of ``reg`` or ``optimizer`` without ``weight_decay`` keeps the old
-        reading (``reg`` as AdamW's weight decay), with a DeprecationWarning.
+        Recipe fields to replace, such as ``hidden_size=50``
+        (:mod:`xpnet.hyperparameters` says what each means and may be).
 
     Returns
     -------

@@ -1,49 +1,42 @@
 """Training recipes: the lab's settings, a fast one, and the most accurate ones.
 
-A recipe is everything ``xpnet train`` needs besides the data: preprocessing,
-network size and initialisation, and the optimiser's settings.
+A recipe is everything ``xpnet train`` needs besides the data: the hyperparameters
+(:mod:`xpnet.hyperparameters`, which says what each means and may be), and how the
+images are prepared. The recipes here are values only.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from xpnet import _checks
-from xpnet._typing import AUGMENTATION_NAMES, AugmentationName, Init, OptimizerName, Schedule
+from xpnet._typing import AugmentationName
 from xpnet.augment import AUGMENTATIONS
 from xpnet.backend import Compile
-from xpnet.preprocess import PREPROCESSINGS, PreprocessingName
+from xpnet.hyperparameters import Hyperparameters, row, rows, values_of
+from xpnet.preprocess import PreprocessingName
 from xpnet.training import ComputeSettings, TrainSettings
 
 __all__ = ["BEST", "BEST_AUGMENTED", "FAST", "LAB", "RECIPES", "Recipe"]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """Settings for one way of training the network on MNIST.
-
-    Attributes mirror :class:`xpnet.TwoLayerNet` and its ``train`` method;
-    ``preprocessing`` names one of :data:`xpnet.preprocess.PREPROCESSINGS`.
-    ``reg`` is the loss's L2 term and ``weight_decay`` AdamW's decoupled weight decay
-    (None: as :class:`xpnet.training.TrainSettings` reads None).
+@dataclass(frozen=True, kw_only=True)
+class Recipe(Hyperparameters):
+    """Settings for one way of training the network on MNIST: the hyperparameters of
+    :class:`xpnet.hyperparameters.Hyperparameters` (``reg`` the loss's L2 term,
+    ``weight_decay`` AdamW's decoupled weight decay), and how the data is prepared.
     """
 
-    preprocessing: PreprocessingName
-    hidden_size: int
-    init: Init
-    std: float
-    learning_rate: float
-    learning_rate_decay: float
-    schedule: Schedule
-    reg: float
-    num_iters: int
-    batch_size: int
-    momentum: float
-    shuffle: bool
-    optimizer: OptimizerName = "sgd"
-    dropout: float = 0.0
-    augment: AugmentationName = "none"
-    weight_decay: float | None = None
+    preprocessing: PreprocessingName = field(
+        default="subtract_mean_image",
+        metadata=row(
+            help="how images become rows: the lab's mean image subtracted "
+            "(subtract_mean_image), or pixels scaled to 0..1 and centred (scale_and_center)"
+        ),
+    )
+    augment: AugmentationName = field(
+        default="none",
+        metadata=row(help="random distortions of each training batch, drawn on the device"),
+    )
 
     def settings(
         self, *, input_size: int, output_size: int, seed: int | None, compile: Compile = "auto",
@@ -59,12 +52,13 @@ class Recipe:
             (see :class:`~xpnet.training.TrainSettings`); an unknown preprocessing or
             augmentation name.
         """
-        _checks.choice("preprocessing", self.preprocessing, PREPROCESSINGS)
-        augment = AUGMENTATIONS[_checks.choice("augment", self.augment, AUGMENTATION_NAMES)]
-        fields = {k: v for k, v in asdict(self).items() if k not in ("preprocessing", "augment")}
+        table = values_of(self)
+        own = {row.name: row.check(getattr(self, row.name))
+               for row in rows(Recipe) if row.name not in table}  # fmt: skip
         return TrainSettings(
-            **fields, input_size=input_size, output_size=output_size, seed=seed,
-            augment=augment, compile=compile, compute=compute or ComputeSettings(),
+            **table, input_size=input_size, output_size=output_size, seed=seed,
+            augment=AUGMENTATIONS[own["augment"]], compile=compile,
+            compute=compute or ComputeSettings(),
         )  # fmt: skip
 
 
@@ -82,7 +76,6 @@ LAB = Recipe(
     batch_size=100,
     momentum=0.0,
     shuffle=False,
-    weight_decay=0.0,
 )
 
 #: Inputs scaled to 0..1 and centred, He initialisation, momentum SGD with a cosine
@@ -100,7 +93,6 @@ FAST = Recipe(
     batch_size=128,
     momentum=0.9,
     shuffle=True,
-    weight_decay=0.0,
 )
 
 #: The most accurate one-hidden-layer net without augmentation: a wide hidden layer,

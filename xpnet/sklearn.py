@@ -19,7 +19,9 @@ there, and answers ``predict``/``predict_proba`` there too. Needs ``pip install
 from __future__ import annotations
 
 import contextlib
-import warnings
+import inspect
+import math
+import textwrap
 from collections.abc import Iterator
 from numbers import Integral, Real
 from typing import Any, ClassVar, Literal
@@ -28,13 +30,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Hidden, Interval, InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
-from xpnet._deprecation import REMOVED_IN
-from xpnet._typing import DTYPES, INITS, OPTIMIZERS, SCHEDULES, Params, map_params
+from xpnet._typing import DTYPES, Params, map_params
 from xpnet.backend import (
     Backend,
     array_namespace,
@@ -44,15 +45,69 @@ from xpnet.backend import (
     resolve_backend,
     to_numpy,
 )
-from xpnet.errors import XpnetFutureWarning
+from xpnet.hyperparameters import Hyperparameters, Row, rows
 from xpnet.neural_net import TwoLayerNet
-from xpnet.training import MAX_DROPOUT, MAX_MOMENTUM, ComputeSettings, TrainSettings
+from xpnet.training import ComputeSettings, TrainSettings
 
 __all__ = ["TwoLayerClassifier"]
 
-#: The default of the deprecated ``learning_rate``: not set (scikit-learn's convention).
-_UNSET = "deprecated"
-_DEFAULT_LEARNING_RATE_INIT = 0.01
+#: The estimator's defaults of the hyperparameters, values only (as a recipe's):
+#: ``MLPClassifier``'s where it has the hyperparameter, the table's elsewhere.
+DEFAULTS = Hyperparameters(
+    hidden_size=100, learning_rate=0.01, learning_rate_decay=1.0, reg=1e-4, momentum=0.9,
+    init="he", shuffle=True,
+)  # fmt: skip
+
+#: What the estimator adds to the table's line of a hyperparameter, by the table's name.
+_NOTES = {
+    "learning_rate": "Named as in ``MLPClassifier`` (``TwoLayerNet.train``'s ``learning_rate``).",
+    "schedule": "``MLPClassifier`` calls its schedule ``learning_rate``, with other choices: "
+    'its ``"constant"`` is ``schedule="step"`` with ``learning_rate_decay=1.0`` (the '
+    'defaults); ``"invscaling"`` and ``"adaptive"`` have no counterpart here. The '
+    "cosine schedule's run is ``max_iter`` epochs (one per ``partial_fit`` call).",
+    "reg": "``MLPClassifier``'s ``alpha`` is divided by the batch size: ``alpha = reg * "
+    "batch_size`` is the same penalty.",
+    "weight_decay": 'Only used when ``solver="adamw"``.',
+    "batch_size": "At most the number of samples.",
+    "optimizer": 'Named ``solver`` as in ``MLPClassifier`` (whose ``"sgd"`` and '
+    '``"adam"`` it shares; ``TwoLayerNet.train`` calls it ``optimizer``). Each ``fit``, '
+    "and each ``partial_fit`` call, starts the optimiser's state afresh.",
+    "momentum": 'Only used when ``solver="sgd"``, as in ``MLPClassifier``.',
+}
+
+#: ``MLPClassifier``'s parameters that the estimator spells otherwise, and where they are.
+_MLP_NAMES = {
+    "learning_rate": "MLPClassifier's learning_rate (its schedule) is schedule= here: 'step' "
+    "or 'cosine'; its 'constant' is schedule='step' with learning_rate_decay=1.0 (the "
+    "defaults). The initial rate is learning_rate_init, as in MLPClassifier.",
+    "alpha": "MLPClassifier's alpha is reg * batch_size here: reg, the loss's L2 term, is "
+    "not divided by the batch size.",
+    "hidden_layer_sizes": "the network has one hidden layer: give hidden_size.",
+}
+
+
+def _rows() -> tuple[Row, ...]:
+    """The table's hyperparameters that are the estimator's parameters."""
+    return tuple(row for row in rows() if row.estimator is not None)
+
+
+def _name(row: Row) -> str:
+    """A hyperparameter's name in the estimator."""
+    return row.estimator or row.name
+
+
+def _constraints(row: Row) -> list[Any]:
+    """A hyperparameter's range as scikit-learn's parameter validation declares it."""
+    if row.choices:
+        return [StrOptions(set(row.choices))]
+    if row.kind is bool:
+        return ["boolean"]
+    if row.kind is int:
+        return [Interval(Integral, 1, None, closed="left")]
+    high = None if math.isinf(row.high) else row.high
+    closed = ("neither" if high is None else "right") if row.low_open else (
+        "left" if high is None else "both")  # fmt: skip
+    return [Interval(Real, row.low, high, closed=closed)]
 
 
 class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -65,38 +120,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ``early_stopping``, the validation accuracy) has not improved by ``tol`` for
     ``n_iter_no_change`` epochs, as :class:`sklearn.neural_network.MLPClassifier` does.
 
+    Every parameter is a keyword. The hyperparameters come first, from
+    :mod:`xpnet.hyperparameters` (``learning_rate_init`` and ``solver`` there are
+    ``learning_rate`` and ``optimizer``); the estimator's own follow.
+
     Parameters
     ----------
-    hidden_size : int, default 100
-        Hidden units.
-    learning_rate_init : float, default 0.01
-        The learning rate the schedule starts from, as in ``MLPClassifier``
-        (``TwoLayerNet.train``'s ``learning_rate``).
-    learning_rate_decay : float, default 1.0
-        Factor applied to the learning rate after every epoch (``schedule="step"``).
-    schedule : {"step", "cosine"}, default "step"
-        How the learning rate changes: ``"step"`` multiplies it by
-        ``learning_rate_decay`` after every epoch, ``"cosine"`` anneals it to zero over
-        the run (``max_iter`` epochs; one per ``partial_fit`` call). ``MLPClassifier``
-        calls its schedule ``learning_rate``, with other choices: its ``"constant"`` is
-        ``schedule="step"`` with ``learning_rate_decay=1.0`` (the defaults);
-        ``"invscaling"`` and ``"adaptive"`` have no counterpart here.
-    reg : float, default 1e-4
-        L2 regularisation strength: ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` is added
-        to the mean loss of a batch. ``MLPClassifier``'s ``alpha`` is divided by the
-        batch size, so ``alpha = reg * batch_size`` is the same penalty.
-    batch_size : int, default 200
-        Rows per step (at most the number of samples).
-    momentum : float, default 0.9
-        Only used when ``solver="sgd"``, as in ``MLPClassifier``.
-    solver : {"sgd", "adam", "adamw"}, default "sgd"
-        The optimiser, named ``solver`` as in ``MLPClassifier`` (whose ``"sgd"`` and
-        ``"adam"`` it shares); ``TwoLayerNet.train`` calls it ``optimizer``, the role
-        of PyTorch's ``torch.optim`` classes, with the same choices. With ``"adamw"``,
-        ``reg`` is the decoupled weight decay. Each ``fit``, and each ``partial_fit``
-        call, starts the optimiser's state afresh.
-    dropout : float, default 0.0
-        The rate of inverted dropout on the hidden layer while training.
+    HYPERPARAMETERS
     max_iter : int, default 200
         The most epochs to train.
     tol : float, default 1e-4
@@ -105,12 +135,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         Hold out ``validation_fraction`` of the training data (stratified) and stop
         when its accuracy stops improving; the parameters of the best epoch are kept.
     validation_fraction : float, default 0.1
-    init : {"he", "gaussian"}, default "he"
-        He initialisation, or the lab's ``std * randn``.
-    std : float, default 1e-4
-        For ``init="gaussian"``.
-    shuffle : bool, default True
-        Visit a fresh permutation of the rows each epoch (else sample with replacement).
     dtype : {"float32", "float64"}, optional
         The network's dtype; by default X's (float32 stays float32, the rest float64).
     random_state : int, RandomState or None, default None
@@ -124,11 +148,6 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         As for :meth:`xpnet.TwoLayerNet.train`.
     verbose : bool, default False
         Print each epoch's loss.
-    learning_rate : float, optional
-        Deprecated: the old name of ``learning_rate_init``. Set, ``fit`` and
-        ``partial_fit`` use it with an :class:`~xpnet.errors.XpnetFutureWarning` (a
-        ``FutureWarning``, as scikit-learn warns of its own renamed parameters); it
-        stops working in xpnet 0.2.
 
     Attributes
     ----------
@@ -151,90 +170,65 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """
 
     #: What each parameter may be, checked (by scikit-learn's own validation) before
-    #: ``fit`` or ``partial_fit`` touches anything; :class:`xpnet.training.TrainSettings`
+    #: ``fit`` or ``partial_fit`` touches anything: the hyperparameters' ranges from
+    #: their table, then the estimator's own; :class:`xpnet.training.TrainSettings`
     #: then checks the combinations and the memory.
     _parameter_constraints: ClassVar[dict[str, Any]] = {
-        "hidden_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
-        "schedule": [StrOptions(set(SCHEDULES))],
-        "reg": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "momentum": [Interval(Real, 0, MAX_MOMENTUM, closed="both")],
-        "solver": [StrOptions(set(OPTIMIZERS))],
-        "dropout": [Interval(Real, 0, MAX_DROPOUT, closed="both")],
+        **{_name(row): _constraints(row) for row in _rows()},
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "init": [StrOptions(set(INITS))],
-        "std": [Interval(Real, 0, None, closed="left")],
-        "shuffle": ["boolean"],
         "dtype": [StrOptions(set(DTYPES)), None],
         "random_state": ["random_state"],
         "backend": "no_validation",  # resolved (and checked) by ComputeSettings
         "device": "no_validation",
         "compile": [StrOptions({"auto"}), "boolean"],
         "verbose": ["verbose"],
-        "learning_rate": [
-            Interval(Real, 0, None, closed="neither"),
-            Hidden(StrOptions({_UNSET})),
-        ],
     }
 
     def __init__(
         self,
-        hidden_size: int = 100,
         *,
-        learning_rate_init: float = _DEFAULT_LEARNING_RATE_INIT,
-        learning_rate_decay: float = 1.0,
-        schedule: Literal["step", "cosine"] = "step",
-        reg: float = 1e-4,
-        batch_size: int = 200,
-        momentum: float = 0.9,
-        solver: Literal["sgd", "adam", "adamw"] = "sgd",
-        dropout: float = 0.0,
         max_iter: int = 200,
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        init: Literal["he", "gaussian"] = "he",
-        std: float = 1e-4,
-        shuffle: bool = True,
         dtype: Literal["float32", "float64"] | None = None,
         random_state: Any = None,
         backend: str = "numpy",
         device: Any = None,
         compile: Literal["auto"] | bool = "auto",
         verbose: bool = False,
-        learning_rate: float | Literal["deprecated"] = "deprecated",
+        **hyperparameters: Any,
     ) -> None:
-        self.hidden_size = hidden_size
-        self.learning_rate_init = learning_rate_init
-        self.learning_rate_decay = learning_rate_decay
-        self.schedule = schedule
-        self.reg = reg
-        self.batch_size = batch_size
-        self.momentum = momentum
-        self.solver = solver
-        self.dropout = dropout
+        unknown = sorted(set(hyperparameters) - {_name(row) for row in _rows()})
+        if unknown:
+            hint = " ".join(_MLP_NAMES.get(name, "") for name in unknown)
+            raise TypeError(
+                f"TwoLayerClassifier got unexpected keyword arguments {unknown}; see "
+                f"help(TwoLayerClassifier) for its parameters. {hint}".strip()
+            )
+        for row in _rows():
+            name = _name(row)
+            setattr(self, name, hyperparameters.get(name, getattr(DEFAULTS, row.name)))
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
-        self.init = init
-        self.std = std
-        self.shuffle = shuffle
         self.dtype = dtype
         self.random_state = random_state
         self.backend = backend
         self.device = device
         self.compile = compile
         self.verbose = verbose
-        self.learning_rate = learning_rate
+
+    def _hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters as set, by the table's names."""
+        return {row.name: getattr(self, _name(row)) for row in _rows()}
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -319,61 +313,28 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     ) -> TrainSettings:
         """The checked settings of ``epochs`` epochs on ``X``: for a new network seeded
         with ``seed``, on X's backend; for the fitted one when ``seed`` is None."""
-        batch_size = min(self.batch_size, X.shape[0])
-        per_epoch = max(X.shape[0] // batch_size, 1)
-        fresh = seed is not None
-        if fresh:
+        values = self._hyperparameters()
+        batch_size = min(values["batch_size"], X.shape[0])
+        solver = values["optimizer"]
+        values |= {
+            "batch_size": batch_size,
+            "num_iters": epochs * max(X.shape[0] // batch_size, 1),
+            # as MLPClassifier's momentum: only used by the solver that has it
+            "momentum": values["momentum"] if solver == "sgd" else 0.0,
+            "weight_decay": values["weight_decay"] if solver == "adamw" else 0.0,
+        }
+        if seed is not None:  # a new network
             dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
             compute = ComputeSettings(self._backend_for(X), dtype=dtype)
-            init, std = self.init, self.std
-        else:
+        else:  # the fitted one, as it is
             compute = self.net_.network_settings()["compute"]
-            init, std, seed = self.net_.init, self.net_.std, self.net_.seed
+            values |= {"hidden_size": self.net_.sizes[1], "init": self.net_.init,
+                       "std": self.net_.std}  # fmt: skip
+            seed = self.net_.seed
         return TrainSettings(
-            input_size=X.shape[1], hidden_size=self.hidden_size if fresh else self.net_.sizes[1],
-            output_size=num_classes, init=init, std=std, seed=seed,
-            learning_rate=self._learning_rate_init(),
-            learning_rate_decay=self.learning_rate_decay, schedule=self.schedule,
-            # the estimator's reg: AdamW's decoupled weight decay, as documented
-            reg=0.0 if self.solver == "adamw" else self.reg,
-            weight_decay=self.reg if self.solver == "adamw" else 0.0,
-            num_iters=epochs * per_epoch, batch_size=batch_size,
-            momentum=self.momentum if self.solver == "sgd" else 0.0, shuffle=self.shuffle,
-            optimizer=self.solver, dropout=self.dropout, compile=self.compile, compute=compute,
+            **values, input_size=X.shape[1], output_size=num_classes, seed=seed,
+            compile=self.compile, compute=compute,
         )  # fmt: skip
-
-    def _validate_params(self) -> None:
-        """scikit-learn's check of every parameter, which says, for a ``learning_rate``
-        that is a schedule's name (``MLPClassifier``'s meaning), where the schedule is."""
-        try:
-            super()._validate_params()
-        except InvalidParameterError as err:
-            if isinstance(self.learning_rate, str) and self.learning_rate != _UNSET:
-                raise InvalidParameterError(
-                    f"{err} MLPClassifier's learning_rate (its schedule) is schedule= here: "
-                    f"{' or '.join(map(repr, SCHEDULES))}; its 'constant' is schedule='step' "
-                    "with learning_rate_decay=1.0 (the defaults). The initial rate is "
-                    "learning_rate_init, as in MLPClassifier."
-                ) from None
-            raise
-
-    def _learning_rate_init(self) -> float:
-        """``learning_rate_init``, or the deprecated ``learning_rate`` where it is set."""
-        if self.learning_rate == _UNSET:
-            return float(self.learning_rate_init)
-        if self.learning_rate_init != _DEFAULT_LEARNING_RATE_INIT:
-            raise ValueError(
-                f"learning_rate={self.learning_rate!r} and learning_rate_init="
-                f"{self.learning_rate_init!r} are both set; learning_rate is the old name of "
-                "learning_rate_init: set learning_rate_init only"
-            )
-        warnings.warn(
-            "learning_rate was renamed learning_rate_init (as in MLPClassifier) and stops "
-            f"working in xpnet {REMOVED_IN}: use learning_rate_init={self.learning_rate!r}",
-            XpnetFutureWarning,
-            stacklevel=4,
-        )
-        return float(self.learning_rate)
 
     def _start(self, X: Any, settings: TrainSettings) -> None:
         """A new network for ``settings``, on X's backend and device."""
@@ -404,7 +365,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         X_val = y_val = None
         if self.early_stopping and stop_early:
             X, X_val, labels, y_val = self._split(X, labels)
-            batch_size = min(self.batch_size, X.shape[0])
+            batch_size = min(settings.batch_size, X.shape[0])
             per_epoch = max(X.shape[0] // batch_size, 1)
             settings = settings.replace(num_iters=self.max_iter * per_epoch, batch_size=batch_size)
         stopper = _Stopper(self.tol, self.n_iter_no_change)
@@ -575,3 +536,34 @@ def _copy(params: Params) -> Params:
 
 #: Fitted state that scikit-learn's naming (a trailing underscore) does not show.
 _PRIVATE_STATE = ("_seed", "_host_input")
+
+
+def _hyperparameters_doc() -> str:
+    """The numpydoc entries of the hyperparameters, from the table and :data:`_NOTES`."""
+    entries = []
+    for row in _rows():
+        kind = "{" + ", ".join(f'"{c}"' for c in row.choices) + "}" if row.choices else (
+            row.kind.__name__)  # fmt: skip
+        default = getattr(DEFAULTS, row.name)
+        shown = f'"{default}"' if isinstance(default, str) else repr(default)
+        note = f" {_NOTES[row.name]}" if row.name in _NOTES else ""
+        text = textwrap.fill(f"{row.help[0].upper()}{row.help[1:]}.{note}", 84)
+        entries.append(f"{_name(row)} : {kind}, default {shown}\n" + textwrap.indent(text, "    "))
+    return "\n".join(entries)
+
+
+def _signature() -> inspect.Signature:
+    """``__init__``'s signature: the hyperparameters (scikit-learn reads their names and
+    defaults from it), then the estimator's own keywords."""
+    own = inspect.signature(TwoLayerClassifier.__init__).parameters.values()
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    table = [inspect.Parameter(_name(row), keyword, default=getattr(DEFAULTS, row.name))
+             for row in _rows()]  # fmt: skip
+    listed = [p for p in own if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return inspect.Signature([listed[0], *table, *listed[1:]])
+
+
+TwoLayerClassifier.__doc__ = inspect.cleandoc(TwoLayerClassifier.__doc__ or "").replace(
+    "HYPERPARAMETERS", _hyperparameters_doc()
+)
+TwoLayerClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]

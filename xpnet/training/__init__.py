@@ -19,17 +19,9 @@ from xpnet.training._record import (
     iterations_per_epoch,
     learning_rates,
 )
-from xpnet.training._settings import (
-    MAX_DROPOUT,
-    MAX_MOMENTUM,
-    ComputeSettings,
-    TrainSettings,
-    num_iters_for,
-)
+from xpnet.training._settings import ComputeSettings, TrainSettings, num_iters_for
 
 __all__ = [
-    "MAX_DROPOUT",
-    "MAX_MOMENTUM",
     "SCHEDULES",
     "BatchSampler",
     "ComputeSettings",

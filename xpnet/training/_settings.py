@@ -17,16 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
-from xpnet._deprecation import warn_deprecated
-from xpnet._typing import (
-    DTYPES,
-    OPTIMIZERS,
-    SCHEDULES,
-    DType,
-    Init,
-    OptimizerName,
-    Schedule,
-)
+from xpnet._typing import DTYPES, DType
 from xpnet.augment import Augmentation
 from xpnet.backend import (
     Backend,
@@ -36,14 +27,10 @@ from xpnet.backend import (
     portable_device,
     resolve_backend,
 )
+from xpnet.hyperparameters import Hyperparameters, rows
 from xpnet.training._record import iterations_per_epoch
 
 __all__ = ["ComputeSettings", "TrainSettings", "num_iters_for"]
-
-#: The largest momentum: at 1 the velocity never decays.
-MAX_MOMENTUM = 0.999
-#: The largest dropout rate: beyond it almost no unit learns in a step.
-MAX_DROPOUT = 0.95
 
 
 @dataclass(frozen=True)
@@ -112,51 +99,24 @@ class ComputeSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainSettings:
-    """Every choice of a training run: the network's sizes and initialisation, the
-    optimiser and its schedule, regularisation, batches, randomness and how steps run.
+class TrainSettings(Hyperparameters):
+    """Every choice of a training run: the hyperparameters, the network's sizes, the
+    randomness, how steps run and where.
 
-    All arguments are keyword-only; the defaults are those of the lab's
-    ``TwoLayerNet.train``.
+    All arguments are keyword-only. The hyperparameters are the fields of
+    :class:`xpnet.hyperparameters.Hyperparameters`, whose table gives each one's
+    meaning, range and default (the lab's ``TwoLayerNet.train``'s); ``reg`` is the
+    loss's L2 term with every optimiser, ``weight_decay`` AdamW's decoupled weight
+    decay (refused with SGD and Adam, whose L2 term is ``reg``, as ``torch.optim.SGD``
+    and ``Adam`` call theirs ``weight_decay``). Besides them:
 
     Parameters
     ----------
-    input_size, hidden_size, output_size : int
-        The network's D, H and C.
-    init : {"gaussian", "he"}, default "gaussian"
-        The lab's ``std * randn`` weights, or He's ``randn * sqrt(2 / fan_in)``.
-    std : float, default 1e-4
-        The scale of ``"gaussian"`` weights.
+    input_size, output_size : int
+        The network's D and C (``hidden_size``, its H, is a hyperparameter).
     seed : int, optional
         Seeds the initialisation, the batches and the noise; None uses NumPy's global
         state, as the lab does.
-    learning_rate : float, default 1e-3
-    learning_rate_decay : float, default 0.95
-        In (0, 1]: the ``"step"`` schedule multiplies the rate by it after every epoch.
-    schedule : {"step", "cosine"}, default "step"
-        ``"cosine"``: ``learning_rate * (1 + cos(pi * t / num_iters)) / 2`` at step ``t``;
-        ``learning_rate_decay`` then does nothing and must stay 1 or its default.
-    reg : float, default 5e-6
-        The L2 strength: the loss's ``0.5 * reg * (sum(W1**2) + sum(W2**2))`` term,
-        whatever the optimiser (torch's SGD and Adam call it ``weight_decay``).
-    weight_decay : float, optional
-        AdamW's decoupled weight decay, ``W *= 1 - learning_rate * weight_decay`` before
-        each step, as ``torch.optim.AdamW``'s; SGD and Adam take none (their L2 term is
-        ``reg``), so it must be 0 with them. None: 0, except with ``"adamw"``, where for
-        one release ``reg`` is read as before, as the weight decay with no L2 term in the
-        loss, with a DeprecationWarning; give ``weight_decay`` to mean both as above.
-    num_iters : int, default 100
-        Steps to train.
-    batch_size : int, default 200
-        Rows per step.
-    momentum : float, default 0.0
-        SGD's momentum, in [0, 0.999]; Adam and AdamW take none.
-    shuffle : bool, default False
-        False: batches sampled with replacement (the lab's). True: each epoch visits
-        a fresh permutation of the rows.
-    optimizer : {"sgd", "adam", "adamw"}, default "sgd"
-    dropout : float, default 0.0
-        Inverted dropout's rate on the hidden layer while training, in [0, 0.95].
     augment : Augmentation, optional
         Random distortions of each batch (:mod:`xpnet.augment`); its images must have
         ``input_size`` pixels.
@@ -177,22 +137,8 @@ class TrainSettings:
     """
 
     input_size: int
-    hidden_size: int
     output_size: int
-    init: Init = "gaussian"
-    std: float = 1e-4
     seed: int | None = None
-    learning_rate: float = 1e-3
-    learning_rate_decay: float = 0.95
-    schedule: Schedule = "step"
-    reg: float = 5e-6
-    weight_decay: float | None = None
-    num_iters: int = 100
-    batch_size: int = 200
-    momentum: float = 0.0
-    shuffle: bool = False
-    optimizer: OptimizerName = "sgd"
-    dropout: float = 0.0
     augment: Augmentation | None = None
     compile: Compile = "auto"
     compute: ComputeSettings = field(default_factory=ComputeSettings)
@@ -200,42 +146,15 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.compute, ComputeSettings):
             raise TypeError(f"compute must be a ComputeSettings, got {self.compute!r}")
-        checked = {
-            **_checks.network(
-                self.input_size,
-                self.hidden_size,
-                self.output_size,
-                self.init,
-                self.std,
-                self.seed,
-                self.compute.dtype,
-            ),
-            "learning_rate": _checks.real(
-                "learning_rate", self.learning_rate, low=0.0, low_open=True
-            ),
-            "learning_rate_decay": _checks.real(
-                "learning_rate_decay", self.learning_rate_decay, low=0.0, high=1.0, low_open=True
-            ),
-            "schedule": _checks.choice("schedule", self.schedule, SCHEDULES),
-            "reg": _checks.real("reg", self.reg, low=0.0, low_open=False),
-            "weight_decay": None
-            if self.weight_decay is None
-            else _checks.real("weight_decay", self.weight_decay, low=0.0, low_open=False),
-            "num_iters": _checks.positive_int("num_iters", self.num_iters),
-            "batch_size": _checks.positive_int("batch_size", self.batch_size),
-            "momentum": _checks.real(
-                "momentum", self.momentum, low=0.0, high=MAX_MOMENTUM, low_open=False
-            ),
-            "shuffle": _checks.flag("shuffle", self.shuffle),
-            "optimizer": _checks.choice("optimizer", self.optimizer, OPTIMIZERS),
-            "dropout": _checks.real(
-                "dropout", self.dropout, low=0.0, high=MAX_DROPOUT, low_open=False
-            ),
+        checked = {row.name: row.check(getattr(self, row.name)) for row in rows()}
+        checked |= {
+            "input_size": _checks.positive_int("input_size", self.input_size),
+            "output_size": _checks.positive_int("output_size", self.output_size),
+            "seed": None if self.seed is None else _checks.seed(self.seed),
             "compile": _checks.choice("compile", self.compile, ("auto", True, False)),
         }
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
-        self._read_weight_decay()
         if self.augment is not None and not isinstance(self.augment, Augmentation):
             raise TypeError(
                 f"augment must be an xpnet.augment.Augmentation or None, got {self.augment!r}"
@@ -243,30 +162,16 @@ class TrainSettings:
         self._check_combinations()
         self._check_memory()
 
-    def _read_weight_decay(self) -> None:
-        """Settle ``weight_decay`` (None: 0, or AdamW's old reading of ``reg``) and check it."""
-        if self.weight_decay is None:
-            if self.optimizer == "adamw" and self.reg > 0:
-                warn_deprecated(
-                    f"reg={self.reg!r} with optimizer='adamw' and no weight_decay is read as "
-                    "before: as AdamW's decoupled weight decay, with no L2 term in the loss. "
-                    "In the next release reg is the loss's L2 term with every optimizer; give "
-                    f"weight_decay={self.reg!r}, reg=0 to keep this training (or "
-                    "weight_decay=0 for an L2 term alone)"
-                )
-                object.__setattr__(self, "weight_decay", self.reg)
-                object.__setattr__(self, "reg", 0.0)
-            else:
-                object.__setattr__(self, "weight_decay", 0.0)
-        elif self.weight_decay and self.optimizer != "adamw":
+    def _check_combinations(self) -> None:
+        if self.init == "gaussian":
+            _checks.std_fits(self.std, self.compute.dtype)
+        if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(
                 f"weight_decay={self.weight_decay!r} is AdamW's decoupled weight decay; "
                 f"{self.optimizer} takes the L2 term reg instead (which torch.optim."
                 f"{'SGD' if self.optimizer == 'sgd' else 'Adam'} calls weight_decay): pass "
                 "weight_decay=0 (--weight-decay 0) and set reg, or optimizer='adamw'"
             )
-
-    def _check_combinations(self) -> None:
         if self.optimizer != "sgd" and self.momentum:
             raise ValueError(
                 f"momentum={self.momentum} is SGD's; {self.optimizer} keeps its own moments: "

@@ -1,4 +1,8 @@
-"""The search space: the lab's knobs, each a range or a set of choices around a recipe."""
+"""The search space: the lab's knobs, each a range or a set of choices around a recipe.
+
+The knobs, and the ranges searched unless told otherwise, are the hyperparameters'
+table's (:class:`xpnet.hyperparameters.Search`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from xpnet._deprecation import warn_deprecated
+from xpnet.hyperparameters import Row, rows
 from xpnet.recipes import Recipe
 
 if TYPE_CHECKING:
@@ -26,6 +30,7 @@ __all__ = [
     "distributions",
     "fingerprint",
     "fixed",
+    "knob",
     "searched_space",
 ]
 
@@ -73,72 +78,46 @@ class Choices:
 
 SearchSpace = Mapping[str, Range | Choices]
 
-#: The recipe fields a search may turn; their ranges are checked by building the
-#: run's settings at each end (:func:`check_space`).
-KNOBS = (
-    "hidden_size", "learning_rate", "learning_rate_decay", "reg", "weight_decay", "momentum",
-    "batch_size", "num_iters",
-)  # fmt: skip
+#: The hyperparameters a search may turn (those the table gives a search); their
+#: ranges are checked by building the run's settings at each end (:func:`check_space`).
+KNOBS = tuple(row.name for row in rows() if row.search is not None)
 #: The knobs that take whole numbers: a Range of them must be ``integer=True``.
-INTEGER_KNOBS = ("hidden_size", "batch_size", "num_iters")
+INTEGER_KNOBS = tuple(row.name for row in rows() if row.search is not None and row.kind is int)
 
 
 def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
-    """Sensible ranges around a recipe's settings, as the lab's section 10 searches.
+    """The ranges the hyperparameters' table gives around a recipe's values.
 
-    hidden size from a quarter to twice the recipe's (log scale); learning rate and
-    regularisation a decade either way (log scale): the L2 term ``reg``, and AdamW's
-    weight decay (AdamW only; ``reg`` then only where the recipe has one); decay from
-    0.9 to 1 (the step schedule only); momentum from 0 to 0.95 (SGD only); batch sizes
-    half, equal or twice the recipe's; iterations from half to the recipe's.
+    As the lab's section 10 searches: hidden size from a quarter to twice the recipe's
+    (log scale); learning rate a decade either way (log scale); the L2 term ``reg``
+    likewise (except for an AdamW recipe without one), and AdamW's weight decay (AdamW
+    only); batch sizes half, equal or twice the recipe's; iterations from half to the
+    recipe's; momentum from 0 to 0.95 (SGD only); decay from 0.9 to 1 (the step
+    schedule only).
     """
-    space: dict[str, Range | Choices] = {
-        "hidden_size": Range(max(recipe.hidden_size // 4, 8), recipe.hidden_size * 2, True, True),
-        "learning_rate": Range(recipe.learning_rate / 10, recipe.learning_rate * 10, log=True),
-    }
-    if recipe.optimizer != "adamw" or recipe.reg > 0:
-        space["reg"] = _decade_around(recipe.reg)
-    if recipe.optimizer == "adamw":
-        space["weight_decay"] = _decade_around(recipe.weight_decay or 0.0)
-    space |= {
-        "batch_size": Choices(
-            tuple(
-                sorted({max(recipe.batch_size // 2, 1), recipe.batch_size, recipe.batch_size * 2})
-            )
-        ),
-        "num_iters": Range(max(recipe.num_iters // 2, 1), recipe.num_iters, log=True, integer=True),
-    }
-    if recipe.optimizer == "sgd":
-        space["momentum"] = Range(0.0, 0.95)
-    if recipe.schedule == "step":
-        space["learning_rate_decay"] = Range(0.9, 1.0)
+    space: dict[str, Range | Choices] = {}
+    for row in rows():
+        if row.search is None:
+            continue
+        found = row.search.around(getattr(recipe, row.name), recipe)
+        if found is not None:
+            space[row.name] = knob(row, found)
     return space
 
 
+def knob(row: Row, values: tuple[Any, ...]) -> Range | Choices:
+    """A hyperparameter's search, as its row says: ``values`` are a range's ends, or
+    the values to choose from."""
+    assert row.search is not None
+    if row.search.scale == "choices":
+        return Choices(tuple(sorted(set(values))))
+    low, high = values
+    return Range(low, high, log=row.search.scale == "log", integer=row.kind is int)
+
+
 def searched_space(recipe: Recipe, space: SearchSpace | None) -> dict[str, Range | Choices]:
-    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead.
-
-    For one release, a ``reg`` range for an AdamW recipe without a ``weight_decay`` one
-    keeps its old reading, as the weight decay's range (``reg`` was AdamW's weight
-    decay), with a DeprecationWarning.
-    """
-    space = dict(space or {})
-    if recipe.optimizer == "adamw" and "reg" in space and "weight_decay" not in space:
-        warn_deprecated(
-            "a reg range for an AdamW recipe without a weight_decay range is searched as "
-            "before, as the range of AdamW's weight decay (with no L2 term in the loss); in "
-            "the next release reg is the loss's L2 term for every optimizer. Give the range "
-            "as weight_decay (--weight-decay LOW HIGH) to keep this search"
-        )
-        space["weight_decay"] = space.pop("reg")
-        return {name: knob for name, knob in default_space(recipe).items() if name != "reg"} | space
-    return {**default_space(recipe), **space}
-
-
-def _decade_around(value: float) -> Range:
-    """A decade either way of ``value`` (of 1e-7 for 0), on a log scale."""
-    centre = max(value, 1e-7)
-    return Range(centre / 10, centre * 10, log=True)
+    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead."""
+    return {**default_space(recipe), **(space or {})}
 
 
 def check_space(space: SearchSpace, plan: RunPlan) -> None:
