@@ -458,7 +458,8 @@ def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings
 
     from xpnet import resolve_backend
     from xpnet.augment import AUGMENTATIONS
-    from xpnet.neural_net import L2_WEIGHTS, TrainStep, stream_keys
+    from xpnet.functional import L2_WEIGHTS
+    from xpnet.neural_net import TrainStep, stream_keys
     from xpnet.optim import make_optimizer
 
     class HostTensors(TorchDispatchMode):
@@ -605,14 +606,14 @@ def test_device_names_that_mean_the_same_device_are_one(toy_data, device):
 @pytest.mark.parametrize("name", ["W1", "b1", "W2", "b2"])
 def test_gradients_with_a_fixed_dropout_mask_match_numerical_gradients(toy_net, toy_data, name):
     """The handout's gradient check on its toy model, with half the hidden units dropped."""
-    from xpnet.neural_net import cross_entropy, onehot
+    from xpnet.functional import cross_entropy, one_hot
 
     X, y = toy_data
     net = toy_net
     xp = net.xp
     keep = np.random.default_rng(0).random((5, 10)) >= 0.5
     mask = net.backend.asarray(keep / 0.5)
-    X_dev, T = net.backend.asarray(X), onehot(xp, net.backend.asarray(y), 3, net.dtype)
+    X_dev, T = net.backend.asarray(X), one_hot(xp, net.backend.asarray(y), 3, net.dtype)
     _, grads = cross_entropy(xp, net.params, X_dev, T, mask)
     original = net.params[name]
 

@@ -13,7 +13,8 @@ from xpnet import TwoLayerNet, resolve_backend, to_numpy
 from xpnet import random as xr
 from xpnet._typing import PARAM_NAMES
 from xpnet.augment import AUGMENTATIONS, Augmentation
-from xpnet.neural_net import TrainStep, onehot, stream_keys
+from xpnet.functional import one_hot
+from xpnet.neural_net import TrainStep, stream_keys
 from xpnet.optim import make_optimizer
 from xpnet.training import (
     BatchSampler,
@@ -284,7 +285,7 @@ def test_a_step_uses_the_numbers_drawn_ahead_for_it(backend):
     step = TrainStep(xp, make_optimizer("sgd", momentum=0.0, reg=0.0, weight_decay=0.0,
                                         decayed=frozenset()), 0.0, 0.3)  # fmt: skip
     data = {"X": net.backend.asarray(X, dtype=net.dtype),
-            "T": onehot(xp, net.backend.asarray(y), 10, net.dtype),
+            "T": one_hot(xp, net.backend.asarray(y), 10, net.dtype),
             **stream_keys(xp, 0, net.device)}  # fmt: skip
     counter = xp.asarray(0, dtype=xp.int32, device=net.device)
     own = step.draw(data, counter, 8, 16)["keep"]

@@ -48,6 +48,7 @@ from xpnet.backend import (
     resolve_backend,
     to_numpy,
 )
+from xpnet.functional import cross_entropy, forward, l2_penalty, softmax, softmax_loss
 from xpnet.model_file import RESERVED_KEYS, read_model, write_model
 from xpnet.optim import SGD, Adam
 from xpnet.preprocess import Preprocessing
@@ -55,158 +56,7 @@ from xpnet.preprocess import Preprocessing
 if TYPE_CHECKING:
     from xpnet.training import EpochCallback, ProgressCallback
 
-__all__ = [
-    "INITS",
-    "TrainStep",
-    "TwoLayerNet",
-    "cross_entropy",
-    "forward",
-    "l2_penalty",
-    "onehot",
-    "softmax",
-    "softmax_loss",
-]
-
-#: The weights the L2 penalty applies to (not the biases).
-L2_WEIGHTS = ("W1", "W2")
-
-
-def forward(
-    xp: Namespace, params: Params, X: Array, dropout: Array | None = None
-) -> tuple[Array, Array]:
-    """Compute the hidden activations and the class scores.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    dropout : array, shape (N, H), optional
-        Inverted dropout's mask: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one.
-        Training only; None at prediction.
-
-    Returns
-    -------
-    hidden : array, shape (N, H)
-        ``ReLU(X @ W1 + b1)``, times the dropout mask.
-    scores : array, shape (N, C)
-        ``hidden @ W2 + b2``, the scores before the softmax.
-    """
-    pre_activation = X @ params["W1"]
-    pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
-    hidden = xp.clip(pre_activation, min=0.0)  # ReLU; a Python bound needs no device constant
-    if dropout is not None:
-        hidden *= dropout
-    scores = hidden @ params["W2"]
-    scores += params["b2"]
-    return hidden, scores
-
-
-def onehot(xp: Namespace, y: Array, num_classes: int, dtype: Any) -> Array:
-    """``onehot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
-    classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
-    return xp.astype(y[:, None] == classes, dtype)
-
-
-def cross_entropy(
-    xp: Namespace, params: Params, X: Array, T: Array, dropout: Array | None = None
-) -> tuple[Array, Params]:
-    """Softmax cross-entropy, without regularisation, and its gradients.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    T : array, shape (N, C)
-        One-hot targets, ``onehot(y)``.
-    dropout : array, shape (N, H), optional
-        The hidden layer's dropout mask, as for :func:`forward`.
-
-    Returns
-    -------
-    loss : array, shape ()
-        ``mean_i(-log softmax(scores_i)[y_i])``.
-    grads : dict
-        The gradient of ``loss`` with respect to each parameter, same shapes.
-    """
-    N = _num_rows(xp, X)
-    hidden, scores = forward(xp, params, X, dropout)
-
-    # Softmax, shifted by the row maximum so exp cannot overflow.
-    scores -= xp.max(scores, axis=1, keepdims=True)
-    exp_scores = xp.exp(scores)
-    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
-    # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i];  sum_i s_i[y_i] = <scores, T>
-    loss = (xp.sum(xp.log(sum_exp)) - _flat(xp, scores) @ _flat(xp, T)) / N
-
-    # dL/dscores = (softmax - onehot(y)) / N, built in the exp_scores buffer
-    dscores = exp_scores
-    dscores /= sum_exp
-    dscores -= T
-    dscores /= N
-    # scores = hidden @ W2 + b2: dW2 = hidden.T @ dscores, computed as its transpose
-    # (dscores.T @ hidden).T, a product whose layout BLAS libraries (torch's above all)
-    # run several times faster for a few classes
-    dW2 = (dscores.T @ hidden).T
-    db2 = xp.sum(dscores, axis=0)
-    dhidden = dscores @ params["W2"].T
-    # hidden = dropout * ReLU(X @ W1 + b1): times the dropout mask, and only where
-    # hidden > 0 (a 0/1 mask multiplied in place is several times faster than where())
-    if dropout is not None:
-        dhidden *= dropout
-    dhidden *= xp.astype(hidden > 0, dhidden.dtype)
-    dW1 = X.T @ dhidden
-    db1 = xp.sum(dhidden, axis=0)
-    return loss, Params(W1=dW1, b1=db1, W2=dW2, b2=db2)
-
-
-def softmax(xp: Namespace, scores: Array) -> Array:
-    """``softmax(scores)[i, j] = exp(s_ij) / sum_k exp(s_ik)``, shifted by each row's maximum."""
-    exp_scores = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
-    return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
-
-
-def l2_penalty(xp: Namespace, params: Params, reg: float) -> Array:
-    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
-    W1, W2 = _flat(xp, params["W1"]), _flat(xp, params["W2"])
-    return 0.5 * reg * (W1 @ W1 + W2 @ W2)
-
-
-def softmax_loss(
-    xp: Namespace, params: Params, X: Array, y: Array, reg: float
-) -> tuple[Array, Params]:
-    """Softmax cross-entropy with L2 regularisation, and its gradients: the lab's loss.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    y : array of int, shape (N,)
-        Class labels in [0, C).
-    reg : float
-        L2 regularisation strength.
-
-    Returns
-    -------
-    loss : array, shape ()
-        ``mean(-log softmax(scores)[y]) + 0.5 * reg * (sum(W1**2) + sum(W2**2))``.
-    grads : dict
-        The gradient of ``loss`` with respect to each parameter, same shapes.
-    """
-    T = onehot(xp, y, params["W2"].shape[1], X.dtype)
-    loss, grads = cross_entropy(xp, params, X, T)
-    grads["W1"] += reg * params["W1"]  # d/dW of 0.5 * reg * sum(W**2)
-    grads["W2"] += reg * params["W2"]
-    return loss + l2_penalty(xp, params, reg), grads
-
+__all__ = ["INITS", "TrainStep", "TwoLayerNet"]
 
 #: The random streams of a training run, by name: stream ``i`` has the key
 #: ``xpnet.random.stream_key(seed, i)``, and a step's draws are counted by the step.
@@ -768,17 +618,3 @@ def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
 def _dtype_name(dtype: Any) -> DType:
     """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
     return "float32" if "float32" in str(dtype) else "float64"
-
-
-def _flat(xp: Namespace, x: Array) -> Array:
-    """``x`` as a vector, for dot products: ``_flat(a) @ _flat(b) = sum(a * b)``."""
-    return xp.reshape(x, (-1,))
-
-
-def _num_rows(xp: Namespace, X: Array) -> Array | int:
-    """N, the rows of ``X``: an int, or a 0-d array of X's dtype where the batch size is
-    unknown until run time (a traced graph's placeholder, a Dask array of unknown chunks)."""
-    N = X.shape[0]
-    if isinstance(N, int):
-        return N
-    return xp.sum(xp.ones_like(X[:, 0]))

@@ -30,8 +30,9 @@ from xpnet._interrupt import deferred_interrupt
 from xpnet._typing import Array, Namespace, Params
 from xpnet.backend import select_runner
 from xpnet.errors import TrainingInterrupted
+from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
-from xpnet.neural_net import L2_WEIGHTS, TrainStep, forward, onehot, stream_keys
+from xpnet.neural_net import TrainStep, stream_keys
 from xpnet.optim import make_optimizer
 from xpnet.training._record import (
     BatchSampler,
@@ -150,7 +151,7 @@ class _Run:
         augment = s.augment
         self.data = {
             "X": X,
-            "T": onehot(xp, y, C, net.dtype),  # every row's one-hot target, built once
+            "T": one_hot(xp, y, C, net.dtype),  # every row's one-hot target, built once
             "blank": _blank_row(net, D),
             **keys,
             **(augment.constants(xp, net.dtype, net.device) if augment is not None else {}),
