@@ -9,9 +9,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 from xpnet import _checks
-from xpnet._typing import AUGMENTATION_NAMES, AugmentationName, Init, OptimizerName, Schedule
+from xpnet._typing import (
+    AUGMENTATION_NAMES,
+    AugmentationName,
+    Compile,
+    Init,
+    OptimizerName,
+    Schedule,
+)
 from xpnet.augment import AUGMENTATIONS
-from xpnet.backend import Compile
 from xpnet.preprocess import PREPROCESSINGS, PreprocessingName
 from xpnet.training import ComputeSettings, TrainSettings
 

@@ -22,21 +22,16 @@ from xpnet._typing import (
     DTYPES,
     OPTIMIZERS,
     SCHEDULES,
+    Compile,
     DType,
     Init,
     OptimizerName,
     Schedule,
 )
 from xpnet.augment import Augmentation
-from xpnet.backend import (
-    Backend,
-    Compile,
-    allow_float64,
-    compiled_runner_kind,
-    portable_device,
-    resolve_backend,
-)
+from xpnet.backend import Backend, allow_float64, portable_device, resolve_backend
 from xpnet.training._record import iterations_per_epoch
+from xpnet.training._runners import compiled_runner_kind
 
 __all__ = ["ComputeSettings", "TrainSettings", "num_iters_for"]
 
@@ -161,7 +156,7 @@ class TrainSettings:
         Random distortions of each batch (:mod:`xpnet.augment`); its images must have
         ``input_size`` pixels.
     compile : {"auto", True, False}, default "auto"
-        How the steps run (:func:`xpnet.backend.select_runner`); True needs a backend
+        How the steps run (:func:`xpnet.training.select_runner`); True needs a backend
         and device with a compiled path.
     compute : ComputeSettings, default NumPy float64
         The backend, device and dtype.
