@@ -8,8 +8,7 @@ The network computes::
 
 Pure functions of ``(xp, params, ...)``, as ``torch.nn.functional``: ``xp`` is the Array
 API namespace of the arrays, so the same lines run on NumPy, CuPy, PyTorch, JAX and
-array-api-strict, eagerly or compiled. :class:`xpnet.TwoLayerNet` holds the parameters
-around them; :mod:`xpnet.training` takes its steps with them.
+array-api-strict, eagerly or compiled (:class:`xpnet.TwoLayerNet` and :mod:`xpnet.training`).
 """
 
 from __future__ import annotations
