@@ -44,11 +44,8 @@ NETWORK_FIELDS = frozenset(
 def train_keywords(settings: TrainSettings) -> dict[str, Any]:
     """The keywords that make :meth:`TwoLayerNet.train` follow ``settings`` (every field
     but :data:`NETWORK_FIELDS`), for the network they describe."""
-    return {
-        field.name: getattr(settings, field.name)
-        for field in dataclasses.fields(settings)
-        if field.name not in NETWORK_FIELDS
-    }
+    fields = dataclasses.fields(settings)
+    return {f.name: getattr(settings, f.name) for f in fields if f.name not in NETWORK_FIELDS}
 
 
 class TwoLayerNet:
@@ -76,13 +73,10 @@ class TwoLayerNet:
     dtype : {"float64", "float32"}, default "float64"
         The floating dtype of parameters and computation.
     seed : int, optional
-        Seeds :attr:`rng`, a ``numpy.random.Generator`` that draws the initial weights
-        and, at the start of each ``train``, the run's seed; the run's batch rows,
-        dropout masks and distortions are then drawn on the device
-        (:mod:`xpnet.training._randomness`), the same numbers on every backend. When
-        None, NumPy's global legacy state is used (``np.random.randn``, and the batch
-        rows of ``np.random.choice``, drawn before the first step), as in the lab,
-        so that ``np.random.seed`` reproduces its numbers.
+        Seeds :attr:`rng`, which draws the initial weights and each ``train`` call's seed;
+        a run's batch rows, dropout masks and distortions are drawn on the device from it,
+        the same numbers on every backend. None: NumPy's global state (``np.random.randn``,
+        ``np.random.choice``), as in the lab, so that ``np.random.seed`` reproduces them.
     init : {"gaussian", "he"}, default "gaussian"
         ``"gaussian"``: weights ``std * randn``, the lab's. ``"he"``: weights
         ``randn * sqrt(2 / fan_in)`` (He et al., 2015), ``std`` unused.
@@ -108,8 +102,7 @@ class TwoLayerNet:
 
     Notes
     -----
-    Methods accept NumPy arrays or arrays of the network's backend, and answer
-    in kind: NumPy in, NumPy out; backend arrays in, backend arrays out.
+    Methods accept NumPy arrays or arrays of the network's backend, and answer in kind.
     """
 
     def __init__(
@@ -276,8 +269,12 @@ class TwoLayerNet:
             On Ctrl-C, after the current step (eager) or chunk (compiled); the network
             keeps the parameters of the steps taken.
         """
-        if given := sorted(NETWORK_FIELDS & settings.keys()):
-            raise TypeError(f"{given} describe the network: give them to TwoLayerNet(), not train")
+        run_fields = {field.name for field in dataclasses.fields(TrainSettings)} - NETWORK_FIELDS
+        if unknown := sorted(settings.keys() - run_fields):
+            raise TypeError(
+                f"train() got {unknown}: it takes epochs, on_epoch and TrainSettings' fields "
+                f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
+            )
         rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
         run = TrainSettings(
             **self._description(), learning_rate=learning_rate,
