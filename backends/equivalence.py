@@ -20,8 +20,9 @@ import sys
 import numpy as np
 
 from xpnet import TwoLayerNet, resolve_backend, to_numpy
-from xpnet.backend import BACKENDS, Backend, compiled_runner_kind
+from xpnet.backend import BACKENDS, Backend
 from xpnet.testing import TOLERANCES, relative_difference
+from xpnet.training import compiled_runner_kind
 
 SIZES = (50, 40, 10)  # D, H, C
 SEED = 0

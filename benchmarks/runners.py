@@ -230,9 +230,14 @@ def xpnet_time_to_accuracy(
 
     settings = recipe.settings(input_size=784, output_size=10, seed=seed, compile=compile,
                                compute=ComputeSettings(net.backend, dtype="float32"))  # fmt: skip
+
+    def follow(params):  # the run's parameters so far, for the checks' predictions
+        net.params = params
+
     with jax_precision(precision):
         start = time.perf_counter()
-        fit(net, settings, X_train, y_train, X_val, y_val, progress=progress)
+        fit(net.params, settings, X_train, y_train, X_val, y_val, rng=net.rng,
+            progress=progress, on_chunk=follow)  # fmt: skip
     return reached[0] if reached else (math.inf, math.nan, math.nan)
 
 

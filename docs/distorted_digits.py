@@ -19,6 +19,7 @@ from xpnet import plots
 from xpnet import random as xr
 from xpnet.augment import AUGMENTATIONS, gaussian_matrix
 from xpnet.data import read_data_sets
+from xpnet.training import distortion_noise
 
 
 def main() -> None:
@@ -31,13 +32,13 @@ def main() -> None:
     constants = augment.constants(np, np.float64, "cpu")
     rows = [digits]
     for step in range(3):
-        noise = augment.noise(np, keys, np.int32(step), 8, "cpu")
+        noise = distortion_noise(augment, np, keys, np.int32(step), 8, "cpu")
         rows.append(augment.apply(np, digits, noise, constants))
     smoothing = gaussian_matrix(28, augment.elastic_sigma)
     simard = {"field_rows": smoothing, "field_columns": smoothing}
     rng = np.random.default_rng(0)
     for step in range(3, 5):
-        noise = augment.noise(np, keys, np.int32(step), 8, "cpu")
+        noise = distortion_noise(augment, np, keys, np.int32(step), 8, "cpu")
         noise["field"] = rng.uniform(-1, 1, (8, 2, 28, 28))
         rows.append(augment.apply(np, digits, noise, simard))
     title = (

@@ -15,6 +15,7 @@ from xpnet.augment import (
     field_map,
     gaussian_matrix,
 )
+from xpnet.training import distortion_noise
 
 NUMPY = resolve_backend("numpy")
 
@@ -23,7 +24,8 @@ def draw(backend, augment, step, batch, seed=7):
     """One step's noise, drawn on the backend's device, as NumPy arrays."""
     on = {"xp": backend.xp, "device": backend.device}
     keys = (xr.stream_key(seed, 2, **on), xr.stream_key(seed, 3, **on))
-    noise = augment.noise(backend.xp, keys, backend.asarray(np.int32(step)), batch, backend.device)
+    step = backend.asarray(np.int32(step))
+    noise = distortion_noise(augment, backend.xp, keys, step, batch, backend.device)
     return {name: to_numpy(values) for name, values in noise.items()}
 
 
@@ -97,11 +99,18 @@ def test_distortions_keep_the_labels(backend):
 
 
 def test_a_distorted_batch_is_drawn_afresh_each_step(backend):
-    net = TwoLayerNet(784, 8, 10, std=0.1, backend=backend, seed=0)
-    rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((32, 784)), rng.integers(0, 10, 32)
-    stats = net.train(X, y, X, y, num_iters=6, batch_size=32, augment=AUGMENTATIONS["affine"])
-    assert len(set(stats["loss_history"])) == 6
+    """Every batch is 32 copies of one digit and a learning rate of 1e-300 leaves the
+    parameters as they were: the steps' losses differ only by their distortions. They
+    are all equal without distortions, all different with them."""
+    X, y = np.repeat(digits(1), 32, axis=0), np.full(32, 3)
+    losses = {}
+    for name in ("none", "affine", "elastic"):
+        net = TwoLayerNet(784, 8, 10, std=0.1, backend=backend, seed=0)
+        history = net.train(X, y, None, None, learning_rate=1e-300, num_iters=20,
+                            batch_size=32, augment=AUGMENTATIONS[name])  # fmt: skip
+        losses[name] = history["loss_history"]
+    assert len(set(losses["none"])) == 1
+    assert len(set(losses["affine"])) == len(set(losses["elastic"])) == 20
 
 
 def test_the_field_map_keeps_simards_covariance():
@@ -156,9 +165,9 @@ def test_drawing_steps_at_once_equals_drawing_them_one_by_one():
     augment = AUGMENTATIONS["affine+elastic"]
     on = {"xp": np, "device": "cpu"}
     keys = (xr.stream_key(3, 2, **on), xr.stream_key(3, 3, **on))
-    chunk = augment.noise(np, keys, np.arange(4, 7, dtype=np.int32), 4, "cpu")
+    chunk = distortion_noise(augment, np, keys, np.arange(4, 7, dtype=np.int32), 4, "cpu")
     for k, step in enumerate(range(4, 7)):
-        one = augment.noise(np, keys, np.int32(step), 4, "cpu")
+        one = distortion_noise(augment, np, keys, np.int32(step), 4, "cpu")
         for name, values in chunk.items():
             np.testing.assert_array_equal(values[k], one[name])
 

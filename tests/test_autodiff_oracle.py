@@ -2,8 +2,8 @@
 
 The same forward pass and loss, written here in plain PyTorch and in plain
 ``jax.numpy``, are differentiated by ``torch.autograd`` and ``jax.grad``; xpnet's
-hand-written backward pass (:func:`~xpnet.neural_net.cross_entropy`,
-:func:`~xpnet.neural_net.softmax_loss`) must give the same loss and the same four
+hand-written backward pass (:func:`~xpnet.functional.cross_entropy`,
+:func:`~xpnet.functional.softmax_loss`) must give the same loss and the same four
 gradients, in float64, with a dropout mask and with L2 regularisation. The oracle
 tests run in the torch and jax sessions, where their library must be installed; xpnet's
 side runs on NumPy, array-api-strict and the oracle's own library.
@@ -21,7 +21,7 @@ import pytest
 
 from xpnet import resolve_backend
 from xpnet.backend import to_numpy
-from xpnet.neural_net import cross_entropy, l2_penalty, onehot, softmax_loss
+from xpnet.functional import cross_entropy, l2_penalty, one_hot, softmax_loss
 from xpnet.testing import TOLERANCES, relative_difference
 
 D, H, C, N = 6, 7, 4, 9
@@ -73,7 +73,7 @@ def _xpnet_loss(backend_name: str, case: str, problem: dict[str, np.ndarray]) ->
         loss, grads = softmax_loss(xp, params, X, y, REG)
     else:
         mask = backend.asarray(problem["mask"], backend.dtype("float64"))
-        T = onehot(xp, y, C, X.dtype)
+        T = one_hot(xp, y, C, X.dtype)
         loss, grads = cross_entropy(xp, params, X, T, mask)
         loss = loss + l2_penalty(xp, params, REG)
     return to_numpy(loss), {name: to_numpy(g) for name, g in grads.items()}

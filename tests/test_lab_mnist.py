@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
+from xpnet.neural_net import train_keywords
 from xpnet.recipes import FAST, LAB
-from xpnet.training import ComputeSettings, fit
+from xpnet.training import ComputeSettings
 
 pytestmark = pytest.mark.mnist
 
@@ -50,8 +51,8 @@ def test_the_labs_best_settings_reach_its_accuracy_in_float32(backend, mnist_row
         784, LAB.hidden_size, 10, std=LAB.std, backend=backend, dtype="float32", seed=0
     )
     compute = ComputeSettings(backend, dtype="float32")
-    fit(net, LAB.settings(input_size=784, output_size=10, seed=0, compute=compute),
-        X_train, y_train, X_val, y_val)  # fmt: skip
+    settings = LAB.settings(input_size=784, output_size=10, seed=0, compute=compute)
+    net.train(X_train, y_train, X_val, y_val, **train_keywords(settings))
     assert accuracy(net, X_val, y_val) >= 0.974
     assert accuracy(net, X_test, y_test) >= 0.963
 
@@ -68,7 +69,7 @@ def test_the_fast_recipe_reaches_098(backend, mnist_dir):
     settings = FAST.settings(input_size=784, output_size=10, seed=0, compute=compute)
     net = TwoLayerNet(784, FAST.hidden_size, 10, backend=backend, dtype="float32", seed=0,
                       init=FAST.init)  # fmt: skip
-    history = fit(net, settings, X_train, y_train, X_val, y_val)
+    history = net.train(X_train, y_train, X_val, y_val, **train_keywords(settings))
     assert max(history["val_acc_history"]) >= 0.98
 
 

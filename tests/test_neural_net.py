@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import numpy as np
@@ -10,9 +11,18 @@ import pytest
 from conftest import CORRECT_LOSS, CORRECT_SCORES
 
 from xpnet import TwoLayerNet, eval_numerical_gradient, rel_error, to_numpy
-from xpnet.backend import compiled_runner_kind
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.testing import TOLERANCES
+
+
+def expected_path(backend):
+    """The path ``compile="auto"`` takes, written out here (not asked of xpnet): JAX's
+    jit on every device, CUDA graphs for torch on CUDA, the eager loop elsewhere."""
+    if backend.name == "jax":
+        return "jax.jit + lax.scan"
+    if backend.name == "torch" and backend.device.type == "cuda":
+        return "CUDA graph"
+    return "eager loop"
 
 
 def test_params_have_the_lab_shapes_on_the_backend(toy_net, xp):
@@ -276,6 +286,13 @@ def test_arrays_of_another_library_are_rejected(toy_data):
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
+@pytest.mark.parametrize("keyword", ["optimiser", "seed", "hidden_size"])
+def test_train_refuses_keywords_that_are_not_its_settings(toy_net, toy_data, keyword):
+    """A misspelt setting, or one of the network's, is a TypeError that names it."""
+    with pytest.raises(TypeError, match=rf"train\(\) got \['{keyword}'\]: it takes .*'optimizer'"):
+        toy_net.train(*toy_data, *toy_data, num_iters=2, **{keyword: 3})
+
+
 def test_a_diverging_run_stops_with_the_last_finite_parameters(backend, toy_data):
     X, y = toy_data
     net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
@@ -286,8 +303,15 @@ def test_a_diverging_run_stops_with_the_last_finite_parameters(backend, toy_data
     assert f"diverged at iteration {err.iteration}" in str(err)
     assert len(err.history["loss_history"]) == err.iteration
     assert all(np.isfinite(err.history["loss_history"]))
-    for p in net.params.values():
+    # the parameters of the last check with finite values: a run of as many steps
+    checked = int(re.search(r"keeps its parameters from iteration (\d+)", str(err)).group(1))
+    reference = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend, seed=0)
+    if checked:
+        reference.train(X, y, X, y, learning_rate=1e12, num_iters=checked)
+    for name, p in net.params.items():
         assert np.all(np.isfinite(to_numpy(p)))
+        np.testing.assert_array_equal(to_numpy(p), to_numpy(reference.params[name]))
+        np.testing.assert_array_equal(to_numpy(p), to_numpy(err.params[name]))
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
@@ -365,7 +389,7 @@ def test_cosine_schedule_anneals_to_zero(backend, toy_data):
     ids=["momentum-step", "plain-cosine"],
 )
 def test_compiled_and_eager_runs_agree(backend, dtype, settings):
-    if compiled_runner_kind(backend) is None:
+    if expected_path(backend) == "eager loop":
         pytest.skip(f"{backend} has no compiled path; test_compile_true_without_one_is_refused")
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((600, 20)), rng.integers(0, 5, 600)
@@ -379,7 +403,7 @@ def test_compiled_and_eager_runs_agree(backend, dtype, settings):
         runs[compile] = (stats, {k: to_numpy(p) for k, p in net.params.items()}, net.last_training)
     (eager, eager_params, eager_info), (compiled, compiled_params, compiled_info) = runs.values()
     assert eager_info["path"] == "eager loop"
-    assert compiled_info["path"] != "eager loop"
+    assert compiled_info["path"] == expected_path(backend)
     rtol = TOLERANCES[dtype]
     np.testing.assert_allclose(compiled["loss_history"], eager["loss_history"], rtol=rtol)
     np.testing.assert_allclose(compiled["val_acc_history"], eager["val_acc_history"], atol=0.011)
@@ -392,15 +416,14 @@ def test_compiled_and_eager_runs_agree(backend, dtype, settings):
 def test_auto_picks_the_compiled_path_where_there_is_one(backend, toy_data):
     net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
     net.train(*toy_data, *toy_data, num_iters=3)
-    kind = compiled_runner_kind(backend)
-    assert net.last_training["path"] == ("eager loop" if kind is None else kind.name)
+    assert net.last_training["path"] == expected_path(backend)
 
 
 def test_compile_true_without_one_is_refused(backend, toy_data):
     net = TwoLayerNet(4, 10, 3, backend=backend, seed=0)
-    if compiled_runner_kind(backend) is not None:
+    if expected_path(backend) != "eager loop":
         net.train(*toy_data, *toy_data, num_iters=3, compile=True)
-        assert net.last_training["path"] != "eager loop"
+        assert net.last_training["path"] == expected_path(backend)
         return
     before = to_numpy(net.params["W1"]).copy()
     with pytest.raises(ValueError, match="has no compiled training path"):
@@ -424,84 +447,13 @@ def test_ctrl_c_stops_after_a_whole_chunk(backend):
         net.train(X, y, X, y, progress=interrupt_at(120), **settings)
     done = info.value.iterations
     assert 120 < done < 400
-    assert done - 1 == 120 or compiled_runner_kind(backend) is not None
+    assert done - 1 == 120 or expected_path(backend) != "eager loop"
     assert len(info.value.history["loss_history"]) == net.last_training["iterations"] == done
     reference = TwoLayerNet(8, 6, 3, std=0.1, backend=backend, seed=3)
     stats = reference.train(X, y, X, y, **{**settings, "num_iters": done})
     np.testing.assert_allclose(info.value.history["loss_history"], stats["loss_history"])
     for name, p in net.params.items():
         np.testing.assert_allclose(to_numpy(p), to_numpy(reference.params[name]), rtol=1e-12)
-
-
-@pytest.mark.backend("torch")
-@pytest.mark.parametrize(
-    "settings",
-    [
-        {"optimizer": "sgd", "momentum": 0.0},
-        {"optimizer": "sgd", "momentum": 0.9},
-        {"optimizer": "adam", "dropout": 0.5},
-        {"optimizer": "adamw", "augment": "affine+elastic"},
-    ],
-    ids=["sgd", "momentum", "adam-dropout", "adamw-augment"],
-)
-def test_the_step_touches_no_host_tensor_so_a_cuda_graph_can_capture_it(settings):
-    """Every tensor the step reads or makes stays on the parameters' device: its
-    random numbers (dropout masks, distortions) are drawn there, not on the host.
-
-    A CUDA graph cannot capture a copy between the host and the GPU (a Python scalar
-    turned into a CPU tensor, say). Run on torch's "meta" device, where no data
-    exists, every operation of the step is recorded with the devices it touches.
-    """
-    torch = pytest.importorskip("torch")
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils._pytree import tree_flatten
-
-    from xpnet import resolve_backend
-    from xpnet.augment import AUGMENTATIONS
-    from xpnet.neural_net import L2_WEIGHTS, TrainStep, stream_keys
-    from xpnet.optim import make_optimizer
-
-    class HostTensors(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            for t in tree_flatten((args, kwargs, out))[0]:
-                if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                    self.seen.append(f"{func}: {t.device}")
-            return out
-
-    meta = torch.device("meta")
-    shapes = {"W1": (784, 8), "b1": (8,), "W2": (8, 3), "b2": (3,)}
-    params = {name: torch.empty(shape, device=meta) for name, shape in shapes.items()}
-    xp = resolve_backend("torch").xp
-    optimizer = make_optimizer(
-        settings["optimizer"], momentum=settings.get("momentum", 0.0), reg=1e-3,
-        weight_decay=1e-3 if settings["optimizer"] == "adamw" else 0.0,
-        decayed=frozenset(L2_WEIGHTS),
-    )  # fmt: skip
-    augment = AUGMENTATIONS[settings.get("augment", "none")]
-    step = TrainStep(xp, optimizer, 1e-3, settings.get("dropout", 0.0), augment)
-    state = {"params": params, "optimizer": optimizer.init(xp, params)}
-    data = {"X": torch.empty((50, 784), device=meta), "T": torch.empty((50, 3), device=meta),
-            "blank": torch.empty(784, device=meta)}  # fmt: skip
-    if augment is not None:
-        constants = augment.constants(xp, torch.float32, "cpu")  # made once, before capture
-        data.update({name: torch.empty(c.shape, device=meta) for name, c in constants.items()})
-    data.update(stream_keys(xp, 0, meta))  # the random streams' keys, made on the device
-    inputs = {"batch": torch.zeros(10, dtype=torch.int64, device=meta),
-              "step": torch.zeros((), dtype=torch.int32, device=meta)}  # fmt: skip
-
-    with HostTensors() as control:  # the spy sees a host tensor where there is one
-        _ = data["X"] + torch.tensor(1.0)
-    assert control.seen
-
-    with HostTensors() as spy:
-        loss = step(state, data, inputs, torch.empty((), device=meta))
-    assert loss.device == meta
-    assert spy.seen == []
 
 
 # Hostile input: every case a ValueError that says what, before any change.
@@ -603,29 +555,6 @@ def test_device_names_that_mean_the_same_device_are_one(toy_data, device):
 # Dropout, and the recipes beyond the lab.
 
 
-@pytest.mark.parametrize("name", ["W1", "b1", "W2", "b2"])
-def test_gradients_with_a_fixed_dropout_mask_match_numerical_gradients(toy_net, toy_data, name):
-    """The handout's gradient check on its toy model, with half the hidden units dropped."""
-    from xpnet.neural_net import cross_entropy, onehot
-
-    X, y = toy_data
-    net = toy_net
-    xp = net.xp
-    keep = np.random.default_rng(0).random((5, 10)) >= 0.5
-    mask = net.backend.asarray(keep / 0.5)
-    X_dev, T = net.backend.asarray(X), onehot(xp, net.backend.asarray(y), 3, net.dtype)
-    _, grads = cross_entropy(xp, net.params, X_dev, T, mask)
-    original = net.params[name]
-
-    def f(W):
-        net.params[name] = W
-        return float(cross_entropy(xp, net.params, X_dev, T, mask)[0])
-
-    numerical = eval_numerical_gradient(f, original, verbose=False)
-    net.params[name] = original
-    assert rel_error(numerical, grads[name]) < 1e-7
-
-
 def test_dropout_is_off_at_prediction(toy_data):
     X, y = toy_data
     net = TwoLayerNet(4, 10, 3, std=1e-1, seed=0)
@@ -646,7 +575,7 @@ def test_a_dropout_rate_outside_its_range_is_refused(toy_net, toy_data, dropout)
 def test_compiled_and_eager_agree_with_dropout_and_distortions(backend):
     from xpnet.augment import AUGMENTATIONS
 
-    if compiled_runner_kind(backend) is None:
+    if expected_path(backend) == "eager loop":
         pytest.skip(f"{backend} has no compiled path")
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((256, 784)), rng.integers(0, 10, 256)

@@ -4,13 +4,11 @@ class probabilities, and the epoch callback."""
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet, to_numpy
-from xpnet.errors import XpnetDeprecationWarning
 from xpnet.testing import TOLERANCES
 
 # A toy problem of 4 epochs of 6 steps: 60 rows, batches of 10.
@@ -48,46 +46,34 @@ def test_training_without_validation_data_records_none_and_trains_the_same(backe
         np.testing.assert_array_equal(to_numpy(p), to_numpy(with_val.params[name]))
 
 
-def test_last_training_records_the_run_and_training_is_its_deprecated_name(backend, problem):
+def test_last_training_records_the_run(backend, problem):
     X, y, X_val, y_val = problem
     net = new_net(backend)
     assert net.last_training is None
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the new name warns of nothing
-        net.train(X, y, X_val, y_val, **SETTINGS)
-        record = net.last_training
+    net.train(X, y, X_val, y_val, **SETTINGS)
+    record = net.last_training
     assert record["iterations"] == EPOCHS * PER_EPOCH
     assert record["settings"]["learning_rate"] == 0.1
-    with pytest.warns(
-        XpnetDeprecationWarning,
-        match=r"TwoLayerNet\.training is deprecated .*0\.2: use "
-        r"TwoLayerNet\.last_training",
-    ) as caught:
-        assert net.training is record  # the old name still gives the record
-    assert [w.filename for w in caught] == [__file__]  # points at the use
-    with pytest.warns(XpnetDeprecationWarning, match=r"TwoLayerNet\.last_training"):
-        net.training = None
-    assert net.last_training is None
+    assert record["path"] in ("eager loop", "jax.jit + lax.scan", "CUDA graph")
 
 
-def test_a_network_pickled_with_the_old_attribute_unpickles_with_last_training(problem):
+@pytest.mark.parametrize("seed", [5, None])
+def test_a_pickled_network_predicts_and_trains_on_as_the_original(problem, seed):
+    """Its parameters, record and random source travel with it: the next run of the
+    copy is the original's (the global state, without a seed, reset for each)."""
     X, y, X_val, y_val = problem
-    net = new_net("numpy")
+    np.random.seed(0)
+    net = TwoLayerNet(FEATURES, HIDDEN, CLASSES, std=0.1, seed=seed)
     net.train(X, y, X_val, y_val, **SETTINGS)
-    state = net.__getstate__()
-    state["training"] = state.pop("last_training")  # as xpnet pickled it before the rename
-
-    class Old:
-        def __reduce__(self):
-            return object.__new__, (TwoLayerNet,), state
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        again = pickle.loads(pickle.dumps(Old()))
-    assert isinstance(again, TwoLayerNet)
+    again = pickle.loads(pickle.dumps(net))
     assert again.last_training == net.last_training
-    assert "training" not in vars(again)
+    assert again.dtype == net.dtype
     np.testing.assert_array_equal(again.predict(X), net.predict(X))
+    runs = []
+    for each in (net, again):
+        np.random.seed(1)
+        runs.append(each.train(X, y, None, None, **SETTINGS)["loss_history"])
+    assert runs[0] == runs[1]
 
 
 def test_predict_proba_is_the_softmax_of_the_scores(backend, problem):

@@ -9,7 +9,7 @@ from conftest import CORRECT_LOSS, CORRECT_SCORES
 
 from xpnet import TwoLayerNet, _checks, to_numpy
 from xpnet.backend import Backend, has_values, resolve_backend
-from xpnet.neural_net import cross_entropy, onehot
+from xpnet.functional import cross_entropy, one_hot
 
 #: The oldest Array API standard xpnet runs on (``__array_namespace_info__`` is 2023.12's).
 MINIMUM_API_VERSION = "2023.12"
@@ -176,7 +176,7 @@ def test_the_input_checks_and_the_loss_trace_on_a_symbolic_batch(ndonnx):
     X_checked, from_host = _checks.features(backend, X, 4, ndonnx.float32)
     assert X_checked.shape == (None, 4)
     assert not from_host
-    T = onehot(ndonnx, y, 3, ndonnx.float32)
+    T = one_hot(ndonnx, y, 3, ndonnx.float32)
     traced = {name: ndonnx.asarray(value) for name, value in params.items()}
     loss, grads = cross_entropy(ndonnx, traced, X_checked, T)
     model = ndonnx.build({"X": X, "y": y}, {"loss": loss, **grads})
@@ -190,7 +190,7 @@ def test_the_input_checks_and_the_loss_trace_on_a_symbolic_batch(ndonnx):
         names = ["loss", *grads]
         found = runtime.run(names, {"X": X_host, "y": y_host})
         outputs = dict(zip(names, found, strict=True))
-        T_host = onehot(np_xp, y_host, 3, np.float32)
+        T_host = one_hot(np_xp, y_host, 3, np.float32)
         expected_loss, expected = cross_entropy(
             np_xp, {k: v.copy() for k, v in params.items()}, X_host, T_host
         )

@@ -1,83 +1,31 @@
-"""The bookkeeping of training runs: batches, learning rates, chunks, the run record."""
+"""Training runs: the loop's parameters in and out, learning rates, chunks, the run record,
+the settings."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import os
 import pickle
+import signal
 
 import numpy as np
 import pytest
 
-from xpnet import TwoLayerNet, resolve_backend, to_numpy
-from xpnet import random as xr
+from xpnet import TwoLayerNet, to_numpy
 from xpnet._typing import PARAM_NAMES
-from xpnet.augment import AUGMENTATIONS, Augmentation
-from xpnet.neural_net import TrainStep, onehot, stream_keys
-from xpnet.optim import make_optimizer
+from xpnet.augment import Augmentation
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.training import (
-    BatchSampler,
     ComputeSettings,
-    Rates,
     RunRecord,
     TrainSettings,
-    _loop,
     chunks,
+    fit,
     learning_rates,
     num_iters_for,
 )
-
-
-def sampler(backend, num_rows, batch_size, shuffle, seed=0):
-    on = {"xp": backend.xp, "device": backend.device}
-    key = xr.stream_key(seed, 0, **on)
-    return BatchSampler(backend.xp, key, num_rows, batch_size, shuffle=shuffle)
-
-
-def test_shuffled_epochs_visit_every_row_once(backend):
-    shuffled = sampler(backend, 12, 4, shuffle=True)
-    epochs = [to_numpy(shuffled.epoch(e)) for e in range(2)]
-    for epoch in epochs:  # two epochs, each a permutation of the rows
-        assert epoch.shape == (3, 4)
-        assert sorted(epoch.ravel().tolist()) == list(range(12))
-    assert not np.array_equal(epochs[0], epochs[1])
-
-
-def test_sampling_with_replacement_draws_an_epoch_of_batches(backend):
-    epoch = to_numpy(sampler(backend, 10, 3, shuffle=False).epoch(0))
-    assert epoch.shape == (3, 3)
-    assert epoch.min() >= 0
-    assert epoch.max() < 10
-    # step t's rows are the batch stream's integers at counter t, whatever the epoch
-    later = to_numpy(sampler(backend, 10, 3, shuffle=False).epoch(2))
-    on = {"xp": np, "device": "cpu"}
-    step_7 = xr.integers(xr.stream_key(0, 0, **on), 7, (3,), 10, **on)
-    np.testing.assert_array_equal(later[1], step_7)
-
-
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_the_batches_are_the_same_on_every_backend(backend_beside_numpy, shuffle):
-    numpy = resolve_backend("numpy")
-    for epoch in (0, 3):
-        np.testing.assert_array_equal(
-            to_numpy(sampler(backend_beside_numpy, 50, 7, shuffle).epoch(epoch)),
-            to_numpy(sampler(numpy, 50, 7, shuffle).epoch(epoch)),
-        )
-
-
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_another_seed_draws_other_batches(shuffle):
-    numpy = resolve_backend("numpy")
-    assert not np.array_equal(
-        to_numpy(sampler(numpy, 50, 7, shuffle, seed=1).epoch(0)),
-        to_numpy(sampler(numpy, 50, 7, shuffle).epoch(0)),
-    )
-
-
-def test_a_batch_larger_than_the_data_takes_every_row_once_when_shuffling(backend):
-    epoch = to_numpy(sampler(backend, 5, 200, shuffle=True).epoch(0))
-    assert epoch.shape == (1, 5)
-    assert sorted(epoch[0].tolist()) == list(range(5))
 
 
 def test_step_schedule_decays_once_per_epoch():
@@ -226,110 +174,6 @@ def test_float64_on_jax_can_switch_on_its_64_bit_mode():
     assert jax.config.read("jax_enable_x64")
 
 
-# Randomness: drawn on the device, counted by the step; nothing random from the host
-# once the steps have begun.
-
-RANDOM_SETTINGS = {"dropout": 0.3, "augment": AUGMENTATIONS["affine+elastic"], "shuffle": True}
-
-
-def small_data(n=64):
-    rng = np.random.default_rng(0)
-    return rng.random((n, 784)), rng.integers(0, 10, n)
-
-
-def test_a_run_draws_one_seed_from_the_host_however_many_steps_it_takes(backend):
-    """The net's NumPy generator gives the run its seed and nothing more: after 2 steps
-    and after 40 (5 epochs) it is in the same state."""
-    X, y = small_data()
-    states = []
-    for num_iters in (2, 40):
-        net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
-        net.train(X, y, None, None, num_iters=num_iters, batch_size=8, **RANDOM_SETTINGS)
-        states.append(net._rng.bit_generator.state)
-    assert states[0] == states[1]
-    untouched = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
-    assert untouched._rng.bit_generator.state != states[0]  # the seed's one draw
-
-
-def test_a_seed_gives_the_same_training_on_every_backend(backend_beside_numpy):
-    """Batches, dropout masks and distortions are the same numbers on every backend."""
-    X, y = small_data()
-    losses = []
-    for on in (resolve_backend("numpy"), backend_beside_numpy):
-        net = TwoLayerNet(784, 16, 10, std=0.1, backend=on, seed=3)
-        stats = net.train(X, y, None, None, num_iters=12, batch_size=8, learning_rate=1e-2,
-                          **RANDOM_SETTINGS)  # fmt: skip
-        losses.append(stats["loss_history"])
-    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-10)
-
-
-def test_the_eager_loop_draws_ahead_what_each_step_would_draw(backend, monkeypatch):
-    """The eager loop draws the randomness of 16 steps in one call: the training is bit
-    for bit the one that draws a step at a time, across blocks and epochs (32 steps an
-    epoch, 40 steps)."""
-    X, y = small_data()
-    trained = []
-    for ahead in (1, 16):
-        monkeypatch.setattr(_loop, "DRAW_AHEAD_STEPS", ahead)
-        net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
-        net.train(X, y, None, None, num_iters=40, batch_size=2, learning_rate=1e-2,
-                  compile=False, **RANDOM_SETTINGS)  # fmt: skip
-        trained.append({name: to_numpy(p) for name, p in net.params.items()})
-    for name in PARAM_NAMES:
-        np.testing.assert_array_equal(trained[1][name], trained[0][name], err_msg=name)
-
-
-def test_a_step_uses_the_numbers_drawn_ahead_for_it(backend):
-    """Given its draws, a step takes them: with every hidden unit dropped, W1 and b1
-    have no gradient (plain SGD leaves them as they were), while the step's own mask
-    would have kept most units."""
-    xp = backend.xp
-    net = TwoLayerNet(784, 16, 10, std=0.1, backend=backend, seed=3)
-    X, y = small_data(8)
-    step = TrainStep(xp, make_optimizer("sgd", momentum=0.0, reg=0.0, weight_decay=0.0,
-                                        decayed=frozenset()), 0.0, 0.3)  # fmt: skip
-    data = {"X": net.backend.asarray(X, dtype=net.dtype),
-            "T": onehot(xp, net.backend.asarray(y), 10, net.dtype),
-            **stream_keys(xp, 0, net.device)}  # fmt: skip
-    counter = xp.asarray(0, dtype=xp.int32, device=net.device)
-    own = step.draw(data, counter, 8, 16)["keep"]
-    assert 0 < float(xp.mean(xp.astype(own, net.dtype))) < 1
-    params = {name: xp.asarray(p, copy=True) for name, p in net.params.items()}
-    state = {"params": params, "optimizer": step.optimizer.init(xp, params)}
-    inputs = {"batch": xp.arange(8, device=net.device), "step": counter,
-              "keep": xp.zeros((8, 16), dtype=xp.bool, device=net.device)}  # fmt: skip
-    step(state, data, inputs, 0.1)
-    for name in ("W1", "b1"):
-        np.testing.assert_array_equal(to_numpy(params[name]), to_numpy(net.params[name]))
-    assert not np.array_equal(to_numpy(params["b2"]), to_numpy(net.params["b2"]))
-
-
-@pytest.mark.backend("jax")
-def test_a_compiled_chunk_takes_nothing_from_the_host():
-    """JAX runs each chunk under a transfer guard that refuses every transfer from the
-    host: a run with every kind of randomness completes, so its steps drew it on the
-    device; the same chunk given one input from the host is refused."""
-    pytest.importorskip("jax")
-    from xpnet.backend._runners import JaxScanRunner
-
-    X, y = small_data()
-    net = TwoLayerNet(784, 16, 10, std=0.1, backend="jax", seed=3, dtype="float32")
-    stats = net.train(X, y, None, None, num_iters=30, batch_size=8, **RANDOM_SETTINGS)
-    assert net.last_training["path"] == JaxScanRunner.name
-    assert len(stats["loss_history"]) == 30
-
-    def step(state, data, inputs, lr):
-        return inputs["step"] * lr
-
-    rates = Rates(np.ones(2), net.backend.asarray(np.ones(2, dtype=np.float32)))
-    runner = JaxScanRunner(net.backend, step)
-    on_device = {"step": net.backend.asarray(np.arange(2, dtype=np.int32))}
-    _, losses = runner({}, {}, on_device, rates)
-    np.testing.assert_array_equal(to_numpy(losses), [0, 1])
-    with pytest.raises(Exception, match="host-to-device"):
-        runner({}, {}, {"step": np.arange(2, dtype=np.int32)}, rates)
-
-
 # Epochs: an alternative to iterations.
 
 
@@ -364,3 +208,73 @@ def test_training_for_epochs_records_each_epoch(backend):
     assert net.last_training["settings"]["num_iters"] == 12
     with pytest.raises(ValueError, match="not both"):
         net.train(X, y, X, y, epochs=3, num_iters=12)
+
+
+# The loop: parameters, settings and data in; new parameters and a record out.
+
+
+def toy_problem(n=40):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 4)), rng.integers(0, 3, n)
+
+
+def toy_settings(backend, **changes):
+    return TrainSettings(**{"input_size": 4, "hidden_size": 5, "output_size": 3, "seed": 0,
+                            "std": 0.1, "num_iters": 12, "batch_size": 10, "learning_rate": 0.1,
+                            "compute": ComputeSettings(backend), **changes})  # fmt: skip
+
+
+def test_fit_returns_new_parameters_and_leaves_the_ones_it_was_given(backend):
+    """fit changes nothing it is given; TwoLayerNet.train is fit, the result kept."""
+    X, y = toy_problem()
+    net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
+    before = {name: to_numpy(p).copy() for name, p in net.params.items()}
+    rng = copy.deepcopy(net.rng)
+    trained = fit(net.params, toy_settings(backend), X, y, rng=rng)
+    assert trained.record["iterations"] == len(trained.history["loss_history"]) == 12
+    assert rng.bit_generator.state != net.rng.bit_generator.state  # the run's seed drawn
+    net.train(X, y, None, None, num_iters=12, batch_size=10, learning_rate=0.1)
+    assert net.last_training == trained.record
+    for name in PARAM_NAMES:
+        assert not np.array_equal(to_numpy(trained.params[name]), before[name]), name
+        np.testing.assert_array_equal(to_numpy(net.params[name]), to_numpy(trained.params[name]))
+
+
+def test_fit_refuses_parameters_of_other_sizes(backend):
+    X, y = toy_problem()
+    net = TwoLayerNet(4, 6, 3, backend=backend, seed=0)
+    with pytest.raises(ValueError, match="a 4-6-3 network; the settings describe a 4-5-3 one"):
+        fit(net.params, toy_settings(backend), X, y, rng=None)
+
+
+def test_on_chunk_sees_the_parameters_so_far(backend):
+    X, y = toy_problem()
+    net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
+    seen = []
+    trained = fit(net.params, toy_settings(backend, num_iters=5), X, y, rng=None,
+                  on_chunk=lambda params: seen.append(to_numpy(params["W2"]).copy()))  # fmt: skip
+    assert 1 <= len(seen) <= 5  # a chunk a step eager; one chunk compiled
+    np.testing.assert_array_equal(seen[-1], to_numpy(trained.params["W2"]))
+    assert not np.array_equal(seen[0], to_numpy(net.params["W2"]))
+
+
+def test_a_diverging_or_interrupted_run_raises_with_its_parameters(backend):
+    X, y = toy_problem()
+    net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
+    with pytest.raises(TrainingDivergedError) as diverged:
+        fit(net.params, toy_settings(backend, learning_rate=1e12, num_iters=30), X, y, rng=None)
+    assert diverged.value.params.keys() == net.params.keys()
+
+    def interrupt(iteration, loss, learning_rate):
+        if iteration == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(net.params, toy_settings(backend, num_iters=30, compile=False), X, y,
+            rng=np.random.default_rng(1), progress=interrupt)  # fmt: skip
+    assert stopped.value.iterations == stopped.value.record["iterations"] == 5
+    short = toy_settings(backend, num_iters=5, compile=False)
+    reference = fit(net.params, short, X, y, rng=np.random.default_rng(1))
+    for name in PARAM_NAMES:
+        np.testing.assert_array_equal(to_numpy(stopped.value.params[name]),
+                                      to_numpy(reference.params[name]))  # fmt: skip

@@ -7,10 +7,17 @@ array-api-strict::
     net = TwoLayerNet(784, 175, 10, backend="cupy")
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from xpnet._version import __version__
 from xpnet.backend import SUPPORTED_BACKENDS, Backend, resolve_backend, to_numpy
 from xpnet.gradient_check import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
-from xpnet.neural_net import TwoLayerNet
+
+if TYPE_CHECKING:
+    from xpnet.neural_net import TwoLayerNet
 
 __all__ = [
     "SUPPORTED_BACKENDS",
@@ -23,3 +30,11 @@ __all__ = [
     "resolve_backend",
     "to_numpy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``xpnet.TwoLayerNet``, imported on first use: importing a subpackage (``import
+    xpnet.training``) runs this file first, and need not load the model with it."""
+    if name == "TwoLayerNet":
+        return importlib.import_module("xpnet.neural_net").TwoLayerNet
+    raise AttributeError(f"module 'xpnet' has no attribute {name!r}")

@@ -20,6 +20,7 @@ __all__ = [
     "SCHEDULES",
     "Array",
     "AugmentationName",
+    "Compile",
     "DType",
     "Init",
     "Namespace",
@@ -85,6 +86,10 @@ OPTIMIZERS: tuple[OptimizerName, ...] = get_args(OptimizerName)
 Schedule = Literal["step", "cosine"]
 #: Learning-rate schedules: the lab's decay once per epoch, and cosine annealing.
 SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)
+
+#: ``compile=``: "auto" picks the fastest correct path, False forces the eager loop,
+#: True demands a compiled one.
+Compile = Literal["auto"] | bool
 
 AugmentationName = Literal["none", "affine", "elastic", "affine+elastic"]
 #: Distortions by recipe name (:data:`xpnet.augment.AUGMENTATIONS`).

@@ -19,9 +19,9 @@ and eigenvalues ``L`` of ``G G^T``: the same covariance as Simard's field but fo
 what the ``r`` leading eigenvalues leave out (at most :data:`FIELD_VARIANCE_LEFT`),
 from 128 uniforms an image instead of 1,568.
 
-The randomness is drawn on the device by :mod:`xpnet.random` (:meth:`Augmentation.noise`),
-counted by the training step, so that a seed gives the same distortions on every
-backend and device and a compiled step draws its own; the warping itself
+The noise is drawn by the training run, on the device, counted by the step
+(:func:`xpnet.training.distortion_noise`), so that a seed gives the same distortions on
+every backend and device and a compiled step draws its own; the warping itself
 (:meth:`Augmentation.apply`) is array-API code on the batch's device, a few matrix
 products and gathers for the whole batch, with no loop over images.
 """
@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from xpnet import _checks
-from xpnet import random as xr
 from xpnet.backend import device_of
 
 __all__ = ["AUGMENTATIONS", "FIELD_VARIANCE_LEFT", "Augmentation"]
@@ -101,40 +100,6 @@ class Augmentation:
             self.image_shape[1], self.elastic_sigma
         )
 
-    def noise(
-        self, xp: ModuleType, keys: tuple[Any, Any], step: Any, batch: int, device: Any
-    ) -> dict[str, Any]:
-        """The randomness of one step, or of several, for ``batch`` images, drawn on ``device``.
-
-        Parameters
-        ----------
-        xp : module
-            The Array API namespace.
-        keys : (array, array)
-            The keys (:func:`xpnet.random.stream_key`) of the affine and the elastic
-            stream.
-        step : int or integer array, shape S
-            The training step(s): the counter of the draw. Row ``k`` of a draw of
-            several steps is the draw of step ``step[k]`` alone.
-        batch : int
-            The number of images.
-        device : object
-
-        Returns
-        -------
-        dict
-            Arrays of shape S + (...): ``affine`` (batch, 5), uniform in [-1, 1)
-            for rotation, scale, shear and the two shifts; for elastic distortions,
-            ``field`` (batch, 2, r, r'): uniform in [-1, 1), ``(r, r')`` the
-            :attr:`field_shape`. Float32 on every backend, so that float32 and
-            float64 networks see the same distortions.
-        """
-        on = {"xp": xp, "device": device, "dtype": xp.float32}
-        noise = {"affine": xr.uniform(keys[0], step, (batch, 5), **on) * 2 - 1}
-        if self.elastic:
-            noise["field"] = xr.uniform(keys[1], step, (batch, 2, *self.field_shape), **on) * 2 - 1
-        return noise
-
     def constants(self, xp: ModuleType, dtype: Any, device: Any) -> dict[str, Any]:
         """The arrays :meth:`apply` needs besides the noise, made once per training run:
         for elastic distortions, the maps ``B_H`` (H, r) and ``B_W`` (W, r') from the
@@ -150,8 +115,13 @@ class Augmentation:
     def apply(
         self, xp: ModuleType, rows: Any, noise: dict[str, Any], constants: dict[str, Any]
     ) -> Any:
-        """Distort images given as rows (N, H*W) with one batch's :meth:`noise` and the
-        run's :meth:`constants`.
+        """Distort images given as rows (N, H*W) with one batch's noise and the run's
+        :meth:`constants`.
+
+        ``noise`` holds ``affine`` (N, 5), in [-1, 1): rotation, scale, shear and the two
+        shifts, each a fraction of its largest; for elastic distortions, ``field``
+        (N, 2, r, r'), in [-1, 1), ``(r, r')`` the :attr:`field_shape`
+        (:func:`xpnet.training.distortion_noise` draws them).
 
         Returns
         -------

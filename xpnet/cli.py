@@ -21,7 +21,7 @@ import numpy as np
 
 from xpnet import __version__
 from xpnet._progress import TrainingProgress
-from xpnet.backend import SUPPORTED_BACKENDS, allow_float64, compiled_runner_kind
+from xpnet.backend import SUPPORTED_BACKENDS, allow_float64
 from xpnet.data import mnist
 from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
 from xpnet.hyperparameters import rows
@@ -35,6 +35,7 @@ from xpnet.pipeline import (
     save_run,
 )
 from xpnet.recipes import RECIPES, Recipe
+from xpnet.training import compiled_runner_kind
 
 
 def main(argv: Sequence[str] | None = None) -> int:

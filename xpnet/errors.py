@@ -1,4 +1,4 @@
-"""The exceptions xpnet raises for bad files and failed training, and its warnings."""
+"""The exceptions xpnet raises for bad files, failed training and lost searches."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ __all__ = [
     "TrainingDivergedError",
     "TrainingInterrupted",
     "TuneInterrupted",
-    "XpnetDeprecationWarning",
 ]
 
 
@@ -32,18 +31,22 @@ class TrainingDivergedError(RuntimeError):
         The first iteration whose loss was not finite.
     history : dict
         The training history up to that iteration.
+    params : dict
+        The parameters of the last check with a finite loss (``TwoLayerNet.train`` keeps them).
     """
 
-    def __init__(self, message: str, iteration: int, history: dict[str, list[float]]):
+    def __init__(self, message: str, iteration: int, history: dict[str, list[float]], params: Any):
         super().__init__(message)
         self.iteration = iteration
         self.history = history
+        self.params = params
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training was stopped by Ctrl-C (SIGINT) after a whole iteration.
 
-    The network holds consistent parameters: those after ``iterations`` steps.
+    The run's parameters are consistent: those after ``iterations`` steps
+    (``TwoLayerNet.train`` keeps them).
 
     Attributes
     ----------
@@ -51,14 +54,20 @@ class TrainingInterrupted(KeyboardInterrupt):
         The number of iterations completed.
     history : dict
         The training history so far.
+    params : dict
+        The parameters after ``iterations`` steps.
+    record : dict
+        What the run did so far, as :attr:`xpnet.training.TrainResult.record`.
     result : xpnet.pipeline.RunResult or None
         The partial run, when :func:`xpnet.pipeline.run` was training.
     """
 
-    def __init__(self, iterations: int, history: dict[str, list[float]]):
+    def __init__(self, iterations: int, history: dict[str, list[float]], params: Any, record: Any):
         super().__init__(f"training interrupted after {iterations} iterations")
         self.iterations = iterations
         self.history = history
+        self.params = params
+        self.record = record
         #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``).
         self.result: Any = None
 
@@ -105,8 +114,3 @@ class ClusterLost(RuntimeError):
         )
         self.finished = finished
         self.storage = storage
-
-
-class XpnetDeprecationWarning(DeprecationWarning):
-    """An old name that still works, for one release: the message says the new name
-    and the release in which the old one stops working."""

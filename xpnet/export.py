@@ -2,8 +2,8 @@
 
 ``ndonnx`` is an Array API library whose arrays record ONNX operations instead of
 computing. :func:`export_onnx` hands its placeholders to the network's
-:meth:`~xpnet.preprocess.Preprocessing.apply`, :func:`~xpnet.neural_net.forward` and
-:func:`~xpnet.neural_net.softmax`, the lines that run on NumPy, PyTorch and JAX, and
+:meth:`~xpnet.preprocess.Preprocessing.apply`, :func:`~xpnet.functional.forward` and
+:func:`~xpnet.functional.softmax`, the lines that run on NumPy, PyTorch and JAX, and
 writes the graph they build. The model runs wherever ONNX Runtime does::
 
     images      float32 (N, 28, 28, 1)   raw pixel values 0..255, N any
@@ -26,7 +26,8 @@ from xpnet import __version__
 from xpnet._atomic import atomic_write
 from xpnet._typing import map_params
 from xpnet.backend import to_numpy
-from xpnet.neural_net import TwoLayerNet, forward, softmax
+from xpnet.functional import forward, softmax
+from xpnet.neural_net import TwoLayerNet
 
 __all__ = ["IMAGE_SHAPE", "export_onnx"]
 

@@ -1,356 +1,51 @@
-"""The two-layer fully-connected network: forward pass, softmax loss, backprop, SGD.
+"""The lab's network: a thin class that holds the parameters around :mod:`xpnet.functional`.
 
-The network computes::
-
-    hidden = ReLU(X @ W1 + b1)          # (N, H)
-    scores = hidden @ W2 + b2           # (N, C)
-    loss   = mean_i -log softmax(scores_i)[y_i] + 0.5 * reg * (sum(W1**2) + sum(W2**2))
-
-The math (:func:`forward`, :func:`cross_entropy`, :func:`l2_penalty`,
-:func:`softmax_loss` and the training step :class:`TrainStep`) uses only the Array
-API namespace ``xp`` of the network's backend, so the same lines run on NumPy, CuPy,
-PyTorch, JAX and array-api-strict, eagerly or compiled. NumPy on the host draws the
-initial weights, so that a seed gives the same network on every backend; the
-randomness of training (batch rows, dropout masks, distortions) is drawn on the
-device by :mod:`xpnet.random`, keyed by the run's seed and counted by the step, so
-that it too is the same on every backend, and a compiled step draws its own.
+:class:`TwoLayerNet` keeps the parameters on its backend's device, computes the
+lab's scores and loss with :mod:`xpnet.functional`, trains with
+:func:`xpnet.training.fit` (which returns new parameters; the net keeps them), and
+saves and loads itself. NumPy on the host draws the initial weights, so that a seed
+gives the same network on every backend.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from xpnet import _checks
-from xpnet import random as xr
-from xpnet._deprecation import warn_renamed
-from xpnet._typing import (
-    INITS,
-    Array,
-    DType,
-    Init,
-    Namespace,
-    OptimizerName,
-    Params,
-    Schedule,
-    map_params,
-    params_from,
-)
-from xpnet.augment import Augmentation
-from xpnet.backend import (
-    Backend,
-    Compile,
-    device_of,
-    resolve_backend,
-    to_numpy,
-)
+from xpnet._typing import INITS, Array, DType, Init, Namespace, Params, map_params, params_from
+from xpnet.backend import Backend, resolve_backend, to_numpy
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
+from xpnet.functional import forward, softmax, softmax_loss
 from xpnet.model_file import RESERVED_KEYS, read_model, write_model
-from xpnet.optim import SGD, Adam
 from xpnet.preprocess import Preprocessing
+from xpnet.training import (
+    ComputeSettings,
+    EpochCallback,
+    ProgressCallback,
+    TrainSettings,
+    fit,
+    num_iters_for,
+)
 
-if TYPE_CHECKING:
-    from xpnet.training import EpochCallback, ProgressCallback
+__all__ = ["INITS", "NETWORK_FIELDS", "TwoLayerNet", "train_keywords"]
 
-__all__ = [
-    "INITS",
-    "TrainStep",
-    "TwoLayerNet",
-    "cross_entropy",
-    "forward",
-    "l2_penalty",
-    "onehot",
-    "softmax",
-    "softmax_loss",
-]
-
-#: The weights the L2 penalty applies to (not the biases).
-L2_WEIGHTS = ("W1", "W2")
+#: The :class:`~xpnet.training.TrainSettings` fields that describe the network itself:
+#: :meth:`TwoLayerNet.train` takes them from the net, and every other field as a keyword.
+NETWORK_FIELDS = frozenset(
+    {"input_size", "hidden_size", "output_size", "init", "std", "seed", "compute"}
+)
 
 
-def forward(
-    xp: Namespace, params: Params, X: Array, dropout: Array | None = None
-) -> tuple[Array, Array]:
-    """Compute the hidden activations and the class scores.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    dropout : array, shape (N, H), optional
-        Inverted dropout's mask: 0 for a dropped unit, ``1 / (1 - rate)`` for a kept one.
-        Training only; None at prediction.
-
-    Returns
-    -------
-    hidden : array, shape (N, H)
-        ``ReLU(X @ W1 + b1)``, times the dropout mask.
-    scores : array, shape (N, C)
-        ``hidden @ W2 + b2``, the scores before the softmax.
-    """
-    pre_activation = X @ params["W1"]
-    pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
-    hidden = xp.clip(pre_activation, min=0.0)  # ReLU; a Python bound needs no device constant
-    if dropout is not None:
-        hidden *= dropout
-    scores = hidden @ params["W2"]
-    scores += params["b2"]
-    return hidden, scores
-
-
-def onehot(xp: Namespace, y: Array, num_classes: int, dtype: Any) -> Array:
-    """``onehot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
-    classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
-    return xp.astype(y[:, None] == classes, dtype)
-
-
-def cross_entropy(
-    xp: Namespace, params: Params, X: Array, T: Array, dropout: Array | None = None
-) -> tuple[Array, Params]:
-    """Softmax cross-entropy, without regularisation, and its gradients.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    T : array, shape (N, C)
-        One-hot targets, ``onehot(y)``.
-    dropout : array, shape (N, H), optional
-        The hidden layer's dropout mask, as for :func:`forward`.
-
-    Returns
-    -------
-    loss : array, shape ()
-        ``mean_i(-log softmax(scores_i)[y_i])``.
-    grads : dict
-        The gradient of ``loss`` with respect to each parameter, same shapes.
-    """
-    N = _num_rows(xp, X)
-    hidden, scores = forward(xp, params, X, dropout)
-
-    # Softmax, shifted by the row maximum so exp cannot overflow.
-    scores -= xp.max(scores, axis=1, keepdims=True)
-    exp_scores = xp.exp(scores)
-    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
-    # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i];  sum_i s_i[y_i] = <scores, T>
-    loss = (xp.sum(xp.log(sum_exp)) - _flat(xp, scores) @ _flat(xp, T)) / N
-
-    # dL/dscores = (softmax - onehot(y)) / N, built in the exp_scores buffer
-    dscores = exp_scores
-    dscores /= sum_exp
-    dscores -= T
-    dscores /= N
-    # scores = hidden @ W2 + b2: dW2 = hidden.T @ dscores, computed as its transpose
-    # (dscores.T @ hidden).T, a product whose layout BLAS libraries (torch's above all)
-    # run several times faster for a few classes
-    dW2 = (dscores.T @ hidden).T
-    db2 = xp.sum(dscores, axis=0)
-    dhidden = dscores @ params["W2"].T
-    # hidden = dropout * ReLU(X @ W1 + b1): times the dropout mask, and only where
-    # hidden > 0 (a 0/1 mask multiplied in place is several times faster than where())
-    if dropout is not None:
-        dhidden *= dropout
-    dhidden *= xp.astype(hidden > 0, dhidden.dtype)
-    dW1 = X.T @ dhidden
-    db1 = xp.sum(dhidden, axis=0)
-    return loss, Params(W1=dW1, b1=db1, W2=dW2, b2=db2)
-
-
-def softmax(xp: Namespace, scores: Array) -> Array:
-    """``softmax(scores)[i, j] = exp(s_ij) / sum_k exp(s_ik)``, shifted by each row's maximum."""
-    exp_scores = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
-    return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
-
-
-def l2_penalty(xp: Namespace, params: Params, reg: float) -> Array:
-    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
-    W1, W2 = _flat(xp, params["W1"]), _flat(xp, params["W2"])
-    return 0.5 * reg * (W1 @ W1 + W2 @ W2)
-
-
-def softmax_loss(
-    xp: Namespace, params: Params, X: Array, y: Array, reg: float
-) -> tuple[Array, Params]:
-    """Softmax cross-entropy with L2 regularisation, and its gradients: the lab's loss.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace of the arrays.
-    params : dict
-        ``W1`` (D, H), ``b1`` (H,), ``W2`` (H, C), ``b2`` (C,).
-    X : array, shape (N, D)
-    y : array of int, shape (N,)
-        Class labels in [0, C).
-    reg : float
-        L2 regularisation strength.
-
-    Returns
-    -------
-    loss : array, shape ()
-        ``mean(-log softmax(scores)[y]) + 0.5 * reg * (sum(W1**2) + sum(W2**2))``.
-    grads : dict
-        The gradient of ``loss`` with respect to each parameter, same shapes.
-    """
-    T = onehot(xp, y, params["W2"].shape[1], X.dtype)
-    loss, grads = cross_entropy(xp, params, X, T)
-    grads["W1"] += reg * params["W1"]  # d/dW of 0.5 * reg * sum(W**2)
-    grads["W2"] += reg * params["W2"]
-    return loss + l2_penalty(xp, params, reg), grads
-
-
-#: The random streams of a training run, by name: stream ``i`` has the key
-#: ``xpnet.random.stream_key(seed, i)``, and a step's draws are counted by the step.
-STREAMS = ("batch", "dropout", "affine", "elastic")
-
-
-def stream_keys(xp: Namespace, seed: int, device: Any) -> dict[str, Array]:
-    """The keys of a run's random streams (:data:`STREAMS`), made on ``device``.
-
-    Returns
-    -------
-    dict
-        ``key_batch``, ``key_dropout``, ``key_affine``, ``key_elastic``: arrays of
-        shape (2,), int32, as :class:`TrainStep` reads them from its ``data``.
-    """
-    return {
-        f"key_{name}": xr.stream_key(seed, stream, xp=xp, device=device)
-        for stream, name in enumerate(STREAMS)
-    }
-
-
-@dataclass(frozen=True)
-class TrainStep:
-    """One step of minibatch training: the lab's loss on a batch, then an optimiser update.
-
-    Runners call it eagerly, trace it (``jax.jit``) or capture it (CUDA graphs); it
-    is the one copy of the step's math. Frozen, so a compiled runner can key its
-    cache on it. Its randomness (dropout masks, distortions) is drawn on the device,
-    from the run's stream keys and the step's counter, by :meth:`draw`: inside the
-    step, where a runner passes only the batch's rows and the step number (compiled
-    runners), or ahead, for several steps in one call, and passed in with them (the
-    eager loop: one call of the generator costs a fixed few hundred microseconds on
-    NumPy however few numbers it makes). A step's numbers are the same either way.
-
-    Attributes
-    ----------
-    xp : module
-        The Array API namespace.
-    optimizer : SGD, Adam or AdamW
-        Applies the gradients and the L2 term (or weight decay).
-    reg : float
-        L2 regularisation strength, for the loss's penalty term.
-    dropout : float
-        The rate of inverted dropout on the hidden layer; 0 for none.
-    augment : Augmentation or None
-        Random distortions of each batch's images.
-    """
-
-    xp: Namespace
-    optimizer: SGD | Adam
-    reg: float
-    dropout: float = 0.0
-    augment: Augmentation | None = None
-
-    @property
-    def draw_names(self) -> tuple[str, ...]:
-        """The names of the arrays :meth:`draw` makes: ``affine`` and ``field`` (the
-        augmentation's, see :meth:`xpnet.augment.Augmentation.noise`), ``keep``
-        (dropout's); none for a step without randomness."""
-        names: tuple[str, ...] = ()
-        if self.augment is not None:
-            names += ("affine", "field") if self.augment.elastic else ("affine",)
-        return (*names, "keep") if self.dropout else names
-
-    def draw(
-        self, data: dict[str, Array], step: Array, batch_size: int, hidden_size: int
-    ) -> dict[str, Array]:
-        """The random numbers of one step, or of several at once.
-
-        Parameters
-        ----------
-        data : dict
-            The run's data, with its stream keys (:func:`stream_keys`).
-        step : int32 array, shape S
-            The steps' numbers: ``()`` for one step, ``(K,)`` for ``K``.
-        batch_size, hidden_size : int
-            B and H.
-
-        Returns
-        -------
-        dict
-            :attr:`draw_names` to arrays of shape S + (...): ``affine`` (B, 5) and
-            ``field`` (B, 2, r, r'), float32; ``keep`` (B, H), bool, true with
-            probability ``1 - dropout``. Row ``k`` of a draw of ``(K,)`` steps is
-            the draw of step ``step[k]`` alone, bit for bit.
-        """
-        xp, device = self.xp, device_of(data["X"])
-        draws: dict[str, Array] = {}
-        if self.augment is not None:
-            keys = (data["key_affine"], data["key_elastic"])
-            draws.update(self.augment.noise(xp, keys, step, batch_size, device))
-        if self.dropout:
-            draws["keep"] = xr.bernoulli(data["key_dropout"], step, (batch_size, hidden_size),
-                                         1 - self.dropout, xp=xp, device=device)  # fmt: skip
-        return draws
-
-    def __call__(
-        self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
-        lr: Array | float,
-    ) -> Array:  # fmt: skip
-        """Take one step on one batch; update ``state``; return the loss.
-
-        Parameters
-        ----------
-        state : dict
-            ``params`` (the network's parameters) and ``optimizer`` (its state),
-            updated in place (by item assignment where arrays are immutable).
-        data : dict
-            ``X``, all training rows (N, D); ``T``, their one-hot targets (N, C);
-            ``blank`` (D,), the row of a blank image (what augmentation adds before
-            distorting and takes off after); the run's stream keys
-            (:func:`stream_keys`); and the augmentation's constants.
-        inputs : dict
-            ``batch`` (B,), the rows of this step; ``step``, a 0-d int32 array: the
-            step's number in the run, the counter of its random draws; and, where
-            they were drawn ahead, the step's :meth:`draw` arrays (all of
-            :attr:`draw_names`), else the step draws them.
-        lr : float or 0-d array
-            The learning rate.
-
-        Returns
-        -------
-        array, shape ()
-            The lab's loss on the batch, before the update.
-        """
-        xp, params = self.xp, state["params"]
-        batch, step = inputs["batch"], inputs["step"]
-        X_batch = xp.take(data["X"], batch, axis=0)
-        T_batch = xp.take(data["T"], batch, axis=0)
-        names = self.draw_names
-        if all(name in inputs for name in names):
-            draws = {name: inputs[name] for name in names}
-        else:
-            draws = self.draw(data, step, X_batch.shape[0], params["W1"].shape[1])
-        if self.augment is not None:
-            images = X_batch - data["blank"]
-            X_batch = self.augment.apply(xp, images, draws, data) + data["blank"]
-        mask = None
-        if self.dropout:
-            mask = xp.astype(draws["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
-        loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
-        loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
-        self.optimizer.step(xp, params, grads, state["optimizer"], lr)
-        return loss
+def train_keywords(settings: TrainSettings) -> dict[str, Any]:
+    """The keywords that make :meth:`TwoLayerNet.train` follow ``settings`` (every field
+    but :data:`NETWORK_FIELDS`), for the network they describe."""
+    fields = dataclasses.fields(settings)
+    return {f.name: getattr(settings, f.name) for f in fields if f.name not in NETWORK_FIELDS}
 
 
 class TwoLayerNet:
@@ -378,13 +73,10 @@ class TwoLayerNet:
     dtype : {"float64", "float32"}, default "float64"
         The floating dtype of parameters and computation.
     seed : int, optional
-        Seeds a private ``numpy.random.Generator`` that draws the initial weights
-        and, at the start of each ``train``, the run's seed; the run's batch rows,
-        dropout masks and distortions are then drawn on the device
-        (:mod:`xpnet.random`), the same numbers on every backend. When None,
-        NumPy's global legacy state is used (``np.random.randn``, and the batch
-        rows of ``np.random.choice``, drawn before the first step), as in the lab,
-        so that ``np.random.seed`` reproduces its numbers.
+        Seeds :attr:`rng`, which draws the initial weights and each ``train`` call's seed;
+        a run's batch rows, dropout masks and distortions are drawn on the device from it,
+        the same numbers on every backend. None: NumPy's global state (``np.random.randn``,
+        ``np.random.choice``), as in the lab, so that ``np.random.seed`` reproduces them.
     init : {"gaussian", "he"}, default "gaussian"
         ``"gaussian"``: weights ``std * randn``, the lab's. ``"he"``: weights
         ``randn * sqrt(2 / fan_in)`` (He et al., 2015), ``std`` unused.
@@ -397,9 +89,10 @@ class TwoLayerNet:
     last_training : dict or None
         What the last :meth:`train` call did, saved with the model: its settings
         (``"settings"``), the path that ran (``"path"``), ``"iterations"`` and the final
-        figures. Its old name, ``training``, works with an
-        :class:`~xpnet.errors.XpnetDeprecationWarning` until xpnet 0.2, and may then
-        become a flag, as PyTorch's ``Module.training`` is.
+        figures.
+    rng : numpy.random.Generator or None
+        The source of the initial weights and of each run's seed; None (no ``seed``):
+        NumPy's global state.
     metadata : dict
         Metadata read by :meth:`load`; empty for a new network.
     preprocessing : Preprocessing or None
@@ -409,8 +102,7 @@ class TwoLayerNet:
 
     Notes
     -----
-    Methods accept NumPy arrays or arrays of the network's backend, and answer
-    in kind: NumPy in, NumPy out; backend arrays in, backend arrays out.
+    Methods accept NumPy arrays or arrays of the network's backend, and answer in kind.
     """
 
     def __init__(
@@ -454,7 +146,7 @@ class TwoLayerNet:
         if not isinstance(dtype, str):
             raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = self.backend.dtype(dtype)
-        self._rng: Any = np.random if self.seed is None else np.random.default_rng(self.seed)
+        self.rng = None if self.seed is None else np.random.default_rng(self.seed)
         self.last_training: dict[str, Any] | None = None
         self.metadata: dict[str, Any] = {}
         self.preprocessing: Preprocessing | None = None
@@ -476,24 +168,11 @@ class TwoLayerNet:
         return D, H, self.params["W2"].shape[1]
 
     def loss(self, X: Array, y: Array | None = None, reg: float = 0.0) -> Any:
-        """Compute the class scores, or the loss and its gradients.
+        """The class scores, or the lab's loss and its gradients.
 
-        Parameters
-        ----------
-        X : array, shape (N, D)
-            Input rows.
-        y : array of int, shape (N,), optional
-            Class labels in [0, C).
-        reg : float, default 0.0
-            L2 regularisation strength.
-
-        Returns
-        -------
-        scores : array, shape (N, C)
-            When ``y`` is None.
-        (loss, grads) : (float, dict)
-            Otherwise: the loss, and its gradients with the keys and shapes
-            of :attr:`params`.
+        ``loss(X)``: the scores of rows ``X`` (N, D), shape (N, C). ``loss(X, y, reg)``:
+        with labels ``y`` (N,) in [0, C) and L2 strength ``reg``, the loss (a float) and
+        its gradients (a dict with the keys and shapes of :attr:`params`).
         """
         D, _, C = self.sizes
         X_dev, from_host = _checks.features(self.backend, X, D, self.dtype)
@@ -508,33 +187,14 @@ class TwoLayerNet:
         return float(loss), grads
 
     def predict(self, X: Array) -> Array:
-        """Predict class labels.
-
-        Parameters
-        ----------
-        X : array, shape (N, D)
-
-        Returns
-        -------
-        array of int, shape (N,)
-            The index of the highest score of each row.
-        """
+        """The class of each row of ``X`` (N, D): the index of its highest score, shape (N,)."""
         X_dev, from_host = _checks.features(self.backend, X, self.sizes[0], self.dtype)
-        labels = self._predict(X_dev)
+        labels = self.xp.argmax(forward(self.xp, self.params, X_dev)[1], axis=1)
         return to_numpy(labels) if from_host else labels
 
     def predict_proba(self, X: Array) -> Array:
-        """Class probabilities: the softmax of the scores.
-
-        Parameters
-        ----------
-        X : array, shape (N, D)
-
-        Returns
-        -------
-        array, shape (N, C)
-            Each row sums to one; NumPy in, NumPy out; backend arrays in, backend arrays out.
-        """
+        """The class probabilities of each row of ``X`` (N, D), the softmax of its scores:
+        shape (N, C), each row summing to one."""
         X_dev, from_host = _checks.features(self.backend, X, self.sizes[0], self.dtype)
         probabilities = softmax(self.xp, forward(self.xp, self.params, X_dev)[1])
         return to_numpy(probabilities) if from_host else probabilities
@@ -554,15 +214,9 @@ class TwoLayerNet:
         verbose: bool = False,
         progress: ProgressCallback | None = None,
         *,
-        shuffle: bool = False,
-        schedule: Schedule = "step",
-        compile: Compile = "auto",
-        on_epoch: EpochCallback | None = None,
-        optimizer: OptimizerName = "sgd",
-        dropout: float = 0.0,
-        augment: Augmentation | None = None,
-        weight_decay: float = 0.0,
         epochs: int | None = None,
+        on_epoch: EpochCallback | None = None,
+        **settings: Any,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent, as the lab's loop does.
 
@@ -581,83 +235,73 @@ class TwoLayerNet:
         y_val : array of int, shape (N_val,), or None
             Validation rows and labels; None (both) records no validation accuracy.
         learning_rate, learning_rate_decay, reg, num_iters, batch_size, momentum
-            The lab's hyperparameters. With ``shuffle``, ``schedule``, ``compile``,
-            ``optimizer``, ``dropout``, ``augment`` and ``weight_decay``, these are the
-            fields of :class:`xpnet.training.TrainSettings`, which says what each does
-            and checks them all before anything changes. ``num_iters`` defaults to 100.
-            :class:`xpnet.sklearn.TwoLayerClassifier` calls ``learning_rate``
-            ``learning_rate_init`` and ``optimizer`` ``solver``, as ``MLPClassifier`` does.
-        epochs : int, optional
-            Train this many epochs instead of ``num_iters`` iterations (give one or the
-            other): ``epochs * max(N // batch_size, 1)`` iterations.
+            The lab's hyperparameters (:class:`xpnet.training.TrainSettings` says what
+            each does). ``num_iters`` defaults to 100.
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
             ``progress(iteration, loss, learning_rate)`` after every chunk of steps (one
             step eager, up to 100 compiled); the loss is a 0-d array on the device.
+        epochs : int, optional
+            Train this many epochs instead of ``num_iters`` iterations (give one or the
+            other): ``epochs * max(N // batch_size, 1)`` iterations.
         on_epoch : callable, optional
             ``on_epoch(epoch, mean_loss, val_acc)`` after every epoch, as floats
             (``val_acc`` None without validation data); True stops the training there.
+        **settings
+            The other fields of :class:`~xpnet.training.TrainSettings` (``optimizer``,
+            ``shuffle``, ``dropout``, ``augment``, ...) but :data:`NETWORK_FIELDS`.
 
         Returns
         -------
         dict
             ``loss_history`` (a float per iteration), ``train_acc_history`` and
-            ``val_acc_history`` (a float per epoch). :attr:`last_training` records the
-            settings (``last_training["settings"]``), the path that ran and the final
-            figures.
+            ``val_acc_history`` (a float per epoch); :attr:`last_training` records the run.
 
         Raises
         ------
         TypeError, ValueError
-            For bad data or settings, before any parameter changes.
+            For bad data or settings (checked all together), before any parameter changes.
         xpnet.errors.TrainingDivergedError
             If the loss or the parameters become NaN or infinite; the network keeps
             its parameters from the last check with finite values.
         xpnet.errors.TrainingInterrupted
-            On Ctrl-C, after the current step (eager) or chunk (compiled).
+            On Ctrl-C, after the current step (eager) or chunk (compiled); the network
+            keeps the parameters of the steps taken.
         """
-        from xpnet.training import TrainSettings, fit, num_iters_for  # the loop of this math
-
+        run_fields = {field.name for field in dataclasses.fields(TrainSettings)} - NETWORK_FIELDS
+        if unknown := sorted(settings.keys() - run_fields):
+            raise TypeError(
+                f"train() got {unknown}: it takes epochs, on_epoch and TrainSettings' fields "
+                f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
+            )
         rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
-        settings = TrainSettings(
-            **self.network_settings(), learning_rate=learning_rate,
-            learning_rate_decay=learning_rate_decay, reg=reg, weight_decay=weight_decay,
-            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), batch_size=batch_size,
-            momentum=momentum, shuffle=shuffle, schedule=schedule, compile=compile,
-            optimizer=optimizer, dropout=dropout, augment=augment,
+        run = TrainSettings(
+            **self._description(), learning_rate=learning_rate,
+            learning_rate_decay=learning_rate_decay, reg=reg, batch_size=batch_size,
+            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), momentum=momentum,
+            **settings,
         )  # fmt: skip
-        return fit(self, settings, X, y, X_val, y_val, verbose=verbose, progress=progress,
-                   on_epoch=on_epoch)  # fmt: skip
-
-    def network_settings(self) -> dict[str, Any]:
-        """The sizes, initialisation, seed and compute settings of this network: the
-        :class:`xpnet.training.TrainSettings` fields that describe it."""
-        from xpnet.training import ComputeSettings
-
-        D, H, C = self.sizes
-        return {
-            "input_size": D, "hidden_size": H, "output_size": C, "init": self.init,
-            "std": self.std, "seed": self.seed,
-            "compute": ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
-        }  # fmt: skip
+        try:
+            trained = fit(self.params, run, X, y, X_val, y_val, rng=self.rng, blank=self._blank(),
+                          verbose=verbose, progress=progress, on_epoch=on_epoch)  # fmt: skip
+        except TrainingDivergedError as diverged:
+            self.params = diverged.params
+            raise
+        except TrainingInterrupted as stopped:
+            self.params, self.last_training = stopped.params, stopped.record
+            raise
+        self.params, self.last_training = trained.params, trained.record
+        return trained.history
 
     def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
-        """Write the parameters, preprocessing and metadata to an ``.npz`` file, atomically.
+        """Write the parameters, :attr:`preprocessing`, :attr:`last_training` and
+        ``metadata`` (JSON-serialisable extras: results, dataset) to the ``.npz`` file
+        ``path``, atomically: it is replaced whole (keeping its permissions) or left as it was.
 
-        Parameters
-        ----------
-        path : path-like
-            The file to write; replaced whole (keeping its permissions) or left as it was.
-        metadata : dict, optional
-            JSON-serialisable extras (results, dataset) stored with the sizes, dtype,
-            xpnet version, :attr:`preprocessing` and the settings of the last training run.
-
-        Raises
-        ------
-        ValueError
-            If ``metadata`` sets a key xpnet writes itself (``dtype``, ``sizes``,
-            ``format``, ``training``, ...) or is not JSON-serialisable; nothing is written.
+        Raises ValueError, and writes nothing, if ``metadata`` sets a key xpnet writes
+        itself (``dtype``, ``sizes``, ``format``, ``training``, ...) or is not
+        JSON-serialisable.
         """
         metadata = dict(metadata or {})
         reserved = sorted(set(metadata) & {*RESERVED_KEYS, "training"})
@@ -680,26 +324,13 @@ class TwoLayerNet:
         device: Any = None,
         dtype: DType | None = None,
     ) -> TwoLayerNet:
-        """Read a network saved by :meth:`save`, onto any backend and device.
+        """Read a network saved by :meth:`save` onto ``backend`` and ``device`` (as for
+        :class:`TwoLayerNet`), in ``dtype`` (the file's when None).
 
-        Parameters
-        ----------
-        path : path-like
-        backend, device
-            Where to put the parameters, as for :class:`TwoLayerNet`.
-        dtype : {"float32", "float64"}, optional
-            The dtype to compute in; the file's when None.
-
-        Returns
-        -------
-        TwoLayerNet
-            With :attr:`metadata` holding the file's metadata, and :attr:`preprocessing`
-            the preprocessing saved with it (None for files written before xpnet saved it).
-
-        Raises
-        ------
-        xpnet.errors.ModelFileError
-            If the file is not a valid xpnet model (see :mod:`xpnet.model_file`).
+        The net's :attr:`metadata` is the file's, its :attr:`preprocessing` the one saved
+        with it (None for files written before xpnet saved it). Raises
+        :class:`xpnet.errors.ModelFileError` if the file is not a valid xpnet model (see
+        :mod:`xpnet.model_file`).
         """
         params, metadata, extras = read_model(path)
         net = cls.__new__(cls)
@@ -716,42 +347,34 @@ class TwoLayerNet:
             net.preprocessing = Preprocessing(described["name"], described["scale"], mean)
         return net
 
-    @property
-    def training(self) -> dict[str, Any] | None:
-        """Deprecated: the old name of :attr:`last_training`, until xpnet 0.2."""
-        warn_renamed("TwoLayerNet.training", "TwoLayerNet.last_training")
-        return self.last_training
-
-    @training.setter
-    def training(self, value: dict[str, Any] | None) -> None:
-        warn_renamed("TwoLayerNet.training", "TwoLayerNet.last_training")
-        self.last_training = value
-
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle without modules: NumPy's global random state and the namespace are
-        recorded by name and found again on unpickling (see :class:`xpnet.Backend`)."""
-        state = dict(self.__dict__)
-        if state["_rng"] is np.random:
-            state["_rng"] = "numpy.random"
-        state["dtype"] = _dtype_name(self.dtype)
-        return state
+        """Pickle the dtype by name; the backend pickles by name too (see
+        :class:`xpnet.Backend`)."""
+        return {**self.__dict__, "dtype": _dtype_name(self.dtype)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if isinstance(state["_rng"], str):
-            state["_rng"] = np.random
-        if "training" in state:  # pickled before the attribute was named last_training
-            state["last_training"] = state.pop("training")
         self.__dict__.update(state)
         self.dtype = self.backend.dtype(state["dtype"])
 
-    def _predict(self, X: Array) -> Array:
-        _, scores = forward(self.xp, self.params, X)
-        return self.xp.argmax(scores, axis=1)
+    def _description(self) -> dict[str, Any]:
+        """This network's :data:`NETWORK_FIELDS`, as :meth:`train` gives them."""
+        D, H, C = self.sizes
+        return {
+            "input_size": D, "hidden_size": H, "output_size": C, "init": self.init,
+            "std": self.std, "seed": self.seed,
+            "compute": ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
+        }  # fmt: skip
+
+    def _blank(self) -> np.ndarray | None:
+        """The row of a blank image: what :attr:`preprocessing` makes of zeros (None: zeros)."""
+        if self.preprocessing is None:
+            return None
+        return self.preprocessing(np.zeros((1, self.sizes[0]), dtype=np.float32))[0]
 
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
-        if isinstance(self._rng, np.random.Generator):
-            return self._rng.standard_normal(shape)
-        return self._rng.randn(*shape)
+        if self.rng is None:
+            return np.random.randn(*shape)  # noqa: NPY002 - the lab's global state
+        return self.rng.standard_normal(shape)
 
 
 def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
@@ -768,17 +391,3 @@ def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
 def _dtype_name(dtype: Any) -> DType:
     """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
     return "float32" if "float32" in str(dtype) else "float64"
-
-
-def _flat(xp: Namespace, x: Array) -> Array:
-    """``x`` as a vector, for dot products: ``_flat(a) @ _flat(b) = sum(a * b)``."""
-    return xp.reshape(x, (-1,))
-
-
-def _num_rows(xp: Namespace, X: Array) -> Array | int:
-    """N, the rows of ``X``: an int, or a 0-d array of X's dtype where the batch size is
-    unknown until run time (a traced graph's placeholder, a Dask array of unknown chunks)."""
-    N = X.shape[0]
-    if isinstance(N, int):
-        return N
-    return xp.sum(xp.ones_like(X[:, 0]))

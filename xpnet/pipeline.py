@@ -26,12 +26,12 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet._atomic import atomic_write, check_writable_directory
-from xpnet._typing import DType
-from xpnet.backend import Backend, Compile
+from xpnet._typing import Compile, DType
+from xpnet.backend import Backend
 from xpnet.data import mnist
 from xpnet.errors import DataError, ModelFileError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import TwoLayerNet
+from xpnet.neural_net import TwoLayerNet, train_keywords
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 from xpnet.recipes import RECIPES, Recipe
 from xpnet.training import (
@@ -39,7 +39,6 @@ from xpnet.training import (
     EpochCallback,
     ProgressCallback,
     TrainSettings,
-    fit,
     num_iters_for,
 )
 
@@ -393,8 +392,9 @@ def train_and_measure(
         )
     result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)
     try:
-        result.history = fit(net, plan.settings, data.X_train, data.y_train, data.X_val,
-                             data.y_val, progress=progress, on_epoch=on_epoch)  # fmt: skip
+        result.history = net.train(data.X_train, data.y_train, data.X_val, data.y_val,
+                                   progress=progress, on_epoch=on_epoch,
+                                   **train_keywords(plan.settings))  # fmt: skip
     except TrainingInterrupted as stop:
         result.history, result.interrupted = stop.history, True
         stop.result = result

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from xpnet._typing import AugmentationName
+from xpnet._typing import AugmentationName, Compile
 from xpnet.augment import AUGMENTATIONS
-from xpnet.backend import Compile
 from xpnet.hyperparameters import Hyperparameters, row, rows, values_of
 from xpnet.preprocess import PreprocessingName
 from xpnet.training import ComputeSettings, TrainSettings

@@ -35,7 +35,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
-from xpnet._typing import DTYPES, Params, map_params
+from xpnet._typing import DTYPES, DType, Params, map_params
 from xpnet.backend import (
     Backend,
     array_namespace,
@@ -285,20 +285,17 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     @contextlib.contextmanager
     def _unchanged_on_failure(self) -> Iterator[None]:
-        """Put back every fitted attribute, and the network's parameters, if the block fails."""
+        """Put back every fitted attribute if the block fails. The network keeps its
+        parameters: training returns new ones, which it takes only when it succeeds."""
         fitted: dict[str, Any] = {k: list(v) if isinstance(v, list) else v
                                   for k, v in vars(self).items()
                                   if k.endswith("_") or k in _PRIVATE_STATE}  # fmt: skip
-        net: TwoLayerNet | None = fitted.get("net_")
-        kept = (_copy(net.params), net.last_training) if net is not None else None
         try:
             yield
         except BaseException:
             for name in [k for k in vars(self) if k.endswith("_") or k in _PRIVATE_STATE]:
                 delattr(self, name)
             self.__dict__.update(fitted)
-            if net is not None and kept is not None:
-                net.params, net.last_training = kept
             raise
 
     def _validate(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any]:
@@ -327,7 +324,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
             compute = ComputeSettings(self._backend_for(X), dtype=dtype)
         else:  # the fitted one, as it is
-            compute = self.net_.network_settings()["compute"]
+            net_dtype: DType = "float32" if "float32" in str(self.net_.dtype) else "float64"
+            compute = ComputeSettings(self.net_.backend, dtype=net_dtype)
             values |= {"hidden_size": self.net_.sizes[1], "init": self.net_.init,
                        "std": self.net_.std}  # fmt: skip
             seed = self.net_.seed
@@ -377,9 +375,11 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                 print(f"epoch {self.n_iter_}: loss {mean_loss:.6f}")
             if val_acc is not None and self.validation_scores_ is not None:
                 self.validation_scores_.append(val_acc)
-            return stop_early and stopper.stop(mean_loss, val_acc, net.params)
+            return stop_early and stopper.stop(mean_loss, val_acc)
 
-        training.fit(net, settings, X, labels, X_val, y_val, on_epoch=on_epoch)
+        trained = training.fit(net.params, settings, X, labels, X_val, y_val, rng=net.rng,
+                               on_epoch=on_epoch, on_chunk=stopper.watch)  # fmt: skip
+        net.params, net.last_training = trained.params, trained.record
         if stopper.best_params is not None:  # early_stopping: the best epoch's parameters
             net.params = stopper.best_params
             self.best_validation_score_ = stopper.best_score
@@ -484,15 +484,21 @@ class _Stopper:
         self.tol, self.patience = tol, patience
         self.best_loss, self.best_score = np.inf, -np.inf
         self.best_params: Params | None = None
+        self.params: Params | None = None  # the run's so far
         self.stale = 0
 
-    def stop(self, mean_loss: float, val_acc: float | None, params: Params) -> bool:
+    def watch(self, params: Params) -> None:
+        """Follow the run's parameters (after every chunk of steps)."""
+        self.params = params
+
+    def stop(self, mean_loss: float, val_acc: float | None) -> bool:
         if val_acc is None:
             improved = mean_loss < self.best_loss - self.tol
         else:
             improved = val_acc > self.best_score + self.tol
             if val_acc > self.best_score:
-                self.best_score, self.best_params = val_acc, _copy(params)
+                assert self.params is not None  # watched before every epoch's end
+                self.best_score, self.best_params = val_acc, _copy(self.params)
         self.best_loss = min(self.best_loss, mean_loss)
         self.stale = 0 if improved else self.stale + 1
         return self.stale >= self.patience

@@ -3,9 +3,10 @@
 Everything numerical in xpnet receives an Array API namespace ``xp`` and a device,
 and never asks which library it is. This package holds the rest: the table of
 backends (:data:`BACKENDS`), turning ``backend=`` and ``device=`` into a
-:class:`Backend`, conversion to NumPy at the edges, the ``array_api_compat``
-helpers the package uses, and the runners that execute training steps eagerly or
-compiled (JAX's ``jit``, torch's CUDA graphs).
+:class:`Backend`, conversion to NumPy at the edges, and the ``array_api_compat``
+helpers the package uses, and which libraries compile many training steps into one
+call (:attr:`Backend.compiled_path`); the runners that take the steps are in
+:mod:`xpnet.training`.
 """
 
 from xpnet.backend._compat import (
@@ -21,10 +22,10 @@ from xpnet.backend._resolve import (
     FLOAT_DTYPES,
     SUPPORTED_BACKENDS,
     Backend,
+    CompiledPath,
     resolve_backend,
     to_numpy,
 )
-from xpnet.backend._runners import Compile, Runner, compiled_runner_kind, select_runner
 from xpnet.backend._table import (
     BACKENDS,
     BackendSpec,
@@ -40,11 +41,9 @@ __all__ = [
     "SUPPORTED_BACKENDS",
     "Backend",
     "BackendSpec",
-    "Compile",
-    "Runner",
+    "CompiledPath",
     "allow_float64",
     "array_namespace",
-    "compiled_runner_kind",
     "device_of",
     "gpu_devices",
     "has_values",
@@ -54,7 +53,6 @@ __all__ = [
     "limit_threads",
     "portable_device",
     "resolve_backend",
-    "select_runner",
     "size",
     "to_numpy",
 ]

@@ -5,14 +5,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from xpnet.backend import _compat
 from xpnet.backend._table import BACKENDS, BackendSpec, portable_device
 
-__all__ = ["FLOAT_DTYPES", "SUPPORTED_BACKENDS", "Backend", "resolve_backend", "to_numpy"]
+__all__ = [
+    "FLOAT_DTYPES",
+    "SUPPORTED_BACKENDS",
+    "Backend",
+    "CompiledPath",
+    "resolve_backend",
+    "to_numpy",
+]
+
+#: The compiled training paths a library may have (:attr:`Backend.compiled_path`).
+CompiledPath = Literal["jit", "cuda graph"]
 
 #: Backend names accepted by ``backend=``, with what to pip install for each.
 SUPPORTED_BACKENDS: dict[str, str] = {name: spec.extra for name, spec in BACKENDS.items()}
@@ -56,6 +66,18 @@ class Backend:
         if device.endswith("')") and "Device('" in device:
             device = device.split("Device('", 1)[1][:-2]
         return device
+
+    @property
+    def compiled_path(self) -> CompiledPath | None:
+        """How this library compiles many training steps into one call on this device, if
+        it can: ``"jit"`` (JAX's ``jit`` of ``lax.scan``, every device), ``"cuda graph"``
+        (torch on CUDA), None elsewhere (CuPy's stream capture refuses cuBLAS calls,
+        cupy/cupy#6290). :mod:`xpnet.training` has a runner for each."""
+        if self.name == "jax":
+            return "jit"
+        if self.name == "torch" and getattr(self.device, "type", None) == "cuda":
+            return "cuda graph"
+        return None
 
     @property
     def spec(self) -> BackendSpec | None:

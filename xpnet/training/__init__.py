@@ -1,40 +1,57 @@
-"""Training: the settings of a run, validated once, and the loop that follows them.
+"""Training: the settings of a run, validated once, and the loop below the model.
 
 :class:`TrainSettings` (with its :class:`ComputeSettings`) holds every choice of a
 run and checks them all when it is built; every entry point builds one before it
-changes anything. :func:`fit` runs the steps (``TwoLayerNet.train`` calls it), and
-the bookkeeping it leans on (batches, learning rates, chunks, the record) is here too.
+changes anything. :func:`fit` takes parameters, settings and data and returns new
+parameters and a record (:class:`TrainResult`); ``TwoLayerNet.train`` calls it. Here
+too are the step (:class:`TrainStep`), the runners that take steps eagerly or
+compiled (:func:`select_runner`), every random number of a run
+(:mod:`xpnet.training._randomness`), and the bookkeeping (batches, learning rates,
+chunks, the record). Nothing here imports the model.
 """
 
 from xpnet._typing import SCHEDULES, Schedule
 from xpnet.training._loop import fit
+from xpnet.training._randomness import STREAMS, BatchSampler, distortion_noise, stream_keys
 from xpnet.training._record import (
-    BatchSampler,
+    ChunkCallback,
     EpochCallback,
     History,
     ProgressCallback,
     Rates,
     RunRecord,
+    TrainResult,
     chunks,
     iterations_per_epoch,
     learning_rates,
 )
+from xpnet.training._runners import Runner, compiled_runner_kind, select_runner
 from xpnet.training._settings import ComputeSettings, TrainSettings, num_iters_for
+from xpnet.training._step import TrainStep
 
 __all__ = [
     "SCHEDULES",
+    "STREAMS",
     "BatchSampler",
+    "ChunkCallback",
     "ComputeSettings",
     "EpochCallback",
     "History",
     "ProgressCallback",
     "Rates",
     "RunRecord",
+    "Runner",
     "Schedule",
+    "TrainResult",
     "TrainSettings",
+    "TrainStep",
     "chunks",
+    "compiled_runner_kind",
+    "distortion_noise",
     "fit",
     "iterations_per_epoch",
     "learning_rates",
     "num_iters_for",
+    "select_runner",
+    "stream_keys",
 ]

@@ -1,10 +1,10 @@
-"""The bookkeeping of a training run: batches, learning rates, chunks, and the record.
+"""The bookkeeping of a training run: epochs, learning rates, chunks, and the record.
 
-The loop (:mod:`xpnet.training._loop`) leans on these pieces: :class:`BatchSampler`
-draws an epoch of batch indices at a time, on the device,
+The loop (:mod:`xpnet.training._loop`) leans on these pieces:
 :func:`learning_rates` gives the schedule, :func:`chunks` cuts an epoch into the
-pieces a runner executes without waiting on the device, and :class:`RunRecord` keeps
-the losses, the accuracies and the last parameters known to be finite.
+pieces a runner executes without waiting on the device, :class:`RunRecord` keeps
+the losses, the accuracies and the last parameters known to be finite, and
+:class:`TrainResult` is what a run returns.
 """
 
 from __future__ import annotations
@@ -16,21 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from xpnet import random as xr
 from xpnet._typing import Array, Namespace, Params, Schedule, map_params
-from xpnet.backend import Backend, device_of, is_writeable_array, to_numpy
+from xpnet.backend import is_writeable_array, to_numpy
 from xpnet.errors import TrainingDivergedError
 
 __all__ = [
-    "BatchSampler",
+    "ChunkCallback",
     "EpochCallback",
     "History",
     "ProgressCallback",
     "Rates",
     "RunRecord",
+    "TrainResult",
     "chunks",
+    "copied",
     "iterations_per_epoch",
-    "lab_rows",
     "learning_rates",
 ]
 
@@ -39,6 +39,8 @@ History = dict[str, list[float]]
 ProgressCallback = Callable[[int, Array, float], None]
 #: ``on_epoch(epoch, mean_loss, val_acc) -> stop``, called after each epoch.
 EpochCallback = Callable[[int, float, "float | None"], "bool | None"]
+#: ``on_chunk(params)``, called after each chunk of steps with the parameters so far.
+ChunkCallback = Callable[[Params], None]
 
 
 def iterations_per_epoch(num_rows: int, batch_size: int) -> int:
@@ -46,80 +48,6 @@ def iterations_per_epoch(num_rows: int, batch_size: int) -> int:
     each row at most once (the ``num_rows % batch_size`` left over wait for the next
     permutation); a sampled one draws as many batches."""
     return max(num_rows // batch_size, 1)
-
-
-class BatchSampler:
-    """Row indices for every step of an epoch, drawn on the device at once.
-
-    Without ``shuffle``, rows are sampled with replacement, as the lab does: the rows
-    of step ``t`` are :func:`xpnet.random.integers` of the ``batch`` stream at counter
-    ``t``. With it, epoch ``e`` visits the rows of :func:`xpnet.random.permutation`
-    at counter ``e`` in consecutive batches. Either way the numbers depend on the key
-    and the counters alone: the same on every backend, however the steps are chunked.
-
-    Parameters
-    ----------
-    xp : module
-        The Array API namespace.
-    key : array, shape (2,), int32
-        The key of the run's ``batch`` stream.
-    num_rows, batch_size : int
-    shuffle : bool
-    drawn : array, shape (E * per_epoch, B), optional
-        Every epoch's rows, drawn before the run (:func:`lab_rows`): then
-        :meth:`epoch` cuts them, and ``key`` is not used.
-    """
-
-    def __init__(
-        self, xp: Namespace, key: Array, num_rows: int, batch_size: int, shuffle: bool,
-        drawn: Array | None = None,
-    ):  # fmt: skip
-        self.xp, self.key, self.drawn = xp, key, drawn
-        self.num_rows, self.batch_size, self.shuffle = num_rows, batch_size, shuffle
-        #: Steps per epoch: ``max(num_rows // batch_size, 1)``.
-        self.per_epoch = iterations_per_epoch(num_rows, batch_size)
-
-    def epoch(self, epoch: int) -> Array:
-        """Epoch ``epoch``'s batches: an integer array of shape (per_epoch, B) on the device."""
-        xp, on = self.xp, {"xp": self.xp, "device": device_of(self.key)}
-        if self.drawn is not None:
-            return self.drawn[epoch * self.per_epoch : (epoch + 1) * self.per_epoch, :]
-        if self.shuffle:
-            size = min(self.batch_size, self.num_rows)
-            order = xr.permutation(self.key, epoch, self.num_rows, **on)
-            return xp.reshape(order[: self.per_epoch * size], (self.per_epoch, size))
-        first = epoch * self.per_epoch
-        steps = xp.arange(first, first + self.per_epoch, dtype=xp.int32, device=on["device"])
-        return xr.integers(self.key, steps, (self.batch_size,), self.num_rows, **on)
-
-
-def lab_rows(
-    backend: Backend, rng: Any, num_rows: int, batch_size: int, shuffle: bool, num_iters: int
-) -> Array:
-    """Every epoch's batch rows of a run, drawn as the lab draws them, from NumPy's
-    global state (``np.random.choice`` a batch, with replacement; a permutation an
-    epoch with ``shuffle``), before the first step, and moved to the device once.
-
-    A network without a seed follows ``np.random.seed``, as the lab's does; these
-    are then its batches, so that the handout's toy numbers come out exactly.
-    ``rng`` is the ``numpy.random`` module.
-
-    Returns
-    -------
-    array, shape (E * per_epoch, B), on the backend's device
-        ``E`` the epochs the run begins.
-    """
-    per_epoch = max(num_rows // batch_size, 1)
-    epochs = -(-num_iters // per_epoch)
-    if shuffle:
-        size = min(batch_size, num_rows)
-        rows = [rng.permutation(num_rows)[: per_epoch * size] for _ in range(epochs)]
-        drawn = np.concatenate(rows).reshape(epochs * per_epoch, size)
-    else:
-        drawn = np.concatenate(
-            [rng.choice(num_rows, (per_epoch, batch_size)) for _ in range(epochs)]
-        )
-    return backend.asarray(drawn)
 
 
 def learning_rates(
@@ -146,6 +74,28 @@ class Rates:
 
     def __getitem__(self, index: slice) -> Rates:
         return Rates(self.host[index], self.device[index])
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run returns.
+
+    Attributes
+    ----------
+    params : dict
+        The parameters after the run: new arrays (the ones it started from are unchanged).
+    history : dict
+        ``loss_history`` (a float per iteration), ``train_acc_history`` and
+        ``val_acc_history`` (a float per epoch).
+    record : dict
+        What the run did, as plain data, for ``TwoLayerNet.last_training``: its
+        ``settings``, the ``path`` that ran, its ``iterations``, ``final_loss`` and
+        ``final_val_acc``.
+    """
+
+    params: Params
+    history: History
+    record: dict[str, Any]
 
 
 def chunks(length: int, first: int, max_chunk: int, report_every: int | None) -> Iterator[slice]:
@@ -192,7 +142,7 @@ class RunRecord:
         self.val_accs: list[Array] = []
         self.iterations = 0
         self.checked = 0
-        self.checkpoint = self._snapshot(params)
+        self.checkpoint = copied(xp, params)
 
     def add_losses(self, losses: Array) -> None:
         """Record the (K,) losses of a chunk."""
@@ -238,7 +188,7 @@ class RunRecord:
             finite.append(xp.all(xp.isfinite(unchecked)))
         if not bool(xp.all(xp.stack(finite))):
             return False
-        self.checkpoint, self.checked = self._snapshot(params), self.iterations
+        self.checkpoint, self.checked = copied(xp, params), self.iterations
         return True
 
     def history(self, iterations: int | None = None) -> History:
@@ -278,13 +228,7 @@ class RunRecord:
             "rate (or the momentum) and train again.",
             iteration,
             self.history(iteration),
-        )
-
-    def _snapshot(self, params: Params) -> Params:
-        """A copy of ``params`` that later in-place updates cannot change."""
-        xp = self.xp
-        return map_params(
-            lambda p: xp.asarray(p, copy=True) if is_writeable_array(p) else p, params
+            self.checkpoint,
         )
 
     def _floats(self, arrays: list[Array], concat: bool = False) -> list[float]:
@@ -293,6 +237,12 @@ class RunRecord:
             return []
         joined = self.xp.concat(arrays) if concat else self.xp.stack(arrays)
         return to_numpy(joined).astype(float).tolist()
+
+
+def copied(xp: Namespace, params: Params) -> Params:
+    """A copy of ``params`` that later in-place updates cannot change (immutable arrays,
+    JAX's, are their own copy)."""
+    return map_params(lambda p: xp.asarray(p, copy=True) if is_writeable_array(p) else p, params)
 
 
 def _number(value: float) -> str:

@@ -17,18 +17,12 @@ from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
-from xpnet._typing import DTYPES, DType
+from xpnet._typing import DTYPES, Compile, DType
 from xpnet.augment import Augmentation
-from xpnet.backend import (
-    Backend,
-    Compile,
-    allow_float64,
-    compiled_runner_kind,
-    portable_device,
-    resolve_backend,
-)
+from xpnet.backend import Backend, allow_float64, portable_device, resolve_backend
 from xpnet.hyperparameters import Hyperparameters, rows
 from xpnet.training._record import iterations_per_epoch
+from xpnet.training._runners import compiled_runner_kind
 
 __all__ = ["ComputeSettings", "TrainSettings", "num_iters_for"]
 
@@ -121,7 +115,7 @@ class TrainSettings(Hyperparameters):
         Random distortions of each batch (:mod:`xpnet.augment`); its images must have
         ``input_size`` pixels.
     compile : {"auto", True, False}, default "auto"
-        How the steps run (:func:`xpnet.backend.select_runner`); True needs a backend
+        How the steps run (:func:`xpnet.training.select_runner`); True needs a backend
         and device with a compiled path.
     compute : ComputeSettings, default NumPy float64
         The backend, device and dtype.

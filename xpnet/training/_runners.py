@@ -1,6 +1,6 @@
 """Running training steps a chunk at a time: an eager loop, JAX's jit + scan, torch's CUDA graphs.
 
-A runner takes the one array-API training step (:class:`xpnet.neural_net.TrainStep`)
+A runner takes the one array-API training step (:class:`~xpnet.training._step.TrainStep`)
 and runs ``K`` of them in a row without waiting on the device:
 
 - :class:`EagerRunner`: a Python loop, one step per call. Every backend has it;
@@ -12,24 +12,29 @@ and runs ``K`` of them in a row without waiting on the device:
   and the learning rates), then replayed. CuPy is not captured: its stream capture
   refuses cuBLAS calls (cupy/cupy#6290).
 
-Which one runs is decided here, by :func:`select_runner`, from the backend and device.
+Which one runs is decided here, by :func:`select_runner`, from the backend's
+:attr:`~xpnet.Backend.compiled_path` and ``compile`` (checked by
+:class:`~xpnet.training.TrainSettings`).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import numpy as np
+from xpnet._typing import Compile
+from xpnet.backend import Backend
+from xpnet.training._record import Rates
 
-from xpnet.backend._resolve import Backend
-
-__all__ = ["Compile", "EagerRunner", "JaxScanRunner", "Runner", "TorchGraphRunner", "select_runner"]
-
-#: ``train(compile=...)``: "auto" picks the fastest correct path, False forces the
-#: eager loop, True demands a compiled one.
-Compile = Literal["auto"] | bool
+__all__ = [
+    "EagerRunner",
+    "JaxScanRunner",
+    "Runner",
+    "TorchGraphRunner",
+    "compiled_runner_kind",
+    "select_runner",
+]
 
 #: The most steps one compiled call runs: Ctrl-C, the progress display and the
 #: divergence check wait for at most this many.
@@ -49,8 +54,8 @@ class Runner(Protocol):
     learning rates, as a NumPy array (``host``) and as an array on the device
     (``device``). The returned ``losses`` has shape (K,)
     and stays on the device. A runner whose ``draws_ahead`` is true wants the
-    steps' random numbers in ``inputs`` too (:meth:`TrainStep.draw
-    <xpnet.neural_net.TrainStep.draw>`, drawn for several steps in one call);
+    steps' random numbers in ``inputs`` too
+    (:class:`~xpnet.training._randomness.DrawnAhead`, several steps in one call);
     the others' steps draw their own, inside the compiled chunk.
     """
 
@@ -59,16 +64,8 @@ class Runner(Protocol):
     draws_ahead: bool
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
     ) -> tuple[dict[str, Any], Any]: ...
-
-
-class _Rates(Protocol):
-    @property
-    def host(self) -> np.ndarray: ...
-
-    @property
-    def device(self) -> Any: ...
 
 
 class EagerRunner:
@@ -87,7 +84,7 @@ class EagerRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
     ) -> tuple[dict[str, Any], Any]:
         losses = [
             self.step(state, data, {name: a[k, ...] for name, a in inputs.items()}, float(rate))
@@ -113,7 +110,7 @@ class JaxScanRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
     ) -> tuple[dict[str, Any], Any]:
         import jax
 
@@ -159,7 +156,7 @@ class TorchGraphRunner:
         self.pool: Any = None
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: _Rates
+        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
     ) -> tuple[dict[str, Any], Any]:
         length = int(inputs["batch"].shape[0])
         chunk = self.graphs.get(length)
@@ -216,26 +213,24 @@ def _clone_tree(tree: Any) -> Any:
 
 
 def compiled_runner_kind(backend: Backend) -> type[JaxScanRunner] | type[TorchGraphRunner] | None:
-    """The compiled runner for a backend and device, or None where it has none."""
-    if backend.name == "jax":
+    """The runner of the backend's compiled path (:attr:`xpnet.Backend.compiled_path`), or
+    None where it has none."""
+    if backend.compiled_path == "jit":
         return JaxScanRunner
-    if backend.name == "torch" and getattr(backend.device, "type", None) == "cuda":
+    if backend.compiled_path == "cuda graph":
         return TorchGraphRunner
     return None
 
 
 def select_runner(backend: Backend, step: Step, compile: Compile = "auto") -> Runner:
-    """The runner for ``train(compile=...)`` on ``backend``.
+    """The runner for ``compile`` (checked by :class:`~xpnet.training.TrainSettings`) on
+    ``backend``: the compiled one where there is one and ``compile`` is not False.
 
     Raises
     ------
     ValueError
-        If ``compile`` is not "auto", True or False, or is True where the backend
-        and device have no compiled path; or if the backend is lazy (Dask), whose
-        training graph would grow with every step.
+        If the backend is lazy (Dask), whose training graph would grow with every step.
     """
-    if not (isinstance(compile, bool) or compile == "auto"):
-        raise ValueError(f"compile must be 'auto', True or False, got {compile!r}")
     if backend.lazy:
         raise ValueError(
             f"backend {backend.name!r} is lazy: each training step would add to one task "
@@ -245,12 +240,6 @@ def select_runner(backend: Backend, step: Step, compile: Compile = "auto") -> Ru
             f"backend={backend.name})"
         )
     kind = compiled_runner_kind(backend)
-    if compile is True and kind is None:
-        raise ValueError(
-            f"backend {backend.name!r} on {backend.device} has no compiled training path "
-            "(JAX on any device and torch on CUDA have one); use compile='auto' or False "
-            "for its eager loop"
-        )
     if compile is False or kind is None:
         return EagerRunner(backend, step)
     return kind(backend, step)

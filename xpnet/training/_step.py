@@ -1,0 +1,99 @@
+"""One training step: the lab's loss on a batch, then an optimiser update."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xpnet._typing import Array, Namespace
+from xpnet.augment import Augmentation
+from xpnet.functional import cross_entropy, l2_penalty
+from xpnet.optim import SGD, Adam
+from xpnet.training._randomness import draw_noise, noise_names
+
+__all__ = ["TrainStep"]
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One step of minibatch training: the lab's loss on a batch, then an optimiser update.
+
+    Runners call it eagerly, trace it (``jax.jit``) or capture it (CUDA graphs); it
+    is the one copy of the step's math. Frozen, so a compiled runner can key its
+    cache on it. Its randomness (dropout masks, distortions) is drawn on the device,
+    from the run's stream keys and the step's counter
+    (:func:`~xpnet.training._randomness.draw_noise`): inside the step, where a runner
+    passes only the batch's rows and the step number (compiled runners), or ahead, for
+    several steps in one call, and passed in with them (the eager loop). A step's
+    numbers are the same either way.
+
+    Attributes
+    ----------
+    xp : module
+        The Array API namespace.
+    optimizer : SGD, Adam or AdamW
+        Applies the gradients and the L2 term (or weight decay).
+    reg : float
+        L2 regularisation strength, for the loss's penalty term.
+    dropout : float
+        The rate of inverted dropout on the hidden layer; 0 for none.
+    augment : Augmentation or None
+        Random distortions of each batch's images.
+    """
+
+    xp: Namespace
+    optimizer: SGD | Adam
+    reg: float
+    dropout: float = 0.0
+    augment: Augmentation | None = None
+
+    def __call__(
+        self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
+        lr: Array | float,
+    ) -> Array:  # fmt: skip
+        """Take one step on one batch; update ``state``; return the loss.
+
+        Parameters
+        ----------
+        state : dict
+            ``params`` (the network's parameters) and ``optimizer`` (its state),
+            updated in place (by item assignment where arrays are immutable).
+        data : dict
+            ``X``, all training rows (N, D); ``T``, their one-hot targets (N, C);
+            ``blank`` (D,), the row of a blank image (what augmentation adds before
+            distorting and takes off after); the run's stream keys
+            (:func:`~xpnet.training._randomness.stream_keys`); and the augmentation's
+            constants.
+        inputs : dict
+            ``batch`` (B,), the rows of this step; ``step``, a 0-d int32 array: the
+            step's number in the run, the counter of its random draws; and, where
+            they were drawn ahead, the step's noise (all of
+            :func:`~xpnet.training._randomness.noise_names`), else the step draws it.
+        lr : float or 0-d array
+            The learning rate.
+
+        Returns
+        -------
+        array, shape ()
+            The lab's loss on the batch, before the update.
+        """
+        xp, params = self.xp, state["params"]
+        batch, step = inputs["batch"], inputs["step"]
+        X_batch = xp.take(data["X"], batch, axis=0)
+        T_batch = xp.take(data["T"], batch, axis=0)
+        names = noise_names(self.dropout, self.augment)
+        if all(name in inputs for name in names):
+            draws = {name: inputs[name] for name in names}
+        else:
+            draws = draw_noise(xp, data, step, X_batch.shape[0], params["W1"].shape[1],
+                               dropout=self.dropout, augment=self.augment)  # fmt: skip
+        if self.augment is not None:
+            images = X_batch - data["blank"]
+            X_batch = self.augment.apply(xp, images, draws, data) + data["blank"]
+        mask = None
+        if self.dropout:
+            mask = xp.astype(draws["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
+        loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
+        loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
+        self.optimizer.step(xp, params, grads, state["optimizer"], lr)
+        return loss
