@@ -65,7 +65,7 @@ class Reporter:
         try:
             self._requests.put([kind, self._number, step, float(value), self._answers.name])
             return str(self._answers.get(timeout=ANSWER_TIMEOUT))
-        except Exception:  # no answer in time, or the scheduler is gone: the search is
+        except Exception:  # no answer in time, or the scheduler is gone: so is the search
             return STOP
 
     def close(self) -> None:
@@ -103,7 +103,7 @@ class Relay:
         self._client, self._study, self._heartbeat = client, study, heartbeat
         self._interval = interval
         self._lock = threading.Lock()
-        self._trials: dict[int, tuple[optuna.trial.Trial, int, set[int]]] = {}
+        self._trials: dict[int, tuple[optuna.trial.Trial, int | None]] = {}
         self._started: set[int] = set()
         self._superseded: list[int] = []
         self._done = threading.Event()
@@ -127,9 +127,14 @@ class Relay:
 
     def add(self, trial: optuna.trial.Trial) -> None:
         """Answer ``trial``'s reports from now on, and record its heartbeats."""
-        trial_id = self._trial_id(trial.number)
+        trial_id = None
+        if self._heartbeat is not None:
+            study_id = self._heartbeat.get_study_id_from_name(self._study.study_name)
+            trial_id = self._heartbeat.get_trial_id_from_study_id_trial_number(
+                study_id, trial.number
+            )
         with self._lock:
-            self._trials[trial.number] = (trial, trial_id, set())
+            self._trials[trial.number] = (trial, trial_id)
             self._beat(trial_id)
 
     def remove(self, number: int) -> None:
@@ -143,18 +148,12 @@ class Relay:
             found, self._superseded = self._superseded, []
         return found
 
-    def _trial_id(self, number: int) -> int:
-        if self._heartbeat is None:
-            return -1
-        study_id = self._heartbeat.get_study_id_from_name(self._study.study_name)
-        return self._heartbeat.get_trial_id_from_study_id_trial_number(study_id, number)
-
     def _serve(self) -> None:
         due = time.monotonic() + self._interval
         while not self._done.is_set():
             if time.monotonic() >= due:
                 with self._lock:
-                    for _, trial_id, _ in self._trials.values():
+                    for _, trial_id in self._trials.values():
                         self._beat(trial_id)
                 due = time.monotonic() + self._interval
             try:  # polled: a Dask queue's get that times out is logged as an error
@@ -180,7 +179,7 @@ class Relay:
         with self._lock:
             if number not in self._trials:
                 return STOP
-            trial, _, reported = self._trials[number]
+            trial = self._trials[number][0]
             if kind == "start":
                 if number in self._started:
                     self._superseded.append(number)
@@ -188,17 +187,15 @@ class Relay:
                 self._started.add(number)
                 return GO
             try:
-                if step not in reported:  # a trial run again reports its epochs again
-                    trial.report(value, step)
-                    reported.add(step)
+                trial.report(value, step)
                 return PRUNE if trial.should_prune() else GO
             except optuna.exceptions.UpdateFinishedTrialError:  # another search ended it
                 return STOP
             except Exception:  # the database failed this once: the trial trains on
                 return GO
 
-    def _beat(self, trial_id: int) -> None:
-        if self._heartbeat is None:
+    def _beat(self, trial_id: int | None) -> None:
+        if self._heartbeat is None or trial_id is None:
             return
         with contextlib.suppress(Exception):  # a busy database: the next beat will do
             self._heartbeat.record_heartbeat(trial_id)
