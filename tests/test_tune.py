@@ -25,7 +25,7 @@ optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpn
 pytest.importorskip("distributed", reason="xpnet tune needs pip install 'xpnet[tune]'")
 
 from xpnet.tune import Choices, Range, tune  # noqa: E402
-from xpnet.tune._storage import open_storage, storage_spec  # noqa: E402
+from xpnet.tune._study import open_storage, storage_spec  # noqa: E402
 
 pytestmark = [pytest.mark.tune, pytest.mark.mnist]
 
@@ -158,7 +158,16 @@ def test_the_same_search_runs_on_a_dask_scheduler(dask_cluster, tmp_path, mnist_
     assert {r["worker"] for r in rows} <= {"w1", "w2"}
 
 
-def test_a_killed_worker_does_not_stop_the_search(dask_cluster, tmp_path, mnist_dir):
+def every_running_trial_has_reported(storage_url):
+    """Whether each running trial of the search's study has reported an epoch: its worker
+    is mid-trial."""
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage_url)
+    running = [t for t in study.trials if t.state.name == "RUNNING"]
+    return bool(running) and all(t.intermediate_values for t in running)
+
+
+def test_a_worker_killed_mid_trial_fails_its_trial_and_it_runs_again(dask_cluster, tmp_path,
+                                                                     mnist_dir):  # fmt: skip
     from distributed import Client
 
     address, workers, _ = dask_cluster
@@ -170,22 +179,113 @@ def test_a_killed_worker_does_not_stop_the_search(dask_cluster, tmp_path, mnist_
         def kill_a_busy_worker(counts):
             if killed:
                 return
+            deadline = time.monotonic() + 60
+            while not every_running_trial_has_reported(storage_spec(None, tmp_path)):
+                assert time.monotonic() < deadline, "no trial reported an epoch in 60 s"
+                time.sleep(0.2)
             info = observer.scheduler_info()["workers"]
             busy = [info[a]["name"] for a, keys in observer.processing().items() if keys]
-            if busy:  # a trial is running there: kill its worker mid-trial
-                by_name[busy[0]].send_signal(signal.SIGKILL)
-                killed.append(busy[0])
+            by_name[busy[0]].send_signal(signal.SIGKILL)  # mid-trial: it has reported
+            killed.append(busy[0])
 
         space = {**SMALL["space"], "num_iters": Range(400, 600, integer=True)}
         result = tune(
-            **{**SMALL, "space": space}, trials=5, scheduler=address, data_dir=mnist_dir,
+            **{**SMALL, "space": space}, trials=4, scheduler=address, data_dir=mnist_dir,
             output_dir=tmp_path, retrain=False, progress=kill_a_busy_worker,
         )  # fmt: skip
     assert killed
     assert by_name[killed[0]].poll() is not None  # really dead
-    states = [r["state"] for r in result.trials]
-    assert "RUNNING" not in states
-    assert len(finished(read_trials(tmp_path))) == 5  # retried elsewhere, or recorded failed
+    rows = read_trials(tmp_path)
+    (lost,) = (r for r in rows if r["state"] == "RETRIED")  # failed, and run again
+    assert lost["error"].startswith("its worker died mid-trial; run again as trial ")
+    again = rows[int(lost["error"].rsplit(" ", 1)[1])]
+    knobs = ("hidden_size", "num_iters", "batch_size")
+    assert [again[k] for k in knobs] == [lost[k] for k in knobs]  # the same settings
+    assert again["state"] == "COMPLETE"
+    assert again["worker"] != killed[0]
+    assert len(finished(rows)) == 4  # the failed one does not count
+    assert "RUNNING" not in [r["state"] for r in result.trials]
+
+
+@pytest.fixture
+def hidden_worker(tmp_path):
+    """``dask scheduler`` and one ``dask worker`` that cannot see ``tmp_path``: started in
+    a directory of its own and, where Linux lets a user make a mount namespace
+    (``unshare``), with ``tmp_path`` covered by an empty file system, as on another machine.
+    Yields the scheduler's address, the directory hidden and whether it is hidden."""
+    import tempfile
+
+    dask = shutil.which("dask", path=os.path.dirname(sys.executable)) or shutil.which("dask")
+    elsewhere = Path(tempfile.mkdtemp(prefix="xpnet-worker-"))
+    scheduler_file = elsewhere / "scheduler.json"
+    processes = [subprocess.Popen(
+        [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+         "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=elsewhere,
+    )]  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not scheduler_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    address = json.loads(scheduler_file.read_text())["address"]
+    worker = [dask, "worker", address, "--nthreads", "1", "--no-nanny", "--name", "far",
+              "--no-dashboard", "--local-directory", str(elsewhere)]  # fmt: skip
+    unshare = shutil.which("unshare")
+    hidden = unshare is not None and subprocess.run(
+        [unshare, "-Urm", "mount", "-t", "tmpfs", "none", str(tmp_path)], capture_output=True,
+    ).returncode == 0  # fmt: skip
+    if hidden:  # the worker's own mount namespace, tmp_path covered there (and only there)
+        worker = [unshare, "-Urm", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"',
+                  str(tmp_path), *worker]  # fmt: skip
+    processes.append(subprocess.Popen(worker, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, cwd=elsewhere))  # fmt: skip
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.wait_for_workers(1, timeout=60)
+        if hidden:  # what the worker sees there: nothing
+            assert list(client.run(os.listdir, str(tmp_path)).values()) == [[]]
+    yield address, hidden
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def test_a_worker_that_cannot_see_the_study_reports_and_is_pruned(hidden_worker, tmp_path,
+                                                                  mnist_dir):  # fmt: skip
+    """The trials report their epochs through the scheduler: a worker on another machine
+    needs no access to the study to be pruned."""
+    from xpnet.recipes import FAST
+    from xpnet.tune._space import distributions, fingerprint, searched_space
+    from xpnet.tune._study import open_study
+
+    address, _ = hidden_worker
+    hopeless = {"learning_rate": Range(1e-7, 1e-7), "hidden_size": Range(8, 8, integer=True),
+                "num_iters": Range(200, 200, integer=True),
+                "batch_size": Choices((100,))}  # fmt: skip
+    space = searched_space(FAST, hopeless)
+    settings = {"recipe": "fast", "dataset": "mnist", "backend": "numpy", "dtype": "float32",
+                "train_size": 2000}  # fmt: skip
+    spec = storage_spec(None, tmp_path)
+    study = open_study(open_storage(spec, create=True), spec, "xpnet-tune",
+                       fingerprint(space, settings), 0, space)  # fmt: skip
+    for _ in range(5):  # five finished trials that learnt well, as the pruner's yardstick
+        trial = study.ask(distributions(space))
+        for step in range(1, 11):
+            trial.report(0.9, step)
+        study.tell(trial, 0.9)
+
+    tune(trials=6, recipe="fast", dtype="float32", train_size=2000, space=hopeless,
+         scheduler=address, data_dir=mnist_dir, output_dir=tmp_path, retrain=False)  # fmt: skip
+    last = optuna.load_study(study_name="xpnet-tune", storage=open_storage(spec)).trials[-1]
+    assert last.state.name == "PRUNED"
+    assert last.user_attrs["worker"] == "far"
+    assert sorted(last.intermediate_values) == [1, 2]  # reported twice, then pruned
+    assert all(value < 0.5 for value in last.intermediate_values.values())
 
 
 def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mnist_dir):
@@ -327,44 +427,12 @@ def test_a_file_that_is_not_a_study_is_refused_unchanged(tmp_path, mnist_dir):
 
 def test_a_study_of_another_search_is_not_resumed(tmp_path, mnist_dir):
     tune(trials=1, workers=1, data_dir=mnist_dir, output_dir=tmp_path, retrain=False, **SMALL)
-    before = (tmp_path / "study.log").read_bytes()
+    before = (tmp_path / "study.db").read_bytes()
     result = xpnet("tune", "--trials", "2", "--workers", "1", *SMALL_ARGS[:-6],
                    "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))  # fmt: skip
     assert result.returncode == 1
     assert "searched another space or settings" in result.stderr
-    assert (tmp_path / "study.log").read_bytes() == before
-
-
-def test_unpromising_trials_are_pruned_on_their_epochs(tmp_path, mnist_dir):
-    """A trial that learns nothing, after five that learnt well, stops early."""
-    from xpnet.pipeline import plan_run, prepare_data
-    from xpnet.tune._trial import TrialTask, make_pruner, run_trial
-
-    spec = storage_spec(tmp_path / "study.log", tmp_path)
-    study = optuna.create_study(
-        storage=open_storage(spec, create=True), study_name="s", direction="maximize",
-        pruner=make_pruner(),
-    )  # fmt: skip
-    for _ in range(5):
-        study.add_trial(optuna.trial.create_trial(
-            value=0.9, intermediate_values={step: 0.9 for step in range(1, 11)},
-        ))  # fmt: skip
-    data = prepare_data("scale_and_center", data_dir=mnist_dir)
-    import dataclasses
-
-    data = dataclasses.replace(data, X_train=data.X_train[:2000], y_train=data.y_train[:2000])
-    plan = plan_run("fast", dtype="float32", seed=0, data=data)
-    task = TrialTask(plan, [], spec, "s", 1)
-    hopeless = {"learning_rate": 1e-7, "hidden_size": 8, "num_iters": 200, "batch_size": 100}
-    trial = study.ask()
-    outcome = run_trial(data, task, hopeless, trial._trial_id)
-    assert outcome["state"] == "pruned"
-    assert len(outcome["epochs"]) == 2  # reported twice, pruned after the warm-up epoch
-
-    elsewhere = TrialTask(plan, [], f"journal:{tmp_path}/absent/study.log", "s", 1)
-    outcome = run_trial(data, elsewhere, hopeless, study.ask()._trial_id)
-    assert outcome["state"] == "complete"  # a storage it cannot reach: no pruning
-    assert not (tmp_path / "absent").exists()
+    assert (tmp_path / "study.db").read_bytes() == before
 
 
 def test_the_default_search_turns_momentum_only_for_sgd():
@@ -448,8 +516,12 @@ def test_every_worker_killed_mid_trial_costs_no_trial(tmp_path, mnist_dir):
                   progress=kill_every_worker_once_busy(killed), **SMALL)  # fmt: skip
     assert len(killed) == 2
     rows = read_trials(tmp_path)
-    assert [r["state"] for r in rows] == ["COMPLETE"] * 3, rows  # run again, not failed
-    assert {int(r["number"]) for r in rows} == {0, 1, 2}
+    # The two lost with their workers failed and ran again (not counted), then one more.
+    assert [r["state"] for r in rows] == ["RETRIED"] * 2 + ["COMPLETE"] * 3, rows
+    knobs = ("hidden_size", "num_iters", "batch_size")
+    for lost in rows[:2]:
+        again = rows[int(lost["error"].rsplit(" ", 1)[1])]
+        assert [again[k] for k in knobs] == [lost[k] for k in knobs]
     assert result.best_value > 0.5
 
 
@@ -530,7 +602,7 @@ def test_two_searches_of_one_study_at_once_end_with_the_trials_asked_for(tmp_pat
     assert "RUNNING" not in {r["state"] for r in rows}
 
 
-def test_trials_a_killed_search_left_running_are_cancelled_and_shown(tmp_path, mnist_dir):
+def test_trials_a_killed_search_left_running_run_again_and_are_shown(tmp_path, mnist_dir):
     command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "3", "--workers", "2",
                *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
                "--no-retrain"]  # fmt: skip
@@ -543,9 +615,13 @@ def test_trials_a_killed_search_left_running_are_cancelled_and_shown(tmp_path, m
     left = optuna.load_study(study_name="xpnet-tune", storage=storage).trials
     assert [t.state.name for t in left] == ["RUNNING", "RUNNING"]
 
+    # They count as another search's until their heartbeats are 20 s old; then they fail
+    # and run again here, with their settings.
     again = subprocess.run(command, capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
-    assert "the study holds 5 trials: 3 finished, 0 pruned, 0 failed, 2 cancelled" in again.stdout
+    assert "the study holds 5 trials: 3 finished, 0 pruned, 0 failed, 0 cancelled, 2 retried" \
+        in again.stdout  # fmt: skip
     rows = read_trials(tmp_path)
-    assert [r["state"] for r in rows[:2]] == ["CANCELLED", "CANCELLED"]
+    assert [r["state"] for r in rows[:2]] == ["RETRIED", "RETRIED"]
+    assert all("its search stopped (no heartbeat)" in r["error"] for r in rows[:2])
     assert len(finished(rows)) == 3

@@ -1,10 +1,12 @@
-"""A study's storage read back with suspicion: journals cut off or corrupted on disk,
-trials that this search cannot have made, trials left running by a dead search."""
+"""A study's storage read back with suspicion: a writer killed mid-write, a file damaged on
+disk, trials that this search cannot have made, trials left running by a dead search."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -12,9 +14,16 @@ optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpn
 
 from xpnet.recipes import FAST  # noqa: E402
 from xpnet.tune import Choices, Range, default_space  # noqa: E402
-from xpnet.tune._search import _finished_count, _live_running, _study  # noqa: E402
 from xpnet.tune._space import distributions, fingerprint  # noqa: E402
-from xpnet.tune._storage import open_storage, storage_spec  # noqa: E402
+from xpnet.tune._study import (  # noqa: E402
+    finished_count,
+    heartbeats,
+    open_storage,
+    open_study,
+    rows,
+    storage_spec,
+    to_run,
+)
 
 pytestmark = pytest.mark.tune
 
@@ -23,14 +32,19 @@ SPACE = {**default_space(FAST), "hidden_size": Range(16, 64, log=True, integer=T
 SEARCH_ID = fingerprint(SPACE, {"recipe": "fast"})
 
 
+def opened(spec, storage=None):
+    """The study as the next search opens it (checked, stale trials failed)."""
+    storage = storage or open_storage(spec, create=True)
+    return open_study(storage, spec, "s", SEARCH_ID, 0, SPACE)
+
+
 def a_study(tmp_path, finished=3):
-    """A real journal on disk holding ``finished`` complete trials of SPACE."""
+    """A real SQLite study on disk (the default storage) holding ``finished`` complete trials."""
     spec = storage_spec(None, tmp_path)
-    study = _study(spec, "s", SEARCH_ID, 0, SPACE)
+    study = opened(spec)
     for number in range(finished):
-        trial = study.ask(distributions(SPACE))
-        study.tell(trial, 0.5 + number / 10)
-    return spec, tmp_path / "study.log"
+        study.tell(study.ask(distributions(SPACE)), 0.5 + number / 10)
+    return spec, tmp_path / "study.db"
 
 
 def reloaded(spec):
@@ -38,37 +52,65 @@ def reloaded(spec):
     return optuna.load_study(study_name="s", storage=open_storage(spec))
 
 
-def test_a_journal_cut_off_mid_record_is_set_aside_and_the_study_goes_on(tmp_path, capsys):
-    spec, journal = a_study(tmp_path)
-    whole = journal.read_bytes()
-    cut = len(whole) - 40  # a crash or a full disk in the middle of the last record
-    with open(journal, "r+b") as f:
-        f.truncate(cut)
-    kept = whole[: whole.rindex(b"\n", 0, cut) + 1]
+WRITER = """
+import sys
+from tests.test_tune_storage import SPACE, opened
+from xpnet.tune._space import distributions
 
-    study = _study(spec, "s", SEARCH_ID, 0, SPACE)  # what the next xpnet tune does first
-    study.tell(study.ask(distributions(SPACE)), 0.9)  # and then it appends
-
-    assert journal.read_bytes().startswith(kept)
-    (aside,) = tmp_path.glob("study.log.cut-*")
-    assert aside.read_bytes() == whole[len(kept) : cut]  # set aside, not deleted
-    assert str(aside) in capsys.readouterr().err
-    values = [t.value for t in reloaded(spec).trials if t.state.name == "COMPLETE"]
-    assert values[-1] == 0.9
-    assert values[:2] == [0.5, 0.6]  # the trials before the cut are all there
+study = opened(sys.argv[1])
+for number in range(10**6):
+    study.tell(study.ask(distributions(SPACE)), 0.5)
+    print(number, flush=True)
+"""
 
 
-def test_a_journal_corrupt_mid_file_is_refused_with_its_name_and_what_to_do(tmp_path):
-    spec, journal = a_study(tmp_path)
-    lines = journal.read_bytes().split(b"\n")
-    lines[3] = lines[3][:10] + b"#" + lines[3][11:]
-    journal.write_bytes(b"\n".join(lines))
-    before = journal.read_bytes()
-    with pytest.raises(ValueError, match="line 4 is not a journal record") as caught:
-        _study(spec, "s", SEARCH_ID, 0, SPACE)
-    assert str(journal) in str(caught.value)
-    assert "keep only its first 3 lines" in str(caught.value)
-    assert journal.read_bytes() == before
+def test_a_search_killed_mid_write_loses_no_finished_trial(tmp_path):
+    spec = storage_spec(None, tmp_path)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, spec], stdout=subprocess.PIPE,
+                              text=True, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    told = [int(writer.stdout.readline()) for _ in range(20)]  # it goes on writing, then:
+    writer.kill()
+    writer.wait()
+    assert (tmp_path / "study.db").is_file()  # the default storage: SQLite, in the output dir
+
+    study = opened(spec)
+    study.tell(study.ask(distributions(SPACE)), 0.9)
+    states = {t.number: t.state.name for t in reloaded(spec).trials}
+    assert all(states[number] == "COMPLETE" for number in told)  # every one told is there
+    assert list(states.values()).count("COMPLETE") >= len(told) + 1
+
+
+def test_a_damaged_study_file_is_refused_unchanged_with_its_name(tmp_path):
+    spec, path = a_study(tmp_path)
+    damaged = bytearray(path.read_bytes())
+    damaged[100:4096] = b"#" * (4096 - 100)  # the schema, after SQLite's 100-byte header
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="is not a study storage Optuna can use") as caught:
+        opened(spec)
+    assert str(path) in str(caught.value)
+    assert "choose another --storage or --output-dir" in str(caught.value)
+    assert path.read_bytes() == damaged
+
+
+def test_a_file_that_is_not_a_database_is_refused_unchanged(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a study\n")
+    with pytest.raises(ValueError, match="is not a study storage"):
+        opened(storage_spec(notes, tmp_path))
+    assert notes.read_text() == "not a study\n"
+
+
+def test_a_journal_is_kept_only_when_asked_for_and_has_no_heartbeats(tmp_path):
+    journal = (tmp_path / "study.log").resolve()
+    spec = storage_spec(f"journal:{journal}", tmp_path)
+    storage = open_storage(spec, create=True)
+    assert heartbeats(storage) is None
+    study = opened(spec, storage)
+    study.tell(study.ask(distributions(SPACE)), 0.7)
+    assert [t.value for t in reloaded(spec).trials] == [0.7]
+    assert journal.is_file()
+    assert not (tmp_path / "study.db").exists()
+    assert heartbeats(open_storage(storage_spec(None, tmp_path), create=True)) is not None
 
 
 @pytest.mark.parametrize(
@@ -84,39 +126,46 @@ def test_a_journal_corrupt_mid_file_is_refused_with_its_name_and_what_to_do(tmp_
 )
 def test_a_crafted_trial_outside_the_space_is_refused_before_use(tmp_path, params, value,
                                                                 message):  # fmt: skip
-    spec, journal = a_study(tmp_path)
+    spec, path = a_study(tmp_path, finished=0)
     study = reloaded(spec)
     if params is None:  # every knob, in range, but a value no accuracy has
-        params = dict(study.trials[0].params)
+        params = {name: d.choices[0] if hasattr(d, "choices") else d.low
+                  for name, d in distributions(SPACE).items()}  # fmt: skip
+    # First in its study: Optuna refuses a parameter's second distribution of another kind.
     crafted = optuna.distributions.CategoricalDistribution
     study.add_trial(optuna.trial.create_trial(
         params=params, distributions={k: crafted([v]) for k, v in params.items()}, value=value,
     ))  # fmt: skip
-    before = journal.read_bytes()
-    with pytest.raises(ValueError, match="trial 3 has " + message.replace("(", r"\(")) as caught:
-        _study(spec, "s", SEARCH_ID, 0, SPACE)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="trial 0 has " + message.replace("(", r"\(")) as caught:
+        opened(spec)
     assert "another --study-name" in str(caught.value)
-    assert journal.read_bytes() == before
+    assert path.read_bytes() == before
 
 
-def test_trials_left_running_by_a_dead_search_are_cancelled_not_counted(tmp_path):
+def test_trials_of_a_search_that_stopped_beating_are_failed_and_run_again(tmp_path):
     spec, _ = a_study(tmp_path, finished=2)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
-    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        study = reloaded(spec)
-        import socket
+    # The storage the search opens, with Optuna's heartbeats one second apart, not five.
+    storage = optuna.storages.RDBStorage(
+        spec, heartbeat_interval=1, grace_period=1,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(3),
+    )  # fmt: skip
+    study = reloaded(spec)
+    dead, alive = (study.ask(distributions(SPACE)) for _ in range(2))
+    study_id = storage.get_study_id_from_name("s")
+    ids = {t.number: storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+           for t in (dead, alive)}  # fmt: skip
+    storage.record_heartbeat(ids[dead.number])
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # one search goes on beating, the other has died
+        storage.record_heartbeat(ids[alive.number])
+        time.sleep(0.2)
 
-        for pid in (int(dead.stdout), alive.pid):
-            trial = study.ask(distributions(SPACE))
-            trial.set_user_attr("driver", f"{socket.gethostname()}:{pid}")
-        study = _study(spec, "s", SEARCH_ID, 0, SPACE)
-        states = [(t.state.name, t.user_attrs.get("cancelled", False)) for t in study.trials]
-        assert states[2] == ("FAIL", True)  # the dead one's: cancelled
-        assert states[3] == ("RUNNING", False)  # the live one's: still running
-        assert _finished_count(study) == 2
-        assert [t.number for t in _live_running(study)] == [3]
-    finally:
-        alive.kill()
-        alive.wait()
+    study = opened(spec, storage)
+    states = [row["state"] for row in rows(study)]
+    assert states == ["COMPLETE", "COMPLETE", "RETRIED", "RUNNING", "WAITING"]
+    (retried,) = (row for row in rows(study) if row["state"] == "RETRIED")
+    assert retried["error"] == "its search stopped (no heartbeat); run again as trial 4"
+    assert study.trials[4].params == dead.params  # the same settings, queued
+    assert finished_count(study) == 2  # the failed one does not count
+    assert to_run(study, 4) == [0, 1, 3, 4]

@@ -191,8 +191,8 @@ def _add_tune_parser(commands: Any, formatter: Any) -> None:
     engines = tune.add_argument_group("engines")
     engines.add_argument(
         "--storage",
-        help="an Optuna storage: a journal file, sqlite:///study.db, or a PostgreSQL/MySQL URL "
-        "(default: study.log in the output directory)",
+        help="an Optuna storage: an SQLite file, journal:FILE, or a PostgreSQL/MySQL URL "
+        "(default: study.db in the output directory)",
     )
     engines.add_argument("--study-name", default="xpnet-tune")
     engines.add_argument(
@@ -303,6 +303,7 @@ def _tune(args: argparse.Namespace) -> int:
         f"the study holds {_plural(len(states), 'trial')}: {states.count('COMPLETE')} finished, "
         f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed, "
         f"{states.count('CANCELLED')} cancelled"
+        + (f", {states.count('RETRIED')} retried" if "RETRIED" in states else "")
         + (f", {running} still running in another search" if running else "")
         + "; the best by validation accuracy:"
     )

@@ -1,8 +1,9 @@
 """``xpnet tune``: the lab's hyperparameter search, with Optuna and Dask distributed.
 
-Optuna decides what to try and records every trial (a journal file by default, or any
-Optuna storage); Dask runs the trials, on a local cluster of worker processes started
-here, or on an existing cluster (``scheduler=``). Needs ``pip install "xpnet[tune]"``::
+Optuna decides what to try and records every trial (in ``study.db``, SQLite, by default,
+or any Optuna storage); Dask runs the trials, on a local cluster of worker processes
+started here, or on an existing cluster (``scheduler=``), and each trial reports its epochs
+through the scheduler. Needs ``pip install "xpnet[tune]"``::
 
     from xpnet.tune import Range, tune
     result = tune(trials=20, space={"hidden_size": Range(50, 400, log=True, integer=True)})

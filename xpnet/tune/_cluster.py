@@ -10,7 +10,7 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["dask_setup", "local_cluster", "lost_to_cluster", "probe", "scheduler_lost"]
+__all__ = ["connect", "dask_setup", "local_cluster", "lost_to_cluster", "probe", "scheduler_lost"]
 
 #: Why Dask cancels a task whose trial did nothing wrong: its data or its scheduler went away.
 _SCHEDULER_LOST = "scheduler-connection-lost"
@@ -77,6 +77,31 @@ def local_cluster(workers: int, threads: int) -> Iterator[Any]:
         yield cluster
     finally:
         cluster.close()
+
+
+@contextlib.contextmanager
+def connect(
+    scheduler: str | None, workers: int, threads: int, connect_timeout: float
+) -> Iterator[Any]:
+    """A Dask client: of an existing scheduler, or of a local cluster started (and stopped) here."""
+    from distributed import Client
+
+    if scheduler is None:
+        with local_cluster(workers, threads) as cluster, Client(cluster) as client:
+            yield client
+        return
+    probe(scheduler, connect_timeout)
+    try:
+        client = Client(scheduler, timeout=connect_timeout)
+    except (OSError, TimeoutError, ValueError) as err:
+        raise ValueError(
+            f"cannot reach the Dask scheduler {scheduler} within {connect_timeout:g} s "
+            f"({type(err).__name__}: {err})"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def dask_setup(worker: Any) -> None:

@@ -1,4 +1,8 @@
-"""One trial, as a Dask worker runs it: train with the sampled settings, report each epoch."""
+"""One trial, as a Dask worker runs it: train with the sampled settings, report each epoch.
+
+The worker needs xpnet and Dask only: the study stays with the search, which the trial
+reaches through the scheduler (:mod:`xpnet.tune._relay`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan
 from xpnet.training import ComputeSettings
+from xpnet.tune._relay import GO, PRUNE, Reporter
 
-__all__ = ["TrialTask", "make_pruner", "run_trial"]
+__all__ = ["TrialTask", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -27,66 +32,70 @@ class TrialTask:
         they did in the main process (JAX's 64-bit mode included).
     devices : sequence
         GPU devices to spread workers over (one each), or empty: the plan's device.
-    storage, study_name : str
-        The study, for reporting each epoch's accuracy (and being pruned); a
-        worker that cannot reach the storage trains without reporting.
+    channel : str
+        The search's queue on the scheduler, for reporting each epoch (and being pruned).
     threads : int
         Threads each worker's array library may use.
     """
 
     plan: RunPlan
     devices: Sequence[Any]
-    storage: str
-    study_name: str
+    channel: str
     threads: int
 
 
+class _Pruned(Exception):
+    """The search answered an epoch's report with: prune."""
+
+
+class _Stopped(Exception):
+    """The search answered an epoch's report with: stop."""
+
+
 def run_trial(
-    data: PreparedData, task: TrialTask, params: Mapping[str, Any], trial_id: int
+    data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int
 ) -> dict[str, Any]:
     """Train with ``params``; report the validation accuracy after each epoch.
 
     Returns
     -------
     dict
-        ``state`` ("complete", "pruned" or "failed"), ``value`` (the final validation
-        accuracy, for a complete trial), ``error`` (why it failed), ``seconds``,
-        ``epochs`` (accuracies reported) and ``worker``.
+        ``state`` ("complete", "pruned", "failed", or "stopped" where the search did not
+        want it run or went away), ``value`` (the final validation accuracy, for a complete
+        trial), ``error`` (why it failed or stopped), ``seconds``, ``epochs`` (accuracies
+        reported) and ``worker``.
     """
-    import optuna
-
     start = time.perf_counter()
     worker, plan = _where(task)
-    limit_threads(plan.settings.compute.name, task.threads)
-    trial = _reachable_trial(task, trial_id)
+    reporter = Reporter(task.channel, number)
     reported: list[float] = []
-
-    def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
-        assert val_acc is not None  # run() always validates
-        reported.append(val_acc)
-        if trial is not None:
-            trial.report(val_acc, epoch)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after epoch {epoch} at {val_acc:.4f}")
-
     base = {"state": "complete", "worker": worker, "epochs": reported}
     try:
-        result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
-    except optuna.TrialPruned as pruned:
-        return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
-    except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
-        return {**base, "state": "failed", "error": f"{type(err).__name__}: {err}",
-                "seconds": _since(start)}  # fmt: skip
-    return {**base, "value": result.val_acc, "seconds": _since(start)}
+        if not reporter.start():
+            return {**base, "state": "stopped", "error": "not started", "seconds": 0.0}
+        limit_threads(plan.settings.compute.name, task.threads)
 
+        def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
+            assert val_acc is not None  # run() always validates
+            reported.append(val_acc)
+            answer = reporter.epoch(epoch, val_acc)
+            if answer == PRUNE:
+                raise _Pruned(f"pruned after epoch {epoch} at {val_acc:.4f}")
+            if answer != GO:
+                raise _Stopped(f"stopped after epoch {epoch}: the search no longer runs it")
 
-def make_pruner() -> Any:
-    """Median pruning: after five finished trials, a trial below the median of their
-    validation accuracies at the same epoch stops, judged from its second epoch on
-    (epochs are reported as steps 1, 2, ...)."""
-    import optuna
-
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+        try:
+            result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
+        except _Pruned as pruned:
+            return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
+        except _Stopped as stopped:
+            return {**base, "state": "stopped", "error": str(stopped), "seconds": _since(start)}
+        except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
+            return {**base, "state": "failed", "error": f"{type(err).__name__}: {err}",
+                    "seconds": _since(start)}  # fmt: skip
+        return {**base, "value": result.val_acc, "seconds": _since(start)}
+    finally:
+        reporter.close()
 
 
 def _where(task: TrialTask) -> tuple[str, RunPlan]:
@@ -104,21 +113,6 @@ def _where(task: TrialTask) -> tuple[str, RunPlan]:
     on_device = ComputeSettings(compute.name, task.devices[index % len(task.devices)],
                                 compute.dtype, enable_float64=compute.enable_float64)  # fmt: skip
     return name, task.plan.replace(compute=on_device)
-
-
-def _reachable_trial(task: TrialTask, trial_id: int) -> Any:
-    """The Optuna trial, for reporting; None where this worker cannot reach the storage."""
-    import optuna
-
-    from xpnet.tune._storage import open_storage
-
-    try:
-        study = optuna.load_study(
-            study_name=task.study_name, storage=open_storage(task.storage), pruner=make_pruner()
-        )
-        return optuna.trial.Trial(study, trial_id)
-    except Exception:  # another machine without the file, a database it cannot reach
-        return None
 
 
 def _since(start: float) -> float:

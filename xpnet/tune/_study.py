@@ -1,0 +1,357 @@
+"""The study: where it is kept, opened or resumed, and its trials counted.
+
+Optuna records every trial, by default in the SQLite database ``study.db`` of the output
+directory through its ``RDBStorage``: each write a transaction, so a crash loses no
+finished trial. The search records a heartbeat for each trial it runs; a running trial
+without one for :data:`GRACE_PERIOD` seconds belonged to a search that died, and Optuna's
+``fail_stale_trials`` fails it and queues its settings again
+(``RetryHeartbeatStaleTrialCallback``). A journal file (``journal:PATH``) is kept when
+asked for; it has no heartbeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+    fail_stale_trials,
+)
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from xpnet.tune._space import SearchSpace, distributions
+
+__all__ = [
+    "HEARTBEAT_INTERVAL",
+    "cancel",
+    "fail_stale",
+    "finished_count",
+    "heartbeats",
+    "open_storage",
+    "open_study",
+    "retry",
+    "rows",
+    "storage_spec",
+    "to_run",
+    "unless_finished",
+]
+
+#: Seconds between two heartbeats of a running trial (the search records them).
+HEARTBEAT_INTERVAL = 5
+#: Seconds without a heartbeat after which a running trial's search is taken for dead.
+GRACE_PERIOD = 20
+#: Times a trial lost through no fault of its own is queued again with its settings.
+MAX_RETRIES = 3
+_RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Optuna's experimental parts (heartbeats, retries), without a warning at each use;
+    nor the one at each ``ask`` that heartbeats are for ``optimize`` (here, the search
+    records them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
+        yield
+
+
+def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> str:
+    """The storage as a URL: ``sqlite:///...``, another database's, or ``journal:PATH``.
+
+    None means ``study.db`` in ``output_dir``; a plain path an SQLite file; ``journal:PATH``
+    an Optuna journal file; ``postgresql://...`` or ``mysql://...`` a database server.
+
+    Raises
+    ------
+    ValueError
+        For a URL of a kind Optuna cannot store in.
+    """
+    if storage is None:
+        return f"sqlite:///{(output_dir / 'study.db').resolve()}"
+    text = os.fspath(storage)
+    scheme, colon, rest = text.partition(":")
+    if not colon or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return f"sqlite:///{Path(text).resolve()}"
+    if scheme == "journal":
+        return f"journal:{Path(rest).resolve()}"
+    if scheme.split("+", 1)[0] in _RDB_SCHEMES and rest.startswith("//"):
+        return text
+    raise ValueError(
+        f"storage {text!r} is neither a file path nor a database URL (study.db, "
+        "journal:study.log, postgresql://user@host/db, mysql://user@host/db)"
+    )
+
+
+def _file_of(spec: str) -> Path | None:
+    """The file a storage URL keeps the study in; None for a database server."""
+    if spec.startswith("journal:"):
+        return Path(spec[len("journal:") :])
+    if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
+        return Path(spec[len("sqlite:///") :])
+    return None
+
+
+def open_storage(spec: str, create: bool = False) -> BaseStorage:
+    """The Optuna storage for a :func:`storage_spec` URL, with heartbeats where it has them.
+
+    ``create`` makes a missing file (and its directory); without it, a file storage must exist.
+    Optuna's messages below warnings ("A new study created ...") are turned off: the search
+    reports its trials itself.
+
+    Raises
+    ------
+    ValueError
+        If the storage cannot be opened or is not a study storage; the message says why.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = _file_of(spec)
+    if path is not None:
+        if path.exists() and not path.is_file():
+            raise ValueError(f"storage {path} is not a file")
+        if not create and not path.is_file():
+            raise ValueError(f"storage {path} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if spec.startswith("journal:"):
+            return JournalStorage(JournalFileBackend(str(path)))
+        with quiet():
+            return RDBStorage(
+                spec,
+                # A file that is there already must hold Optuna's tables: none are added.
+                skip_table_creation=path is not None and path.is_file() and path.stat().st_size > 0,
+                # SQLite: wait for a concurrent search's write rather than fail at once.
+                engine_kwargs={"connect_args": {"timeout": 60}} if path is not None else None,
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
+            )
+    except Exception as err:  # Optuna and SQLAlchemy raise many kinds for a bad store
+        raise ValueError(
+            f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
+            "choose another --storage or --output-dir"
+        ) from None
+
+
+def heartbeats(storage: BaseStorage) -> RDBStorage | None:
+    """The storage, where it keeps heartbeats (a database); None for a journal."""
+    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
+        return storage
+    return None
+
+
+def make_pruner() -> optuna.pruners.BasePruner:
+    """Median pruning: after five finished trials, a trial below the median of their
+    validation accuracies at the same epoch stops, judged from its second epoch on
+    (epochs are reported as steps 1, 2, ...)."""
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+
+
+def open_study(
+    storage: BaseStorage, spec: str, name: str, space_id: str, seed: int, space: SearchSpace
+) -> optuna.Study:
+    """The study ``name``: created, or resumed when it searched the same space.
+
+    A study resumed is checked trial by trial against ``space`` before anything is
+    written; then the trials a dead search left running are failed and queued again.
+
+    Raises
+    ------
+    ValueError
+        For a storage that holds no study Optuna can read, a study of another search,
+        or trials that searching ``space`` cannot give.
+    """
+    sampler, pruner = optuna.samplers.TPESampler(seed=seed), make_pruner()
+    try:
+        try:  # loading first: a study that exists is read, never written to, until it matches
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                      pruner=pruner)  # fmt: skip
+        except KeyError:
+            study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                        sampler=sampler, pruner=pruner)  # fmt: skip
+    except Exception as err:  # a file or database that is not a study store
+        raise ValueError(
+            f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
+            "choose another --storage or --output-dir"
+        ) from None
+    recorded = study.user_attrs.get("xpnet_search")
+    if recorded is None and study.trials:
+        raise ValueError(
+            f"study {name!r} in {spec} was not made by xpnet tune; use another --study-name"
+        )
+    if recorded is not None and recorded != space_id:
+        raise ValueError(
+            f"study {name!r} in {spec} searched another space or settings; give another "
+            "--study-name (or --output-dir) to start a new search, or the same options to resume"
+        )
+    check_trials(study, space, spec)
+    study.set_user_attr("xpnet_search", space_id)
+    fail_stale(study)
+    return study
+
+
+def check_trials(study: optuna.Study, space: SearchSpace, spec: str) -> None:
+    """Refuse a study whose trials could not have come from searching ``space``.
+
+    Every trial's parameters must be knobs the space searches, each within its
+    range or among its choices; a finished trial must have them all and a value that
+    is an accuracy. Anything else was written by something other than this search.
+    """
+    searched = distributions(space)
+    for trial in study.get_trials(deepcopy=False):
+        wrong = _wrong_param(trial, searched)
+        if wrong is None and trial.state == TrialState.COMPLETE:
+            value = trial.value
+            if not isinstance(value, int | float) or not 0 <= value <= 1:
+                wrong = f"a validation accuracy of {value!r}"
+        if wrong is not None:
+            raise ValueError(
+                f"study {study.study_name!r} in {spec}: trial {trial.number} has {wrong}, which "
+                "searching this space cannot give; the storage was written by something else. "
+                "Give another --study-name (or --output-dir) to start a new search"
+            )
+
+
+def _wrong_param(trial: FrozenTrial, searched: Mapping[str, BaseDistribution]) -> str | None:
+    for name, value in trial.params.items():
+        distribution = searched.get(name)
+        if distribution is None:
+            return f"{name}={value!r}, a knob this search does not turn"
+        if not _inside(distribution, value):
+            return f"{name}={value!r}, outside the search space"
+    missing = sorted(set(searched) - set(trial.params))
+    if trial.state == TrialState.COMPLETE and missing:
+        return f"no value for {', '.join(missing)}"
+    return None
+
+
+def _inside(distribution: BaseDistribution, value: Any) -> bool:
+    """Whether ``value`` is one that ``distribution`` can give."""
+    if isinstance(distribution, CategoricalDistribution):
+        return value in distribution.choices
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    assert isinstance(distribution, IntDistribution | FloatDistribution)
+    return distribution.low <= value <= distribution.high
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose search stopped beating, and queue them again."""
+    with quiet():
+        fail_stale_trials(study)
+
+
+def _retried(trials: Sequence[FrozenTrial]) -> dict[int, int]:
+    """The trials that a later trial runs again: their numbers, to the later one's."""
+    with quiet():
+        histories = [(t.number, RetryHeartbeatStaleTrialCallback.retry_history(t)) for t in trials]
+    return {history[-1]: number for number, history in histories if history}
+
+
+def _counts(trial: FrozenTrial, retried: Mapping[int, int]) -> bool:
+    """Whether a trial counts towards the trials asked for: finished by its own doing."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return (
+        trial.state == TrialState.FAIL
+        and not trial.user_attrs.get("cancelled")
+        and trial.number not in retried
+    )
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards ``trials``: finished, and neither cancelled nor retried."""
+    trials = study.get_trials(deepcopy=False)
+    retried = _retried(trials)
+    return sum(_counts(t, retried) for t in trials)
+
+
+def to_run(study: optuna.Study, trials: int | None) -> list[int]:
+    """The numbers of the trials that fill ``trials``: counted, running or queued, first first.
+
+    Two searches of one study may ask at the same moment; a trial asked for whose number
+    is not among these is one too many, and is cancelled.
+    """
+    every = study.get_trials(deepcopy=False)
+    retried = _retried(every)
+    numbers = sorted(
+        t.number for t in every
+        if _counts(t, retried) or t.state in (TrialState.RUNNING, TrialState.WAITING)
+    )  # fmt: skip
+    return numbers if trials is None else numbers[:trials]
+
+
+def cancel(study: optuna.Study, trial: Trial) -> None:
+    """End a trial stopped by the search (Ctrl-C, one too many, the cluster gone): not
+    counted, not failed, not run again."""
+    with unless_finished():
+        trial.set_user_attr("cancelled", True)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def retry(study: optuna.Study, trial: Trial, reason: str) -> None:
+    """Fail a trial lost through no fault of its own (its worker died) and queue its
+    settings again, as Optuna does for a trial whose heartbeat stopped: up to
+    :data:`MAX_RETRIES` times, then it stays failed."""
+    with unless_finished():
+        trial.set_user_attr("lost", [trial.number, reason[:500]])
+        failed = study.tell(trial, state=TrialState.FAIL)
+        with quiet():
+            RetryHeartbeatStaleTrialCallback(MAX_RETRIES)(study, failed)
+
+
+@contextlib.contextmanager
+def unless_finished() -> Iterator[None]:
+    """Leave a trial that another search has already ended (it took it for dead) as it is."""
+    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+        yield
+
+
+def rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial as a row of ``trials.csv``: ``number``, ``state``, ``value``, ``seconds``,
+    ``worker``, ``error`` and the settings.
+
+    ``state`` is Optuna's, but CANCELLED for a trial the search stopped and RETRIED for one
+    lost through no fault of its own and run again (Optuna's FAIL, for both).
+    """
+    trials = study.get_trials(deepcopy=False)
+    again = _retried(trials)
+    found = []
+    for t in trials:
+        state, error = t.state.name, t.user_attrs.get("error", "")
+        lost = t.user_attrs.get("lost")  # a retry carries its first run's attributes
+        why = lost[1] if isinstance(lost, list) and lost[0] == t.number else None
+        if t.user_attrs.get("cancelled"):
+            state = "CANCELLED"
+        elif t.number in again:
+            why = why or "its search stopped (no heartbeat)"
+            state, error = "RETRIED", f"{why}; run again as trial {again[t.number]}"
+        elif t.state == TrialState.FAIL and why is not None:
+            error = f"lost {MAX_RETRIES + 1} times, the last: {why}"
+        found.append({
+            "number": t.number,
+            "state": state,
+            "value": t.value,
+            "seconds": t.user_attrs.get("seconds"),
+            "worker": t.user_attrs.get("worker"),
+            "error": error,
+            **t.params,
+        })  # fmt: skip
+    return found
