@@ -198,6 +198,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy on the package, strict on its public API; Optuna (typed) checked too."""
-    session.install(".[test]", "optuna>=4.9", MYPY)
+    """mypy, strict, on the package, with every typed library it calls installed (torch,
+    JAX, Dask, Optuna, matplotlib), so that their types are followed."""
+    requirements = [*_requirements(session, "torch"), *_requirements(session, "jax")]
+    session.install(".[test,tune,plot]", *requirements, MYPY)
     session.run("mypy")

@@ -192,7 +192,9 @@ def labels(backend: Backend, y: Any, num_samples: int, num_classes: int, name: s
     return y
 
 
-def _check_labels(name: str, integral: bool, shape: tuple, num_samples: int, dtype: Any) -> None:
+def _check_labels(
+    name: str, integral: bool, shape: tuple[int, ...], num_samples: int, dtype: Any
+) -> None:
     if not integral:
         raise ValueError(f"{name} must hold integer class labels, got dtype {dtype}")
     if len(shape) != 1 or shape[0] != num_samples:

@@ -179,8 +179,9 @@ def gaussian_matrix(n: int, sigma: float) -> np.ndarray:
 
     Simard's smoothing of a field along an axis of ``n`` pixels."""
     k = np.arange(n)
-    weights = np.exp(-0.5 * ((k[:, None] - k[None, :]) / sigma) ** 2)
-    return weights / weights.sum(axis=1, keepdims=True)
+    weights: np.ndarray = np.exp(-0.5 * ((k[:, None] - k[None, :]) / sigma) ** 2)
+    rows: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return rows
 
 
 def field_map(n: int, sigma: float) -> np.ndarray:
@@ -193,12 +194,13 @@ def field_map(n: int, sigma: float) -> np.ndarray:
     """
     eigenvalues, vectors = _leading_eigenpairs(n, sigma)
     ramp = np.arange(1, n + 1, dtype=float) ** 2
-    vectors = vectors * np.where(ramp @ vectors < 0, -1.0, 1.0)
-    return vectors * np.sqrt(eigenvalues)
+    signs = np.where(ramp @ vectors < 0, -1.0, 1.0)
+    field: np.ndarray = vectors * signs * np.sqrt(eigenvalues)
+    return field
 
 
 def _field_rank(n: int, sigma: float) -> int:
-    return _leading_eigenpairs(n, sigma)[0].shape[0]
+    return int(_leading_eigenpairs(n, sigma)[0].shape[0])
 
 
 @functools.cache

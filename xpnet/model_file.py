@@ -324,7 +324,9 @@ def _check_params(path: Any, arrays: dict[str, np.ndarray], metadata: dict[str, 
             raise ModelFileError(f"{path}: {name} contains NaN or infinity")
 
 
-def _check_preprocessing(path: Any, metadata: dict[str, Any], extras: dict, D: int) -> None:
+def _check_preprocessing(
+    path: Any, metadata: dict[str, Any], extras: dict[str, Any], D: int
+) -> None:
     described = isinstance(metadata.get("preprocessing"), dict)
     if described != ("preprocessing_mean" in extras):
         raise ModelFileError(

@@ -369,7 +369,8 @@ class TwoLayerNet:
         """The row of a blank image: what :attr:`preprocessing` makes of zeros (None: zeros)."""
         if self.preprocessing is None:
             return None
-        return self.preprocessing(np.zeros((1, self.sizes[0]), dtype=np.float32))[0]
+        blank: np.ndarray = self.preprocessing(np.zeros((1, self.sizes[0]), dtype=np.float32))[0]
+        return blank
 
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.rng is None:

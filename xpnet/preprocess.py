@@ -76,7 +76,8 @@ class Preprocessing:
                 f"images must hold {self.input_size} values each (the training images' size), "
                 f"got shape {images.shape}"
             )
-        return self.apply(_numpy_namespace(), images)
+        prepared: np.ndarray = self.apply(_numpy_namespace(), images)
+        return prepared
 
     def apply(self, xp: ModuleType, images: Any) -> Any:
         """The formula itself, in any Array API namespace, without the checks of a call.

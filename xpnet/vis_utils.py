@@ -47,5 +47,5 @@ def visualize_grid(
     cells = np.zeros((R * G, H + padding, W + padding, C))
     cells[:N, :H, :W] = scaled
     grid = cells.reshape(R, G, H + padding, W + padding, C).transpose(0, 2, 1, 3, 4)
-    grid = grid.reshape(R * (H + padding), G * (W + padding), C)
-    return grid[: R * (H + padding) - padding, : G * (W + padding) - padding]
+    tiled: np.ndarray = grid.reshape(R * (H + padding), G * (W + padding), C)
+    return tiled[: R * (H + padding) - padding, : G * (W + padding) - padding]

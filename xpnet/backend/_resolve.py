@@ -125,7 +125,7 @@ class Backend:
         Devices are compared by what they are, not how they are written: torch's
         ``"cpu"`` and ``"cpu:0"``, or ``"cuda"`` and ``"cuda:0"`` on a one-GPU machine.
         """
-        return self.canonical_device(_compat.device_of(x)) == self.device
+        return bool(self.canonical_device(_compat.device_of(x)) == self.device)
 
     def untracked(self, x: Any) -> Any:
         """``x`` without autodiff tracking (torch's ``detach``), sharing its memory."""
@@ -248,7 +248,8 @@ def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
     if _compat.is_cupy_array(x):
-        return x.get()
+        host: np.ndarray = x.get()
+        return host
     if _compat.is_torch_array(x):
         return x.detach().cpu().numpy()
     if _compat.is_pydata_sparse_array(x):

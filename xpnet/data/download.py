@@ -127,6 +127,7 @@ def _fetch(url: str, out: IO[bytes], *, gzipped: bool, progress: bool, timeout: 
 
 def _inflate(inflate: Any, chunk: bytes, flush: bool = False) -> bytes:
     try:
-        return inflate.flush() if flush else inflate.decompress(chunk)
+        data: bytes = inflate.flush() if flush else inflate.decompress(chunk)
+        return data
     except zlib.error as err:
         raise DataError(f"the gzip data is corrupt ({err})") from None

@@ -81,8 +81,9 @@ def _area_matrix(size_out: int, size_in: int) -> np.ndarray:
     overlap = np.minimum(edges_out[1:, None], edges_in[None, 1:]) - np.maximum(
         edges_out[:-1, None], edges_in[None, :-1]
     )
-    weights = np.clip(overlap, 0, None)
-    return weights / weights.sum(axis=1, keepdims=True)
+    weights: np.ndarray = np.clip(overlap, 0, None)
+    rows: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return rows
 
 
 def _offset(scaled: np.ndarray, axis: int, target: float) -> int:
@@ -90,7 +91,7 @@ def _offset(scaled: np.ndarray, axis: int, target: float) -> int:
     brings its centre of mass nearest ``target``, keeping all of it in the frame."""
     profile = scaled.sum(axis=axis)
     centre = float(profile @ np.arange(profile.size) / profile.sum())
-    return min(max(round(target - centre), 0), SIZE - profile.size)
+    return min(max(round(target - centre), 0), SIZE - int(profile.size))
 
 
 def render_strokes(strokes: Sequence[Sequence[Point]], pen: float) -> np.ndarray:

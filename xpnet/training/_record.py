@@ -236,7 +236,8 @@ class RunRecord:
         if not arrays:
             return []
         joined = self.xp.concat(arrays) if concat else self.xp.stack(arrays)
-        return to_numpy(joined).astype(float).tolist()
+        floats: list[float] = to_numpy(joined).astype(float).tolist()
+        return floats
 
 
 def copied(xp: Namespace, params: Params) -> Params:

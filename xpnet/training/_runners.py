@@ -115,7 +115,10 @@ class JaxScanRunner:
         import jax
 
         with jax.transfer_guard_host_to_device("disallow_explicit"):
-            return _jax_scan()(self.step, state, data, inputs, rates.device)
+            stepped: tuple[dict[str, Any], Any] = _jax_scan()(
+                self.step, state, data, inputs, rates.device
+            )
+        return stepped
 
 
 @functools.cache

@@ -225,11 +225,12 @@ def num_iters_for(
         positive integer.
     """
     if epochs is None:
-        return default if num_iters is None else num_iters  # TrainSettings checks it
-    epochs = _checks.positive_int("epochs", epochs)
+        steps: int = default if num_iters is None else num_iters  # TrainSettings checks it
+        return steps
+    count = _checks.positive_int("epochs", epochs)
     if num_iters is not None:
         raise ValueError(
             f"give num_iters or epochs, not both (got num_iters={num_iters!r}, "
-            f"epochs={epochs!r}): an epoch is max(rows // batch_size, 1) iterations"
+            f"epochs={count!r}): an epoch is max(rows // batch_size, 1) iterations"
         )
-    return epochs * iterations_per_epoch(num_rows, _checks.positive_int("batch_size", batch_size))
+    return count * iterations_per_epoch(num_rows, _checks.positive_int("batch_size", batch_size))

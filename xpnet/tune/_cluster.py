@@ -27,7 +27,7 @@ def probe(address: str, timeout: float) -> None:
     ValueError
         If nothing answers in time, saying whether it refused or stayed silent.
     """
-    from distributed.comm import connect
+    from distributed.comm.core import connect
 
     async def identity() -> Any:
         comm = await connect(address, timeout=timeout)
