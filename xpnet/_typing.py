@@ -19,10 +19,13 @@ __all__ = [
     "PARAM_NAMES",
     "SCHEDULES",
     "Array",
+    "ArrayDType",
     "AugmentationName",
     "Compile",
     "DType",
+    "Device",
     "Init",
+    "JSONObject",
     "Namespace",
     "OptimizerName",
     "ParamName",
@@ -37,6 +40,15 @@ __all__ = [
 Array = Any
 #: An Array API namespace: what ``array_api_compat.array_namespace`` returns.
 Namespace = ModuleType
+#: A library's own device object (``"cpu"`` for NumPy, a ``torch.device``, a JAX
+#: ``Device``, a CuPy ``Device``): the libraries share no type for it either.
+Device = Any
+#: A library's own dtype object (``np.float32``, ``torch.float32``, ``xp.int32``):
+#: what ``xp.float32`` is, as opposed to the name a :data:`DType` spells.
+ArrayDType = Any
+#: A JSON object (a model file's metadata, a training record): string keys, and any
+#: JSON value under each, Any so that a reader who knows a key's type uses it as that.
+JSONObject = dict[str, Any]
 
 ParamName = Literal["W1", "b1", "W2", "b2"]
 #: The parameters, in the order of the forward pass.

@@ -26,10 +26,9 @@
 from __future__ import annotations
 
 import math
-from types import ModuleType
-from typing import Any
 
 from xpnet._checks import real
+from xpnet._typing import Array, ArrayDType, Device, Namespace
 from xpnet.random._threefry import (
     check_int,
     const,
@@ -42,14 +41,14 @@ __all__ = ["bernoulli", "integers", "normal", "permutation", "uniform"]
 
 
 def uniform(
-    key: Any,
-    step: Any,
+    key: Array,
+    step: int | Array,
     shape: tuple[int, ...],
     *,
-    dtype: Any,
-    xp: ModuleType,
-    device: Any,
-) -> Any:
+    dtype: ArrayDType,
+    xp: Namespace,
+    device: Device,
+) -> Array:
     """Uniform numbers in [0, 1): multiples of 2**-24 (float32) or 2**-53 (float64).
 
     Float32 numbers come one a word (:func:`bits`), float64 numbers one a block
@@ -69,14 +68,14 @@ def uniform(
 
 
 def normal(
-    key: Any,
-    step: Any,
+    key: Array,
+    step: int | Array,
     shape: tuple[int, ...],
     *,
-    dtype: Any,
-    xp: ModuleType,
-    device: Any,
-) -> Any:
+    dtype: ArrayDType,
+    xp: Namespace,
+    device: Device,
+) -> Array:
     """Standard normal numbers by the Box-Muller transform.
 
     Normals ``2j`` and ``2j + 1`` (C order) are ``r cos(theta)`` and ``r sin(theta)``
@@ -100,8 +99,14 @@ def normal(
 
 
 def bernoulli(
-    key: Any, step: Any, shape: tuple[int, ...], p: float, *, xp: ModuleType, device: Any
-) -> Any:
+    key: Array,
+    step: int | Array,
+    shape: tuple[int, ...],
+    p: float,
+    *,
+    xp: Namespace,
+    device: Device,
+) -> Array:
     """True with probability ``p`` (rounded to a multiple of 2**-16), from few bits each.
 
     With ``t = round(p * 2**16)``, a mask takes ``b`` bits, ``b`` the smallest of 1,
@@ -156,8 +161,8 @@ def _threshold(p: float) -> tuple[int, int]:
 
 
 def integers(
-    key: Any, step: Any, shape: tuple[int, ...], n: int, *, xp: ModuleType, device: Any
-) -> Any:
+    key: Array, step: int | Array, shape: tuple[int, ...], n: int, *, xp: Namespace, device: Device
+) -> Array:
     """Integers in [0, n), one a word: the word's top 31 bits modulo ``n``.
 
     Drawn with replacement (batch rows, for instance); see the module notes for the
@@ -178,7 +183,7 @@ def integers(
     return xp.reshape(values, (*values.shape[:-1], *shape))
 
 
-def permutation(key: Any, step: Any, n: int, *, xp: ModuleType, device: Any) -> Any:
+def permutation(key: Array, step: int | Array, n: int, *, xp: Namespace, device: Device) -> Array:
     """A random permutation of ``range(n)``: the order of ``n`` distinct random blocks.
 
     Element ``i`` gets the block ``threefry2x32(key, (step, i))``, read as an
@@ -206,8 +211,8 @@ def permutation(key: Any, step: Any, n: int, *, xp: ModuleType, device: Any) -> 
 
 
 def _flat_uniform(
-    key: Any, step: Any, count: int, *, dtype: Any, xp: ModuleType, device: Any
-) -> Any:
+    key: Array, step: int | Array, count: int, *, dtype: ArrayDType, xp: Namespace, device: Device
+) -> Array:
     """``count`` uniforms of each step, shape S + (count,)."""
     if dtype == xp.float32:
         words = flat_words(key, step, count, xp=xp, device=device)
@@ -230,6 +235,6 @@ def _flat_uniform(
     raise ValueError(f"dtype must be float32 or float64 of the namespace; got {dtype!r}")
 
 
-def _top31(words: Any, *, xp: ModuleType, device: Any) -> Any:
+def _top31(words: Array, *, xp: Namespace, device: Device) -> Array:
     """The top 31 bits of each word, as a non-negative int32."""
     return (words >> const(xp, 1, xp.int32, device)) & const(xp, 2**31 - 1, xp.int32, device)

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from types import ModuleType
-from typing import Any
+
+from xpnet._typing import Array, ArrayDType, Device, Namespace
 
 __all__ = [
     "bits",
@@ -60,14 +60,14 @@ def _signed(word: int) -> int:
     return word - _WORD if word >= 2**31 else word
 
 
-def const(xp: ModuleType, value: int | float, dtype: Any, device: Any) -> Any:
+def const(xp: Namespace, value: int | float, dtype: ArrayDType, device: Device) -> Array:
     """A one-element array made on ``device`` (``full`` fills on the device: no host copy)."""
     return xp.full((1,), value, dtype=dtype, device=device)
 
 
 def threefry2x32(
-    key: Any, count0: Any, count1: Any, *, xp: ModuleType, device: Any
-) -> tuple[Any, Any]:
+    key: Array, count0: Array, count1: Array, *, xp: Namespace, device: Device
+) -> tuple[Array, Array]:
     """Threefry-2x32 with 20 rounds: the two words of ``key`` encrypt the counters.
 
     Parameters
@@ -118,7 +118,7 @@ def threefry2x32(
     return x0, x1
 
 
-def stream_key(seed: int, stream: int, *, xp: ModuleType, device: Any) -> Any:
+def stream_key(seed: int, stream: int, *, xp: Namespace, device: Device) -> Array:
     """The key of stream ``stream`` of a run seeded with ``seed``.
 
     It is ``jax.random.fold_in(jax.random.PRNGKey(seed), stream)``'s key data:
@@ -159,8 +159,8 @@ def stream_key(seed: int, stream: int, *, xp: ModuleType, device: Any) -> Any:
 
 
 def blocks(
-    key: Any, step: Any, shape: tuple[int, ...], *, xp: ModuleType, device: Any
-) -> tuple[Any, Any]:
+    key: Array, step: int | Array, shape: tuple[int, ...], *, xp: Namespace, device: Device
+) -> tuple[Array, Array]:
     """The blocks of one draw: element ``i`` (in C order) is ``threefry2x32(key, (step, i))``.
 
     Parameters
@@ -187,7 +187,9 @@ def blocks(
     return xp.reshape(y0, (*leading, *shape)), xp.reshape(y1, (*leading, *shape))
 
 
-def bits(key: Any, step: Any, shape: tuple[int, ...], *, xp: ModuleType, device: Any) -> Any:
+def bits(
+    key: Array, step: int | Array, shape: tuple[int, ...], *, xp: Namespace, device: Device
+) -> Array:
     """The 32-bit words of one draw: word ``2j`` and ``2j + 1`` (C order) are block ``j``'s.
 
     Parameters are those of :func:`blocks`.
@@ -201,7 +203,7 @@ def bits(key: Any, step: Any, shape: tuple[int, ...], *, xp: ModuleType, device:
     return xp.reshape(words, (*words.shape[:-1], *shape))
 
 
-def check_int(name: str, value: Any, high: int, low: int = 0) -> int:
+def check_int(name: str, value: object, high: int, low: int = 0) -> int:
     """``value`` as an int; TypeError unless it is an integer, ValueError unless in [low, high)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}")
@@ -211,7 +213,7 @@ def check_int(name: str, value: Any, high: int, low: int = 0) -> int:
     return number
 
 
-def element_count(shape: Any) -> int:
+def element_count(shape: object) -> int:
     """The number of elements of ``shape``, checked."""
     if not isinstance(shape, tuple) or not all(
         not isinstance(d, bool) and isinstance(d, numbers.Integral) and int(d) >= 0 for d in shape
@@ -226,9 +228,9 @@ def element_count(shape: Any) -> int:
     return count
 
 
-def _steps(step: Any, *, xp: ModuleType, device: Any) -> Any:
+def _steps(step: int | Array, *, xp: Namespace, device: Device) -> Array:
     """``step`` as an int32 array of shape S + (1,), ready to broadcast against elements."""
-    if isinstance(step, numbers.Integral):  # check_int refuses a bool
+    if isinstance(step, int | numbers.Integral):  # check_int refuses a bool
         return const(xp, _signed(check_int("step", step, _WORD)), xp.int32, device)
     if not hasattr(step, "dtype") or not xp.isdtype(
         step.dtype, ("signed integer", "unsigned integer")
@@ -240,14 +242,18 @@ def _steps(step: Any, *, xp: ModuleType, device: Any) -> Any:
     return xp.reshape(xp.astype(step, xp.int32), (*step.shape, 1))
 
 
-def flat_blocks(key: Any, step: Any, count: int, *, xp: ModuleType, device: Any) -> Any:
+def flat_blocks(
+    key: Array, step: int | Array, count: int, *, xp: Namespace, device: Device
+) -> tuple[Array, Array]:
     """Blocks ``0 .. count - 1`` of each step: two int32 arrays, shape S + (count,)."""
     steps = _steps(step, xp=xp, device=device)
     elements = xp.arange(count, dtype=xp.int32, device=device)
     return threefry2x32(key, steps, elements, xp=xp, device=device)
 
 
-def flat_words(key: Any, step: Any, count: int, *, xp: ModuleType, device: Any) -> Any:
+def flat_words(
+    key: Array, step: int | Array, count: int, *, xp: Namespace, device: Device
+) -> Array:
     """Words ``0 .. count - 1`` of each step, shape S + (count,)."""
     y0, y1 = flat_blocks(key, step, (count + 1) // 2, xp=xp, device=device)
     leading = y0.shape[:-1]
