@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TypedDict, TypeVar, cast
 
 import numpy as np
 
-from xpnet._typing import INITS
+from xpnet._typing import INITS, Array, ArrayDType, ArrayLike, Init
 from xpnet.backend import Backend, device_of, has_values, to_numpy
 
+_T = TypeVar("_T")
 
-def positive_int(name: str, value: Any) -> int:
+
+def positive_int(name: str, value: object) -> int:
     """Return ``value`` as an int; TypeError unless it is an integer, ValueError unless >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive integer, got {value!r}")
@@ -25,7 +27,7 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def seed(value: Any) -> int:
+def seed(value: object) -> int:
     """Return ``value`` as an int; TypeError unless it is an integer, ValueError unless >= 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"seed must be a non-negative integer, got {value!r}")
@@ -34,7 +36,7 @@ def seed(value: Any) -> int:
     return int(value)
 
 
-def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open: bool) -> float:
+def real(name: str, value: object, *, low: float, high: float = math.inf, low_open: bool) -> float:
     """Return ``value`` as a float, if it is a real number in the given range.
 
     The range is ``(low, high]`` when ``low_open`` else ``[low, high]``; an infinite
@@ -63,7 +65,7 @@ def real(name: str, value: Any, *, low: float, high: float = math.inf, low_open:
     return number
 
 
-def choice(name: str, value: Any, allowed: tuple[Any, ...]) -> Any:
+def choice(name: str, value: object, allowed: tuple[_T, ...]) -> _T:
     """Return ``value`` if it is one of ``allowed`` (True is not 1), else raise ValueError."""
     try:
         found = any(
@@ -73,24 +75,26 @@ def choice(name: str, value: Any, allowed: tuple[Any, ...]) -> Any:
         found = False
     if not found:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
+    return cast(_T, value)  # it equals one of allowed
 
 
-def flag(name: str, value: Any) -> bool:
+def flag(name: str, value: object) -> bool:
     """Return ``value`` as a bool; TypeError unless it is one (NumPy's included)."""
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
-def optional_callable(name: str, value: Any) -> Any:
+def optional_callable(name: str, value: _T) -> _T:
     """Return ``value`` if it is callable or None; else TypeError."""
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be a callable or None, got {value!r}")
     return value
 
 
-def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[Any, bool]:
+def to_backend(
+    backend: Backend, x: ArrayLike, name: str, dtype: ArrayDType | None = None
+) -> tuple[Array, bool]:
     """Return ``x`` as an array of ``backend`` on its device, and whether it came from the host.
 
     NumPy arrays, scalars and sequences are copied to the device (cast to
@@ -128,8 +132,8 @@ def to_backend(backend: Backend, x: Any, name: str, dtype: Any = None) -> tuple[
 
 
 def features(
-    backend: Backend, X: Any, input_size: int, dtype: Any, name: str = "X"
-) -> tuple[Any, bool]:
+    backend: Backend, X: ArrayLike, input_size: int, dtype: ArrayDType, name: str = "X"
+) -> tuple[Array, bool]:
     """Check and convert inputs ``X``, shape (N, D), to the backend's ``dtype``.
 
     Returns the array and whether ``X`` came from the host (NumPy).
@@ -156,7 +160,7 @@ def features(
     return X, from_host
 
 
-def _non_finite_message(name: str, original: Any, dtype: Any) -> str:
+def _non_finite_message(name: str, original: ArrayLike, dtype: ArrayDType) -> str:
     """Why converted inputs are not finite: NaN or infinity in them, or beyond ``dtype``."""
     values = np.asarray(to_numpy(original), dtype=np.float64)
     if np.all(np.isfinite(values)):
@@ -169,7 +173,9 @@ def _non_finite_message(name: str, original: Any, dtype: Any) -> str:
     return f"{name} contains NaN or infinity; clean or impute the data first"
 
 
-def labels(backend: Backend, y: Any, num_samples: int, num_classes: int, name: str = "y") -> Any:
+def labels(
+    backend: Backend, y: ArrayLike, num_samples: int, num_classes: int, name: str = "y"
+) -> Array:
     """Check and convert integer class labels ``y``, shape (N,), with values in [0, C).
 
     Labels of any integer dtype, signed or unsigned, come back in the device's
@@ -193,7 +199,7 @@ def labels(backend: Backend, y: Any, num_samples: int, num_classes: int, name: s
 
 
 def _check_labels(
-    name: str, integral: bool, shape: tuple[int, ...], num_samples: int, dtype: Any
+    name: str, integral: bool, shape: tuple[int, ...], num_samples: int, dtype: object
 ) -> None:
     if not integral:
         raise ValueError(f"{name} must hold integer class labels, got dtype {dtype}")
@@ -212,7 +218,7 @@ def _check_label_range(name: str, low: int, high: int, num_classes: int) -> None
         )
 
 
-def fits_in_memory(backend: Backend, elements: int, dtype: Any, what: str) -> None:
+def fits_in_memory(backend: Backend, elements: int, dtype: ArrayDType | str, what: str) -> None:
     """Raise ValueError if ``elements`` values of ``dtype`` cannot fit on the backend's device.
 
     ``what`` names the cause in the message, such as ``"batch_size=10000000000"``.
@@ -226,16 +232,27 @@ def fits_in_memory(backend: Backend, elements: int, dtype: Any, what: str) -> No
         )
 
 
+class Network(TypedDict):
+    """A network's sizes, initialisation and seed, checked: what :func:`network` returns."""
+
+    input_size: int
+    hidden_size: int
+    output_size: int
+    init: Init
+    std: float
+    seed: int | None
+
+
 def network(
-    input_size: Any, hidden_size: Any, output_size: Any, init: Any, std: Any,
-    random_seed: Any, dtype: str,
-) -> dict[str, Any]:  # fmt: skip
+    input_size: object, hidden_size: object, output_size: object, init: object, std: object,
+    random_seed: object, dtype: str,
+) -> Network:  # fmt: skip
     """Check a network's sizes, initialisation and seed; return them as plain Python values.
 
     Raises TypeError for a value of the wrong type, ValueError for one out of range or
     an ``std`` whose weights would overflow ``dtype``.
     """
-    checked = {
+    checked: Network = {
         "input_size": positive_int("input_size", input_size),
         "hidden_size": positive_int("hidden_size", hidden_size),
         "output_size": positive_int("output_size", output_size),
@@ -265,7 +282,7 @@ def std_fits(std: float, dtype: str) -> None:
         )
 
 
-def _itemsize(dtype: Any) -> int:
+def _itemsize(dtype: ArrayDType | str) -> int:
     return int(getattr(dtype, "itemsize", None) or np.dtype(str(dtype).split(".")[-1]).itemsize)
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "SCHEDULES",
     "Array",
     "ArrayDType",
+    "ArrayLike",
     "AugmentationName",
     "Compile",
     "DType",
@@ -38,10 +39,15 @@ __all__ = [
 #: An array of any Array API library (NumPy, CuPy, torch, JAX, array-api-strict).
 #: The libraries share no static type, so this says what a value is, not what checks it.
 Array = Any
+#: Data as a caller gives it, before :mod:`xpnet._checks` converts it: an array of any
+#: library, a NumPy array or scalar, or nested sequences of numbers.
+ArrayLike = Any
 #: An Array API namespace: what ``array_api_compat.array_namespace`` returns.
 Namespace = ModuleType
 #: A library's own device object (``"cpu"`` for NumPy, a ``torch.device``, a JAX
-#: ``Device``, a CuPy ``Device``): the libraries share no type for it either.
+#: ``Device``, a CuPy ``Device``), or a user's spelling of one that
+#: :func:`xpnet.resolve_backend` turns into it (``"cuda:1"``, ``1``, ``"gpu:0"``): the
+#: libraries share no type for it either.
 Device = Any
 #: A library's own dtype object (``np.float32``, ``torch.float32``, ``xp.int32``):
 #: what ``xp.float32`` is, as opposed to the name a :data:`DType` spells.

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from types import ModuleType
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from xpnet import _checks
-from xpnet._typing import INITS, Array, DType, Init, Namespace, Params, map_params, params_from
+from xpnet._typing import (
+    INITS,
+    Array,
+    Device,
+    DType,
+    Init,
+    JSONObject,
+    Namespace,
+    Params,
+    map_params,
+    params_from,
+)
 from xpnet.backend import Backend, resolve_backend, to_numpy
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.functional import forward, softmax, softmax_loss
@@ -112,8 +122,8 @@ class TwoLayerNet:
         output_size: int,
         std: float = 1e-4,
         *,
-        backend: str | ModuleType | Backend = "numpy",
-        device: Any = None,
+        backend: str | Namespace | Backend = "numpy",
+        device: Device | None = None,
         dtype: DType = "float64",
         seed: int | None = None,
         init: Init = "gaussian",
@@ -136,9 +146,8 @@ class TwoLayerNet:
         )
         self.params: Params = map_params(lambda p: self.backend.asarray(p, dtype=self.dtype), host)
 
-    def _setup(
-        self, backend: str | ModuleType | Backend, device: Any, dtype: Any, seed: Any
-    ) -> None:
+    def _setup(self, backend: str | Namespace | Backend, device: Device | None, dtype: object,
+               seed: object) -> None:  # fmt: skip
         """Resolve the backend, dtype and random source; no parameters yet."""
         #: The seed of the random source (None: NumPy's global state).
         self.seed: int | None = None if seed is None else _checks.seed(seed)
@@ -147,8 +156,8 @@ class TwoLayerNet:
             raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = self.backend.dtype(dtype)
         self.rng = None if self.seed is None else np.random.default_rng(self.seed)
-        self.last_training: dict[str, Any] | None = None
-        self.metadata: dict[str, Any] = {}
+        self.last_training: JSONObject | None = None
+        self.metadata: JSONObject = {}
         self.preprocessing: Preprocessing | None = None
 
     @property
@@ -157,7 +166,7 @@ class TwoLayerNet:
         return self.backend.xp
 
     @property
-    def device(self) -> Any:
+    def device(self) -> Device:
         """The device holding the network's arrays."""
         return self.backend.device
 
@@ -167,7 +176,12 @@ class TwoLayerNet:
         D, H = self.params["W1"].shape
         return D, H, self.params["W2"].shape[1]
 
-    def loss(self, X: Array, y: Array | None = None, reg: float = 0.0) -> Any:
+    @overload
+    def loss(self, X: Array, y: None = None, reg: float = 0.0) -> Array: ...
+    @overload
+    def loss(self, X: Array, y: Array, reg: float = 0.0) -> tuple[float, Params]: ...
+    def loss(self, X: Array, y: Array | None = None,
+             reg: float = 0.0) -> Array | tuple[float, Params]:  # fmt: skip
         """The class scores, or the lab's loss and its gradients.
 
         ``loss(X)``: the scores of rows ``X`` (N, D), shape (N, C). ``loss(X, y, reg)``:
@@ -276,11 +290,13 @@ class TwoLayerNet:
                 f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
             )
         rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
+        D, H, C = self.sizes
         run = TrainSettings(
-            **self._description(), learning_rate=learning_rate,
-            learning_rate_decay=learning_rate_decay, reg=reg, batch_size=batch_size,
-            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), momentum=momentum,
-            **settings,
+            input_size=D, hidden_size=H, output_size=C, init=self.init, std=self.std,
+            seed=self.seed, compute=ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
+            learning_rate=learning_rate, learning_rate_decay=learning_rate_decay, reg=reg,
+            batch_size=batch_size, momentum=momentum,
+            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), **settings,
         )  # fmt: skip
         try:
             trained = fit(self.params, run, X, y, X_val, y_val, rng=self.rng, blank=self._blank(),
@@ -294,7 +310,7 @@ class TwoLayerNet:
         self.params, self.last_training = trained.params, trained.record
         return trained.history
 
-    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+    def save(self, path: str | os.PathLike[str], metadata: JSONObject | None = None) -> None:
         """Write the parameters, :attr:`preprocessing`, :attr:`last_training` and
         ``metadata`` (JSON-serialisable extras: results, dataset) to the ``.npz`` file
         ``path``, atomically: it is replaced whole (keeping its permissions) or left as it was.
@@ -320,8 +336,8 @@ class TwoLayerNet:
         cls,
         path: str | os.PathLike[str],
         *,
-        backend: str | ModuleType | Backend = "numpy",
-        device: Any = None,
+        backend: str | Namespace | Backend = "numpy",
+        device: Device | None = None,
         dtype: DType | None = None,
     ) -> TwoLayerNet:
         """Read a network saved by :meth:`save` onto ``backend`` and ``device`` (as for
@@ -348,22 +364,12 @@ class TwoLayerNet:
         return net
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle the dtype by name; the backend pickles by name too (see
-        :class:`xpnet.Backend`)."""
+        """Pickle the dtype by name; the backend pickles by name too (:class:`xpnet.Backend`)."""
         return {**self.__dict__, "dtype": _dtype_name(self.dtype)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.dtype = self.backend.dtype(state["dtype"])
-
-    def _description(self) -> dict[str, Any]:
-        """This network's :data:`NETWORK_FIELDS`, as :meth:`train` gives them."""
-        D, H, C = self.sizes
-        return {
-            "input_size": D, "hidden_size": H, "output_size": C, "init": self.init,
-            "std": self.std, "seed": self.seed,
-            "compute": ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
-        }  # fmt: skip
 
     def _blank(self) -> np.ndarray | None:
         """The row of a blank image: what :attr:`preprocessing` makes of zeros (None: zeros)."""
@@ -378,7 +384,7 @@ class TwoLayerNet:
         return self.rng.standard_normal(shape)
 
 
-def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
+def _recorded_initialisation(metadata: JSONObject) -> tuple[Init, float]:
     """The initialisation a model file's training settings record; the lab's where they
     record none (files from before xpnet recorded it) or none that is valid."""
     recorded = (metadata.get("training") or {}).get("settings") or {}
@@ -389,6 +395,6 @@ def _recorded_initialisation(metadata: dict[str, Any]) -> tuple[Init, float]:
         return "gaussian", 1e-4
 
 
-def _dtype_name(dtype: Any) -> DType:
+def _dtype_name(dtype: object) -> DType:
     """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
     return "float32" if "float32" in str(dtype) else "float64"
