@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
+from xpnet._typing import Array, ArrayDType, ArrayLike, Device, Namespace
 from xpnet.backend import _compat
 from xpnet.backend._table import BACKENDS, BackendSpec, portable_device
 
@@ -47,10 +49,10 @@ class Backend:
     """
 
     name: str
-    xp: ModuleType
-    device: Any
+    xp: Namespace
+    device: Device
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[Callable[..., Backend], tuple[str, Device]]:
         """Pickle by name and device; unpickling resolves them again (modules do not pickle)."""
         if self.spec is None:
             raise TypeError(f"a Backend of the unlisted namespace {self.name!r} cannot be pickled")
@@ -84,11 +86,11 @@ class Backend:
         """This backend's row of the backend table (None for an unlisted namespace)."""
         return BACKENDS.get(self.name)
 
-    def asarray(self, x: Any, dtype: Any = None) -> Any:
+    def asarray(self, x: ArrayLike, dtype: ArrayDType | None = None) -> Array:
         """Return ``x`` (a NumPy array, scalar or sequence) as an array on this device."""
         return self.xp.asarray(x, dtype=dtype, device=self.device)
 
-    def dtype(self, name: str) -> Any:
+    def dtype(self, name: str) -> ArrayDType:
         """Return the floating dtype called ``name`` ("float32" or "float64").
 
         Raises
@@ -115,11 +117,11 @@ class Backend:
             )
         return supported[name]
 
-    def owns(self, x: Any) -> bool:
+    def owns(self, x: object) -> bool:
         """Whether ``x`` is an array of this backend's library."""
         return _compat.is_array_api_obj(x) and _compat.array_namespace(x) is self.xp
 
-    def holds(self, x: Any) -> bool:
+    def holds(self, x: Array) -> bool:
         """Whether ``x``, an array of this library, is on this backend's device.
 
         Devices are compared by what they are, not how they are written: torch's
@@ -127,7 +129,7 @@ class Backend:
         """
         return bool(self.canonical_device(_compat.device_of(x)) == self.device)
 
-    def untracked(self, x: Any) -> Any:
+    def untracked(self, x: Array) -> Array:
         """``x`` without autodiff tracking (torch's ``detach``), sharing its memory."""
         if _compat.is_torch_array(x) and x.requires_grad:
             return x.detach()
@@ -156,7 +158,7 @@ class Backend:
             pass
         return _host_memory()
 
-    def canonical_device(self, device: Any) -> Any:
+    def canonical_device(self, device: Device) -> Device:
         """``device`` as this backend's resolver writes it (unchanged if it cannot say)."""
         if self.spec is None:
             return device
@@ -166,7 +168,9 @@ class Backend:
             return device
 
 
-def resolve_backend(backend: str | ModuleType | Backend = "numpy", device: Any = None) -> Backend:
+def resolve_backend(
+    backend: str | Namespace | Backend = "numpy", device: Device | None = None
+) -> Backend:
     """Turn ``backend=`` and ``device=`` into a :class:`Backend`.
 
     Parameters
@@ -231,7 +235,7 @@ def resolve_backend(backend: str | ModuleType | Backend = "numpy", device: Any =
     return Backend(name, xp, resolved)
 
 
-def to_numpy(x: Any) -> np.ndarray:
+def to_numpy(x: ArrayLike) -> np.ndarray:
     """Return ``x``, an array of any supported library on any device, as a NumPy array.
 
     GPU arrays are copied to the host: CuPy's with ``.get()``, torch's with ``.cpu()``,
@@ -270,7 +274,7 @@ def to_numpy(x: Any) -> np.ndarray:
     return host
 
 
-def _namespace_name(namespace: ModuleType) -> str:
+def _namespace_name(namespace: Namespace) -> str:
     for name, spec in BACKENDS.items():
         if _compat.is_namespace(spec.namespace_test, namespace):
             return name

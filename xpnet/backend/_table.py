@@ -16,7 +16,10 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # not at run time: noxfile.py loads this file before xpnet is installed
+    from xpnet._typing import Device, Namespace
 
 __all__ = [
     "BACKENDS",
@@ -65,8 +68,8 @@ class BackendSpec:
     gpu_requirements: dict[int, str]
     needs_gpu: bool
     namespace_test: str
-    resolve: Callable[[Any], tuple[ModuleType, Any]] = field(repr=False)
-    test_devices: Callable[[], list[Any]] = field(repr=False)
+    resolve: Callable[[Device | None], tuple[Namespace, Device]] = field(repr=False)
+    test_devices: Callable[[], list[Device | None]] = field(repr=False)
 
     def gpu_requirements_for(self, cuda_major: int) -> str | None:
         """The requirements file of the CUDA build for a driver of ``cuda_major``."""
@@ -138,7 +141,7 @@ def limit_threads(name: str, threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def portable_device(name: str, device: Any) -> Any:
+def portable_device(name: str, device: Device) -> Device:
     """``device`` in a form that pickles and that backend ``name``'s resolver takes back:
     ``"gpu:0"`` for a JAX device, the index for a CuPy one; others as they are."""
     if name == "jax":
@@ -149,7 +152,7 @@ def portable_device(name: str, device: Any) -> Any:
     return device
 
 
-def gpu_devices(name: str) -> list[Any]:
+def gpu_devices(name: str) -> list[Device]:
     """The GPU devices of backend ``name`` on this machine, as ``device=`` takes them.
 
     Empty for a CPU-only backend, a missing library or a machine without GPUs. A
@@ -178,7 +181,7 @@ def _compat() -> ModuleType:
 # Resolvers: ``device=`` as a user writes it, to the library's device.
 
 
-def _numpy(device: Any) -> tuple[ModuleType, Any]:
+def _numpy(device: Device | None) -> tuple[Namespace, Device]:
     import numpy as np
 
     if device not in (None, "cpu", "cpu:0"):
@@ -186,7 +189,7 @@ def _numpy(device: Any) -> tuple[ModuleType, Any]:
     return _compat().array_namespace(np.empty(0)), "cpu"
 
 
-def _array_api_strict(device: Any) -> tuple[ModuleType, Any]:
+def _array_api_strict(device: Device | None) -> tuple[Namespace, Device]:
     xp = import_library(BACKENDS["array_api_strict"])
     info = xp.__array_namespace_info__()
     if device is None:
@@ -201,7 +204,7 @@ def _array_api_strict(device: Any) -> tuple[ModuleType, Any]:
         ) from None
 
 
-def _torch(device: Any) -> tuple[ModuleType, Any]:
+def _torch(device: Device | None) -> tuple[Namespace, Device]:
     torch = import_library(BACKENDS["torch"])
     try:
         device = torch.device("cpu" if device is None else device)
@@ -223,7 +226,7 @@ def _torch(device: Any) -> tuple[ModuleType, Any]:
     return _compat().array_namespace(torch.empty(0)), device
 
 
-def _cupy(device: Any) -> tuple[ModuleType, Any]:
+def _cupy(device: Device | None) -> tuple[Namespace, Device]:
     import_library(BACKENDS["cupy"])
     try:
         cupy = importlib.import_module("cupy")
@@ -250,7 +253,7 @@ def _cupy(device: Any) -> tuple[ModuleType, Any]:
     return xp, cupy.cuda.Device(index)
 
 
-def _jax(device: Any) -> tuple[ModuleType, Any]:
+def _jax(device: Device | None) -> tuple[Namespace, Device]:
     jax = import_library(BACKENDS["jax"])
     xp = importlib.import_module("jax.numpy")
     devices = jax.devices()
@@ -284,17 +287,17 @@ def _jax(device: Any) -> tuple[ModuleType, Any]:
 # The devices a test run covers: the CPU, and the first GPU where there is one.
 
 
-def _cpu_only() -> list[Any]:
+def _cpu_only() -> list[Device | None]:
     return ["cpu"]
 
 
-def _strict_devices() -> list[Any]:
+def _strict_devices() -> list[Device | None]:
     """Its default device and a second one, so that an array made on the wrong device
     (a missing ``device=``) fails as it would on a GPU."""
     return [None, "device1"]
 
 
-def _torch_devices() -> list[Any]:
+def _torch_devices() -> list[Device | None]:
     try:
         torch = importlib.import_module("torch")
     except ImportError:
@@ -302,11 +305,11 @@ def _torch_devices() -> list[Any]:
     return ["cpu", "cuda:0"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _cupy_devices() -> list[Any]:
+def _cupy_devices() -> list[Device | None]:
     return [0]
 
 
-def _jax_devices() -> list[Any]:
+def _jax_devices() -> list[Device | None]:
     try:
         jax = importlib.import_module("jax")
         has_gpu = bool(jax.devices("gpu"))
