@@ -18,16 +18,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from xpnet._typing import OPTIMIZERS, Array, Namespace, OptimizerName
 from xpnet.backend import device_of
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "OptimizerState", "make_optimizer"]
 
 #: Named arrays: the network's parameters (:class:`xpnet._typing.Params`), their
 #: gradients, or any other set of arrays an optimiser updates.
 Arrays = Mapping[str, Array]
+
+
+class OptimizerState(TypedDict, total=False):
+    """An optimiser's state, as its ``init`` makes it and its ``step`` updates it."""
+
+    #: SGD with momentum: the velocity of each parameter.
+    velocity: dict[str, Array]
+    #: Adam: the first and second moments of each parameter's gradient...
+    m: dict[str, Array]
+    v: dict[str, Array]
+    #: ...and the step count, a 0-d array of the parameters' dtype.
+    t: Array
 
 
 @dataclass(frozen=True)
@@ -54,7 +66,7 @@ class SGD:
     reg: float = 0.0
     decayed: frozenset[str] = frozenset()
 
-    def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
+    def init(self, xp: Namespace, params: Arrays) -> OptimizerState:
         """The optimiser's state for ``params``: the velocities (zero) when ``momentum > 0``."""
         if self.momentum == 0:
             return {}
@@ -62,7 +74,7 @@ class SGD:
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: dict[str, Any],
+        state: OptimizerState,
         learning_rate: Array | float,
     ) -> None:  # fmt: skip
         """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
@@ -112,7 +124,7 @@ class Adam:
     reg: float = 0.0
     decayed: frozenset[str] = frozenset()
 
-    def init(self, xp: Namespace, params: Arrays) -> dict[str, Any]:
+    def init(self, xp: Namespace, params: Arrays) -> OptimizerState:
         """Zero first and second moments, and the step count (a 0-d array, for compiled runs)."""
         first = next(iter(params.values()))
         return {
@@ -123,7 +135,7 @@ class Adam:
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: dict[str, Any],
+        state: OptimizerState,
         learning_rate: Array | float,
     ) -> None:  # fmt: skip
         """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
@@ -166,7 +178,7 @@ class AdamW(Adam):
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: dict[str, Any],
+        state: OptimizerState,
         learning_rate: Array | float,
     ) -> None:  # fmt: skip
         if self.reg:  # the L2 term's gradient, at the parameters the gradient was taken at

@@ -10,13 +10,11 @@ numbers are :mod:`~xpnet.training._randomness`'s; this module only drives them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
-from xpnet._typing import Array, Namespace, Params
+from xpnet._typing import Array, ArrayLike, JSONObject, Namespace, Params
 from xpnet.errors import TrainingInterrupted
 from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
@@ -35,7 +33,7 @@ from xpnet.training._record import (
 )
 from xpnet.training._runners import select_runner
 from xpnet.training._settings import TrainSettings
-from xpnet.training._step import TrainStep
+from xpnet.training._step import TrainState, TrainStep
 
 __all__ = ["fit"]
 
@@ -46,13 +44,13 @@ PRINT_EVERY = 100
 def fit(
     params: Params,
     settings: TrainSettings,
-    X: Any,
-    y: Any,
-    X_val: Any = None,
-    y_val: Any = None,
+    X: ArrayLike,
+    y: ArrayLike,
+    X_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
     *,
     rng: np.random.Generator | None,
-    blank: Any = None,
+    blank: ArrayLike | None = None,
     verbose: bool = False,
     progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
@@ -115,7 +113,7 @@ def fit(
     stopped = run.loop(callbacks, on_epoch, on_chunk,
                        report_every=PRINT_EVERY if verbose else None)  # fmt: skip
     history = run.record.history()
-    record = {
+    record: JSONObject = {
         "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
         "path": run.runner.name,
         "iterations": run.record.iterations,
@@ -128,8 +126,9 @@ def fit(
 
 
 def _checked_data(
-    settings: TrainSettings, X: Any, y: Any, X_val: Any, y_val: Any
-) -> tuple[Array, Array, tuple[Array, Array] | None]:
+    settings: TrainSettings, X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None,
+    y_val: ArrayLike | None,
+) -> tuple[Array, Array, tuple[Array, Array] | None]:  # fmt: skip
     """The training and validation data on the settings' device, checked."""
     backend = settings.compute.resolved
     dtype = backend.dtype(settings.compute.dtype)
@@ -156,7 +155,7 @@ class _Run:
         y: Array,
         validation: tuple[Array, Array] | None,
         rng: np.random.Generator | None,
-        blank: Any,
+        blank: ArrayLike | None,
     ) -> None:
         s, backend = settings, settings.compute.resolved
         xp, device, dtype = backend.xp, backend.device, backend.dtype(s.compute.dtype)
@@ -184,7 +183,7 @@ class _Run:
         }
         self.record = RunRecord(xp, params, check_every=min(self.sampler.per_epoch, 100))
         start = copied(xp, params)  # the run's own arrays: the caller's stay as they are
-        self.state: dict[str, Any] = {"params": start, "optimizer": update.init(xp, start)}
+        self.state: TrainState = {"params": start, "optimizer": update.init(xp, start)}
         #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.
         self.drawn = DrawnAhead(xp, self.data, s.hidden_size, dropout=s.dropout,
                                 augment=augment) if self.runner.draws_ahead else None  # fmt: skip
@@ -192,8 +191,7 @@ class _Run:
     @property
     def params(self) -> Params:
         """The parameters so far."""
-        params: Params = self.state["params"]
-        return params
+        return self.state["params"]
 
     def loop(
         self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None,
@@ -276,6 +274,6 @@ class _LossPrinter:
     def __init__(self, num_iters: int):
         self.num_iters = num_iters
 
-    def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
+    def __call__(self, iteration: int, loss: Array, learning_rate: float) -> None:
         if iteration % PRINT_EVERY == 0:
             print(f"iteration {iteration} / {self.num_iters}: loss {float(loss):f}")

@@ -18,12 +18,10 @@ drawn on the host once the steps have begun.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from xpnet import random as xr
-from xpnet._typing import Array, Namespace
+from xpnet._typing import Array, Device, Namespace
 from xpnet.augment import Augmentation
 from xpnet.backend import Backend, device_of
 from xpnet.training._record import iterations_per_epoch
@@ -58,7 +56,7 @@ def run_seed(rng: np.random.Generator | None) -> int:
     return int(np.random.randint(2**63, dtype=np.int64))  # noqa: NPY002 - the lab's state
 
 
-def stream_keys(xp: Namespace, seed: int, device: Any) -> dict[str, Array]:
+def stream_keys(xp: Namespace, seed: int, device: Device) -> dict[str, Array]:
     """The keys of a run's random streams (:data:`STREAMS`), made on ``device``.
 
     Returns
@@ -149,7 +147,7 @@ def lab_rows(
 
 def distortion_noise(
     augment: Augmentation, xp: Namespace, keys: tuple[Array, Array], step: Array | int,
-    batch: int, device: Any,
+    batch: int, device: Device,
 ) -> dict[str, Array]:  # fmt: skip
     """The noise of ``augment``'s distortions for one step, or several, of ``batch`` images.
 

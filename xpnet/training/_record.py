@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from xpnet._typing import Array, Namespace, Params, Schedule, map_params
+from xpnet._typing import Array, JSONObject, Namespace, Params, Schedule, map_params
 from xpnet.backend import is_writeable_array, to_numpy
 from xpnet.errors import TrainingDivergedError
 
@@ -95,7 +94,7 @@ class TrainResult:
 
     params: Params
     history: History
-    record: dict[str, Any]
+    record: JSONObject
 
 
 def chunks(length: int, first: int, max_chunk: int, report_every: int | None) -> Iterator[slice]:

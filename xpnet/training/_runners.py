@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from xpnet._typing import Compile
+from xpnet._typing import Array, Compile
 from xpnet.backend import Backend
 from xpnet.training._record import Rates
+from xpnet.training._step import TrainState
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "EagerRunner",
@@ -42,7 +46,7 @@ CHUNK = 100
 
 # ``step(state, data, inputs, learning_rate) -> loss``, updating ``state`` in place;
 # ``inputs`` holds one step's batch indices and its number (the counter of its draws).
-Step = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], Any], Any]
+Step = Callable[[TrainState, dict[str, Array], dict[str, Array], Array | float], Array]
 
 
 class Runner(Protocol):
@@ -64,8 +68,8 @@ class Runner(Protocol):
     draws_ahead: bool
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
-    ) -> tuple[dict[str, Any], Any]: ...
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Rates
+    ) -> tuple[TrainState, Array]: ...
 
 
 class EagerRunner:
@@ -84,8 +88,8 @@ class EagerRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
-    ) -> tuple[dict[str, Any], Any]:
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Rates
+    ) -> tuple[TrainState, Array]:
         losses = [
             self.step(state, data, {name: a[k, ...] for name, a in inputs.items()}, float(rate))
             for k, rate in enumerate(rates.host)
@@ -110,24 +114,27 @@ class JaxScanRunner:
         self.step = step
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
-    ) -> tuple[dict[str, Any], Any]:
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Rates
+    ) -> tuple[TrainState, Array]:
         import jax
 
         with jax.transfer_guard_host_to_device("disallow_explicit"):
-            stepped: tuple[dict[str, Any], Any] = _jax_scan()(
+            stepped: tuple[TrainState, Array] = _jax_scan()(
                 self.step, state, data, inputs, rates.device
             )
         return stepped
 
 
 @functools.cache
-def _jax_scan() -> Callable[..., Any]:
+def _jax_scan() -> Callable[..., tuple[TrainState, Array]]:
     """The jitted scan, built once: its cache is keyed by the (hashable) step and shapes."""
     import jax
 
-    def scan(step: Step, state: Any, data: Any, inputs: Any, rates: Any) -> Any:
-        def body(state: Any, xs: tuple[Any, Any]) -> tuple[Any, Any]:
+    def scan(
+        step: Step, state: TrainState, data: dict[str, Array], inputs: dict[str, Array],
+        rates: Array,
+    ) -> tuple[TrainState, Array]:  # fmt: skip
+        def body(state: TrainState, xs: tuple[dict[str, Array], Array]) -> tuple[TrainState, Array]:
             state = jax.tree_util.tree_map(lambda leaf: leaf, state)  # fresh dicts to update
             one_step, rate = xs
             return state, step(state, data, one_step, rate)
@@ -156,11 +163,12 @@ class TorchGraphRunner:
         self.device = backend.device
         self.step = step
         self.graphs: dict[int, _CapturedChunk] = {}
+        # Any: torch names the type of a graph's memory pool handle only privately.
         self.pool: Any = None
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Rates
-    ) -> tuple[dict[str, Any], Any]:
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Rates
+    ) -> tuple[TrainState, Array]:
         length = int(inputs["batch"].shape[0])
         chunk = self.graphs.get(length)
         if chunk is None:
@@ -172,13 +180,13 @@ class TorchGraphRunner:
         return state, chunk.losses.clone()
 
     def _capture(
-        self, state: dict[str, Any], data: dict[str, Any], inputs: dict[str, Any], rates: Any
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Array
     ) -> _CapturedChunk:
         torch = self.torch
         static = {name: values.clone() for name, values in inputs.items()}
         static_rates = rates.clone()
 
-        def step_inputs(k: int) -> dict[str, Any]:
+        def step_inputs(k: int) -> dict[str, Array]:
             return {name: values[k] for name, values in static.items()}
 
         # Warm up on a side stream, on copies of the state: cuBLAS and the allocator
@@ -205,11 +213,14 @@ class TorchGraphRunner:
 
 
 class _CapturedChunk:
-    def __init__(self, graph: Any, inputs: dict[str, Any], rates: Any, losses: Any):
+    def __init__(
+        self, graph: torch.cuda.CUDAGraph, inputs: dict[str, Array], rates: Array, losses: Array
+    ):
         self.graph, self.inputs, self.rates, self.losses = graph, inputs, rates, losses
 
 
 def _clone_tree(tree: Any) -> Any:
+    # Any: a state's nested dicts of tensors, or, in the recursion, one tensor.
     if isinstance(tree, dict):
         return {key: _clone_tree(value) for key, value in tree.items()}
     return tree.clone()

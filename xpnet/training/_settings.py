@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
-from xpnet._typing import DTYPES, Compile, DType
+from xpnet._typing import DTYPES, Compile, Device, DType, JSONObject, Namespace
 from xpnet.augment import Augmentation
 from xpnet.backend import Backend, allow_float64, portable_device, resolve_backend
 from xpnet.hyperparameters import Hyperparameters, rows
@@ -56,8 +55,8 @@ class ComputeSettings:
         device on a machine without one.
     """
 
-    backend: str | ModuleType | Backend = "numpy"
-    device: Any = None
+    backend: str | Namespace | Backend = "numpy"
+    device: Device | None = None
     dtype: DType = "float64"
     enable_float64: bool = False
     #: The resolved backend on its device.
@@ -74,7 +73,7 @@ class ComputeSettings:
         resolved.dtype(self.dtype)  # raises where the device lacks it
         object.__setattr__(self, "resolved", resolved)
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[ComputeSettings], tuple[str, Device, DType, bool]]:
         """Pickle by name and device; unpickling checks (and switches on) everything again."""
         name = self.resolved.name
         return (
@@ -87,7 +86,7 @@ class ComputeSettings:
         """The backend's name."""
         return self.resolved.name
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str]:
         """The settings as plain data (the device as the backend writes it)."""
         return {"backend": self.name, "device": self.resolved.device_name, "dtype": self.dtype}
 
@@ -200,9 +199,10 @@ class TrainSettings(Hyperparameters):
 
     def replace(self, **changes: Any) -> TrainSettings:
         """A copy with some fields replaced, validated again."""
+        # Any: fields of every type, passed on to dataclasses.replace, which the checks follow.
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         """The settings as plain data (JSON-serialisable): what a model file records."""
         plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         plain["augment"] = None if self.augment is None else dataclasses.asdict(self.augment)
@@ -211,7 +211,7 @@ class TrainSettings(Hyperparameters):
 
 
 def num_iters_for(
-    num_iters: Any, epochs: Any, num_rows: int, batch_size: Any, *, default: int = 100
+    num_iters: int | None, epochs: int | None, num_rows: int, batch_size: int, *, default: int = 100
 ) -> int:
     """The steps of a run given in iterations or in epochs (one of them, or neither).
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict, cast
 
-from xpnet._typing import Array, Namespace
+from xpnet._typing import Array, Namespace, Params
 from xpnet.augment import Augmentation
 from xpnet.functional import cross_entropy, l2_penalty
-from xpnet.optim import SGD, Adam
+from xpnet.optim import SGD, Adam, OptimizerState
 from xpnet.training._randomness import draw_noise, noise_names
 
-__all__ = ["TrainStep"]
+__all__ = ["TrainState", "TrainStep"]
+
+
+class TrainState(TypedDict):
+    """What a training step updates: the parameters and the optimiser's state."""
+
+    params: Params
+    optimizer: OptimizerState
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,7 @@ class TrainStep:
     augment: Augmentation | None = None
 
     def __call__(
-        self, state: dict[str, Any], data: dict[str, Array], inputs: dict[str, Array],
+        self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array],
         lr: Array | float,
     ) -> Array:  # fmt: skip
         """Take one step on one batch; update ``state``; return the loss.
@@ -95,5 +102,6 @@ class TrainStep:
             mask = xp.astype(draws["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
         loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
-        self.optimizer.step(xp, params, grads, state["optimizer"], lr)
+        updated = cast("dict[str, Array]", params)  # a TypedDict is a dict: updated by name
+        self.optimizer.step(xp, updated, grads, state["optimizer"], lr)
         return loss
