@@ -11,12 +11,21 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeGuard
+from typing import IO, Any, Literal, TypeGuard, overload
 
 
-@contextlib.contextmanager
+@overload
+def atomic_write(
+    path: str | os.PathLike[str], mode: Literal["wb"] = "wb"
+) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+@overload
+def atomic_write(
+    path: str | os.PathLike[str], mode: Literal["w"]
+) -> contextlib.AbstractContextManager[IO[str]]: ...
+@contextlib.contextmanager  # IO[Any]: bytes or text by mode, as the overloads above say
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success, move it over ``path``.
+    """Open a temporary file beside ``path``, in binary (``"wb"``) or text (``"w"``)
+    mode; on success, move it over ``path``.
 
     If the block raises, or SIGTERM arrives meanwhile, the temporary file is removed
     and ``path`` is left as it was (absent, or the old file whole); SIGTERM then

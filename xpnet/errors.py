@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+from xpnet._typing import JSONObject, Params
 
 __all__ = [
     "ClusterLost",
@@ -35,7 +38,9 @@ class TrainingDivergedError(RuntimeError):
         The parameters of the last check with a finite loss (``TwoLayerNet.train`` keeps them).
     """
 
-    def __init__(self, message: str, iteration: int, history: dict[str, list[float]], params: Any):
+    def __init__(
+        self, message: str, iteration: int, history: dict[str, list[float]], params: Params
+    ):
         super().__init__(message)
         self.iteration = iteration
         self.history = history
@@ -62,13 +67,17 @@ class TrainingInterrupted(KeyboardInterrupt):
         The partial run, when :func:`xpnet.pipeline.run` was training.
     """
 
-    def __init__(self, iterations: int, history: dict[str, list[float]], params: Any, record: Any):
+    def __init__(
+        self, iterations: int, history: dict[str, list[float]], params: Params, record: JSONObject
+    ):
         super().__init__(f"training interrupted after {iterations} iterations")
         self.iterations = iterations
         self.history = history
         self.params = params
         self.record = record
-        #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``).
+        #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``): an
+        #: :class:`xpnet.pipeline.RunResult`, typed Any for the callers that test it with
+        #: ``getattr``, which the type checker does not follow.
         self.result: Any = None
 
 
@@ -86,7 +95,7 @@ class TuneInterrupted(KeyboardInterrupt):
         model trained so far was saved (the search itself was complete).
     """
 
-    def __init__(self, finished: int, storage: str, saved: Any = None):
+    def __init__(self, finished: int, storage: str, saved: Path | None = None):
         super().__init__(f"search interrupted with {finished} finished trials in {storage}")
         self.finished = finished
         self.storage = storage

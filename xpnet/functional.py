@@ -13,9 +13,7 @@ array-api-strict, eagerly or compiled (:class:`xpnet.TwoLayerNet` and :mod:`xpne
 
 from __future__ import annotations
 
-from typing import Any
-
-from xpnet._typing import Array, Namespace, Params
+from xpnet._typing import Array, ArrayDType, Namespace, Params
 from xpnet.backend import device_of
 
 __all__ = [
@@ -111,7 +109,7 @@ def softmax(xp: Namespace, scores: Array) -> Array:
     return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
 
 
-def one_hot(xp: Namespace, y: Array, num_classes: int, dtype: Any) -> Array:
+def one_hot(xp: Namespace, y: Array, num_classes: int, dtype: ArrayDType) -> Array:
     """``one_hot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
     classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
     return xp.astype(y[:, None] == classes, dtype)

@@ -6,10 +6,9 @@ training path to these, against the NumPy float64 reference.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from xpnet._typing import ArrayLike
 from xpnet.backend import to_numpy
 
 __all__ = ["TOLERANCES", "relative_difference"]
@@ -19,7 +18,7 @@ __all__ = ["TOLERANCES", "relative_difference"]
 TOLERANCES = {"float64": 1e-9, "float32": 1e-4}
 
 
-def relative_difference(actual: Any, reference: Any) -> float:
+def relative_difference(actual: ArrayLike, reference: ArrayLike) -> float:
     """``max|actual - reference| / max|reference|``: the error on the reference's scale.
 
     Arrays of any backend; both are compared in float64 on the host.

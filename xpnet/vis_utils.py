@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from xpnet._typing import ArrayLike
 from xpnet.backend import to_numpy
 
 __all__ = ["visualize_grid"]
 
 
 def visualize_grid(
-    Xs: Any, ubound: float = 255.0, padding: int = 1, *, columns: int | None = None
+    Xs: ArrayLike, ubound: float = 255.0, padding: int = 1, *, columns: int | None = None
 ) -> np.ndarray:
     """Tile images into a grid, each rescaled to ``[0, ubound]``.
 
