@@ -26,6 +26,7 @@ __all__ = [
     "DType",
     "Device",
     "Init",
+    "JSON",
     "JSONObject",
     "Namespace",
     "OptimizerName",
@@ -52,9 +53,12 @@ Device = Any
 #: A library's own dtype object (``np.float32``, ``torch.float32``, ``xp.int32``):
 #: what ``xp.float32`` is, as opposed to the name a :data:`DType` spells.
 ArrayDType = Any
-#: A JSON object (a model file's metadata, a training record): string keys, and any
-#: JSON value under each, Any so that a reader who knows a key's type uses it as that.
-JSONObject = dict[str, Any]
+#: A JSON value: None, a bool, int, float or str, or a list or object of JSON values.
+#: Any, so that a reader who knows a field's type uses it as that (after checking it
+#: where it comes from a file).
+JSON = Any
+#: A JSON object (a model file's metadata, a training record).
+JSONObject = dict[str, JSON]
 
 ParamName = Literal["W1", "b1", "W2", "b2"]
 #: The parameters, in the order of the forward pass.

@@ -23,11 +23,12 @@ import numbers
 import os
 import zipfile
 from collections.abc import Mapping
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 
 from xpnet._atomic import atomic_write
+from xpnet._typing import JSON, Array, ArrayLike, JSONObject
 from xpnet._version import __version__
 from xpnet.backend import FLOAT_DTYPES, to_numpy
 from xpnet.errors import ModelFileError
@@ -48,9 +49,9 @@ _MAX_COMPRESSION_RATIO = 1100
 
 def write_model(
     path: str | os.PathLike[str],
-    params: Mapping[str, Any],
-    metadata: Mapping[str, Any],
-    extras: Mapping[str, Any] | None = None,
+    params: Mapping[str, Array],
+    metadata: Mapping[str, JSON],
+    extras: Mapping[str, ArrayLike] | None = None,
 ) -> None:
     """Write parameters (arrays of any backend), JSON-serialisable metadata and extra arrays.
 
@@ -93,7 +94,7 @@ def write_model(
 
 def read_model(
     path: str | os.PathLike[str],
-) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[dict[str, np.ndarray], JSONObject, dict[str, np.ndarray]]:
     """Read and check a model file.
 
     Returns
@@ -169,7 +170,9 @@ def _read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path}: not a readable .npz file ({err})") from None
 
 
-def _read_member(path: Any, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+def _read_member(
+    path: str | os.PathLike[str], archive: zipfile.ZipFile, info: zipfile.ZipInfo
+) -> np.ndarray:
     name = info.filename
     with archive.open(info) as stream:
         try:
@@ -201,14 +204,14 @@ def _read_member(path: Any, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> 
     return array.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else array
 
 
-def _read_exactly(stream: IO[bytes], n: int, path: Any, name: str) -> bytes:
+def _read_exactly(stream: IO[bytes], n: int, path: str | os.PathLike[str], name: str) -> bytes:
     data = stream.read(n)
     if len(data) != n:
         raise ModelFileError(f"{path}: {name} ends after {len(data):,} of {n:,} bytes: truncated")
     return data
 
 
-def _metadata(path: Any, raw: np.ndarray) -> dict[str, Any]:
+def _metadata(path: str | os.PathLike[str], raw: np.ndarray) -> JSONObject:
     if raw.dtype.kind != "U" or raw.ndim != 0:
         raise ModelFileError(f"{path}: metadata must be a JSON string")
     if raw.dtype.itemsize > 4 * MAX_METADATA_BYTES:
@@ -262,10 +265,10 @@ _TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check_fields(path: Any, metadata: dict[str, Any]) -> None:
+def _check_fields(path: str | os.PathLike[str], metadata: JSONObject) -> None:
     """Type-check every field xpnet reads; say which one is wrong and how."""
 
-    def check(where: str, value: Any, types: tuple[type, ...]) -> None:
+    def check(where: str, value: JSON, types: tuple[type, ...]) -> None:
         is_bool = isinstance(value, bool)
         if not isinstance(value, types) or (is_bool and bool not in types):
             wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
@@ -295,12 +298,14 @@ def _check_fields(path: Any, metadata: dict[str, Any]) -> None:
         )
 
 
-def _short(value: Any) -> str:
+def _short(value: JSON) -> str:
     text = json.dumps(value) if not isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_params(path: Any, arrays: dict[str, np.ndarray], metadata: dict[str, Any]) -> None:
+def _check_params(
+    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], metadata: JSONObject
+) -> None:
     sizes = metadata.get("sizes")
     keys = ("input_size", "hidden_size", "output_size")
     if not isinstance(sizes, dict) or not all(
@@ -325,7 +330,7 @@ def _check_params(path: Any, arrays: dict[str, np.ndarray], metadata: dict[str, 
 
 
 def _check_preprocessing(
-    path: Any, metadata: dict[str, Any], extras: dict[str, Any], D: int
+    path: str | os.PathLike[str], metadata: JSONObject, extras: dict[str, np.ndarray], D: int
 ) -> None:
     described = isinstance(metadata.get("preprocessing"), dict)
     if described != ("preprocessing_mean" in extras):
