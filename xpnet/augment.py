@@ -31,12 +31,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
 from xpnet import _checks
+from xpnet._typing import Array, ArrayDType, Device, Namespace
 from xpnet.backend import device_of
 
 __all__ = ["AUGMENTATIONS", "FIELD_VARIANCE_LEFT", "Augmentation"]
@@ -100,7 +99,7 @@ class Augmentation:
             self.image_shape[1], self.elastic_sigma
         )
 
-    def constants(self, xp: ModuleType, dtype: Any, device: Any) -> dict[str, Any]:
+    def constants(self, xp: Namespace, dtype: ArrayDType, device: Device) -> dict[str, Array]:
         """The arrays :meth:`apply` needs besides the noise, made once per training run:
         for elastic distortions, the maps ``B_H`` (H, r) and ``B_W`` (W, r') from the
         drawn field to the smoothed one."""
@@ -113,8 +112,8 @@ class Augmentation:
         }
 
     def apply(
-        self, xp: ModuleType, rows: Any, noise: dict[str, Any], constants: dict[str, Any]
-    ) -> Any:
+        self, xp: Namespace, rows: Array, noise: dict[str, Array], constants: dict[str, Array]
+    ) -> Array:
         """Distort images given as rows (N, H*W) with one batch's noise and the run's
         :meth:`constants`.
 
@@ -142,7 +141,7 @@ class Augmentation:
         i = xp.reshape(xp.arange(H, dtype=dtype, device=device), (1, H, 1)) - (H - 1) / 2
         j = xp.reshape(xp.arange(W, dtype=dtype, device=device), (1, 1, W)) - (W - 1) / 2
 
-        def per_image(a: Any) -> Any:
+        def per_image(a: Array) -> Array:
             return xp.reshape(a, (N, 1, 1))
 
         y = per_image(m00) * i + per_image(m01) * j + (H - 1) / 2 + per_image(u[:, 3] * self.shift)
@@ -156,7 +155,7 @@ class Augmentation:
         return _bilinear(xp, rows, xp.reshape(y, (N, H * W)), xp.reshape(x, (N, H * W)), H, W)
 
 
-def _bilinear(xp: ModuleType, rows: Any, y: Any, x: Any, H: int, W: int) -> Any:
+def _bilinear(xp: Namespace, rows: Array, y: Array, x: Array, H: int, W: int) -> Array:
     """Sample images (N, H*W) at (y, x) (N, H*W), bilinearly; blank outside the image."""
     y0, x0 = xp.floor(y), xp.floor(x)
     wy, wx = y - y0, x - x0

@@ -10,18 +10,22 @@ with perturbed copies and must use its argument.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
+from xpnet._typing import Array, ArrayLike
 from xpnet.backend import array_namespace, device_of, is_writeable_array, to_numpy
 
 __all__ = ["eval_numerical_gradient", "eval_numerical_gradient_array", "rel_error"]
 
+_F = TypeVar("_F")  # what f returns
+_R = TypeVar("_R")  # what read makes of it
+
 
 def eval_numerical_gradient(
-    f: Callable[[Any], Any], x: Any, verbose: bool = True, h: float = 1e-5
-) -> Any:
+    f: Callable[[Array], Array | float], x: Array, verbose: bool = True, h: float = 1e-5
+) -> Array:
     """Numerical gradient of a scalar function ``f`` at ``x``.
 
     ``df/dx[i] ~ (f(x + h e_i) - f(x - h e_i)) / (2 h)``.
@@ -59,7 +63,9 @@ def eval_numerical_gradient(
     return _like(grad, x)
 
 
-def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: float = 1e-5) -> Any:
+def eval_numerical_gradient_array(
+    f: Callable[[Array], Array], x: Array, df: ArrayLike, h: float = 1e-5
+) -> Array:
     """Numerical gradient of ``sum(f(x) * df)``: backprop of upstream ``df`` through ``f``.
 
     Parameters
@@ -91,13 +97,13 @@ def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any, h: f
     return _like(grad, x)
 
 
-def rel_error(x: Any, y: Any) -> float:
+def rel_error(x: ArrayLike, y: ArrayLike) -> float:
     """Largest relative error ``|x - y| / max(1e-8, |x| + |y|)``, on arrays of any library."""
     x, y = to_numpy(x).astype(np.float64), to_numpy(y).astype(np.float64)
     return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
-def _check_floating(x: Any) -> None:
+def _check_floating(x: Array) -> None:
     """Refuse arrays the centred difference would get wrong without a word."""
     xp = array_namespace(x)
     if x.dtype not in (xp.float32, xp.float64):
@@ -108,8 +114,8 @@ def _check_floating(x: Any) -> None:
 
 
 def _perturbed(
-    f: Callable[[Any], Any], x: Any, ix: tuple[int, ...], h: float, read: Callable[[Any], Any]
-) -> tuple[Any, Any]:
+    f: Callable[[Array], _F], x: Array, ix: tuple[int, ...], h: float, read: Callable[[_F], _R]
+) -> tuple[_R, _R]:
     """Evaluate ``f`` with ``x[ix]`` raised by ``h``, then lowered by ``h``."""
     if not is_writeable_array(x):
         xp = array_namespace(x)
@@ -126,7 +132,7 @@ def _perturbed(
     return f_plus, f_minus
 
 
-def _like(grad: np.ndarray, x: Any) -> Any:
+def _like(grad: np.ndarray, x: Array) -> Array:
     """``grad`` as an array of ``x``'s library, dtype and device."""
     if isinstance(x, np.ndarray):
         return grad.astype(x.dtype, copy=False)

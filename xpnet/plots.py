@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from xpnet._atomic import atomic_write
+from xpnet._typing import JSON, Array, ArrayLike
 from xpnet.backend import to_numpy
 from xpnet.vis_utils import visualize_grid
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -34,7 +37,7 @@ __all__ = [
 History = Mapping[str, Sequence[float]]
 
 
-def _figure(**kwargs: Any) -> Figure:
+def _figure(**kwargs: Any) -> Figure:  # Any: Figure's keywords, passed on
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -84,7 +87,7 @@ def plot_history(runs: History | Mapping[str, History]) -> Figure:
     return fig
 
 
-def _no_epoch_note(ax: Any, labelled: Mapping[str, History]) -> None:
+def _no_epoch_note(ax: Axes, labelled: Mapping[str, History]) -> None:
     """Say in an empty accuracy panel why it is empty, with the final accuracies known."""
     lines = []
     for label, stats in labelled.items():
@@ -103,7 +106,7 @@ def _no_epoch_note(ax: Any, labelled: Mapping[str, History]) -> None:
     ax.set(xticks=[], yticks=[])
 
 
-def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
+def plot_weights(W1: Array, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Figure:
     """The first-layer weights, one image per hidden unit.
 
     Parameters
@@ -118,7 +121,7 @@ def plot_weights(W1: Any, image_shape: tuple[int, int, int] = (28, 28, 1)) -> Fi
 
 
 def plot_digits(
-    X: Any,
+    X: ArrayLike,
     image_shape: tuple[int, int, int] = (28, 28, 1),
     columns: int | None = None,
     title: str | None = None,
@@ -157,7 +160,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None)
     return fig
 
 
-def plot_trials(rows: Sequence[Mapping[str, Any]]) -> Figure:
+def plot_trials(rows: Sequence[Mapping[str, JSON]]) -> Figure:
     """A search's validation accuracy trial by trial, with the best so far.
 
     Parameters
@@ -186,7 +189,7 @@ def plot_trials(rows: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def plot_hyperparameters(
-    rows: Sequence[Mapping[str, Any]], log_scaled: Mapping[str, bool]
+    rows: Sequence[Mapping[str, JSON]], log_scaled: Mapping[str, bool]
 ) -> Figure:
     """Validation accuracy against each searched hyperparameter, one panel each.
 
@@ -218,7 +221,7 @@ def plot_hyperparameters(
     return fig
 
 
-def _readable_log_ticks(axis: Any, low: float, high: float, most: int = 4) -> None:
+def _readable_log_ticks(axis: Axis, low: float, high: float, most: int = 4) -> None:
     """About ``most`` labelled ticks on a log axis from ``low`` to ``high``, spaced so
     that their labels (``2e-04``) never overlap; the minor ticks unlabelled.
 

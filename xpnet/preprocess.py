@@ -8,11 +8,12 @@ files, so a model evaluates raw images with nothing but its file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
+import numpy.typing as npt
 
+from xpnet._typing import JSON, Array, Namespace
 from xpnet.backend import array_namespace, device_of
 
 __all__ = [
@@ -57,7 +58,7 @@ class Preprocessing:
         """D, the number of values in an image."""
         return int(self.mean.shape[0])
 
-    def __call__(self, images: Any) -> np.ndarray:
+    def __call__(self, images: npt.ArrayLike) -> np.ndarray:
         """Rows of the network's input from images (N, ...) with D values each.
 
         Returns
@@ -79,7 +80,7 @@ class Preprocessing:
         prepared: np.ndarray = self.apply(_numpy_namespace(), images)
         return prepared
 
-    def apply(self, xp: ModuleType, images: Any) -> Any:
+    def apply(self, xp: Namespace, images: Array) -> Array:
         """The formula itself, in any Array API namespace, without the checks of a call.
 
         Lazy arrays (a traced ONNX graph, Dask) go through it as NumPy arrays do: the
@@ -104,12 +105,12 @@ class Preprocessing:
         rows = xp.astype(rows, xp.float32)
         return rows - xp.asarray(self.mean, device=device_of(rows))
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> dict[str, str | float]:
         """The JSON part of a model file's record of it (the mean is stored as an array)."""
         return {"name": self.name, "scale": self.scale}
 
 
-def check_fitted(name: Any, scale: Any, mean: Any) -> None:
+def check_fitted(name: JSON, scale: JSON, mean: npt.ArrayLike) -> None:
     """Check that a stored preprocessing is one :func:`fit_preprocessing` can give.
 
     A fitted preprocessing has its name's scale exactly, and a mean row of scaled
@@ -146,7 +147,7 @@ def check_fitted(name: Any, scale: Any, mean: Any) -> None:
         )
 
 
-def fit_preprocessing(name: str, X_train: Any) -> Preprocessing:
+def fit_preprocessing(name: str, X_train: npt.ArrayLike) -> Preprocessing:
     """Fit the preprocessing called ``name`` on training images (N, ...).
 
     Raises
@@ -202,7 +203,7 @@ def scale_and_center(X_train: np.ndarray, *others: np.ndarray) -> list[np.ndarra
     return [preprocessing(X) for X in (X_train, *others)]
 
 
-def _numpy_namespace() -> ModuleType:
+def _numpy_namespace() -> Namespace:
     return array_namespace(np.empty(0))
 
 

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
+from xpnet._typing import JSON, JSONObject
 from xpnet.data import DATASETS
 from xpnet.neural_net import TwoLayerNet
 from xpnet.serve._prepare import SIZE, mnist_image, render_strokes
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_POINTS",
     "BadRequest",
+    "Prediction",
     "Predictor",
     "make_server",
     "parse_drawing",
@@ -71,6 +74,13 @@ class BadRequest(ValueError):
     def __init__(self, message: str, status: HTTPStatus = HTTPStatus.BAD_REQUEST):
         super().__init__(message)
         self.status = status
+
+
+class Prediction(TypedDict):
+    """What :class:`Predictor` answers: the most likely class, and every class's probability."""
+
+    label: int
+    probabilities: list[float]
 
 
 class Predictor:
@@ -107,7 +117,7 @@ class Predictor:
         self.dataset = dataset
         self._lock = threading.Lock()
 
-    def __call__(self, image: np.ndarray) -> dict[str, Any]:
+    def __call__(self, image: np.ndarray) -> Prediction:
         """``{"label", "probabilities"}`` for an image (28, 28) of values 0..255."""
         images = np.asarray(image, dtype=np.float32).reshape(1, SIZE, SIZE, 1)
         with self._lock:
@@ -116,11 +126,11 @@ class Predictor:
         return {"label": int(np.argmax(probabilities[0])), "probabilities": row}
 
 
-def _number(value: Any) -> bool:
+def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_image(body: Any) -> np.ndarray:
+def parse_image(body: JSON) -> np.ndarray:
     """The image of a ``/predict`` request: 28 rows of 28 numbers from 0 to 255."""
     if not isinstance(body, dict) or "image" not in body:
         raise BadRequest('the body must be a JSON object with an "image": 28 rows of 28 numbers')
@@ -135,7 +145,7 @@ def parse_image(body: Any) -> np.ndarray:
     return np.array(rows, dtype=np.float64)
 
 
-def parse_drawing(body: Any) -> tuple[list[list[list[float]]], float]:
+def parse_drawing(body: JSON) -> tuple[list[list[list[float]]], float]:
     """The strokes and pen width of a ``/draw`` request."""
     usage = '{"strokes": [[[x, y], ...], ...], "pen": width}'
     if not isinstance(body, dict) or "strokes" not in body:
@@ -171,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._answer(head=False)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Callable[[], None]:
         # Any other method (PUT, DELETE, BREW, ...) is refused as 405, not 501.
         if name.startswith("do_"):
             return self.do_POST
@@ -214,7 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"{path} takes GET, not {method}", HTTPStatus.METHOD_NOT_ALLOWED)
         predictor = self.server.predictor
         if path == "/model":
-            answer = {"classes": predictor.classes, "dataset": predictor.dataset}
+            answer: JSONObject = {"classes": predictor.classes, "dataset": predictor.dataset}
             return HTTPStatus.OK, _json(answer), "application/json"
         if path in _STATIC:
             name, content_type = _STATIC[path]
@@ -230,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         answer = {**predictor(image), "image": image.tolist()}
         return HTTPStatus.OK, _json(answer), "application/json"
 
-    def _json_body(self) -> Any:
+    def _json_body(self) -> JSON:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raise BadRequest("send the body with a Content-Length", HTTPStatus.LENGTH_REQUIRED)
         length = self.headers.get("Content-Length")
@@ -281,7 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and code >= 200 and code not in (204, 304):
             self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: Any) -> None:  # Any: the base class's
         pass
 
 
@@ -289,7 +299,7 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _json(value: Any) -> bytes:
+def _json(value: JSON) -> bytes:
     return json.dumps(value, allow_nan=False).encode()
 
 
