@@ -18,16 +18,20 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xpnet import __version__
 from xpnet._atomic import atomic_write
-from xpnet._typing import map_params
+from xpnet._typing import Namespace, map_params
 from xpnet.backend import to_numpy
 from xpnet.functional import forward, softmax
 from xpnet.neural_net import TwoLayerNet
+
+if TYPE_CHECKING:
+    import onnx
 
 __all__ = ["IMAGE_SHAPE", "export_onnx"]
 
@@ -115,7 +119,7 @@ def export_onnx(
     return path
 
 
-def _trace(ndx: Any, net: TwoLayerNet) -> Any:
+def _trace(ndx: Namespace, net: TwoLayerNet) -> onnx.ModelProto:
     """Run the preprocessing and forward pass on ndonnx placeholders; the ONNX model."""
     assert net.preprocessing is not None  # checked by the caller
     params = map_params(lambda value: ndx.asarray(to_numpy(value).astype(np.float32)), net.params)
@@ -131,7 +135,7 @@ def _trace(ndx: Any, net: TwoLayerNet) -> Any:
     return graph
 
 
-def _name_output_shapes(graph: Any, num_classes: int) -> None:
+def _name_output_shapes(graph: onnx.ModelProto, num_classes: int) -> None:
     """Write the outputs' shapes, ``(N,)`` and ``(N, C)``, where the trace left them unnamed."""
     shapes: dict[str, list[str | int]] = {"labels": ["N"], "probabilities": ["N", num_classes]}
     for output in graph.graph.output:
@@ -143,7 +147,8 @@ def _name_output_shapes(graph: Any, num_classes: int) -> None:
                 dim.dim_value = size
 
 
-def _import_onnx_libraries() -> tuple[Any, Any]:
+def _import_onnx_libraries() -> tuple[Namespace, ModuleType]:
+    """ndonnx (an Array API namespace) and onnx."""
     try:
         import ndonnx
         import onnx

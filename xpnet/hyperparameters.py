@@ -59,6 +59,7 @@ class Search:
     """
 
     scale: Literal["log", "linear", "choices"]
+    # Any: the value is of the hyperparameter's own type, which each row decides.
     around: Callable[[Any, Hyperparameters], tuple[Any, ...] | None]
 
 
@@ -94,12 +95,14 @@ class Row:
     estimator: str | None = ""
     name: str = ""
     kind: type = object
-    choices: tuple[Any, ...] = ()
+    choices: tuple[str, ...] = ()
+    # Any: a value of the hyperparameter's type (``kind``), which each row decides.
     default: Any = None
     required: bool = False
 
-    def check(self, value: Any) -> Any:
-        """``value`` as a plain Python value if the hyperparameter may take it.
+    def check(self, value: object) -> Any:
+        """``value`` as a plain Python value of the row's ``kind`` if the hyperparameter
+        may take it.
 
         Raises
         ------
@@ -118,7 +121,8 @@ class Row:
 
 
 def row(**what: Any) -> dict[str, Row]:
-    """A table field's metadata: its :class:`Row`, from what the table says of it."""
+    """A table field's metadata: its :class:`Row`, from what the table says of it (the
+    keywords of :class:`Row`, passed on)."""
     return {"row": Row(**what)}
 
 
@@ -240,7 +244,7 @@ class Hyperparameters:
     )
 
 
-def rows(table: type[Any] = Hyperparameters) -> tuple[Row, ...]:
+def rows(table: type[Hyperparameters] = Hyperparameters) -> tuple[Row, ...]:
     """The rows of ``table`` (:class:`Hyperparameters` or a subclass), in its order, each
     with its name, type, choices and default filled in from its field."""
     hints = typing.get_type_hints(table)  # the annotations, resolved
@@ -264,5 +268,6 @@ def rows(table: type[Any] = Hyperparameters) -> tuple[Row, ...]:
 
 
 def values_of(hyperparameters: Hyperparameters) -> dict[str, Any]:
-    """The table's values in ``hyperparameters`` (a recipe, say), by name."""
+    """The table's values in ``hyperparameters`` (a recipe, say), by name: keywords for
+    :class:`~xpnet.training.TrainSettings`, each of its own type."""
     return {row.name: getattr(hyperparameters, row.name) for row in rows()}

@@ -126,6 +126,7 @@ def _fetch(url: str, out: IO[bytes], *, gzipped: bool, progress: bool, timeout: 
 
 
 def _inflate(inflate: Any, chunk: bytes, flush: bool = False) -> bytes:
+    # Any: a zlib.decompressobj(), whose type zlib names only privately (zlib._Decompress).
     try:
         data: bytes = inflate.flush() if flush else inflate.decompress(chunk)
         return data
