@@ -1,5 +1,10 @@
 """The types xpnet's signatures share: arrays, namespaces, parameters, and the named choices.
 
+Arrays, devices and dtypes belong to whichever library computes, and those libraries
+share no static type: :data:`Array`, :data:`ArrayLike`, :data:`Device` and
+:data:`ArrayDType` are ``Any`` under names that say what a value is. :data:`JSON` is
+``Any`` too, as ``json.loads`` returns it. Everything else here is checked.
+
 Each choice is a ``Literal`` and its allowed values are read from it with
 ``typing.get_args``, so a name is spelled in one place: the type checker, the
 validation in :mod:`xpnet.training` and the command line's ``choices`` all use it.
