@@ -14,8 +14,19 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.errors import DataError, TrainingInterrupted
-from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
+from xpnet.errors import DataError, TrainingDivergedError, TrainingInterrupted
+from xpnet.pipeline import (
+    TRAIN_ROWS,
+    check_output_dir,
+    evaluate,
+    make_net,
+    plan_run,
+    prepare_data,
+    recipe_with,
+    run,
+    save_run,
+    train_and_measure,
+)
 
 pytestmark = pytest.mark.mnist
 
@@ -107,8 +118,6 @@ def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnis
     ],
 )
 def test_overrides_of_reg_and_weight_decay_are_taken_as_given(recipe, overrides, reg, weight_decay):
-    from xpnet.pipeline import plan_run
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         settings = plan_run(recipe, **overrides).settings
@@ -116,8 +125,6 @@ def test_overrides_of_reg_and_weight_decay_are_taken_as_given(recipe, overrides,
 
 
 def test_bad_regularisation_is_named_as_given():
-    from xpnet.pipeline import plan_run
-
     with pytest.raises(ValueError, match="reg must be in"):
         plan_run("best", reg=-1.0)
     with pytest.raises(ValueError, match=r"weight_decay=0\.01 is AdamW's"):
@@ -125,8 +132,6 @@ def test_bad_regularisation_is_named_as_given():
 
 
 def test_a_plan_in_epochs_counts_the_training_rows(fast_data):
-    from xpnet.pipeline import TRAIN_ROWS, plan_run
-
     assert plan_run("best", epochs=2).recipe.num_iters == 2 * (TRAIN_ROWS // 128)
     rows = fast_data.X_train.shape[0]
     planned = plan_run("fast", epochs=3, batch_size=50, data=fast_data)
@@ -154,6 +159,34 @@ def test_ctrl_c_returns_the_partial_run(fast_data):
     assert info.value.result.interrupted
     assert len(info.value.result.history["loss_history"]) == 31
     assert info.value.result.metadata()["interrupted"] is True
+    assert info.value.result.net.last_training["iterations"] == 31  # the net keeps the run
+
+
+@pytest.mark.parametrize(
+    ("other", "differs"),
+    [
+        ({"hidden_size": 16}, "its sizes 784-16-10, the plan's 784-32-10"),
+        ({"seed": 1}, "its seed 1, the plan's 0"),
+        ({"dtype": "float32"}, "its dtype float32, the plan's float64"),
+    ],
+)
+def test_a_network_other_than_the_plans_is_refused_before_any_step(fast_data, other, differs):
+    plan = plan_run("fast", data=fast_data, **SHORT)
+    net = make_net(plan_run("fast", data=fast_data, **{**SHORT, **other}).settings, fast_data)
+    before = net.params["W1"].copy()
+    with pytest.raises(ValueError, match=rf"{differs}\).*make_net\(plan\.settings, data\)"):
+        train_and_measure(net, plan, fast_data)
+    np.testing.assert_array_equal(net.params["W1"], before)
+    assert net.last_training is None
+
+
+def test_a_diverging_run_leaves_the_net_its_last_finite_parameters(fast_data):
+    plan = plan_run("fast", data=fast_data, learning_rate=1e6, **SHORT)
+    net = make_net(plan.settings, fast_data)
+    with pytest.raises(TrainingDivergedError) as info:
+        train_and_measure(net, plan, fast_data)
+    assert net.params is info.value.params
+    assert all(np.isfinite(p).all() for p in net.params.values())
 
 
 # Evaluating against the wrong data: refused, saying why.
@@ -236,8 +269,6 @@ def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides,
 
 
 def test_the_plan_is_the_settings_a_run_records(fast_data):
-    from xpnet.pipeline import plan_run
-
     plan = plan_run("fast", num_iters=5, seed=3, data=fast_data)
     result = run("fast", num_iters=5, seed=3, data=fast_data)
     recorded = dict(result.net.last_training["settings"])

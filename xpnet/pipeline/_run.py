@@ -12,13 +12,13 @@ import numpy as np
 
 from xpnet._typing import Compile, DType
 from xpnet.backend import Backend
-from xpnet.errors import TrainingInterrupted
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
-from xpnet.neural_net import TwoLayerNet, train_keywords
+from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._data import PreparedData, prepare_data
 from xpnet.pipeline._plan import RunPlan, plan_run
 from xpnet.recipes import Recipe
-from xpnet.training import EpochCallback, ProgressCallback, TrainSettings
+from xpnet.training import EpochCallback, ProgressCallback, TrainSettings, fit
 
 __all__ = ["RunResult", "make_net", "run", "run_plan", "train_and_measure"]
 
@@ -185,30 +185,72 @@ def train_and_measure(
 ) -> RunResult:
     """Train ``net`` by ``plan`` on ``data``; measure it on the validation and test sets.
 
-    ``progress`` and ``on_epoch`` are as for :meth:`xpnet.TwoLayerNet.train`. Raises
-    as :func:`run` does.
+    ``net`` must be the network the plan's settings describe (as :func:`make_net` builds
+    it); it keeps the trained parameters and the record of the run, as after
+    :meth:`xpnet.TwoLayerNet.train`. ``progress`` and ``on_epoch`` are as for that
+    method. Raises as :func:`run` does.
 
     Raises
     ------
     ValueError
-        Also if the data was prepared with another preprocessing than the recipe's.
+        Also if the data was prepared with another preprocessing than the recipe's, or
+        ``net``'s sizes, backend, device, dtype or seed are not the plan's.
     """
     if data.preprocessing.name != plan.recipe.preprocessing:
         raise ValueError(
             f"data was prepared with {data.preprocessing.name!r}, the recipe wants "
             f"{plan.recipe.preprocessing!r}"
         )
+    _check_net_is_planned(net, plan.settings)
+    blank = data.preprocessing(np.zeros((1, net.sizes[0]), dtype=np.float32))[0]
     result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)
     try:
-        result.history = net.train(data.X_train, data.y_train, data.X_val, data.y_val,
-                                   progress=progress, on_epoch=on_epoch,
-                                   **train_keywords(plan.settings))  # fmt: skip
+        trained = fit(net.params, plan.settings, data.X_train, data.y_train, data.X_val,
+                      data.y_val, rng=net.rng, blank=blank, progress=progress,
+                      on_epoch=on_epoch)  # fmt: skip
+    except TrainingDivergedError as diverged:
+        net.params = diverged.params
+        raise
     except TrainingInterrupted as stop:
+        net.params, net.last_training = stop.params, stop.record
         result.history, result.interrupted = stop.history, True
         stop.result = result
         raise
+    net.params, net.last_training = trained.params, trained.record
+    result.history = trained.history
     result.val_acc = float(accuracy(np, data.y_val, net.predict(data.X_val)))
     result.test_predictions = net.predict(data.X_test)  # the test set, predicted once
     result.test_acc = float(accuracy(np, data.y_test, result.test_predictions))
     result.confusion = confusion_matrix(data.y_test, result.test_predictions, data.num_classes)
     return result
+
+
+def _check_net_is_planned(net: TwoLayerNet, settings: TrainSettings) -> None:
+    """Refuse a network that is not the one ``settings`` describe: its run would record
+    settings it did not follow."""
+    compute = settings.compute
+    planned = {
+        "sizes": settings.sizes,
+        "backend": compute.resolved,
+        "dtype": compute.dtype,
+        "seed": settings.seed,
+    }
+    dtype = "float32" if "float32" in str(net.dtype) else "float64"  # any library's dtype
+    found = {"sizes": net.sizes, "backend": net.backend, "dtype": dtype, "seed": net.seed}
+    differ = [name for name in planned if found[name] != planned[name]]
+    if differ:
+        said = "; ".join(
+            f"its {name} {_shown(found[name])}, the plan's {_shown(planned[name])}"
+            for name in differ
+        )
+        raise ValueError(
+            f"the network is not the one the plan describes ({said}): build it with "
+            f"make_net(plan.settings, data)"
+        )
+
+
+def _shown(value: Any) -> str:
+    """Sizes as ``784-50-10``, a backend as ``numpy on cpu``, anything else as text."""
+    if isinstance(value, tuple):
+        return "-".join(map(str, value))
+    return str(value)
