@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.errors import DataError, TrainingDivergedError, TrainingInterrupted
+from xpnet.errors import DataError, ModelFileError, TrainingDivergedError, TrainingInterrupted
 from xpnet.pipeline import (
     TRAIN_ROWS,
     check_output_dir,
@@ -72,7 +72,6 @@ def test_a_saved_run_evaluates_from_its_file_alone(short_result, tmp_path, mnist
         "confusion.png",
     }
     found = evaluate(tmp_path / "model.npz", data_dir=mnist_dir)
-    assert found.note is None  # its preprocessing came from the file
     assert found.test_acc == pytest.approx(short_result.test_acc, abs=1e-12)
     np.testing.assert_array_equal(found.confusion, short_result.confusion)
 
@@ -87,25 +86,14 @@ def test_raw_images_need_only_the_model_file(short_result, tmp_path, mnist_dir):
     np.testing.assert_array_equal(predicted, short_result.test_predictions)
 
 
-def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnist_dir):
-    net = short_result.net
-    saved, net.preprocessing = net.preprocessing, None
-    try:
-        net.save(tmp_path / "old.npz", {"dataset": "mnist"})
-    finally:
-        net.preprocessing = saved
-    found = evaluate(tmp_path / "old.npz", data_dir=mnist_dir)
-    assert "predates model files that carry their preprocessing" in found.note
-    # No preprocessing recorded: the lab's mean image is fitted again on the training set
-    # (which this fast-recipe net did not use), and the test images are measured with it.
-    from xpnet.data import read_data_sets
-    from xpnet.preprocess import subtract_mean_image
-
-    X_train, _, _, _, X_test, y_test = read_data_sets(mnist_dir)
-    _, X_test = subtract_mean_image(X_train, X_test)
-    expected = float(np.mean(net.predict(X_test) == y_test))
-    assert found.test_acc == pytest.approx(expected, abs=1e-12)
-    assert found.test_acc != pytest.approx(short_result.test_acc, abs=1e-3)
+def test_a_model_file_without_preprocessing_is_refused_before_any_data_is_read(tmp_path):
+    TwoLayerNet(784, 8, 10, seed=0).save(tmp_path / "bare.npz", {"dataset": "mnist"})
+    missing = tmp_path / "no-data-here"  # reading it would fail: the file fails first
+    with pytest.raises(ModelFileError, match=r"bare\.npz holds no preprocessing") as info:
+        evaluate(tmp_path / "bare.npz", data_dir=missing)
+    assert "`xpnet train`" in str(info.value)
+    assert "set net.preprocessing" in str(info.value)
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(
@@ -198,8 +186,9 @@ def test_a_model_evaluated_on_another_datasets_files_is_refused(short_result, tm
         evaluate(tmp_path / "m.npz", data_dir=mnist_dir)
 
 
-def test_a_model_with_fewer_classes_than_the_labels_is_refused(tmp_path, mnist_dir):
+def test_a_model_with_fewer_classes_than_the_labels_is_refused(fast_data, tmp_path, mnist_dir):
     net = TwoLayerNet(784, 8, 3, seed=0)
+    net.preprocessing = fast_data.preprocessing
     net.save(tmp_path / "three.npz", {"dataset": "mnist"})
     with pytest.raises(DataError, match="has only 3 classes"):
         evaluate(tmp_path / "three.npz", data_dir=mnist_dir)

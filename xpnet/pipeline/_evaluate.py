@@ -17,7 +17,6 @@ from xpnet.errors import DataError, ModelFileError
 from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._outputs import save_plots
-from xpnet.preprocess import fit_preprocessing
 
 __all__ = ["Evaluation", "evaluate"]
 
@@ -34,8 +33,7 @@ class Evaluation:
     confusion : numpy.ndarray, shape (C, C)
     num_images : int
     note : str or None
-        Said when the model file lacks its preprocessing (an older file), which was
-        then fitted on the training set again.
+        Something to say with the measurement; :func:`evaluate` sets none.
     """
 
     net: TwoLayerNet
@@ -67,7 +65,8 @@ def evaluate(
     Raises
     ------
     xpnet.errors.ModelFileError
-        If the file is not a valid model, or names an unknown dataset.
+        If the file is not a valid model, names an unknown dataset, or holds no
+        preprocessing (its network was saved without one).
     xpnet.errors.DataError
         If the test files are missing or belong to another dataset.
     """
@@ -75,24 +74,22 @@ def evaluate(
     dataset = net.metadata.get("dataset", "mnist")
     if dataset not in mnist.DATASETS:
         raise ModelFileError(f"{model}: unknown dataset {dataset!r}")
-    directory = mnist.data_dir(data_dir=data_dir, dataset=dataset)
-    mnist.check_test_files(data_dir=directory, dataset=dataset)
-    X_test, y_test = mnist.load_test(data_dir=directory, dataset=dataset)
-    note = None
     preprocessing = net.preprocessing
-    if preprocessing is None:  # a format-1 file: fit its preprocessing on the training set
-        name = net.metadata.get("preprocessing", "subtract_mean_image")
-        note = (
-            f"{model} predates model files that carry their preprocessing; fitted "
-            f"{name!r} on the {dataset} training set again"
+    if preprocessing is None:
+        raise ModelFileError(
+            f"{model} holds no preprocessing (its network was saved without one), so test "
+            "images cannot be made into its rows; train it with `xpnet train` or "
+            "xpnet.pipeline.run, or set net.preprocessing "
+            "(xpnet.preprocess.fit_preprocessing) before saving"
         )
-        X_train, *_ = mnist.read_data_sets(directory, dataset=dataset, download=False)
-        preprocessing = fit_preprocessing(name, X_train)
     if preprocessing.input_size != net.sizes[0]:
         raise ModelFileError(
             f"{model}: its preprocessing makes {preprocessing.input_size} values per image, "
             f"its network takes {net.sizes[0]}"
         )
+    directory = mnist.data_dir(data_dir=data_dir, dataset=dataset)
+    mnist.check_test_files(data_dir=directory, dataset=dataset)
+    X_test, y_test = mnist.load_test(data_dir=directory, dataset=dataset)
     C = net.sizes[2]
     if y_test.size and int(y_test.max()) >= C:
         raise DataError(
@@ -106,5 +103,4 @@ def evaluate(
         float(accuracy(np, y_test, predicted)),
         confusion_matrix(y_test, predicted, C),
         int(y_test.shape[0]),
-        note,
     )
