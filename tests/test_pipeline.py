@@ -14,8 +14,19 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.errors import DataError, TrainingInterrupted
-from xpnet.pipeline import check_output_dir, evaluate, prepare_data, recipe_with, run, save_run
+from xpnet.errors import DataError, ModelFileError, TrainingDivergedError, TrainingInterrupted
+from xpnet.pipeline import (
+    TRAIN_ROWS,
+    check_output_dir,
+    evaluate,
+    make_net,
+    plan_run,
+    prepare_data,
+    recipe_with,
+    run,
+    save_run,
+    train_and_measure,
+)
 
 pytestmark = pytest.mark.mnist
 
@@ -61,7 +72,6 @@ def test_a_saved_run_evaluates_from_its_file_alone(short_result, tmp_path, mnist
         "confusion.png",
     }
     found = evaluate(tmp_path / "model.npz", data_dir=mnist_dir)
-    assert found.note is None  # its preprocessing came from the file
     assert found.test_acc == pytest.approx(short_result.test_acc, abs=1e-12)
     np.testing.assert_array_equal(found.confusion, short_result.confusion)
 
@@ -76,25 +86,14 @@ def test_raw_images_need_only_the_model_file(short_result, tmp_path, mnist_dir):
     np.testing.assert_array_equal(predicted, short_result.test_predictions)
 
 
-def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnist_dir):
-    net = short_result.net
-    saved, net.preprocessing = net.preprocessing, None
-    try:
-        net.save(tmp_path / "old.npz", {"dataset": "mnist"})
-    finally:
-        net.preprocessing = saved
-    found = evaluate(tmp_path / "old.npz", data_dir=mnist_dir)
-    assert "predates model files that carry their preprocessing" in found.note
-    # No preprocessing recorded: the lab's mean image is fitted again on the training set
-    # (which this fast-recipe net did not use), and the test images are measured with it.
-    from xpnet.data import read_data_sets
-    from xpnet.preprocess import subtract_mean_image
-
-    X_train, _, _, _, X_test, y_test = read_data_sets(mnist_dir)
-    _, X_test = subtract_mean_image(X_train, X_test)
-    expected = float(np.mean(net.predict(X_test) == y_test))
-    assert found.test_acc == pytest.approx(expected, abs=1e-12)
-    assert found.test_acc != pytest.approx(short_result.test_acc, abs=1e-3)
+def test_a_model_file_without_preprocessing_is_refused_before_any_data_is_read(tmp_path):
+    TwoLayerNet(784, 8, 10, seed=0).save(tmp_path / "bare.npz", {"dataset": "mnist"})
+    missing = tmp_path / "no-data-here"  # reading it would fail: the file fails first
+    with pytest.raises(ModelFileError, match=r"bare\.npz holds no preprocessing") as info:
+        evaluate(tmp_path / "bare.npz", data_dir=missing)
+    assert "`xpnet train`" in str(info.value)
+    assert "set net.preprocessing" in str(info.value)
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(
@@ -107,8 +106,6 @@ def test_an_old_model_file_is_evaluated_with_a_note(short_result, tmp_path, mnis
     ],
 )
 def test_overrides_of_reg_and_weight_decay_are_taken_as_given(recipe, overrides, reg, weight_decay):
-    from xpnet.pipeline import plan_run
-
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         settings = plan_run(recipe, **overrides).settings
@@ -116,8 +113,6 @@ def test_overrides_of_reg_and_weight_decay_are_taken_as_given(recipe, overrides,
 
 
 def test_bad_regularisation_is_named_as_given():
-    from xpnet.pipeline import plan_run
-
     with pytest.raises(ValueError, match="reg must be in"):
         plan_run("best", reg=-1.0)
     with pytest.raises(ValueError, match=r"weight_decay=0\.01 is AdamW's"):
@@ -125,8 +120,6 @@ def test_bad_regularisation_is_named_as_given():
 
 
 def test_a_plan_in_epochs_counts_the_training_rows(fast_data):
-    from xpnet.pipeline import TRAIN_ROWS, plan_run
-
     assert plan_run("best", epochs=2).recipe.num_iters == 2 * (TRAIN_ROWS // 128)
     rows = fast_data.X_train.shape[0]
     planned = plan_run("fast", epochs=3, batch_size=50, data=fast_data)
@@ -154,6 +147,34 @@ def test_ctrl_c_returns_the_partial_run(fast_data):
     assert info.value.result.interrupted
     assert len(info.value.result.history["loss_history"]) == 31
     assert info.value.result.metadata()["interrupted"] is True
+    assert info.value.result.net.last_training["iterations"] == 31  # the net keeps the run
+
+
+@pytest.mark.parametrize(
+    ("other", "differs"),
+    [
+        ({"hidden_size": 16}, "its sizes 784-16-10, the plan's 784-32-10"),
+        ({"seed": 1}, "its seed 1, the plan's 0"),
+        ({"dtype": "float32"}, "its dtype float32, the plan's float64"),
+    ],
+)
+def test_a_network_other_than_the_plans_is_refused_before_any_step(fast_data, other, differs):
+    plan = plan_run("fast", data=fast_data, **SHORT)
+    net = make_net(plan_run("fast", data=fast_data, **{**SHORT, **other}).settings, fast_data)
+    before = net.params["W1"].copy()
+    with pytest.raises(ValueError, match=rf"{differs}\).*make_net\(plan\.settings, data\)"):
+        train_and_measure(net, plan, fast_data)
+    np.testing.assert_array_equal(net.params["W1"], before)
+    assert net.last_training is None
+
+
+def test_a_diverging_run_leaves_the_net_its_last_finite_parameters(fast_data):
+    plan = plan_run("fast", data=fast_data, learning_rate=1e6, **SHORT)
+    net = make_net(plan.settings, fast_data)
+    with pytest.raises(TrainingDivergedError) as info:
+        train_and_measure(net, plan, fast_data)
+    assert net.params is info.value.params
+    assert all(np.isfinite(p).all() for p in net.params.values())
 
 
 # Evaluating against the wrong data: refused, saying why.
@@ -165,8 +186,9 @@ def test_a_model_evaluated_on_another_datasets_files_is_refused(short_result, tm
         evaluate(tmp_path / "m.npz", data_dir=mnist_dir)
 
 
-def test_a_model_with_fewer_classes_than_the_labels_is_refused(tmp_path, mnist_dir):
+def test_a_model_with_fewer_classes_than_the_labels_is_refused(fast_data, tmp_path, mnist_dir):
     net = TwoLayerNet(784, 8, 3, seed=0)
+    net.preprocessing = fast_data.preprocessing
     net.save(tmp_path / "three.npz", {"dataset": "mnist"})
     with pytest.raises(DataError, match="has only 3 classes"):
         evaluate(tmp_path / "three.npz", data_dir=mnist_dir)
@@ -236,8 +258,6 @@ def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides,
 
 
 def test_the_plan_is_the_settings_a_run_records(fast_data):
-    from xpnet.pipeline import plan_run
-
     plan = plan_run("fast", num_iters=5, seed=3, data=fast_data)
     result = run("fast", num_iters=5, seed=3, data=fast_data)
     recorded = dict(result.net.last_training["settings"])

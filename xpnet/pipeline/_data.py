@@ -1,0 +1,69 @@
+"""A dataset read and preprocessed for the network: :class:`PreparedData`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xpnet.data import mnist
+from xpnet.preprocess import Preprocessing, fit_preprocessing
+
+__all__ = ["TRAIN_ROWS", "PreparedData", "prepare_data"]
+
+#: Training rows of a dataset of the MNIST layout as :func:`prepare_data` splits it:
+#: the files' 60,000 training images less the 5,000 kept for validation.
+TRAIN_ROWS = 55_000
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset's six arrays as network rows, and how they were made.
+
+    Attributes
+    ----------
+    X_train, X_val, X_test : numpy.ndarray of float32, shapes (N, D)
+    y_train, y_val, y_test : numpy.ndarray of int64, shapes (N,)
+    preprocessing : Preprocessing
+        Fitted on the training images; applies to any images of the dataset.
+    dataset : str
+    num_classes : int
+        From the labels: the largest label plus one.
+    """
+
+    X_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    X_val: np.ndarray = field(repr=False)
+    y_val: np.ndarray = field(repr=False)
+    X_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    preprocessing: Preprocessing
+    dataset: str
+    num_classes: int
+
+
+def prepare_data(
+    preprocessing: str = "subtract_mean_image",
+    *,
+    dataset: str = "mnist",
+    data_dir: str | os.PathLike[str] | None = None,
+) -> PreparedData:
+    """Read a dataset (downloading it if needed) and preprocess it for the network.
+
+    Raises
+    ------
+    DataError
+        If the files are missing and cannot be downloaded, or are corrupt.
+    ValueError
+        For an unknown preprocessing or dataset.
+    """
+    X_train, y_train, X_val, y_val, X_test, y_test = mnist.read_data_sets(data_dir, dataset=dataset)
+    fitted = fit_preprocessing(preprocessing, X_train)
+    labels = [y for y in (y_train, y_val, y_test) if y.size]
+    return PreparedData(
+        fitted(X_train), y_train, fitted(X_val), y_val, fitted(X_test), y_test,
+        preprocessing=fitted,
+        dataset=dataset,
+        num_classes=int(max(int(y.max()) for y in labels)) + 1,
+    )  # fmt: skip

@@ -1,0 +1,98 @@
+"""A run's files: the output directory checked before training, then the model,
+its history and the plots written into it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xpnet import plots
+from xpnet._atomic import atomic_write, check_writable_directory
+from xpnet.data import mnist
+from xpnet.neural_net import TwoLayerNet
+from xpnet.pipeline._run import RunResult
+
+__all__ = ["check_output_dir", "save_plots", "save_run"]
+
+
+def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Path:
+    """Check that ``path`` takes files (creating it if needed): before any training is spent.
+
+    With ``create=False`` a missing directory is not created (its nearest existing
+    parent is checked instead): :func:`save_run` creates it with the first file, so a
+    run that fails before (missing data, say) leaves no empty directory behind.
+
+    Raises
+    ------
+    OSError
+        If it is a file, lies under a file, or cannot be written to; the message
+        says which.
+    """
+    return check_writable_directory(Path(path), create=create)
+
+
+def save_run(result: RunResult, output_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write ``model.npz``, ``history.json`` and the plots of a run; return the paths.
+
+    The model comes first, so nothing after it can cost it. Without matplotlib the
+    plots are left out, with a note on stderr.
+    """
+    out = Path(output_dir)
+    written = [out / "model.npz"]
+    result.net.save(written[0], result.metadata())
+    if result.interrupted or result.confusion is None:  # stopped before it was measured
+        return written
+    written.append(out / "history.json")
+    history = {**result.history, "val_acc": result.val_acc, "test_acc": result.test_acc}
+    with atomic_write(written[1], "w") as f:
+        json.dump(history, f)
+    names = mnist.DATASETS[result.dataset].class_names
+    return written + save_plots(out, result.confusion, names, net=result.net, history=history)
+
+
+def save_plots(
+    out: Path,
+    confusion: np.ndarray,
+    class_names: Sequence[str] | None,
+    *,
+    net: TwoLayerNet | None = None,
+    history: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Write ``loss_accuracy.png`` (given a ``history``), ``weights.png`` (given a ``net``)
+    and ``confusion.png`` into ``out``; return their paths.
+
+    Without matplotlib none is written, with a note on stderr.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+    confusion : numpy.ndarray of int, shape (C, C)
+        Counts: rows true classes, columns predicted.
+    class_names : sequence of str, optional
+        C names for the confusion matrix's axes.
+    net : TwoLayerNet, optional
+    history : dict, optional
+        As :attr:`RunResult.history`, with ``val_acc`` and ``test_acc``.
+    """
+    figures: dict[str, Callable[[], Any]] = {}
+    if history is not None:
+        figures["loss_accuracy.png"] = lambda: plots.plot_history(history)
+    if net is not None:
+        figures["weights.png"] = lambda: plots.plot_weights(net.params["W1"])
+    figures["confusion.png"] = lambda: plots.plot_confusion(confusion, class_names)
+    written: list[Path] = []
+    for name, make in figures.items():
+        try:
+            figure = make()
+        except ImportError as err:
+            print(f"no plots: {err}", file=sys.stderr)
+            return written
+        plots.save_figure(figure, out / name)
+        written.append(out / name)
+    return written
