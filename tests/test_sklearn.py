@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import os
 import pickle
+import pydoc
+import signal
 
 import numpy as np
 import pytest
@@ -20,6 +25,7 @@ from sklearn.utils._array_api import yield_namespace_device_dtype_combinations  
 from sklearn.utils._testing import _array_api_for_tests  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted  # noqa: E402
 from xpnet.sklearn import TwoLayerClassifier  # noqa: E402
 
 pytestmark = pytest.mark.sklearn
@@ -251,9 +257,11 @@ def test_mlpclassifiers_learning_rate_says_where_the_schedule_is():
 def _fitted_state(model):
     return {
         "classes_": model.classes_.tolist(),
+        "n_features_in_": model.n_features_in_,
         "n_iter_": model.n_iter_,
         "loss_curve_": list(model.loss_curve_),
         "W1": np.asarray(model.net_.params["W1"]).copy(),
+        "rng": model.net_.rng.bit_generator.state,  # where the next run's seed comes from
         "predictions": model.predict(blobs()[0]).tolist(),
     }
 
@@ -288,8 +296,8 @@ def test_a_refit_with_bad_settings_leaves_the_fitted_model(changes, error, messa
     if error is None:
         assert model.fit(X, y).n_iter_ == 3
         return
-    with pytest.raises(error, match=message):
-        model.fit(X, np.array(["a", "b", "c"])[y])  # new labels: classes_ must stay too
+    with pytest.raises(error, match=message):  # new columns and labels: both must stay
+        model.fit(X[:, :5], np.array(["a", "b", "c"])[y])
     _assert_unchanged(model, before)
     if "hidden_size" in changes:  # partial_fit trains the fitted network, of its own size
         return
@@ -312,11 +320,70 @@ def test_a_fit_that_diverges_keeps_the_previous_model():
     X, y = blobs()
     model = TwoLayerClassifier(hidden_size=8, max_iter=3, random_state=0).fit(X, y)
     before = _fitted_state(model)
-    from xpnet.errors import TrainingDivergedError
-
     with pytest.raises(TrainingDivergedError):
         model.set_params(learning_rate_init=1e300, momentum=0.0).partial_fit(X * 1e10, y)
     _assert_unchanged(model, before)
+
+
+class _CtrlCAtFirstLine(io.StringIO):
+    """Standard output that presses Ctrl-C ``presses`` times, a real SIGINT to this
+    process each, when the first line is printed (verbose: the first epoch's)."""
+
+    def __init__(self, presses):
+        super().__init__()
+        self.presses = presses
+
+    def write(self, text):
+        first = not self.getvalue()
+        written = super().write(text)
+        for _ in range(self.presses if first else 0):
+            signal.raise_signal(signal.SIGINT)
+        return written
+
+
+@pytest.mark.parametrize(
+    ("method", "presses"),
+    # Once: the run stops after the step under way (TrainingInterrupted); twice: at once
+    # (KeyboardInterrupt). A one-epoch partial_fit has no step left to stop before.
+    [("fit", 1), ("fit", 2), ("partial_fit", 2)],
+)
+def test_ctrl_c_goes_through_and_leaves_the_fitted_model(method, presses):
+    X, y = blobs()
+    model = TwoLayerClassifier(hidden_size=8, max_iter=3, random_state=0).fit(X, y)
+    before = _fitted_state(model)
+    model.set_params(max_iter=50, verbose=True)
+    printed = _CtrlCAtFirstLine(presses)
+    with contextlib.redirect_stdout(printed), pytest.raises(KeyboardInterrupt) as info:
+        getattr(model, method)(X, y)
+    assert info.type is (TrainingInterrupted if presses == 1 else KeyboardInterrupt)
+    assert printed.getvalue().startswith("epoch 1: loss" if method == "fit" else "epoch 4: loss")
+    _assert_unchanged(model, before)
+
+
+#: The estimator's own parameters, after the hyperparameters of the table.
+OWN_PARAMETERS = ["max_iter", "tol", "n_iter_no_change", "early_stopping", "validation_fraction",
+                  "dtype", "random_state", "backend", "device", "compile", "verbose"]  # fmt: skip
+
+
+def test_every_parameter_is_named_in_the_signature_help_get_params_and_clone():
+    from xpnet.hyperparameters import rows
+
+    table = [row.estimator or row.name for row in rows() if row.estimator is not None]
+    names = [*table, *OWN_PARAMETERS]
+    parameters = inspect.signature(TwoLayerClassifier).parameters
+    assert list(parameters) == names
+    assert {p.kind for p in parameters.values()} == {inspect.Parameter.KEYWORD_ONLY}
+    shown = pydoc.render_doc(TwoLayerClassifier, renderer=pydoc.plaintext)
+    signature_line = shown.splitlines()[3]
+    assert signature_line.startswith(" |  TwoLayerClassifier(*, hidden_size: 'int' = 100, ")
+    for name in names:
+        assert f" {name}: " in signature_line, f"help() shows {name} in the signature"
+        assert f"\n |  {name} : " in shown, f"help() documents {name}"
+    values = {name: f"<{name}>" for name in names}  # set as given, checked by fit
+    model = TwoLayerClassifier(**values)
+    assert model.get_params() == values
+    assert clone(model).get_params() == values
+    assert TwoLayerClassifier().set_params(**values).get_params() == values
 
 
 def test_complex_torch_input_is_refused_under_array_api_dispatch():
