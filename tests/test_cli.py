@@ -13,9 +13,12 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+from test_plots import assert_shows_data
 
-from xpnet import TwoLayerNet
+from xpnet import TwoLayerNet, plots
 from xpnet.cli import main
+from xpnet.data import DATASETS
+from xpnet.pipeline import evaluate
 
 
 def run(*args, env=None, cwd=None):
@@ -71,11 +74,22 @@ def test_train_prints_accuracies_and_a_progress_bar(short_run):
 
 
 @pytest.mark.mnist
-def test_pngs_are_not_blank(short_run):
+def test_pngs_show_the_runs_data(short_run, mnist_dir, tmp_path):
+    """Each PNG is, pixel for pixel, the figure of the run's own numbers (its history, its
+    first layer's weights, its test set's confusion matrix), and each panel of that figure
+    changes when any of its lines, images or texts is hidden: empty axes fail."""
     out, _ = short_run
-    for name in ("loss_accuracy.png", "weights.png", "confusion.png"):
-        pixels = matplotlib.image.imread(out / name)
-        assert pixels[..., :3].std() > 0.01, name
+    found = evaluate(out / "model.npz", data_dir=mnist_dir)
+    figures = {
+        "loss_accuracy.png": plots.plot_history(json.loads((out / "history.json").read_text())),
+        "weights.png": plots.plot_weights(found.net.params["W1"]),
+        "confusion.png": plots.plot_confusion(found.confusion, DATASETS[found.dataset].class_names),
+    }
+    for name, figure in figures.items():
+        assert_shows_data(figure, tmp_path / name)
+        np.testing.assert_array_equal(
+            matplotlib.image.imread(out / name), matplotlib.image.imread(tmp_path / name), name
+        )
 
 
 @pytest.mark.mnist

@@ -31,7 +31,8 @@ def assert_shows_data(fig, path, panels=None):
     assert panels, "the figure has no panels"
     plots.save_figure(fig, path)
     shown = matplotlib.image.imread(path)[..., :3]
-    assert shown.shape[:2] == (round(fig.bbox.height), round(fig.bbox.width))
+    # Agg draws on whole pixels: the figure's size in pixels, rounded down.
+    assert shown.shape[:2] == (int(fig.bbox.height), int(fig.bbox.width))
     hidden_path = path.with_name(f"hidden-{path.name}")
     for ax in panels:
         box = ax.get_window_extent()  # display pixels from the bottom left; the frame inset

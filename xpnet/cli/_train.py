@@ -1,0 +1,148 @@
+"""``xpnet train``: train a recipe on MNIST and write the model, its history and plots."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xpnet._progress import TrainingProgress
+from xpnet.cli._options import (
+    DEFAULT,
+    Command,
+    add_compute_options,
+    add_data_options,
+    flag,
+    positive_int,
+)
+from xpnet.errors import TrainingInterrupted
+from xpnet.hyperparameters import rows
+from xpnet.pipeline import TRAIN_ROWS, check_output_dir, plan_run, prepare_data, run_plan, save_run
+from xpnet.recipes import RECIPES, Recipe
+from xpnet.training import compiled_runner_kind
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="lab",
+        help="lab: the handout's best settings; fast: scaled inputs, He init, momentum and "
+        "a cosine schedule over shuffled epochs; best: a wide layer, dropout, AdamW; "
+        "best-augmented: best on distorted digits, longer" + DEFAULT,
+    )
+    _add_recipe_options(parser)
+    add_compute_options(parser)
+    add_data_options(parser)
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("xpnet-output"),
+        help="where model.npz, history.json and the plots go (created with the first file)"
+        + DEFAULT,
+    )
+
+
+def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
+    """One option per recipe field, from the hyperparameters' table; default: the recipe's."""
+    group = parser.add_argument_group("hyperparameters (default: the recipe's)")
+    length = group.add_mutually_exclusive_group()
+    for row in rows(Recipe):
+        shown = ", ".join(f"{name} {_shown(row.name, recipe)}" for name, recipe in RECIPES.items())
+        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{row.help}: {shown}"}
+        target = length if row.name == "num_iters" else group
+        if row.kind is bool:
+            target.add_argument(flag(row.name), action=argparse.BooleanOptionalAction, **options)
+        elif row.choices:
+            target.add_argument(flag(row.name), choices=row.choices, **options)
+        else:
+            target.add_argument(flag(row.name), type=row.kind, **options)
+        if row.name == "num_iters":
+            length.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
+                                metavar="N", help=_epochs_help())  # fmt: skip
+    group.add_argument("--seed", type=int, default=0, help="random seed" + DEFAULT)
+
+
+def _epochs_help() -> str:
+    by_size: dict[int, list[str]] = {}
+    for name, recipe in RECIPES.items():
+        by_size.setdefault(recipe.batch_size, []).append(name)
+    sizes = [f"{TRAIN_ROWS // size} at batch size {size} ({', '.join(names)})"
+             for size, names in by_size.items()]  # fmt: skip
+    return (
+        f"train N epochs instead of --num-iters: N * ({TRAIN_ROWS:,} training images // "
+        f"batch size) iterations; an epoch is {'; '.join(sizes)}"
+    )
+
+
+def _shown(field: str, recipe: Recipe) -> str:
+    """A recipe's value of a field, as ``-h`` shows it."""
+    if field == "std" and recipe.init == "he":
+        return "He"
+    value = getattr(recipe, field)
+    if field == "num_iters":
+        epochs = value / (TRAIN_ROWS // recipe.batch_size)
+        return f"{value} ({epochs:.3g} epochs)"
+    return str(value)
+
+
+def _train(args: argparse.Namespace) -> int:
+    overrides = {row.name: getattr(args, row.name) for row in rows(Recipe) if row.name in args}
+    epochs = getattr(args, "epochs", None)
+    # Everything is checked before anything is created, read or printed; the output
+    # directory is made with the first file, so a failed run leaves none behind.
+    plan = plan_run(
+        args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
+        dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
+    )  # fmt: skip
+    out = check_output_dir(args.output_dir, create=False)  # before any training is spent
+    data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
+    if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files
+        plan = plan_run(plan.recipe, dataset=args.dataset, backend=args.backend,
+                        device=args.device, dtype=args.dtype, seed=args.seed,
+                        enable_float64=True, data=data, epochs=epochs)  # fmt: skip
+    backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
+    kind = compiled_runner_kind(backend)
+    print(
+        f"training {D}-{H}-{C} on {args.dataset} ({data.X_train.shape[0]:,} images) with "
+        f"{backend} {args.dtype}, {kind.name if kind is not None else 'eager loop'}, "
+        f"recipe {args.recipe}",
+        flush=True,
+    )
+    recipe = plan.recipe
+    bar = TrainingProgress(recipe.num_iters)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported, not warned
+            result = run_plan(plan, data=data, progress=bar)
+    except TrainingInterrupted as stop:
+        bar.close()
+        if getattr(stop, "result", None) is None:
+            raise
+        save_run(stop.result, out)
+        print(
+            f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
+            f"the model trained so far to {out / 'model.npz'}"
+        )
+        return 130
+    finally:
+        bar.close()
+    try:
+        written = save_run(result, out)  # saved before anything more is printed
+    except OSError:  # the directory went read-only or full: the measurements are still told
+        _print_accuracies(result.val_acc, result.test_acc)
+        raise
+    _print_accuracies(result.val_acc, result.test_acc)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:
+    print(f"validation accuracy: {val_acc:.4f}")
+    print(f"test accuracy:       {test_acc:.4f}", flush=True)
+
+
+COMMAND = Command("train", "train on MNIST and write model, history, plots", _add_arguments, _train)

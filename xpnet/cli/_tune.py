@@ -1,0 +1,216 @@
+"""``xpnet tune``: search the hyperparameters with Optuna, the trials on Dask workers.
+
+Optuna and Dask are imported when the command runs, not with the command line, so that
+``xpnet -h`` stays quick and the other commands work without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from xpnet.cli._options import (
+    DEFAULT,
+    Command,
+    add_compute_options,
+    add_data_options,
+    flag,
+    positive_int,
+)
+from xpnet.errors import TuneInterrupted
+from xpnet.hyperparameters import rows
+from xpnet.recipes import RECIPES
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    budget = parser.add_argument_group("budget")
+    budget.add_argument(
+        "--trials", type=int, default=20, help="finished trials the study should hold" + DEFAULT
+    )
+    budget.add_argument("--timeout", type=float, help="seconds after which no new trial starts")
+    budget.add_argument(
+        "--train-size", type=int, help="train on the first N training images only (quick searches)"
+    )
+    space = parser.add_argument_group(
+        "search space (default: around the recipe's values; LOW == HIGH fixes a knob)"
+    )
+    for row in rows():  # a range (or choices) for each hyperparameter the table searches
+        if row.search is None:
+            continue
+        name, dest = flag(row.name), f"range_{row.name}"
+        if row.search.scale == "choices":
+            space.add_argument(name, type=row.kind, nargs="+", metavar=row.name.upper(), dest=dest,
+                               help=f"the values of {row.name} to choose from")  # fmt: skip
+        else:
+            scale = "log scale" if row.search.scale == "log" else "linear"
+            space.add_argument(name, type=row.kind, nargs=2, metavar=("LOW", "HIGH"), dest=dest,
+                               help=f"the range of {row.name} ({scale})")  # fmt: skip
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="lab")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the sampler and every trial" + DEFAULT
+    )
+    add_compute_options(parser)
+    add_data_options(parser)
+    engines = parser.add_argument_group("engines")
+    engines.add_argument(
+        "--storage",
+        help="an Optuna storage: an SQLite file, journal:FILE, or a PostgreSQL/MySQL URL "
+        "(default: study.db in the output directory)",
+    )
+    engines.add_argument("--study-name", default="xpnet-tune")
+    engines.add_argument(
+        "--workers",
+        type=positive_int,
+        help="local Dask worker processes (default: the cores, or one per GPU)",
+    )
+    engines.add_argument(
+        "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
+    )
+    parser.add_argument("--no-retrain", dest="retrain", action="store_false",
+                        help="skip retraining the best settings and measuring them on the test "
+                        "set (by default they are retrained, into best/)")  # fmt: skip
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("xpnet-tune"),
+        help="where the study, trials.csv, the plots and the best model (best/) go" + DEFAULT,
+    )  # fmt: skip
+
+
+def _tune(args: argparse.Namespace) -> int:
+    try:
+        import distributed  # noqa: F401
+        import optuna  # noqa: F401  (the engines, checked before any work)
+
+        from xpnet.tune import tune
+        from xpnet.tune._report import best_table
+        from xpnet.tune._space import knob
+    except ImportError as err:
+        raise ImportError(
+            f"xpnet tune needs Optuna and Dask ({err}); install them with: "
+            "pip install 'xpnet[tune]'"
+        ) from None
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    # A lost cluster is told in one line (ClusterLost), not by Dask's reconnection logs.
+    for name in [*logging.root.manager.loggerDict, "distributed"]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    space = {row.name: knob(row, getattr(args, f"range_{row.name}")) for row in rows()
+             if getattr(args, f"range_{row.name}", None) is not None}  # fmt: skip
+    source = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local Dask cluster"
+    line = _StatusLine(
+        f"searching {{count}} of recipe {args.recipe} on {args.dataset} with {args.backend} "
+        f"{args.dtype}, {source}; output in {args.output_dir}"
+    )
+    try:
+        result = tune(
+            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+            dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
+            device=args.device, dtype=args.dtype, seed=args.seed,
+            train_size=args.train_size, storage=args.storage, study_name=args.study_name,
+            output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
+            retrain=args.retrain, progress=line,
+        )  # fmt: skip
+    except TuneInterrupted as stop:
+        line.close()
+        if stop.saved is not None:
+            print(
+                f"interrupted while retraining the best settings: the search is complete, "
+                f"{_plural(stop.finished, 'finished trial')} kept in {stop.storage}; the model "
+                f"trained so far is in {stop.saved}; run the same command again to retrain"
+            )
+        else:
+            print(
+                f"interrupted: {_plural(stop.finished, 'finished trial')} kept in "
+                f"{stop.storage}; run the same command again to resume"
+            )
+        return 130
+    finally:
+        line.close()
+    states = [row["state"] for row in result.trials]
+    if not line.started:
+        held = sum(state in ("COMPLETE", "PRUNED", "FAIL") for state in states)
+        print(f"nothing left to run: the study already holds {_plural(held, 'finished trial')}")
+    running = states.count("RUNNING")
+    print(
+        f"the study holds {_plural(len(states), 'trial')}: {states.count('COMPLETE')} finished, "
+        f"{states.count('PRUNED')} pruned, {states.count('FAIL')} failed, "
+        f"{states.count('CANCELLED')} cancelled"
+        + (f", {states.count('RETRIED')} retried" if "RETRIED" in states else "")
+        + (f", {running} still running in another search" if running else "")
+        + "; the best by validation accuracy:"
+    )
+    print(best_table(result.trials))
+    print(f"best settings: {result.command}")
+    if result.best_run is not None:
+        print(
+            f"best settings retrained: validation {result.best_run.val_acc:.4f}, "
+            f"test {result.best_run.test_acc:.4f}"
+        )
+    elif result.retrained is not None:
+        print(
+            f"best settings retrained before, in {args.output_dir / 'best'}: validation "
+            f"{result.retrained['val_acc']:.4f}, test {result.retrained['test_acc']:.4f}"
+        )
+    print("wrote " + ", ".join(str(p) for p in result.written))
+    print(f"study: {result.storage}")
+    return 0
+
+
+def _plural(count: int, noun: str) -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+class _StatusLine:
+    """The search's progress: one line on stderr, redrawn in place on a terminal.
+
+    ``header`` (with ``{count}`` for the trials to run) is printed on stdout when the
+    search starts its first trials.
+    """
+
+    def __init__(self, header: str) -> None:
+        self.tty = sys.stderr.isatty()
+        self.drawn = False
+        self.header = header
+        self.started = False
+
+    def __call__(self, counts: dict[str, Any]) -> None:
+        if "retraining" in counts:
+            self.close()
+            print(f"retraining the best settings (trial {counts['retraining']})", flush=True)
+            return
+        if "starting" in counts:
+            if not self.started:
+                print(self.header.format(count=_plural(counts["starting"], "trial")), flush=True)
+            self.started = True
+            return
+        best = (
+            f"best {counts['best_value']:.4f} (trial {counts['best_trial']})"
+            if counts["best_value"] is not None
+            else "no finished trial yet"
+        )
+        text = (
+            f"trials: {counts['done']} done, {counts['running']} running, "
+            f"{counts['pruned']} pruned, {counts['failed']} failed; {best}"
+        )
+        sys.stderr.write(f"\r{text}" if self.tty else f"{text}\n")
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.tty and self.drawn:
+            sys.stderr.write("\n")
+        self.drawn = False
+
+
+COMMAND = Command(
+    "tune",
+    "search hyperparameters (Optuna), trials on Dask workers",
+    _add_arguments,
+    _tune,
+    description="Search the lab's hyperparameters: Optuna samples and records the trials, "
+    "Dask workers train them (a local cluster, or --scheduler). Running the same "
+    "command again resumes the study. Needs: pip install 'xpnet[tune]'.",
+)
