@@ -10,8 +10,6 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["connect", "dask_setup", "lost_to_cluster", "probe"]
-
 
 def probe(address: str, timeout: float) -> None:
     """Check that a Dask scheduler answers at ``address`` within ``timeout`` seconds.

@@ -21,8 +21,6 @@ from xpnet.tune._cluster import lost_to_cluster
 from xpnet.tune._space import SearchSpace, distributions, fixed
 from xpnet.tune._trial import LOST, STOPPED, Relay, TrialTask, run_trial
 
-__all__ = ["Progress", "counts", "run_trials"]
-
 #: Called with the counts of :func:`counts` whenever a trial ends.
 Progress = Callable[[dict[str, Any]], None]
 _ENDS = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
@@ -160,7 +158,7 @@ def _tell(study: optuna.Study, trial: Trial, future: Any) -> None:
     if outcome["state"] == STOPPED:  # the search stopped it: not the trial's doing
         _study.cancel(study, trial)
     elif outcome["state"] == LOST:
-        _study.retry(study, trial, outcome["error"])
+        _study.retry(study, trial, "its worker died mid-trial")
     else:
         with contextlib.suppress(UpdateFinishedTrialError):  # another search ended it
             for key in ("seconds", "worker", "error"):

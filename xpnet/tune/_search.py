@@ -1,8 +1,6 @@
 """The search: the study, the cluster and the trials put together, then the best retrained.
 
-Optuna (:mod:`xpnet.tune._study`) and Dask (:mod:`xpnet.tune._cluster`,
-:mod:`xpnet.tune._dispatch`) are imported when a search starts: ``xpnet.tune``'s ranges
-and choices need neither.
+Optuna and Dask are imported when a search starts: the ranges and choices need neither.
 """
 
 from __future__ import annotations
@@ -159,10 +157,9 @@ def tune(
     Raises
     ------
     TypeError, ValueError
-        For bad settings or ranges (every knob's ends are checked as training would
-        check them), a storage that cannot be opened or holds another search, or a
-        scheduler that cannot be reached: before any trial runs, and for settings
-        before anything is started or written.
+        For bad settings or ranges (each knob's ends checked as training checks them),
+        a storage that cannot be opened or holds another search, or a scheduler that
+        does not answer: before any trial runs, and before anything is written.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     xpnet.errors.TuneInterrupted
@@ -174,10 +171,10 @@ def tune(
 
     Notes
     -----
-    A trial whose worker dies (or that the cluster loses with all its workers) fails
-    and is run again with the same settings, as a new trial, up to three times; the
-    failed one does not count towards ``trials``. The workers need no access to the
-    storage: each trial reports its epochs to this process through the scheduler.
+    A trial whose worker dies, or that the cluster loses with all its workers, fails and
+    runs again with its settings as a new trial (up to three times), not counted. The
+    workers need no access to the storage: each trial reports its epochs to this process
+    through the scheduler.
     """
     trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
     _checks.flag("retrain", retrain)
@@ -225,6 +222,8 @@ def tune(
             data = _data(plan.recipe, dataset, data_dir, train_size)
             run_trials(client, study, kept, spec, data, task, searched, trials, timeout,
                        progress)  # fmt: skip
+    else:
+        check_output_dir(out)
 
     rows = _study.rows(study)
     written = _report.write(out, rows, searched)  # failed trials' reasons included
@@ -236,7 +235,7 @@ def tune(
         )
     best_params = {**fixed(searched), **best.params}
     command = train_command(recipe, best_params, dataset, plan.settings.compute.name, dtype, seed)
-    # What an earlier run recorded of retraining the best trial into best/, if it is there.
+    # An earlier run's record of retraining the best trial, if best/ still holds it.
     retrained = study.user_attrs.get("xpnet_retrained")
     if not (isinstance(retrained, dict) and retrained.get("trial") == best.number
             and (out / "best" / "model.npz").is_file()):  # fmt: skip
@@ -302,11 +301,8 @@ def _data(recipe: Recipe, dataset: str, data_dir: Any, train_size: int | None) -
 def _retrain(
     study: optuna.Study, spec: str, best: int, plan: RunPlan, data: PreparedData, out: Path
 ) -> tuple[RunResult, list[Path]]:
-    """Retrain the best trial's settings, measure them, save them into ``out``.
-
-    On Ctrl-C the model trained so far is saved there too, and
-    :class:`TuneInterrupted` says where (the search itself is complete).
-    """
+    """Retrain the best trial's settings, measure them, save them into ``out``; on Ctrl-C,
+    the model trained so far, and :class:`TuneInterrupted` says where."""
     from xpnet.pipeline import save_run
     from xpnet.tune._study import finished_count
 

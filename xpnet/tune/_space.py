@@ -21,20 +21,6 @@ if TYPE_CHECKING:
 
     from xpnet.pipeline import RunPlan
 
-__all__ = [
-    "KNOBS",
-    "Choices",
-    "Range",
-    "SearchSpace",
-    "check_space",
-    "default_space",
-    "distributions",
-    "fingerprint",
-    "fixed",
-    "knob",
-    "searched_space",
-]
-
 
 @dataclass(frozen=True)
 class Range:

@@ -34,25 +34,9 @@ from optuna.storages import (
     fail_stale_trials,
 )
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from xpnet.tune._space import SearchSpace, distributions
-
-__all__ = [
-    "FINISHED",
-    "HEARTBEAT_INTERVAL",
-    "cancel",
-    "fail_stale",
-    "finished_count",
-    "heartbeats",
-    "open_storage",
-    "open_study",
-    "quiet",
-    "retry",
-    "rows",
-    "storage_spec",
-    "to_run",
-]
 
 #: Seconds between two heartbeats of a running trial (the search records them).
 HEARTBEAT_INTERVAL = 5
@@ -76,10 +60,8 @@ def quiet() -> Iterator[None]:
 
 
 def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> str:
-    """The storage as a URL: ``sqlite:///...``, another database's, or ``journal:PATH``.
-
-    None means ``study.db`` in ``output_dir``; a plain path an SQLite file; ``journal:PATH``
-    an Optuna journal file; ``postgresql://...`` or ``mysql://...`` a database server.
+    """The storage as a URL: None is ``study.db`` in ``output_dir``, a plain path an SQLite
+    file, ``journal:PATH`` an Optuna journal, ``postgresql://...`` a database server.
 
     Raises
     ------
@@ -101,10 +83,8 @@ def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> st
 
 
 def open_storage(spec: str, create: bool = False) -> BaseStorage:
-    """The Optuna storage for a :func:`storage_spec` URL, with heartbeats where it has them.
-
-    ``create`` makes a missing file (and its directory). Optuna's messages below warnings
-    ("A new study created ...") are turned off: the search reports its trials itself.
+    """The Optuna storage for a :func:`storage_spec` URL, with heartbeats where it has them;
+    ``create`` makes a missing file (and its directory).
 
     Raises
     ------
@@ -113,16 +93,14 @@ def open_storage(spec: str, create: bool = False) -> BaseStorage:
     ValueError
         If the storage cannot be opened or is not a study storage; the message says why.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search tells of its trials
     file = spec.removeprefix("journal:").removeprefix("sqlite:///")
     path = Path(file) if file not in (spec, ":memory:") else None  # None: a database server
-    if path is not None:
-        if path.exists() and not path.is_file():
-            raise ValueError(f"storage {path} is not a file")
-        if not create and not path.exists():
-            raise FileNotFoundError(f"storage {path} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None and not create and not path.exists():
+        raise FileNotFoundError(f"storage {path} does not exist")
     try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         if spec.startswith("journal:"):
             return JournalStorage(JournalFileBackend(file))
         with quiet():
@@ -136,7 +114,7 @@ def open_storage(spec: str, create: bool = False) -> BaseStorage:
                 grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
             )
-    except Exception as err:  # Optuna and SQLAlchemy raise many kinds for a bad store
+    except Exception as err:  # Optuna, SQLAlchemy and the file system raise many kinds
         raise _not_a_study(spec, err) from None
 
 
@@ -161,8 +139,8 @@ def open_study(
     A study resumed is checked trial by trial against ``space`` before anything is
     written; then the trials a dead search left running are failed and queued again.
     ``write=False`` only reads and checks it, and gives None where it is not there yet.
-    Trials below the median of five finished ones at the same epoch are pruned, from
-    the second epoch on (epochs are reported as steps 1, 2, ...).
+    Trials below the median of five finished ones at the same epoch are pruned, from the
+    second epoch on (epochs are steps 1, 2, ...).
 
     Raises
     ------
@@ -195,7 +173,7 @@ def open_study(
         )
     searched = distributions(space)
     for trial in study.get_trials(deepcopy=False):
-        if (wrong := _wrong(trial, searched)) is not None:
+        if (wrong := _impossible(trial, searched)) is not None:
             raise ValueError(
                 f"study {name!r} in {spec}: trial {trial.number} has {wrong}, which searching "
                 "this space cannot give; the storage was written by something else. Give "
@@ -207,10 +185,8 @@ def open_study(
     return study
 
 
-def _wrong(trial: optuna.trial.FrozenTrial, searched: dict[str, BaseDistribution]) -> str | None:
-    """What in a trial searching ``searched`` cannot give: a parameter it does not turn,
-    one out of its range or choices, or, for a finished trial, one missing or a value that
-    is not an accuracy."""
+def _impossible(trial: FrozenTrial, searched: dict[str, BaseDistribution]) -> str | None:
+    """What in a trial searching ``searched`` cannot give, if anything."""
     for name, value in trial.params.items():
         if name not in searched:
             return f"{name}={value!r}, a knob this search does not turn"
@@ -239,8 +215,8 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 def cancel(study: optuna.Study, trial: Trial) -> None:
-    """End a trial stopped by the search (Ctrl-C, one too many, the cluster gone): not
-    counted, not failed, not run again; left as it is where another search ended it."""
+    """End a trial the search stopped (Ctrl-C, one too many, the cluster gone): not counted,
+    not run again; left as it is where another search ended it (taking it for dead)."""
     with contextlib.suppress(UpdateFinishedTrialError):
         trial.set_user_attr("cancelled", True)
         study.tell(trial, state=TrialState.FAIL)
@@ -291,10 +267,8 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def to_run(study: optuna.Study, trials: int | None) -> list[int]:
-    """The numbers of the trials that fill ``trials``: counted, running or queued, first first.
-
-    Two searches of one study may ask at the same moment; a trial asked for whose number
-    is not among these is one too many, and is cancelled.
-    """
+    """The numbers of the trials that fill ``trials``: counted, running or queued, first
+    first. A trial two searches asked for at once whose number is not among them is one
+    too many, and is cancelled."""
     numbers = [r["number"] for r in rows(study) if r["state"] in (*FINISHED, "RUNNING", "WAITING")]
     return numbers if trials is None else numbers[:trials]

@@ -1,13 +1,11 @@
 """A trial: trained on a Dask worker, its epochs reported to the search through the scheduler.
 
-The worker needs xpnet and Dask only: it may share no file system and no database with
-the search. The trial (:func:`run_trial`) puts its start and each epoch's validation
-accuracy in a queue on the scheduler and waits for the answer. A thread of the search
-(:class:`Relay`) records each report in the study, asks the pruner, and answers: go on,
-pruned, or stopped (the search no longer runs it). A trial that starts a second time had
-its first worker die under it (Dask runs the task again elsewhere): it is told it was
-lost, and is queued again. The thread also records a heartbeat for each trial the search
-runs.
+The worker needs xpnet and Dask only, and may share no file system or database with the
+search. The trial (:func:`run_trial`) puts its start and each epoch's validation accuracy
+in a queue on the scheduler and waits for the answer; a thread of the search
+(:class:`Relay`) records each report in the study, asks the pruner and answers. A trial
+that starts a second time had its first worker die under it (Dask runs the task again
+elsewhere): it is told that it was lost, and is queued again.
 """
 
 from __future__ import annotations
@@ -18,19 +16,19 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import optuna
-from optuna.trial import Trial
+from typing import TYPE_CHECKING, Any
 
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan
 from xpnet.training import ComputeSettings
 
-__all__ = ["GO", "LOST", "PRUNED", "STOPPED", "Relay", "TrialTask", "run_trial"]
+if TYPE_CHECKING:  # the workers need no Optuna
+    import optuna
+    from optuna.trial import Trial
 
-#: The search's answers to a report; each but GO is how the trial ends.
+#: The search's answers: go on, or how the trial ends (pruned; stopped: the search no
+#: longer runs it; lost: it ran before, on a worker that died).
 GO, PRUNED, STOPPED, LOST = "go", "pruned", "stopped", "lost"
 #: Seconds a trial waits for the search's answer before it takes the search for gone.
 ANSWER_TIMEOUT = 30.0
@@ -44,12 +42,12 @@ class TrialTask:
     ----------
     plan : RunPlan
         The run, checked in the main process, whose recipe fields the trial's parameters
-        replace. Unpickled on a worker, its compute settings set the backend up there as
-        they did in the main process (JAX's 64-bit mode included).
+        replace; unpickled on a worker, it sets the backend up there as it did in the
+        main process (JAX's 64-bit mode included).
     devices : sequence
         GPU devices to spread workers over (one each), or empty: the plan's device.
     channel : str
-        The search's queue on the scheduler, for reporting each epoch (and being pruned).
+        The search's queue on the scheduler (:class:`Relay`).
     threads : int
         Threads each worker's array library may use.
     """
@@ -61,20 +59,19 @@ class TrialTask:
 
 
 class _Stop(Exception):
-    """The search answered an epoch's report with something else than: go on."""
+    """The search's answer to an epoch's report was not GO."""
 
 
 def run_trial(
     data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int
 ) -> dict[str, Any]:
-    """Train with ``params``; report the validation accuracy after each epoch.
+    """Train trial ``number`` with ``params``, reporting each epoch's validation accuracy.
 
     Returns
     -------
     dict
-        ``state``: "complete" (with the final validation accuracy as ``value``), "pruned",
-        "failed" (with ``error``), "stopped" (the search no longer wants it, or went
-        away) or "lost" (it ran before, on a worker that died); ``seconds`` and ``worker``.
+        ``state`` ("complete", with the validation accuracy as ``value``; "failed", with
+        ``error``; or the search's answer that ended it), ``seconds`` and ``worker``.
     """
     from distributed import Queue, get_worker
 
@@ -83,7 +80,6 @@ def run_trial(
     answers = Queue(f"{task.channel}-{number}-{uuid.uuid4().hex}")
 
     def ask(step: int, value: float = 0.0) -> str:
-        """Tell the search of the start (step 0) or an epoch's accuracy; its answer."""
         try:
             requests.put([number, step, float(value), answers.name])
             return str(answers.get(timeout=ANSWER_TIMEOUT))
@@ -97,8 +93,8 @@ def run_trial(
 
     outcome: dict[str, Any]
     try:
-        if (answer := ask(0)) != GO:
-            outcome = {"state": answer, "error": "its worker died mid-trial"}
+        if (answer := ask(0)) != GO:  # step 0: the start
+            outcome = {"state": answer}
         else:
             plan = _on_device(task, worker)
             limit_threads(plan.settings.compute.name, task.threads)
@@ -109,14 +105,14 @@ def run_trial(
     except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
         outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
     finally:
-        for queue in (answers, requests):  # let the scheduler drop this trial's queues
+        for queue in (answers, requests):  # the scheduler drops a queue no one holds
             with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
                 queue.close()
     return {**outcome, "worker": worker, "seconds": round(time.perf_counter() - start, 3)}
 
 
 def _on_device(task: TrialTask, worker: str) -> RunPlan:
-    """The plan a worker trains: on its own GPU where there are several."""
+    """The plan, on the worker's own GPU where there are several."""
     if not task.devices:
         return task.plan
     index = int(worker) if worker.isdigit() else sum(map(ord, worker))
@@ -127,8 +123,9 @@ def _on_device(task: TrialTask, worker: str) -> RunPlan:
 
 
 class Relay:
-    """Answers the reports of the trials :meth:`add`-ed, until :meth:`remove`-d, and records
-    their heartbeats; a context manager around the trials' run.
+    """The search's side, a context manager around the trials' run: a thread answers the
+    reports of the trials :meth:`add`-ed, and records their heartbeats in ``heartbeat``
+    (None: none) every ``interval`` seconds, until they are :meth:`remove`-d.
 
     Parameters
     ----------
@@ -138,7 +135,6 @@ class Relay:
     study : optuna.Study
         The study the trials belong to; reports are recorded there and judged by its pruner.
     heartbeat : optuna.storages.RDBStorage or None
-        The storage to record heartbeats in, every ``interval`` seconds; None: none.
     interval : float
     """
 
@@ -166,7 +162,6 @@ class Relay:
             self._requests.close()
 
     def add(self, trial: Trial) -> None:
-        """Answer ``trial``'s reports from now on, and record its heartbeats."""
         trial_id = None
         if self._heartbeat is not None:
             study_id = self._heartbeat.get_study_id_from_name(self._study.study_name)
@@ -178,7 +173,7 @@ class Relay:
         self._beat([trial_id])  # from now on: a trial without a heartbeat is never stale
 
     def remove(self, number: int) -> None:
-        """Stop answering trial ``number`` (it is told next): its reports get STOPPED."""
+        """Before the trial is told: its reports get STOPPED from now on."""
         with self._lock:
             self._trials.pop(number, None)
 
@@ -200,6 +195,8 @@ class Relay:
                 self._done.wait(0.1)
 
     def _answer(self, number: int, step: int, value: float) -> str:
+        from optuna.exceptions import UpdateFinishedTrialError
+
         with self._lock:
             if number not in self._trials:
                 return STOPPED
@@ -211,7 +208,7 @@ class Relay:
             try:
                 trial.report(value, step)
                 return PRUNED if trial.should_prune() else GO
-            except optuna.exceptions.UpdateFinishedTrialError:  # another search ended it
+            except UpdateFinishedTrialError:  # another search ended it
                 return STOPPED
             except Exception:  # the database failed this once: the trial trains on
                 return GO
