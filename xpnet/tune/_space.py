@@ -127,13 +127,9 @@ def _ends(name: str, searched: Any) -> tuple[Any, ...]:
     if not isinstance(searched, Range):
         raise TypeError(f"{name}: a knob is a Range or Choices, got {searched!r}")
     low, high = searched.low, searched.high
-    for bound in (low, high):
-        if (
-            isinstance(bound, bool)
-            or not isinstance(bound, int | float)
-            or not math.isfinite(bound)
-        ):
-            raise ValueError(f"{name}: range bounds must be finite numbers, got {bound!r}")
+    for end in (low, high):
+        if isinstance(end, bool) or not isinstance(end, int | float) or not math.isfinite(end):
+            raise ValueError(f"{name}: range bounds must be finite numbers, got {end!r}")
     if low > high:
         raise ValueError(f"{name}: low {low:g} is above high {high:g}")
     if searched.log and low <= 0:
