@@ -537,7 +537,7 @@ def test_a_task_that_raised_is_told_from_one_the_cluster_cancelled():
     with Client(processes=False, n_workers=1, threads_per_worker=1,
                 dashboard_address=None) as client:  # fmt: skip
         raised = client.submit(operator.truediv, 1, 0, pure=False)
-        cancelled = client.submit(time.sleep, 60, pure=False)
+        cancelled = client.submit(time.sleep, 5, pure=False)
         wait([raised])
         cancelled.cancel(reason="scheduler-connection-lost")  # as a lost scheduler's are
         assert cancelled.status == "cancelled"
