@@ -525,6 +525,26 @@ def test_every_worker_killed_mid_trial_costs_no_trial(tmp_path, mnist_dir):
     assert result.best_value > 0.5
 
 
+def test_a_task_that_raised_is_told_from_one_the_cluster_cancelled():
+    """A trial's task that raised on its worker ran and failed on its own (it is failed, not
+    run again); one the cluster cancelled was lost, and says why."""
+    import operator
+
+    from distributed import Client, wait
+
+    from xpnet.tune._cluster import lost_to_cluster
+
+    with Client(processes=False, n_workers=1, threads_per_worker=1,
+                dashboard_address=None) as client:  # fmt: skip
+        raised = client.submit(operator.truediv, 1, 0, pure=False)
+        cancelled = client.submit(time.sleep, 5, pure=False)
+        wait([raised])
+        cancelled.cancel(reason="scheduler-connection-lost")  # as a lost scheduler's are
+        assert cancelled.status == "cancelled"
+        assert lost_to_cluster(raised) is None
+        assert lost_to_cluster(cancelled) == "scheduler-connection-lost"
+
+
 def test_a_lost_scheduler_stops_in_one_line_and_costs_no_trial(dask_cluster, tmp_path,
                                                                mnist_dir):  # fmt: skip
     address, _, scheduler = dask_cluster

@@ -1,5 +1,5 @@
-"""The Dask side of a search: reaching a scheduler, a local cluster, and telling a trial
-lost to the cluster from a trial that failed on its own."""
+"""The Dask side of a search: reaching a scheduler or starting a local cluster, and telling
+a trial lost to the cluster from a trial that failed on its own."""
 
 from __future__ import annotations
 
@@ -9,11 +9,6 @@ import logging
 import signal
 from collections.abc import Iterator
 from typing import Any
-
-__all__ = ["connect", "dask_setup", "local_cluster", "lost_to_cluster", "probe", "scheduler_lost"]
-
-#: Why Dask cancels a task whose trial did nothing wrong: its data or its scheduler went away.
-_SCHEDULER_LOST = "scheduler-connection-lost"
 
 
 def probe(address: str, timeout: float) -> None:
@@ -37,11 +32,8 @@ def probe(address: str, timeout: float) -> None:
         finally:
             comm.abort()
 
-    async def bounded() -> Any:
-        return await asyncio.wait_for(identity(), timeout)
-
     try:
-        answer = asyncio.run(bounded())
+        answer = asyncio.run(asyncio.wait_for(identity(), timeout))
     except TimeoutError:
         why = "it accepted the connection but did not answer"
     except (OSError, ValueError, TypeError) as err:  # refused, unresolvable, not an address
@@ -54,40 +46,35 @@ def probe(address: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def local_cluster(workers: int, threads: int) -> Iterator[Any]:
-    """A LocalCluster of ``workers`` processes on this machine, closed at the end.
-
-    Each worker's array library uses ``threads`` threads; the workers leave Ctrl-C to
-    the search (which cancels their trials), and the dashboard takes a free port.
-    """
-    import dask
-    from distributed import LocalCluster
-
-    environment = {name: str(threads) for name in
-                   ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}  # fmt: skip
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **environment}
-    preload = [*dask.config.get("distributed.worker.preload"), __name__]
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
-                          "distributed.worker.preload": preload}):  # fmt: skip
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
-        )  # fmt: skip
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
-@contextlib.contextmanager
 def connect(
     scheduler: str | None, workers: int, threads: int, connect_timeout: float
 ) -> Iterator[Any]:
-    """A Dask client: of an existing scheduler, or of a local cluster started (and stopped) here."""
-    from distributed import Client
+    """A Dask client of the scheduler at ``scheduler``, or else of a local cluster of
+    ``workers`` processes started here (and stopped at the end).
+
+    A local worker's array library uses ``threads`` threads; the workers leave Ctrl-C to
+    the search (which cancels their trials), and the dashboard takes a free port.
+
+    Raises
+    ------
+    ValueError
+        If ``scheduler`` does not answer within ``connect_timeout`` seconds.
+    """
+    import dask
+    from distributed import Client, LocalCluster
 
     if scheduler is None:
-        with local_cluster(workers, threads) as cluster, Client(cluster) as client:
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"),
+                   **{name: str(threads) for name in
+                      ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}  # fmt: skip
+        preload = [*dask.config.get("distributed.worker.preload"), __name__]  # dask_setup
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ,
+                              "distributed.worker.preload": preload}):  # fmt: skip
+            cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+            )  # fmt: skip
+        with cluster, Client(cluster) as client:
             yield client
         return
     probe(scheduler, connect_timeout)
@@ -98,10 +85,8 @@ def connect(
             f"cannot reach the Dask scheduler {scheduler} within {connect_timeout:g} s "
             f"({type(err).__name__}: {err})"
         ) from None
-    try:
+    with client:
         yield client
-    finally:
-        client.close()
 
 
 def dask_setup(worker: Any) -> None:
@@ -112,27 +97,14 @@ def dask_setup(worker: Any) -> None:
 
 
 def lost_to_cluster(future: Any) -> str | None:
-    """Why the cluster lost a trial's task (its data, its workers or the scheduler went
-    away), or None when the task ran and ended (well or not) on its own."""
-    from distributed.client import FutureCancelledError
-
+    """Why the cluster lost a trial's task, which has ended (its data, its workers or the
+    scheduler went away), or None when the task ran and ended (well or not) on its own."""
     if future.status == "cancelled":
         try:
-            future.result(timeout=0)
-        except FutureCancelledError as err:
-            return _SCHEDULER_LOST if err.reason == _SCHEDULER_LOST else err.reason
-        except BaseException as err:
-            return type(err).__name__
-        return "cancelled"
-    if future.status == "error":
-        error = future.exception(timeout=0)
-        if isinstance(error, OSError | asyncio.CancelledError) or type(error).__name__ in (
-            "CommClosedError",
-        ):
-            return f"{type(error).__name__}: {error}"
+            future.result()
+        except BaseException as err:  # a FutureCancelledError says why
+            return str(getattr(err, "reason", None) or type(err).__name__)
+    error = future.exception() if future.status == "error" else None
+    if isinstance(error, OSError | asyncio.CancelledError):  # CommClosedError is an OSError
+        return f"{type(error).__name__}: {error}"
     return None
-
-
-def scheduler_lost(reason: str | None, client: Any) -> bool:
-    """Whether the scheduler itself is gone (nothing left to run trials on)."""
-    return reason == _SCHEDULER_LOST or client.status not in ("running", "newly-created")

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import Trial, TrialState
 
 from xpnet._interrupt import deferred_interrupt
 from xpnet.errors import ClusterLost, TuneInterrupted
 from xpnet.pipeline import PreparedData
 from xpnet.tune import _study
-from xpnet.tune._cluster import lost_to_cluster, scheduler_lost
-from xpnet.tune._relay import Relay
+from xpnet.tune._cluster import lost_to_cluster
 from xpnet.tune._space import SearchSpace, distributions, fixed
-from xpnet.tune._trial import TrialTask, run_trial
-
-__all__ = ["Progress", "counts", "run_trials"]
+from xpnet.tune._trial import LOST, STOPPED, Relay, TrialTask, run_trial
 
 #: Called with the counts of :func:`counts` whenever a trial ends.
 Progress = Callable[[dict[str, Any]], None]
+_ENDS = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 
 
 def run_trials(
@@ -31,62 +33,48 @@ def run_trials(
 ) -> None:  # fmt: skip
     """Ask, submit, wait, tell: until the study holds ``trials`` finished ones or time is up.
 
-    Each trial is recorded as it ends; finished trials of other searches of the study
-    count too, and while they run this search waits for them (their search may have died:
-    after the grace period their trials are queued again, and run here). A trial whose
-    worker dies, or that the cluster loses with all its workers, fails and is queued
-    again with its settings once a worker is back. If none comes back within
-    ``wait_for_workers`` seconds, or the scheduler is gone, the trials are cancelled.
-
-    Raises
-    ------
-    xpnet.errors.TuneInterrupted
-        On Ctrl-C (between steps: a trial asked for is always submitted and recorded);
-        the running trials are cancelled, the finished ones kept.
-    xpnet.errors.ClusterLost
-        When the cluster is lost for good.
+    Finished trials of other searches of the study count too, and while they run this
+    search waits for them (if their search died, their trials are queued again after the
+    grace period, and run here). A trial whose worker dies, or that the cluster loses
+    with all its workers, fails and is queued again with its settings once a worker is
+    back; if none is within ``wait_for_workers`` seconds, or the scheduler is gone, the
+    running trials are cancelled and :class:`~xpnet.errors.ClusterLost` raised. On
+    Ctrl-C they are cancelled too, and :class:`~xpnet.errors.TuneInterrupted` raised.
     """
     from distributed import wait
     from distributed.client import FuturesCancelledError
 
     to_search, pinned = distributions(space), fixed(space)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = math.inf if timeout is None else time.monotonic() + timeout
     capacity = max(sum(client.nthreads().values()), 1)
     shared = [client.scatter(data, broadcast=True)]  # the data reaches each worker once
     heartbeat = _study.heartbeats(storage)
     running: dict[Any, Trial] = {}
-    announced, stale_check = False, 0.0
     relay = Relay(task.channel, client, study, heartbeat, _study.HEARTBEAT_INTERVAL)
 
-    def submit(trial: Trial) -> None:
-        relay.add(trial)
-        future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
-                               trial.number, pure=False)  # fmt: skip
-        running[future] = trial
-
-    def ended(trial: Trial, future: Any, lost: str | None = None) -> None:
-        del running[future]
+    def end(future: Any, lost: str | None = None) -> None:
+        trial = running.pop(future)
         relay.remove(trial.number)
         if lost is None:
             _tell(study, trial, future)
         else:
-            future.cancel()
-            _study.retry(study, trial, lost)
+            _study.retry(study, trial, f"lost with the cluster: {lost}")
         if progress is not None:
             progress(counts(study, len(running)))
 
-    with relay, deferred_interrupt() as interrupted:
+    announced = False
+    with relay, deferred_interrupt() as interrupted, _cancelled_at_exit(study, running):
         while not interrupted():
-            if heartbeat is not None and time.monotonic() >= stale_check:
-                _study.fail_stale(study)  # a dead search's trials: queued again
-                stale_check = time.monotonic() + _study.HEARTBEAT_INTERVAL
+            _study.fail_stale(study)  # a dead search's trials: queued again
             while len(running) < capacity and _may_ask(study, trials, deadline):
                 with _study.quiet():
                     trial = study.ask(to_search)
                 if trial.number not in _study.to_run(study, trials):  # another was quicker
                     _study.cancel(study, trial)
                     break
-                submit(trial)
+                relay.add(trial)
+                running[client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
+                                      trial.number, pure=False)] = trial  # fmt: skip
             if not announced and running and progress is not None:
                 progress({**counts(study, len(running)), "starting": len(running)})
             announced = announced or bool(running)
@@ -101,48 +89,47 @@ def run_trials(
                 done = set()
             except FuturesCancelledError:  # the cluster gave a trial up
                 done = {future for future in running if future.status != "pending"}
-            for number in relay.superseded():
-                for future, trial in list(running.items()):
-                    if trial.number == number:
-                        ended(trial, future, lost="its worker died mid-trial")
-            lost = [(future, reason) for future in done if future in running
-                    if (reason := lost_to_cluster(future)) is not None]  # fmt: skip
-            for future in done - {future for future, _ in lost}:
-                if future in running:
-                    ended(running[future], future)
+            lost = {future: why for future in done if (why := lost_to_cluster(future))}
+            for future in done - lost.keys():
+                end(future)
             if lost:
-                why = _regroup(client, shared, data, lost[0][1], wait_for_workers)
+                why = _regroup(client, shared, data, next(iter(lost.values())), wait_for_workers)
                 if why is not None:
-                    _cancel_running(study, running, relay)
                     raise ClusterLost(why, _study.finished_count(study), spec)
-                for future, reason in lost:
-                    ended(running[future], future, lost=f"lost with the cluster: {reason}")
-    _cancel_running(study, running, relay)
+                for future, reason in lost.items():
+                    end(future, reason)
     raise TuneInterrupted(_study.finished_count(study), spec)
 
 
-def _may_ask(study: optuna.Study, trials: int | None, deadline: float | None) -> bool:
+@contextlib.contextmanager
+def _cancelled_at_exit(study: optuna.Study, running: dict[Any, Trial]) -> Iterator[None]:
+    """Ctrl-C, the cluster lost: the trials still running are cancelled (not counted)."""
+    try:
+        yield
+    finally:
+        for future, trial in running.items():
+            future.cancel()
+            _study.cancel(study, trial)
+
+
+def _may_ask(study: optuna.Study, trials: int | None, deadline: float) -> bool:
     """Whether to ask for a trial: before the deadline, while the budget is not spent or
     trials are queued (to be run again)."""
-    if deadline is not None and time.monotonic() >= deadline:
+    if time.monotonic() >= deadline:
         return False
-    if trials is None or study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        return True
-    return len(_study.to_run(study, trials)) < trials
+    queued = any(row["state"] == "WAITING" for row in _study.rows(study))
+    return trials is None or queued or len(_study.to_run(study, trials)) < trials
 
 
 def _others_running(
-    study: optuna.Study, trials: int | None, deadline: float | None, heartbeats: bool
+    study: optuna.Study, trials: int | None, deadline: float, heartbeats: bool
 ) -> bool:
     """Whether to wait for trials that other searches run: the study needs them to hold
     ``trials``, and, with heartbeats, they end or go stale (then they are run here)."""
-    if trials is None or not heartbeats:
+    if trials is None or not heartbeats or time.monotonic() >= deadline:
         return False
-    if deadline is not None and time.monotonic() >= deadline:
-        return False
-    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        return False
-    return _study.finished_count(study) < trials
+    states = [row["state"] for row in _study.rows(study)]
+    return "RUNNING" in states and sum(state in _study.FINISHED for state in states) < trials
 
 
 def _regroup(
@@ -152,7 +139,7 @@ def _regroup(
 
     Returns why the cluster is gone for good, or None when the trials can run again.
     """
-    if scheduler_lost(reason, client):
+    if reason == "scheduler-connection-lost" or client.status not in ("running", "newly-created"):
         return f"the scheduler went away: {reason}"
     try:
         client.wait_for_workers(1, timeout=wait_for_workers)
@@ -162,48 +149,31 @@ def _regroup(
     return None
 
 
-def _cancel_running(study: optuna.Study, running: dict[Any, Trial], relay: Relay) -> None:
-    for future, trial in running.items():
-        future.cancel()
-        relay.remove(trial.number)
-        _study.cancel(study, trial)
-    running.clear()
-
-
 def _tell(study: optuna.Study, trial: Trial, future: Any) -> None:
-    """Record a trial's end: its value, its pruning, or why it failed."""
-    with _study.unless_finished():
-        try:
-            outcome = future.result()
-        except Exception as err:  # it raised on its worker, or killed its workers (KilledWorker)
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            return
-        if outcome["state"] == "stopped":  # the search stopped it: not the trial's doing
-            _study.cancel(study, trial)
-            return
-        trial.set_user_attr("seconds", round(outcome["seconds"], 3))
-        trial.set_user_attr("worker", outcome["worker"])
-        if outcome["state"] == "complete":
-            study.tell(trial, outcome["value"])
-        elif outcome["state"] == "pruned":
-            study.tell(trial, state=TrialState.PRUNED)
-        else:
-            trial.set_user_attr("error", outcome["error"][:500])
-            study.tell(trial, state=TrialState.FAIL)
+    """Record a trial's end: its value, its pruning, why it failed, or that it runs again."""
+    try:
+        outcome = future.result()
+    except Exception as err:  # it raised on its worker, or killed its workers (KilledWorker)
+        outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+    if outcome["state"] == STOPPED:  # the search stopped it: not the trial's doing
+        _study.cancel(study, trial)
+    elif outcome["state"] == LOST:
+        _study.retry(study, trial, "its worker died mid-trial")
+    else:
+        with contextlib.suppress(UpdateFinishedTrialError):  # another search ended it
+            for key in ("seconds", "worker", "error"):
+                if key in outcome:
+                    trial.set_user_attr(key, outcome[key])
+            study.tell(trial, outcome.get("value"), state=_ENDS[outcome["state"]])
 
 
 def counts(study: optuna.Study, running: int) -> dict[str, Any]:
     """The trials ``done``, ``running``, ``pruned`` and ``failed``, and the best so far
     (``best_value``, ``best_trial``)."""
-    states = [row["state"] for row in _study.rows(study)]
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = max(complete, key=lambda t: t.value or 0.0, default=None)
-    return {
-        "done": states.count("COMPLETE"),
-        "running": running,
-        "pruned": states.count("PRUNED"),
-        "failed": states.count("FAIL"),
-        "best_value": None if best is None else best.value,
-        "best_trial": None if best is None else best.number,
-    }
+    rows = _study.rows(study)
+    states = Counter(row["state"] for row in rows)
+    complete = [row for row in rows if row["state"] == "COMPLETE"]
+    best = max(complete, key=lambda row: row["value"], default={})
+    return {"done": states["COMPLETE"], "running": running, "pruned": states["PRUNED"],
+            "failed": states["FAIL"], "best_value": best.get("value"),
+            "best_trial": best.get("number")}  # fmt: skip

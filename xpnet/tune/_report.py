@@ -11,8 +11,6 @@ from typing import Any
 from xpnet._atomic import atomic_write
 from xpnet.tune._space import Choices, Range, SearchSpace
 
-__all__ = ["best_table", "write"]
-
 _COLUMNS = ("number", "state", "value", "seconds", "worker", "error")
 
 

@@ -1,14 +1,14 @@
 """The search: the study, the cluster and the trials put together, then the best retrained.
 
-Optuna (:mod:`xpnet.tune._study`) and Dask (:mod:`xpnet.tune._cluster`,
-:mod:`xpnet.tune._dispatch`) are imported when a search starts: ``xpnet.tune``'s ranges
-and choices need neither.
+Optuna and Dask are imported when a search starts: the ranges and choices need neither.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,6 @@ from xpnet.recipes import Recipe
 from xpnet.tune._space import (
     Choices,
     Range,
-    SearchSpace,
     check_space,
     fingerprint,
     fixed,
@@ -158,10 +157,9 @@ def tune(
     Raises
     ------
     TypeError, ValueError
-        For bad settings or ranges (every knob's ends are checked as training would
-        check them), a storage that cannot be opened or holds another search, or a
-        scheduler that cannot be reached: before any trial runs, and for settings
-        before anything is started or written.
+        For bad settings or ranges (each knob's ends checked as training checks them),
+        a storage that cannot be opened or holds another search, or a scheduler that
+        does not answer: before any trial runs, and before anything is written.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     xpnet.errors.TuneInterrupted
@@ -173,17 +171,17 @@ def tune(
 
     Notes
     -----
-    A trial whose worker dies (or that the cluster loses with all its workers) fails
-    and is run again with the same settings, as a new trial, up to three times; the
-    failed one does not count towards ``trials``. The workers need no access to the
-    storage: each trial reports its epochs to this process through the scheduler.
+    A trial whose worker dies, or that the cluster loses with all its workers, fails and
+    runs again with its settings as a new trial (up to three times), not counted. The
+    workers need no access to the storage: each trial reports its epochs to this process
+    through the scheduler.
     """
     trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
     _checks.flag("retrain", retrain)
     _checks.optional_callable("progress", progress)
     _checks.real("connect_timeout", connect_timeout, low=0.0, low_open=True)
-    for name, text in (("study_name", study_name), ("scheduler", scheduler)):
-        if not isinstance(text, str) and not (name == "scheduler" and text is None):
+    for name, text in (("study_name", study_name), ("scheduler", scheduler or "")):
+        if not isinstance(text, str):
             raise TypeError(f"{name} must be a string, got {text!r}")
     # Every setting and every knob's ends are checked here, before anything starts. On
     # JAX, float64 needs its 64-bit mode, in this process and (through the pickled
@@ -192,10 +190,9 @@ def tune(
                     seed=seed, enable_float64=dtype == "float64")  # fmt: skip
     searched = searched_space(plan.recipe, space)
     check_space(searched, plan)
-    from xpnet.tune import _study
+    from xpnet.tune import _report, _study
     from xpnet.tune._cluster import connect
     from xpnet.tune._dispatch import run_trials
-    from xpnet.tune._relay import new_channel
     from xpnet.tune._trial import TrialTask
 
     out = Path(output_dir)
@@ -204,26 +201,31 @@ def tune(
                 "dtype": dtype, "train_size": train_size}  # fmt: skip
     space_id = fingerprint(searched, settings)
     devices = gpu_devices(plan.settings.compute.name) if device is None else []
-    count = _worker_count(workers, devices)
+    count = len(devices) if len(devices) > 1 else os.cpu_count() or 1
+    count = count if workers is None else _checks.positive_int("workers", workers)
     threads = max((os.cpu_count() or 1) // count, 1)
-    task = TrialTask(plan, devices if len(devices) > 1 else [], new_channel(), threads)
+    channel = f"xpnet-tune-{uuid.uuid4().hex}"  # the search's queue on the scheduler
+    task = TrialTask(plan, devices if len(devices) > 1 else [], channel, threads)
     data = None
-    if _nothing_left(spec, study_name, space_id, searched, trials):  # no cluster to start
-        check_output_dir(out)
-        kept = _study.open_storage(spec)
-        study = _study.open_study(kept, spec, study_name, space_id, seed, searched)
-    else:  # nothing is written before the engines answer: the cluster, then the storage
+    try:  # read, never written, so that a search with nothing left to run starts no cluster
+        study = _study.open_study(_study.open_storage(spec), spec, study_name, space_id, seed,
+                                  searched, write=False)  # fmt: skip
+    except FileNotFoundError:
+        study = None
+    if study is None or not _nothing_left(study, trials):
+        # Nothing is written before the engines answer: the cluster, then the storage.
         with connect(scheduler, count, threads, connect_timeout) as client:
             check_output_dir(out)
             kept = _study.open_storage(spec, create=True)
             study = _study.open_study(kept, spec, study_name, space_id, seed, searched)
+            assert study is not None
             data = _data(plan.recipe, dataset, data_dir, train_size)
             run_trials(client, study, kept, spec, data, task, searched, trials, timeout,
                        progress)  # fmt: skip
+    else:
+        check_output_dir(out)
 
     rows = _study.rows(study)
-    from xpnet.tune import _report
-
     written = _report.write(out, rows, searched)  # failed trials' reasons included
     best = study.best_trial if any(r["state"] == "COMPLETE" for r in rows) else None
     if best is None or best.value is None:
@@ -233,7 +235,12 @@ def tune(
         )
     best_params = {**fixed(searched), **best.params}
     command = train_command(recipe, best_params, dataset, plan.settings.compute.name, dtype, seed)
-    best_run, retrained = None, _retrained(study, best.number, out)
+    # An earlier run's record of retraining the best trial, if best/ still holds it.
+    retrained = study.user_attrs.get("xpnet_retrained")
+    if not (isinstance(retrained, dict) and retrained.get("trial") == best.number
+            and (out / "best" / "model.npz").is_file()):  # fmt: skip
+        retrained = None
+    best_run = None
     if retrain and retrained is None:
         data = data or _data(plan.recipe, dataset, data_dir, train_size)
         if progress is not None:
@@ -262,47 +269,22 @@ def _checked_budget(
     return trials, timeout, train_size
 
 
+def _nothing_left(study: optuna.Study, trials: int | None) -> bool:
+    """Whether the study holds ``trials`` finished trials already, and none running or queued."""
+    from xpnet.tune._study import FINISHED, rows
+
+    states = [row["state"] for row in rows(study)]
+    pending = "RUNNING" in states or "WAITING" in states
+    return trials is not None and not pending and sum(s in FINISHED for s in states) >= trials
+
+
 def _failure_summary(rows: list[dict[str, Any]]) -> str:
     """Why the trials failed: each distinct reason once, with its count, most common first."""
-    reasons: dict[str, int] = {}
-    for row in rows:
-        if row["state"] == "FAIL" and row.get("error"):
-            reasons[row["error"]] = reasons.get(row["error"], 0) + 1
+    reasons = Counter(row["error"] for row in rows if row["state"] == "FAIL" and row["error"])
     if not reasons:
         return "none failed (they were pruned or cancelled)"
-    ranked = sorted(reasons.items(), key=lambda item: -item[1])
-    return "trials failed with: " + "; ".join(f"{reason} ({n}x)" for reason, n in ranked[:3])
-
-
-def _worker_count(workers: int | None, devices: list[Any]) -> int:
-    """Worker processes for a local cluster: ``workers``, else one per GPU, else per core."""
-    if workers is None:
-        return len(devices) if len(devices) > 1 else os.cpu_count() or 1
-    return _checks.positive_int("workers", workers)
-
-
-def _nothing_left(
-    spec: str, name: str, space_id: str, space: SearchSpace, trials: int | None
-) -> bool:
-    """Whether the study is there already, holding ``trials`` finished trials and none
-    running or queued: read, never written, so that a search run again with nothing left
-    to do starts no cluster."""
-    import optuna
-
-    from xpnet.tune import _study
-
-    if trials is None:
-        return False
-    try:
-        study = optuna.load_study(study_name=name, storage=_study.open_storage(spec))
-    except (KeyError, ValueError):  # absent, or not a study: opening it says what is wrong
-        return False
-    if study.user_attrs.get("xpnet_search") != space_id:
-        return False
-    _study.check_trials(study, space, spec)
-    states = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
-    pending = study.get_trials(deepcopy=False, states=states)
-    return not pending and _study.finished_count(study) >= trials
+    common = reasons.most_common(3)
+    return "trials failed with: " + "; ".join(f"{reason} ({n}x)" for reason, n in common)
 
 
 def _data(recipe: Recipe, dataset: str, data_dir: Any, train_size: int | None) -> PreparedData:
@@ -316,34 +298,18 @@ def _data(recipe: Recipe, dataset: str, data_dir: Any, train_size: int | None) -
     )
 
 
-def _retrained(study: optuna.Study, best: int, out: Path) -> dict[str, Any] | None:
-    """What an earlier run recorded of retraining trial ``best`` into ``out/best``, if
-    that model is still there; None when it must be retrained."""
-    record = study.user_attrs.get("xpnet_retrained")
-    if not isinstance(record, dict) or record.get("trial") != best:
-        return None
-    if not (out / "best" / "model.npz").is_file():
-        return None
-    return record
-
-
 def _retrain(
     study: optuna.Study, spec: str, best: int, plan: RunPlan, data: PreparedData, out: Path
 ) -> tuple[RunResult, list[Path]]:
-    """Retrain the best trial's settings, measure them, save them into ``out``.
-
-    On Ctrl-C the model trained so far is saved there too, and
-    :class:`TuneInterrupted` says where (the search itself is complete).
-    """
+    """Retrain the best trial's settings, measure them, save them into ``out``; on Ctrl-C,
+    the model trained so far, and :class:`TuneInterrupted` says where."""
     from xpnet.pipeline import save_run
     from xpnet.tune._study import finished_count
 
     try:
         result = run_plan(plan, data=data)
     except TrainingInterrupted as stop:
-        saved = None
-        if stop.result is not None:
-            saved = save_run(stop.result, out)[0]
+        saved = None if stop.result is None else save_run(stop.result, out)[0]
         raise TuneInterrupted(finished_count(study), spec, saved) from None
     written = save_run(result, out)
     study.set_user_attr("xpnet_retrained", {"trial": best, "val_acc": result.val_acc,

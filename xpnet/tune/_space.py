@@ -17,22 +17,9 @@ from xpnet.hyperparameters import Row, rows
 from xpnet.recipes import Recipe
 
 if TYPE_CHECKING:
-    from xpnet.pipeline import RunPlan
+    from optuna.distributions import BaseDistribution
 
-__all__ = [
-    "INTEGER_KNOBS",
-    "KNOBS",
-    "Choices",
-    "Range",
-    "SearchSpace",
-    "check_space",
-    "default_space",
-    "distributions",
-    "fingerprint",
-    "fixed",
-    "knob",
-    "searched_space",
-]
+    from xpnet.pipeline import RunPlan
 
 
 @dataclass(frozen=True)
@@ -47,42 +34,18 @@ class Range:
     log: bool = False
     integer: bool = False
 
-    def check(self, name: str) -> None:
-        """Raise ValueError unless this is a valid range for the knob ``name``."""
-        for bound in (self.low, self.high):
-            if (
-                isinstance(bound, bool)
-                or not isinstance(bound, int | float)
-                or not math.isfinite(bound)
-            ):
-                raise ValueError(f"{name}: range bounds must be finite numbers, got {bound!r}")
-        if self.low > self.high:
-            raise ValueError(f"{name}: low {self.low:g} is above high {self.high:g}")
-        if self.log and self.low <= 0:
-            raise ValueError(f"{name}: a log-scale range must be positive, got low {self.low:g}")
-        if self.integer and (self.low != int(self.low) or self.high != int(self.high)):
-            raise ValueError(f"{name}: an integer range needs integer bounds")
-
 
 @dataclass(frozen=True)
 class Choices:
-    """One of a few values."""
+    """One of a few values (a single one fixes the knob)."""
 
     values: tuple[Any, ...]
-
-    def check(self, name: str) -> None:
-        """Raise ValueError unless there is at least one choice."""
-        if not self.values:
-            raise ValueError(f"{name}: give at least one choice")
 
 
 SearchSpace = Mapping[str, Range | Choices]
 
-#: The hyperparameters a search may turn (those the table gives a search); their
-#: ranges are checked by building the run's settings at each end (:func:`check_space`).
-KNOBS = tuple(row.name for row in rows() if row.search is not None)
-#: The knobs that take whole numbers: a Range of them must be ``integer=True``.
-INTEGER_KNOBS = tuple(row.name for row in rows() if row.search is not None and row.kind is int)
+#: The hyperparameters a search may turn (those the table gives a search), by name.
+KNOBS = {row.name: row for row in rows() if row.search is not None}
 
 
 def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
@@ -97,11 +60,10 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
     """
     space: dict[str, Range | Choices] = {}
     for row in rows():
-        if row.search is None:
-            continue
-        found = row.search.around(getattr(recipe, row.name), recipe)
-        if found is not None:
-            space[row.name] = knob(row, found)
+        if row.search is not None:
+            found = row.search.around(getattr(recipe, row.name), recipe)
+            if found is not None:
+                space[row.name] = knob(row, found)
     return space
 
 
@@ -141,65 +103,76 @@ def check_space(space: SearchSpace, plan: RunPlan) -> None:
             "schedule (lab)"
         )
     ends: list[dict[str, Any]] = [{}, {}]
-    for name, knob in space.items():
-        if name not in KNOBS:
-            raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(KNOBS)}")
-        if not isinstance(knob, Range | Choices):
-            raise TypeError(f"{name}: a knob is a Range or Choices, got {knob!r}")
-        knob.check(name)
-        if isinstance(knob, Range) and name in INTEGER_KNOBS and not knob.integer:
-            raise TypeError(f"{name} takes whole numbers: give Range(..., integer=True)")
-        values = knob.values if isinstance(knob, Choices) else _sampled_ends(knob)
+    for name, searched in space.items():
+        values = _ends(name, searched)
         for value in values:
             try:
                 plan.replace(**{name: value})
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{name}: {value!r} is refused: {err}") from None
-        ordered = sorted(values)
-        ends[0][name], ends[1][name] = ordered[0], ordered[-1]
+        ends[0][name], ends[1][name] = min(values), max(values)
     for together in ends:  # all the small ends, then all the large ones (memory)
         plan.replace(**together)
 
 
-def _sampled_ends(knob: Range) -> tuple[Any, Any]:
-    """The ends of a range as Optuna samples them: ints for an integer range, else floats."""
-    kind = int if knob.integer else float
-    return kind(knob.low), kind(knob.high)
+def _ends(name: str, searched: Any) -> tuple[Any, ...]:
+    """A knob's choices, or its range's ends as Optuna samples them (ints for an integer
+    range); TypeError or ValueError for a malformed knob."""
+    if name not in KNOBS:
+        raise ValueError(f"unknown knob {name!r}; a search may turn {sorted(KNOBS)}")
+    if isinstance(searched, Choices):
+        if not searched.values:
+            raise ValueError(f"{name}: give at least one choice")
+        return searched.values
+    if not isinstance(searched, Range):
+        raise TypeError(f"{name}: a knob is a Range or Choices, got {searched!r}")
+    low, high = searched.low, searched.high
+    for end in (low, high):
+        if isinstance(end, bool) or not isinstance(end, int | float) or not math.isfinite(end):
+            raise ValueError(f"{name}: range bounds must be finite numbers, got {end!r}")
+    if low > high:
+        raise ValueError(f"{name}: low {low:g} is above high {high:g}")
+    if searched.log and low <= 0:
+        raise ValueError(f"{name}: a log-scale range must be positive, got low {low:g}")
+    if searched.integer and (low != int(low) or high != int(high)):
+        raise ValueError(f"{name}: an integer range needs integer bounds")
+    if KNOBS[name].kind is int and not searched.integer:
+        raise TypeError(f"{name} takes whole numbers: give Range(..., integer=True)")
+    return (int(low), int(high)) if searched.integer else (float(low), float(high))
 
 
-def distributions(space: SearchSpace) -> dict[str, Any]:
+def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     """The space as Optuna distributions (fixed knobs left out: they are settings)."""
     from optuna import distributions as d
 
-    found: dict[str, Any] = {}
-    for name, knob in space.items():
-        if isinstance(knob, Choices):
-            if len(knob.values) > 1:
-                found[name] = d.CategoricalDistribution(list(knob.values))
-        elif knob.low != knob.high:
-            if knob.integer:
-                found[name] = d.IntDistribution(int(knob.low), int(knob.high), log=knob.log)
-            else:
-                found[name] = d.FloatDistribution(knob.low, knob.high, log=knob.log)
+    found: dict[str, BaseDistribution] = {}
+    for name, searched in space.items():
+        if isinstance(searched, Choices):
+            if len(searched.values) > 1:
+                found[name] = d.CategoricalDistribution(list(searched.values))
+        elif searched.low != searched.high and searched.integer:
+            found[name] = d.IntDistribution(int(searched.low), int(searched.high), log=searched.log)
+        elif searched.low != searched.high:
+            found[name] = d.FloatDistribution(searched.low, searched.high, log=searched.log)
     return found
 
 
 def fixed(space: SearchSpace) -> dict[str, Any]:
     """The knobs a space pins to one value."""
     values: dict[str, Any] = {}
-    for name, knob in space.items():
-        if isinstance(knob, Choices) and len(knob.values) == 1:
-            values[name] = knob.values[0]
-        elif isinstance(knob, Range) and knob.low == knob.high:
-            values[name] = int(knob.low) if knob.integer else knob.low
+    for name, searched in space.items():
+        if isinstance(searched, Choices) and len(searched.values) == 1:
+            values[name] = searched.values[0]
+        elif isinstance(searched, Range) and searched.low == searched.high:
+            values[name] = int(searched.low) if searched.integer else searched.low
     return values
 
 
 def fingerprint(space: SearchSpace, settings: Mapping[str, Any]) -> str:
     """A short digest of the space and the fixed settings: a study searches one of each."""
     described = {
-        name: {"choices": list(knob.values)} if isinstance(knob, Choices) else vars(knob)
-        for name, knob in sorted(space.items())
+        name: {"choices": list(k.values)} if isinstance(k, Choices) else vars(k)
+        for name, k in sorted(space.items())
     }
     text = json.dumps({"space": described, "settings": dict(settings)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.exceptions import ExperimentalWarning
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import (
     BaseStorage,
     JournalStorage,
@@ -38,35 +38,21 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from xpnet.tune._space import SearchSpace, distributions
 
-__all__ = [
-    "HEARTBEAT_INTERVAL",
-    "cancel",
-    "fail_stale",
-    "finished_count",
-    "heartbeats",
-    "open_storage",
-    "open_study",
-    "retry",
-    "rows",
-    "storage_spec",
-    "to_run",
-    "unless_finished",
-]
-
 #: Seconds between two heartbeats of a running trial (the search records them).
 HEARTBEAT_INTERVAL = 5
 #: Seconds without a heartbeat after which a running trial's search is taken for dead.
 GRACE_PERIOD = 20
 #: Times a trial lost through no fault of its own is queued again with its settings.
 MAX_RETRIES = 3
+#: The states (as :func:`rows` names them) of the trials that count towards those asked for.
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 _RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Optuna's experimental parts (heartbeats, retries), without a warning at each use;
-    nor the one at each ``ask`` that heartbeats are for ``optimize`` (here, the search
-    records them)."""
+    """Optuna's experimental parts (heartbeats, retries) without a warning at each use, nor
+    the one at each ``ask`` that heartbeats are for ``optimize`` (the search records them)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed", UserWarning)
@@ -74,19 +60,15 @@ def quiet() -> Iterator[None]:
 
 
 def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> str:
-    """The storage as a URL: ``sqlite:///...``, another database's, or ``journal:PATH``.
-
-    None means ``study.db`` in ``output_dir``; a plain path an SQLite file; ``journal:PATH``
-    an Optuna journal file; ``postgresql://...`` or ``mysql://...`` a database server.
+    """The storage as a URL: None is ``study.db`` in ``output_dir``, a plain path an SQLite
+    file, ``journal:PATH`` an Optuna journal, ``postgresql://...`` a database server.
 
     Raises
     ------
     ValueError
         For a URL of a kind Optuna cannot store in.
     """
-    if storage is None:
-        return f"sqlite:///{(output_dir / 'study.db').resolve()}"
-    text = os.fspath(storage)
+    text = os.fspath(output_dir / "study.db" if storage is None else storage)
     scheme, colon, rest = text.partition(":")
     if not colon or len(scheme) == 1:  # a plain path (or a Windows drive letter)
         return f"sqlite:///{Path(text).resolve()}"
@@ -100,38 +82,27 @@ def storage_spec(storage: str | os.PathLike[str] | None, output_dir: Path) -> st
     )
 
 
-def _file_of(spec: str) -> Path | None:
-    """The file a storage URL keeps the study in; None for a database server."""
-    if spec.startswith("journal:"):
-        return Path(spec[len("journal:") :])
-    if spec.startswith("sqlite:///") and spec != "sqlite:///:memory:":
-        return Path(spec[len("sqlite:///") :])
-    return None
-
-
 def open_storage(spec: str, create: bool = False) -> BaseStorage:
-    """The Optuna storage for a :func:`storage_spec` URL, with heartbeats where it has them.
-
-    ``create`` makes a missing file (and its directory); without it, a file storage must exist.
-    Optuna's messages below warnings ("A new study created ...") are turned off: the search
-    reports its trials itself.
+    """The Optuna storage for a :func:`storage_spec` URL, with heartbeats where it has them;
+    ``create`` makes a missing file (and its directory).
 
     Raises
     ------
+    FileNotFoundError
+        For a file that is not there, unless ``create``.
     ValueError
         If the storage cannot be opened or is not a study storage; the message says why.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = _file_of(spec)
-    if path is not None:
-        if path.exists() and not path.is_file():
-            raise ValueError(f"storage {path} is not a file")
-        if not create and not path.is_file():
-            raise ValueError(f"storage {path} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search tells of its trials
+    file = spec.removeprefix("journal:").removeprefix("sqlite:///")
+    path = Path(file) if file not in (spec, ":memory:") else None  # None: a database server
+    if path is not None and not create and not path.exists():
+        raise FileNotFoundError(f"storage {path} does not exist")
     try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         if spec.startswith("journal:"):
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(JournalFileBackend(file))
         with quiet():
             return RDBStorage(
                 spec,
@@ -143,34 +114,33 @@ def open_storage(spec: str, create: bool = False) -> BaseStorage:
                 grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRIES),
             )
-    except Exception as err:  # Optuna and SQLAlchemy raise many kinds for a bad store
-        raise ValueError(
-            f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
-            "choose another --storage or --output-dir"
-        ) from None
+    except Exception as err:  # Optuna, SQLAlchemy and the file system raise many kinds
+        raise _not_a_study(spec, err) from None
+
+
+def _not_a_study(spec: str, err: Exception) -> ValueError:
+    return ValueError(
+        f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
+        "choose another --storage or --output-dir"
+    )
 
 
 def heartbeats(storage: BaseStorage) -> RDBStorage | None:
     """The storage, where it keeps heartbeats (a database); None for a journal."""
-    if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() is not None:
-        return storage
-    return None
-
-
-def make_pruner() -> optuna.pruners.BasePruner:
-    """Median pruning: after five finished trials, a trial below the median of their
-    validation accuracies at the same epoch stops, judged from its second epoch on
-    (epochs are reported as steps 1, 2, ...)."""
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    return storage if isinstance(storage, RDBStorage) and storage.get_heartbeat_interval() else None
 
 
 def open_study(
-    storage: BaseStorage, spec: str, name: str, space_id: str, seed: int, space: SearchSpace
-) -> optuna.Study:
-    """The study ``name``: created, or resumed when it searched the same space.
+    storage: BaseStorage, spec: str, name: str, space_id: str, seed: int, space: SearchSpace,
+    write: bool = True,
+) -> optuna.Study | None:  # fmt: skip
+    """The study ``name``: resumed when it searched the same space, else created.
 
     A study resumed is checked trial by trial against ``space`` before anything is
     written; then the trials a dead search left running are failed and queued again.
+    ``write=False`` only reads and checks it, and gives None where it is not there yet.
+    Trials below the median of five finished ones at the same epoch are pruned, from the
+    second epoch on (epochs are steps 1, 2, ...).
 
     Raises
     ------
@@ -178,19 +148,19 @@ def open_study(
         For a storage that holds no study Optuna can read, a study of another search,
         or trials that searching ``space`` cannot give.
     """
-    sampler, pruner = optuna.samplers.TPESampler(seed=seed), make_pruner()
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     try:
         try:  # loading first: a study that exists is read, never written to, until it matches
             study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
                                       pruner=pruner)  # fmt: skip
         except KeyError:
+            if not write:
+                return None
             study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                         sampler=sampler, pruner=pruner)  # fmt: skip
     except Exception as err:  # a file or database that is not a study store
-        raise ValueError(
-            f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
-            "choose another --storage or --output-dir"
-        ) from None
+        raise _not_a_study(spec, err) from None
     recorded = study.user_attrs.get("xpnet_search")
     if recorded is None and study.trials:
         raise ValueError(
@@ -201,55 +171,41 @@ def open_study(
             f"study {name!r} in {spec} searched another space or settings; give another "
             "--study-name (or --output-dir) to start a new search, or the same options to resume"
         )
-    check_trials(study, space, spec)
-    study.set_user_attr("xpnet_search", space_id)
-    fail_stale(study)
+    searched = distributions(space)
+    for trial in study.get_trials(deepcopy=False):
+        if (wrong := _impossible(trial, searched)) is not None:
+            raise ValueError(
+                f"study {name!r} in {spec}: trial {trial.number} has {wrong}, which searching "
+                "this space cannot give; the storage was written by something else. Give "
+                "another --study-name (or --output-dir) to start a new search"
+            )
+    if write:
+        study.set_user_attr("xpnet_search", space_id)
+        fail_stale(study)
     return study
 
 
-def check_trials(study: optuna.Study, space: SearchSpace, spec: str) -> None:
-    """Refuse a study whose trials could not have come from searching ``space``.
-
-    Every trial's parameters must be knobs the space searches, each within its
-    range or among its choices; a finished trial must have them all and a value that
-    is an accuracy. Anything else was written by something other than this search.
-    """
-    searched = distributions(space)
-    for trial in study.get_trials(deepcopy=False):
-        wrong = _wrong_param(trial, searched)
-        if wrong is None and trial.state == TrialState.COMPLETE:
-            value = trial.value
-            if not isinstance(value, int | float) or not 0 <= value <= 1:
-                wrong = f"a validation accuracy of {value!r}"
-        if wrong is not None:
-            raise ValueError(
-                f"study {study.study_name!r} in {spec}: trial {trial.number} has {wrong}, which "
-                "searching this space cannot give; the storage was written by something else. "
-                "Give another --study-name (or --output-dir) to start a new search"
-            )
-
-
-def _wrong_param(trial: FrozenTrial, searched: Mapping[str, BaseDistribution]) -> str | None:
+def _impossible(trial: FrozenTrial, searched: dict[str, BaseDistribution]) -> str | None:
+    """What in a trial searching ``searched`` cannot give, if anything."""
     for name, value in trial.params.items():
-        distribution = searched.get(name)
-        if distribution is None:
+        if name not in searched:
             return f"{name}={value!r}, a knob this search does not turn"
-        if not _inside(distribution, value):
+        if not _inside(searched[name], value):
             return f"{name}={value!r}, outside the search space"
-    missing = sorted(set(searched) - set(trial.params))
-    if trial.state == TrialState.COMPLETE and missing:
-        return f"no value for {', '.join(missing)}"
+    if trial.state == TrialState.COMPLETE:
+        if missing := sorted(set(searched) - set(trial.params)):
+            return f"no value for {', '.join(missing)}"
+        if not isinstance(trial.value, int | float) or not 0 <= trial.value <= 1:
+            return f"a validation accuracy of {trial.value!r}"
     return None
 
 
 def _inside(distribution: BaseDistribution, value: Any) -> bool:
-    """Whether ``value`` is one that ``distribution`` can give."""
     if isinstance(distribution, CategoricalDistribution):
         return value in distribution.choices
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
     assert isinstance(distribution, IntDistribution | FloatDistribution)
-    return distribution.low <= value <= distribution.high
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return number and distribution.low <= value <= distribution.high
 
 
 def fail_stale(study: optuna.Study) -> None:
@@ -258,50 +214,10 @@ def fail_stale(study: optuna.Study) -> None:
         fail_stale_trials(study)
 
 
-def _retried(trials: Sequence[FrozenTrial]) -> dict[int, int]:
-    """The trials that a later trial runs again: their numbers, to the later one's."""
-    with quiet():
-        histories = [(t.number, RetryHeartbeatStaleTrialCallback.retry_history(t)) for t in trials]
-    return {history[-1]: number for number, history in histories if history}
-
-
-def _counts(trial: FrozenTrial, retried: Mapping[int, int]) -> bool:
-    """Whether a trial counts towards the trials asked for: finished by its own doing."""
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return (
-        trial.state == TrialState.FAIL
-        and not trial.user_attrs.get("cancelled")
-        and trial.number not in retried
-    )
-
-
-def finished_count(study: optuna.Study) -> int:
-    """Trials that count towards ``trials``: finished, and neither cancelled nor retried."""
-    trials = study.get_trials(deepcopy=False)
-    retried = _retried(trials)
-    return sum(_counts(t, retried) for t in trials)
-
-
-def to_run(study: optuna.Study, trials: int | None) -> list[int]:
-    """The numbers of the trials that fill ``trials``: counted, running or queued, first first.
-
-    Two searches of one study may ask at the same moment; a trial asked for whose number
-    is not among these is one too many, and is cancelled.
-    """
-    every = study.get_trials(deepcopy=False)
-    retried = _retried(every)
-    numbers = sorted(
-        t.number for t in every
-        if _counts(t, retried) or t.state in (TrialState.RUNNING, TrialState.WAITING)
-    )  # fmt: skip
-    return numbers if trials is None else numbers[:trials]
-
-
 def cancel(study: optuna.Study, trial: Trial) -> None:
-    """End a trial stopped by the search (Ctrl-C, one too many, the cluster gone): not
-    counted, not failed, not run again."""
-    with unless_finished():
+    """End a trial the search stopped (Ctrl-C, one too many, the cluster gone): not counted,
+    not run again; left as it is where another search ended it (taking it for dead)."""
+    with contextlib.suppress(UpdateFinishedTrialError):
         trial.set_user_attr("cancelled", True)
         study.tell(trial, state=TrialState.FAIL)
 
@@ -310,18 +226,10 @@ def retry(study: optuna.Study, trial: Trial, reason: str) -> None:
     """Fail a trial lost through no fault of its own (its worker died) and queue its
     settings again, as Optuna does for a trial whose heartbeat stopped: up to
     :data:`MAX_RETRIES` times, then it stays failed."""
-    with unless_finished():
+    with contextlib.suppress(UpdateFinishedTrialError), quiet():
         trial.set_user_attr("lost", [trial.number, reason[:500]])
         failed = study.tell(trial, state=TrialState.FAIL)
-        with quiet():
-            RetryHeartbeatStaleTrialCallback(MAX_RETRIES)(study, failed)
-
-
-@contextlib.contextmanager
-def unless_finished() -> Iterator[None]:
-    """Leave a trial that another search has already ended (it took it for dead) as it is."""
-    with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        yield
+        RetryHeartbeatStaleTrialCallback(MAX_RETRIES)(study, failed)
 
 
 def rows(study: optuna.Study) -> list[dict[str, Any]]:
@@ -332,7 +240,9 @@ def rows(study: optuna.Study) -> list[dict[str, Any]]:
     lost through no fault of its own and run again (Optuna's FAIL, for both).
     """
     trials = study.get_trials(deepcopy=False)
-    again = _retried(trials)
+    with quiet():
+        histories = [(t.number, RetryHeartbeatStaleTrialCallback.retry_history(t)) for t in trials]
+    again = {history[-1]: number for number, history in histories if history}
     found = []
     for t in trials:
         state, error = t.state.name, t.user_attrs.get("error", "")
@@ -345,13 +255,20 @@ def rows(study: optuna.Study) -> list[dict[str, Any]]:
             state, error = "RETRIED", f"{why}; run again as trial {again[t.number]}"
         elif t.state == TrialState.FAIL and why is not None:
             error = f"lost {MAX_RETRIES + 1} times, the last: {why}"
-        found.append({
-            "number": t.number,
-            "state": state,
-            "value": t.value,
-            "seconds": t.user_attrs.get("seconds"),
-            "worker": t.user_attrs.get("worker"),
-            "error": error,
-            **t.params,
-        })  # fmt: skip
+        found.append({"number": t.number, "state": state, "value": t.value,
+                      "seconds": t.user_attrs.get("seconds"), "worker": t.user_attrs.get("worker"),
+                      "error": error, **t.params})  # fmt: skip
     return found
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that count towards those asked for: finished, neither cancelled nor retried."""
+    return sum(row["state"] in FINISHED for row in rows(study))
+
+
+def to_run(study: optuna.Study, trials: int | None) -> list[int]:
+    """The numbers of the trials that fill ``trials``: counted, running or queued, first
+    first. A trial two searches asked for at once whose number is not among them is one
+    too many, and is cancelled."""
+    numbers = [r["number"] for r in rows(study) if r["state"] in (*FINISHED, "RUNNING", "WAITING")]
+    return numbers if trials is None else numbers[:trials]

@@ -1,23 +1,37 @@
-"""One trial, as a Dask worker runs it: train with the sampled settings, report each epoch.
+"""A trial: trained on a Dask worker, its epochs reported to the search through the scheduler.
 
-The worker needs xpnet and Dask only: the study stays with the search, which the trial
-reaches through the scheduler (:mod:`xpnet.tune._relay`).
+The worker needs xpnet and Dask only, and may share no file system or database with the
+search. The trial (:func:`run_trial`) puts its start and each epoch's validation accuracy
+in a queue on the scheduler and waits for the answer; a thread of the search
+(:class:`Relay`) records each report in the study, asks the pruner and answers. A trial
+that starts a second time had its first worker die under it (Dask runs the task again
+elsewhere): it is told that it was lost, and is queued again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan
 from xpnet.training import ComputeSettings
-from xpnet.tune._relay import GO, PRUNE, Reporter
 
-__all__ = ["TrialTask", "run_trial"]
+if TYPE_CHECKING:  # the workers need no Optuna
+    import optuna
+    from optuna.trial import Trial
+
+#: The search's answers: go on, or how the trial ends (pruned; stopped: the search no
+#: longer runs it; lost: it ran before, on a worker that died).
+GO, PRUNED, STOPPED, LOST = "go", "pruned", "stopped", "lost"
+#: Seconds a trial waits for the search's answer before it takes the search for gone.
+ANSWER_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -28,12 +42,12 @@ class TrialTask:
     ----------
     plan : RunPlan
         The run, checked in the main process, whose recipe fields the trial's parameters
-        replace. Unpickled on a worker, its compute settings set the backend up there as
-        they did in the main process (JAX's 64-bit mode included).
+        replace; unpickled on a worker, it sets the backend up there as it did in the
+        main process (JAX's 64-bit mode included).
     devices : sequence
         GPU devices to spread workers over (one each), or empty: the plan's device.
     channel : str
-        The search's queue on the scheduler, for reporting each epoch (and being pruned).
+        The search's queue on the scheduler (:class:`Relay`).
     threads : int
         Threads each worker's array library may use.
     """
@@ -44,76 +58,171 @@ class TrialTask:
     threads: int
 
 
-class _Pruned(Exception):
-    """The search answered an epoch's report with: prune."""
-
-
-class _Stopped(Exception):
-    """The search answered an epoch's report with: stop."""
+class _Stop(Exception):
+    """The search's answer to an epoch's report was not GO."""
 
 
 def run_trial(
     data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int
 ) -> dict[str, Any]:
-    """Train with ``params``; report the validation accuracy after each epoch.
+    """Train trial ``number`` with ``params``, reporting each epoch's validation accuracy.
 
     Returns
     -------
     dict
-        ``state`` ("complete", "pruned", "failed", or "stopped" where the search did not
-        want it run or went away), ``value`` (the final validation accuracy, for a complete
-        trial), ``error`` (why it failed or stopped), ``seconds``, ``epochs`` (accuracies
-        reported) and ``worker``.
+        ``state`` ("complete", with the validation accuracy as ``value``; "failed", with
+        ``error``; or the search's answer that ended it), ``seconds`` and ``worker``.
     """
-    start = time.perf_counter()
-    worker, plan = _where(task)
-    reporter = Reporter(task.channel, number)
-    reported: list[float] = []
-    base = {"state": "complete", "worker": worker, "epochs": reported}
-    try:
-        if not reporter.start():
-            return {**base, "state": "stopped", "error": "not started", "seconds": 0.0}
-        limit_threads(plan.settings.compute.name, task.threads)
+    from distributed import Queue, get_worker
 
-        def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
-            assert val_acc is not None  # run() always validates
-            reported.append(val_acc)
-            answer = reporter.epoch(epoch, val_acc)
-            if answer == PRUNE:
-                raise _Pruned(f"pruned after epoch {epoch} at {val_acc:.4f}")
-            if answer != GO:
-                raise _Stopped(f"stopped after epoch {epoch}: the search no longer runs it")
+    start, worker = time.perf_counter(), str(get_worker().name)
+    requests = Queue(task.channel)
+    answers = Queue(f"{task.channel}-{number}-{uuid.uuid4().hex}")
 
+    def ask(step: int, value: float = 0.0) -> str:
         try:
-            result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
-        except _Pruned as pruned:
-            return {**base, "state": "pruned", "error": str(pruned), "seconds": _since(start)}
-        except _Stopped as stopped:
-            return {**base, "state": "stopped", "error": str(stopped), "seconds": _since(start)}
-        except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
-            return {**base, "state": "failed", "error": f"{type(err).__name__}: {err}",
-                    "seconds": _since(start)}  # fmt: skip
-        return {**base, "value": result.val_acc, "seconds": _since(start)}
-    finally:
-        reporter.close()
+            requests.put([number, step, float(value), answers.name])
+            return str(answers.get(timeout=ANSWER_TIMEOUT))
+        except Exception:  # no answer in time, or the scheduler is gone: so is the search
+            return STOPPED
 
+    def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
+        assert val_acc is not None  # run() always validates
+        if (answer := ask(epoch, val_acc)) != GO:
+            raise _Stop(answer)
 
-def _where(task: TrialTask) -> tuple[str, RunPlan]:
-    """This worker's name and the plan it trains: on its own GPU where there are several."""
+    outcome: dict[str, Any]
     try:
-        from distributed import get_worker
+        if (answer := ask(0)) != GO:  # step 0: the start
+            outcome = {"state": answer}
+        else:
+            plan = _on_device(task, worker)
+            limit_threads(plan.settings.compute.name, task.threads)
+            result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
+            outcome = {"state": "complete", "value": result.val_acc}
+    except _Stop as stop:
+        outcome = {"state": stop.args[0]}
+    except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
+        outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+    finally:
+        for queue in (answers, requests):  # the scheduler drops a queue no one holds
+            with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
+                queue.close()
+    return {**outcome, "worker": worker, "seconds": round(time.perf_counter() - start, 3)}
 
-        name = str(get_worker().name)
-    except (ImportError, ValueError):
-        name = "local"
+
+def _on_device(task: TrialTask, worker: str) -> RunPlan:
+    """The plan, on the worker's own GPU where there are several."""
     if not task.devices:
-        return name, task.plan
-    index = int(name) if name.isdigit() else sum(map(ord, name))
+        return task.plan
+    index = int(worker) if worker.isdigit() else sum(map(ord, worker))
     compute = task.plan.settings.compute
     on_device = ComputeSettings(compute.name, task.devices[index % len(task.devices)],
                                 compute.dtype, enable_float64=compute.enable_float64)  # fmt: skip
-    return name, task.plan.replace(compute=on_device)
+    return task.plan.replace(compute=on_device)
 
 
-def _since(start: float) -> float:
-    return time.perf_counter() - start
+class Relay:
+    """The search's side, a context manager around the trials' run: a thread answers the
+    reports of the trials :meth:`add`-ed, and records their heartbeats in ``heartbeat``
+    (None: none) every ``interval`` seconds, until they are :meth:`remove`-d.
+
+    Parameters
+    ----------
+    channel : str
+        The queue the trials report to: a name no other search uses.
+    client : distributed.Client
+    study : optuna.Study
+        The study the trials belong to; reports are recorded there and judged by its pruner.
+    heartbeat : optuna.storages.RDBStorage or None
+    interval : float
+    """
+
+    def __init__(
+        self, channel: str, client: Any, study: optuna.Study,
+        heartbeat: optuna.storages.RDBStorage | None, interval: float,
+    ) -> None:  # fmt: skip
+        from distributed import Queue
+
+        self._requests = Queue(channel, client=client)
+        self._client, self._study, self._heartbeat = client, study, heartbeat
+        self._interval, self._done, self._lock = interval, threading.Event(), threading.Lock()
+        self._trials: dict[int, tuple[Trial, int | None]] = {}
+        self._started: set[int] = set()
+        self._thread = threading.Thread(target=self._serve, name="xpnet-tune-relay", daemon=True)
+
+    def __enter__(self) -> Relay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)  # a call to a scheduler that is gone may hang: a daemon
+        with contextlib.suppress(Exception):  # the scheduler is gone, and the queue with it
+            self._requests.close()
+
+    def add(self, trial: Trial) -> None:
+        trial_id = None
+        if self._heartbeat is not None:
+            study_id = self._heartbeat.get_study_id_from_name(self._study.study_name)
+            trial_id = self._heartbeat.get_trial_id_from_study_id_trial_number(
+                study_id, trial.number
+            )
+        with self._lock:
+            self._trials[trial.number] = (trial, trial_id)
+        self._beat([trial_id])  # from now on: a trial without a heartbeat is never stale
+
+    def remove(self, number: int) -> None:
+        """Before the trial is told: its reports get STOPPED from now on."""
+        with self._lock:
+            self._trials.pop(number, None)
+
+    def _serve(self) -> None:
+        due = time.monotonic() + self._interval
+        while not self._done.is_set():
+            if time.monotonic() >= due:
+                with self._lock:
+                    trial_ids = [trial_id for _, trial_id in self._trials.values()]
+                self._beat(trial_ids)
+                due = time.monotonic() + self._interval
+            try:  # polled: a Dask queue's get that times out is logged as an error
+                messages = self._requests.get(batch=True)
+            except Exception:  # the scheduler is gone: the search will find out and stop
+                messages = []
+            for number, step, value, reply in messages:
+                self._reply(reply, self._answer(number, step, value))
+            if not messages:
+                self._done.wait(0.1)
+
+    def _answer(self, number: int, step: int, value: float) -> str:
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        with self._lock:
+            if number not in self._trials:
+                return STOPPED
+            if step == 0:  # a start; a second one is a run again: its first worker died
+                again = number in self._started
+                self._started.add(number)
+                return LOST if again else GO
+            trial = self._trials[number][0]
+            try:
+                trial.report(value, step)
+                return PRUNED if trial.should_prune() else GO
+            except UpdateFinishedTrialError:  # another search ended it
+                return STOPPED
+            except Exception:  # the database failed this once: the trial trains on
+                return GO
+
+    def _reply(self, reply: str, answer: str) -> None:
+        from distributed import Queue
+
+        with contextlib.suppress(Exception):  # the trial or the scheduler went away meanwhile
+            answers = Queue(reply, client=self._client)
+            answers.put(answer)
+            answers.close()
+
+    def _beat(self, trial_ids: list[int | None]) -> None:
+        for trial_id in trial_ids:
+            if self._heartbeat is not None and trial_id is not None:
+                with contextlib.suppress(Exception):  # a busy database: the next beat will do
+                    self._heartbeat.record_heartbeat(trial_id)
