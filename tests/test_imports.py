@@ -1,4 +1,5 @@
-"""The package's imports: no cycle among xpnet's modules, and the loop below the model."""
+"""The package's layout: no import cycle among xpnet's modules, the loop below the model,
+and modules of one concept (none over 400 lines, the lab's math about 200)."""
 
 from __future__ import annotations
 
@@ -66,3 +67,10 @@ def test_the_training_loop_does_not_import_the_model():
     code = "import xpnet.training, sys; print('xpnet.neural_net' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_no_module_is_over_400_lines():
+    sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
+    assert sizes["xpnet.neural_net"] > 100  # it reads the files it checks
+    assert sizes["xpnet.functional"] <= 210, "the lab's math reads in one sitting"
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet.neural_net import train_keywords
+from xpnet.neural_net import NETWORK_FIELDS
 from xpnet.recipes import FAST, LAB
 from xpnet.training import ComputeSettings
 
@@ -15,6 +17,13 @@ pytestmark = pytest.mark.mnist
 
 def accuracy(net, X, y):
     return float(np.mean(net.predict(X) == y))
+
+
+def train_keywords(settings):
+    """The keywords of ``TwoLayerNet.train`` that follow ``settings`` (the network's own
+    fields are the net's)."""
+    fields = dataclasses.fields(settings)
+    return {f.name: getattr(settings, f.name) for f in fields if f.name not in NETWORK_FIELDS}
 
 
 @pytest.mark.slow

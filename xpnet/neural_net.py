@@ -42,20 +42,13 @@ from xpnet.training import (
     num_iters_for,
 )
 
-__all__ = ["INITS", "NETWORK_FIELDS", "TwoLayerNet", "train_keywords"]
+__all__ = ["INITS", "NETWORK_FIELDS", "TwoLayerNet"]
 
 #: The :class:`~xpnet.training.TrainSettings` fields that describe the network itself:
 #: :meth:`TwoLayerNet.train` takes them from the net, and every other field as a keyword.
 NETWORK_FIELDS = frozenset(
     {"input_size", "hidden_size", "output_size", "init", "std", "seed", "compute"}
 )
-
-
-def train_keywords(settings: TrainSettings) -> dict[str, Any]:
-    """The keywords that make :meth:`TwoLayerNet.train` follow ``settings`` (every field
-    but :data:`NETWORK_FIELDS`), for the network they describe."""
-    fields = dataclasses.fields(settings)
-    return {f.name: getattr(settings, f.name) for f in fields if f.name not in NETWORK_FIELDS}
 
 
 class TwoLayerNet:
@@ -344,7 +337,7 @@ class TwoLayerNet:
         :class:`TwoLayerNet`), in ``dtype`` (the file's when None).
 
         The net's :attr:`metadata` is the file's, its :attr:`preprocessing` the one saved
-        with it (None for files written before xpnet saved it). Raises
+        with it (None when it was saved without one). Raises
         :class:`xpnet.errors.ModelFileError` if the file is not a valid xpnet model (see
         :mod:`xpnet.model_file`).
         """

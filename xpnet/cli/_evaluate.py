@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,8 +36,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )  # fmt: skip
     written = found.save_plot(args.output_dir or args.model.parent)
-    if found.note:
-        print(f"note: {found.note}", file=sys.stderr)
     print(f"test accuracy: {found.test_acc:.4f} on {found.num_images:,} {found.dataset} images")
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(_confusion_text(found.confusion, mnist.DATASETS[found.dataset].class_names))

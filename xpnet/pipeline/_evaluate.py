@@ -32,8 +32,6 @@ class Evaluation:
     test_acc : float
     confusion : numpy.ndarray, shape (C, C)
     num_images : int
-    note : str or None
-        Something to say with the measurement; :func:`evaluate` sets none.
     """
 
     net: TwoLayerNet
@@ -41,7 +39,6 @@ class Evaluation:
     test_acc: float
     confusion: np.ndarray
     num_images: int
-    note: str | None = None
 
     def save_plot(self, output_dir: str | os.PathLike[str]) -> list[Path]:
         """Write ``confusion.png``; return its path (none without matplotlib)."""

@@ -27,6 +27,7 @@ from xpnet.pipeline import (
     plan_run,
     prepare_data,
     run_plan,
+    save_run,
 )
 from xpnet.recipes import Recipe
 from xpnet.tune._space import (
@@ -303,7 +304,6 @@ def _retrain(
 ) -> tuple[RunResult, list[Path]]:
     """Retrain the best trial's settings, measure them, save them into ``out``; on Ctrl-C,
     the model trained so far, and :class:`TuneInterrupted` says where."""
-    from xpnet.pipeline import save_run
     from xpnet.tune._study import finished_count
 
     try:
