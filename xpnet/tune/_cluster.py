@@ -8,7 +8,12 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from distributed import Client, Future, Worker
+
+T = TypeVar("T")
 
 
 def probe(address: str, timeout: float) -> None:
@@ -48,7 +53,7 @@ def probe(address: str, timeout: float) -> None:
 @contextlib.contextmanager
 def connect(
     scheduler: str | None, workers: int, threads: int, connect_timeout: float
-) -> Iterator[Any]:
+) -> Iterator[Client]:
     """A Dask client of the scheduler at ``scheduler``, or else of a local cluster of
     ``workers`` processes started here (and stopped at the end).
 
@@ -89,14 +94,14 @@ def connect(
         yield client
 
 
-def dask_setup(worker: Any) -> None:
+def dask_setup(worker: Worker) -> None:
     """Run in each local worker process as it starts: Ctrl-C at the terminal reaches the
     whole process group, and it is the search's to handle, not each worker's."""
     with contextlib.suppress(ValueError):  # not the main thread: nothing to do
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def lost_to_cluster(future: Any) -> str | None:
+def lost_to_cluster(future: Future[T]) -> str | None:
     """Why the cluster lost a trial's task, which has ended (its data, its workers or the
     scheduler went away), or None when the task ran and ended (well or not) on its own."""
     if future.status == "cancelled":

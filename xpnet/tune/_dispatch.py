@@ -7,7 +7,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -19,7 +19,10 @@ from xpnet.pipeline import PreparedData
 from xpnet.tune import _study
 from xpnet.tune._cluster import lost_to_cluster
 from xpnet.tune._space import SearchSpace, distributions, fixed
-from xpnet.tune._trial import LOST, STOPPED, Relay, TrialTask, run_trial
+from xpnet.tune._trial import LOST, STOPPED, Outcome, Relay, TrialTask, run_trial
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
 #: Called with the counts of :func:`counts` whenever a trial ends.
 Progress = Callable[[dict[str, Any]], None]
@@ -27,7 +30,7 @@ _ENDS = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed":
 
 
 def run_trials(
-    client: Any, study: optuna.Study, storage: optuna.storages.BaseStorage, spec: str,
+    client: Client, study: optuna.Study, storage: optuna.storages.BaseStorage, spec: str,
     data: PreparedData, task: TrialTask, space: SearchSpace, trials: int | None,
     timeout: float | None, progress: Progress | None, wait_for_workers: float = 120.0,
 ) -> None:  # fmt: skip
@@ -49,10 +52,10 @@ def run_trials(
     capacity = max(sum(client.nthreads().values()), 1)
     shared = [client.scatter(data, broadcast=True)]  # the data reaches each worker once
     heartbeat = _study.heartbeats(storage)
-    running: dict[Any, Trial] = {}
+    running: dict[Future[Outcome], Trial] = {}
     relay = Relay(task.channel, client, study, heartbeat, _study.HEARTBEAT_INTERVAL)
 
-    def end(future: Any, lost: str | None = None) -> None:
+    def end(future: Future[Outcome], lost: str | None = None) -> None:
         trial = running.pop(future)
         relay.remove(trial.number)
         if lost is None:
@@ -102,7 +105,9 @@ def run_trials(
 
 
 @contextlib.contextmanager
-def _cancelled_at_exit(study: optuna.Study, running: dict[Any, Trial]) -> Iterator[None]:
+def _cancelled_at_exit(
+    study: optuna.Study, running: dict[Future[Outcome], Trial]
+) -> Iterator[None]:
     """Ctrl-C, the cluster lost: the trials still running are cancelled (not counted)."""
     try:
         yield
@@ -133,7 +138,11 @@ def _others_running(
 
 
 def _regroup(
-    client: Any, shared: list[Any], data: PreparedData, reason: str, wait_for_workers: float
+    client: Client,
+    shared: list[Future[PreparedData]],
+    data: PreparedData,
+    reason: str,
+    wait_for_workers: float,
 ) -> str | None:
     """After the cluster lost trials: wait for a worker and send the data again.
 
@@ -149,7 +158,7 @@ def _regroup(
     return None
 
 
-def _tell(study: optuna.Study, trial: Trial, future: Any) -> None:
+def _tell(study: optuna.Study, trial: Trial, future: Future[Outcome]) -> None:
     """Record a trial's end: its value, its pruning, why it failed, or that it runs again."""
     try:
         outcome = future.result()

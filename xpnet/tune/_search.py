@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from xpnet import _checks
-from xpnet._typing import DType
+from xpnet._typing import Device, DType
 from xpnet.backend import Backend, gpu_devices
 from xpnet.errors import TrainingInterrupted, TuneInterrupted
 from xpnet.pipeline import (
@@ -93,7 +93,7 @@ def tune(
     dataset: str = "mnist",
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
-    device: Any = None,
+    device: Device | None = None,
     dtype: DType = "float64",
     seed: int = 0,
     train_size: int | None = None,
@@ -254,7 +254,7 @@ def tune(
 
 
 def _checked_budget(
-    trials: Any, timeout: Any, train_size: Any
+    trials: object, timeout: object, train_size: object
 ) -> tuple[int | None, float | None, int | None]:
     """The budget as plain Python numbers (NumPy's integers accepted), checked."""
     if trials is None and timeout is None:
@@ -288,7 +288,9 @@ def _failure_summary(rows: list[dict[str, Any]]) -> str:
     return "trials failed with: " + "; ".join(f"{reason} ({n}x)" for reason, n in common)
 
 
-def _data(recipe: Recipe, dataset: str, data_dir: Any, train_size: int | None) -> PreparedData:
+def _data(
+    recipe: Recipe, dataset: str, data_dir: str | os.PathLike[str] | None, train_size: int | None
+) -> PreparedData:
     data = prepare_data(recipe.preprocessing, dataset=dataset, data_dir=data_dir)
     if train_size is None:
         return data

@@ -16,8 +16,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
+from xpnet._typing import Device
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan
@@ -25,11 +26,17 @@ from xpnet.training import ComputeSettings
 
 if TYPE_CHECKING:  # the workers need no Optuna
     import optuna
+    from distributed import Client
     from optuna.trial import Trial
 
 #: The search's answers: go on, or how the trial ends (pruned; stopped: the search no
 #: longer runs it; lost: it ran before, on a worker that died).
-GO, PRUNED, STOPPED, LOST = "go", "pruned", "stopped", "lost"
+Answer = Literal["go", "pruned", "stopped", "lost"]
+GO: Final = "go"
+PRUNED: Final = "pruned"
+STOPPED: Final = "stopped"
+LOST: Final = "lost"
+_ANSWERS: dict[object, Answer] = {answer: answer for answer in (GO, PRUNED, STOPPED, LOST)}
 #: Seconds a trial waits for the search's answer before it takes the search for gone.
 ANSWER_TIMEOUT = 30.0
 
@@ -53,9 +60,24 @@ class TrialTask:
     """
 
     plan: RunPlan
-    devices: Sequence[Any]
+    devices: Sequence[Device]
     channel: str
     threads: int
+
+
+class _Ending(TypedDict):
+    state: Literal["complete", "failed"] | Answer
+
+
+class Outcome(_Ending, total=False):
+    """How a trial ended on its worker: ``state`` ("complete", with the validation accuracy
+    as ``value``; "failed", with ``error``; or the search's answer that ended it), the
+    ``seconds`` it took and its ``worker``."""
+
+    value: float | None  # the validation accuracy (a trial always validates)
+    error: str
+    worker: str
+    seconds: float
 
 
 class _Stop(Exception):
@@ -64,14 +86,13 @@ class _Stop(Exception):
 
 def run_trial(
     data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int
-) -> dict[str, Any]:
+) -> Outcome:
     """Train trial ``number`` with ``params``, reporting each epoch's validation accuracy.
 
     Returns
     -------
-    dict
-        ``state`` ("complete", with the validation accuracy as ``value``; "failed", with
-        ``error``; or the search's answer that ended it), ``seconds`` and ``worker``.
+    Outcome
+        How it ended, with the ``seconds`` it took and its ``worker``.
     """
     from distributed import Queue, get_worker
 
@@ -79,10 +100,10 @@ def run_trial(
     requests = Queue(task.channel)
     answers = Queue(f"{task.channel}-{number}-{uuid.uuid4().hex}")
 
-    def ask(step: int, value: float = 0.0) -> str:
+    def ask(step: int, value: float = 0.0) -> Answer:
         try:
             requests.put([number, step, float(value), answers.name])
-            return str(answers.get(timeout=ANSWER_TIMEOUT))
+            return _ANSWERS.get(answers.get(timeout=ANSWER_TIMEOUT), STOPPED)
         except Exception:  # no answer in time, or the scheduler is gone: so is the search
             return STOPPED
 
@@ -91,7 +112,7 @@ def run_trial(
         if (answer := ask(epoch, val_acc)) != GO:
             raise _Stop(answer)
 
-    outcome: dict[str, Any]
+    outcome: Outcome
     try:
         if (answer := ask(0)) != GO:  # step 0: the start
             outcome = {"state": answer}
@@ -108,7 +129,8 @@ def run_trial(
         for queue in (answers, requests):  # the scheduler drops a queue no one holds
             with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
                 queue.close()
-    return {**outcome, "worker": worker, "seconds": round(time.perf_counter() - start, 3)}
+    outcome["worker"], outcome["seconds"] = worker, round(time.perf_counter() - start, 3)
+    return outcome
 
 
 def _on_device(task: TrialTask, worker: str) -> RunPlan:
@@ -139,7 +161,7 @@ class Relay:
     """
 
     def __init__(
-        self, channel: str, client: Any, study: optuna.Study,
+        self, channel: str, client: Client, study: optuna.Study,
         heartbeat: optuna.storages.RDBStorage | None, interval: float,
     ) -> None:  # fmt: skip
         from distributed import Queue
