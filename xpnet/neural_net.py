@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from typing import Any, overload
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 from xpnet import _checks
 from xpnet._typing import (
     INITS,
+    JSON,
     Array,
     Device,
     DType,
@@ -303,7 +305,9 @@ class TwoLayerNet:
         self.params, self.last_training = trained.params, trained.record
         return trained.history
 
-    def save(self, path: str | os.PathLike[str], metadata: JSONObject | None = None) -> None:
+    def save(
+        self, path: str | os.PathLike[str], metadata: Mapping[str, JSON] | None = None
+    ) -> None:
         """Write the parameters, :attr:`preprocessing`, :attr:`last_training` and
         ``metadata`` (JSON-serialisable extras: results, dataset) to the ``.npz`` file
         ``path``, atomically: it is replaced whole (keeping its permissions) or left as it was.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -46,13 +46,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _OptionKeywords(TypedDict):
+    """The keywords of ``add_argument`` that every recipe option has."""
+
+    default: str
+    help: str
+
+
 def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
     """One option per recipe field, from the hyperparameters' table; default: the recipe's."""
     group = parser.add_argument_group("hyperparameters (default: the recipe's)")
     length = group.add_mutually_exclusive_group()
     for row in rows(Recipe):
         shown = ", ".join(f"{name} {_shown(row.name, recipe)}" for name, recipe in RECIPES.items())
-        options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{row.help}: {shown}"}
+        options = _OptionKeywords(default=argparse.SUPPRESS, help=f"{row.help}: {shown}")
         target = length if row.name == "num_iters" else group
         if row.kind is bool:
             target.add_argument(flag(row.name), action=argparse.BooleanOptionalAction, **options)

@@ -176,6 +176,7 @@ class _StatusLine:
         self.header = header
         self.started = False
 
+    # Any: as xpnet.tune.tune types its progress dict (each key's value of its own type).
     def __call__(self, counts: dict[str, Any]) -> None:
         if "retraining" in counts:
             self.close()

@@ -21,12 +21,20 @@ from xpnet.pipeline._data import TRAIN_ROWS, PreparedData, prepare_data
 from xpnet.pipeline._evaluate import Evaluation, evaluate
 from xpnet.pipeline._outputs import check_output_dir, save_run
 from xpnet.pipeline._plan import RunPlan, plan_run, recipe_with
-from xpnet.pipeline._run import RunResult, make_net, run, run_plan, train_and_measure
+from xpnet.pipeline._run import (
+    RunMetadata,
+    RunResult,
+    make_net,
+    run,
+    run_plan,
+    train_and_measure,
+)
 
 __all__ = [
     "TRAIN_ROWS",
     "Evaluation",
     "PreparedData",
+    "RunMetadata",
     "RunPlan",
     "RunResult",
     "check_output_dir",

@@ -6,11 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from xpnet._typing import DType
+from xpnet._typing import Device, DType
 from xpnet.backend import Backend
 from xpnet.data import mnist
 from xpnet.errors import DataError, ModelFileError
@@ -51,7 +50,7 @@ def evaluate(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
-    device: Any = None,
+    device: Device | None = None,
     dtype: DType | None = None,
 ) -> Evaluation:
     """Measure a model file on the test set of the dataset it was trained on.

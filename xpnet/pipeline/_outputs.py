@@ -6,17 +6,21 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from xpnet import plots
 from xpnet._atomic import atomic_write, check_writable_directory
+from xpnet._typing import JSON
 from xpnet.data import mnist
 from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._run import RunResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["check_output_dir", "save_plots", "save_run"]
 
@@ -62,7 +66,7 @@ def save_plots(
     class_names: Sequence[str] | None,
     *,
     net: TwoLayerNet | None = None,
-    history: dict[str, Any] | None = None,
+    history: Mapping[str, JSON] | None = None,
 ) -> list[Path]:
     """Write ``loss_accuracy.png`` (given a ``history``), ``weights.png`` (given a ``net``)
     and ``confusion.png`` into ``out``; return their paths.
@@ -80,7 +84,7 @@ def save_plots(
     history : dict, optional
         As :attr:`RunResult.history`, with ``val_acc`` and ``test_acc``.
     """
-    figures: dict[str, Callable[[], Any]] = {}
+    figures: dict[str, Callable[[], Figure]] = {}
     if history is not None:
         figures["loss_accuracy.png"] = lambda: plots.plot_history(history)
     if net is not None:

@@ -8,7 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from xpnet import _checks
-from xpnet._typing import Compile, DType
+from xpnet._typing import Compile, Device, DType
 from xpnet.backend import Backend
 from xpnet.data import mnist
 from xpnet.pipeline._data import TRAIN_ROWS, PreparedData
@@ -36,6 +36,8 @@ def recipe_with(recipe: str | Recipe = "lab", **overrides: Any) -> Recipe:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise ValueError(f"unknown recipe settings {unknown}; a recipe has {sorted(fields)}")
+    # Any: each override is of its own field's type (a TypedDict of them would spell the
+    # table twice), passed on to dataclasses.replace; Recipe.settings checks them.
     return dataclasses.replace(recipe, **overrides)
 
 
@@ -64,7 +66,7 @@ class RunPlan:
         TypeError, ValueError
             As :func:`plan_run` does.
         """
-        recipe = recipe_with(self.recipe, **overrides)
+        recipe = recipe_with(self.recipe, **overrides)  # Any: as recipe_with's
         s = self.settings
         settings = recipe.settings(input_size=s.input_size, output_size=s.output_size,
                                    seed=s.seed, compile=s.compile,
@@ -77,14 +79,14 @@ def plan_run(
     *,
     dataset: str = "mnist",
     backend: str | ModuleType | Backend = "numpy",
-    device: Any = None,
+    device: Device | None = None,
     dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
     enable_float64: bool = False,
     data: PreparedData | None = None,
     epochs: int | None = None,
-    **overrides: Any,
+    **overrides: Any,  # Any: recipe fields of every type, as recipe_with's
 ) -> RunPlan:
     """Check everything a run needs before anything is read, written or trained.
 

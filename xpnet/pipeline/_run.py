@@ -6,11 +6,11 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
-from xpnet._typing import Compile, DType
+from xpnet._typing import Compile, Device, DType, JSONObject
 from xpnet.backend import Backend
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
@@ -20,7 +20,24 @@ from xpnet.pipeline._plan import RunPlan, plan_run
 from xpnet.recipes import Recipe
 from xpnet.training import EpochCallback, ProgressCallback, TrainSettings, fit
 
-__all__ = ["RunResult", "make_net", "run", "run_plan", "train_and_measure"]
+__all__ = ["RunMetadata", "RunResult", "make_net", "run", "run_plan", "train_and_measure"]
+
+
+class _RunMetadata(TypedDict):
+    """The keys every run's metadata has."""
+
+    dataset: str
+    recipe: JSONObject
+    seed: int | None
+
+
+class RunMetadata(_RunMetadata, total=False):
+    """What a model file records of a run (:meth:`RunResult.metadata`): the dataset, the
+    recipe's fields and the seed; then, for a run that finished, ``results`` (its
+    ``val_acc`` and ``test_acc``), or, for one stopped by Ctrl-C, ``interrupted: True``."""
+
+    results: dict[str, float | None]
+    interrupted: bool
 
 
 @dataclass
@@ -57,9 +74,9 @@ class RunResult:
     confusion: np.ndarray | None = field(default=None, repr=False)
     interrupted: bool = False
 
-    def metadata(self) -> dict[str, Any]:
+    def metadata(self) -> RunMetadata:
         """What a model file records of the run."""
-        metadata: dict[str, Any] = {
+        metadata: RunMetadata = {
             "dataset": self.dataset,
             "recipe": dataclasses.asdict(self.recipe),
             "seed": self.seed,
@@ -77,14 +94,14 @@ def run(
     dataset: str = "mnist",
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
-    device: Any = None,
+    device: Device | None = None,
     dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
     progress: ProgressCallback | None = None,
     data: PreparedData | None = None,
     epochs: int | None = None,
-    **overrides: Any,
+    **overrides: Any,  # Any: recipe fields of every type, as recipe_with's
 ) -> RunResult:
     """Train a network by a recipe and measure it on the validation and test sets.
 
@@ -249,7 +266,7 @@ def _check_net_is_planned(net: TwoLayerNet, settings: TrainSettings) -> None:
         )
 
 
-def _shown(value: Any) -> str:
+def _shown(value: object) -> str:
     """Sizes as ``784-50-10``, a backend as ``numpy on cpu``, anything else as text."""
     if isinstance(value, tuple):
         return "-".join(map(str, value))

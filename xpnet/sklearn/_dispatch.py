@@ -9,10 +9,9 @@ once at the edge, and the labels' way to and from class indices.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from xpnet._typing import Array, ArrayLike, Device, Namespace
 from xpnet.backend import (
     Backend,
     array_namespace,
@@ -35,7 +34,7 @@ __all__ = [
 ]
 
 
-def is_host(X: Any) -> bool:
+def is_host(X: ArrayLike) -> bool:
     """Whether ``X`` is NumPy or array-like (a list, a DataFrame), not another library's."""
     return is_numpy_array(X) or not is_array_api_obj(X)
 
@@ -47,14 +46,14 @@ def dispatching() -> bool:
     return bool(sklearn.get_config()["array_api_dispatch"])
 
 
-def namespace(X: Any) -> Any:
+def namespace(X: ArrayLike) -> Namespace:
     """X's namespace under array API dispatch (NumPy's otherwise, as scikit-learn does)."""
     if dispatching() and not is_host(X):
         return array_namespace(X)
     return np
 
 
-def backend_for(X: Any, backend: str, device: Any) -> Backend:
+def backend_for(X: Array, backend: str, device: Device | None) -> Backend:
     """Where ``X`` trains: NumPy input on ``backend`` and ``device``, another library's
     on its own library and device."""
     if is_numpy_array(X):
@@ -62,7 +61,7 @@ def backend_for(X: Any, backend: str, device: Any) -> Backend:
     return resolve_backend(array_namespace(X), device_of(X))
 
 
-def refuse_complex(X: Any) -> None:
+def refuse_complex(X: ArrayLike) -> None:
     """Complex input is refused on every backend, as scikit-learn refuses it in NumPy:
     a conversion to float would silently drop the imaginary part."""
     if is_host(X):
@@ -72,7 +71,7 @@ def refuse_complex(X: Any) -> None:
         raise ValueError(f"Complex data not supported: X has dtype {dtype}; pass X.real")
 
 
-def check_same_place(X: Any, backend: Backend, host_input: bool, caller: str) -> None:
+def check_same_place(X: ArrayLike, backend: Backend, host_input: bool, caller: str) -> None:
     """Under dispatch, refuse ``X``, given to ``caller`` (``"Class.method"``), unless it is
     of the library and device the estimator was fitted on (``host_input``: NumPy or
     array-likes), as scikit-learn's own estimators do."""
@@ -88,12 +87,12 @@ def check_same_place(X: Any, backend: Backend, host_input: bool, caller: str) ->
         )
 
 
-def classes_of(y: Any) -> np.ndarray:
+def classes_of(y: ArrayLike) -> np.ndarray:
     """The distinct labels of ``y`` (N,), sorted, on the host: shape (C,)."""
     return np.unique(to_numpy(np.asarray(y) if isinstance(y, list | tuple) else y))
 
 
-def class_indices(classes: np.ndarray, y: Any, backend: Backend) -> Any:
+def class_indices(classes: np.ndarray, y: Array, backend: Backend) -> Array:
     """Labels ``y`` (N,) as indices 0..C-1 into ``classes`` (C,), on ``backend``'s device.
 
     Raises ValueError for a label that is not among ``classes``.
@@ -108,7 +107,7 @@ def class_indices(classes: np.ndarray, y: Any, backend: Backend) -> Any:
     return backend.asarray(indices)
 
 
-def class_labels(classes: np.ndarray, indices: Any) -> Any:
+def class_labels(classes: np.ndarray, indices: Array) -> Array:
     """Class indices (N,) as labels from ``classes`` (C,): in the indices' namespace and
     device where the classes are numbers; a NumPy array for classes such as strings,
     which other libraries cannot hold."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from numbers import Integral, Real
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -20,7 +20,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
-from xpnet._typing import DTYPES, DType, Params
+from xpnet._typing import DTYPES, Array, ArrayLike, Device, DType, JSONObject, Params
 from xpnet.backend import array_namespace, is_numpy_array
 from xpnet.neural_net import TwoLayerNet
 from xpnet.sklearn import _parameters
@@ -34,13 +34,14 @@ from xpnet.sklearn._dispatch import (
     namespace,
     refuse_complex,
 )
+from xpnet.sklearn._fitted import FEATURES, Features, FitAttributes, RunAttributes
 from xpnet.sklearn._stopping import Stopper, validation_split
 from xpnet.training import ComputeSettings, TrainSettings
 
-__all__ = ["TwoLayerClassifier"]
+if TYPE_CHECKING:
+    from sklearn.utils import Tags
 
-#: The fitted attributes that scikit-learn's validation sets from X's columns.
-_FEATURES = ("n_features_in_", "feature_names_in_")
+__all__ = ["TwoLayerClassifier"]
 
 
 class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -112,7 +113,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     #: ``fit`` or ``partial_fit`` touches anything: the hyperparameters' ranges from
     #: their table, then the estimator's own; :class:`xpnet.training.TrainSettings`
     #: then checks the combinations and the memory.
-    _parameter_constraints: ClassVar[dict[str, Any]] = {
+    _parameter_constraints: ClassVar[dict[str, list[_parameters.Constraint] | str]] = {
         **_parameters.constraints(),
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -136,11 +137,12 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         dtype: Literal["float32", "float64"] | None = None,
-        random_state: Any = None,
+        random_state: int | np.random.RandomState | None = None,
         backend: str = "numpy",
-        device: Any = None,
+        device: Device | None = None,
         compile: Literal["auto"] | bool = "auto",
         verbose: bool = False,
+        # Any: each of its row's own type, which the table decides (signature() spells them).
         **hyperparameters: Any,
     ) -> None:
         # The table's hyperparameters, by their estimator names; __signature__ lists them.
@@ -158,14 +160,14 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.compile = compile
         self.verbose = verbose
 
-    def __sklearn_tags__(self) -> Any:
+    def __sklearn_tags__(self) -> Tags:
         tags = super().__sklearn_tags__()
         tags.array_api_support = True
         return tags
 
     # Fitting: every attribute ending in "_" is set by _set_fitted, once training succeeded.
 
-    def fit(self, X: Any, y: Any) -> TwoLayerClassifier:
+    def fit(self, X: ArrayLike, y: ArrayLike) -> TwoLayerClassifier:
         """Train a new network on ``X`` (N, D) and labels ``y`` (N,); returns self.
 
         Every setting is checked first; a fit that fails leaves a fitted estimator as
@@ -175,7 +177,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         X, y, features = self._validated(X, y, reset=True)
         return self._fit_new(X, y, classes_of(y), features, self.max_iter, stop_early=True)
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> TwoLayerClassifier:
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> TwoLayerClassifier:
         """Train one more epoch on ``X`` and ``y``; the first call needs ``classes``.
 
         The network, its optimiser's state excepted, carries over between calls. A
@@ -198,7 +202,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def _fit_new(
-        self, X: Any, y: Any, classes: np.ndarray, features: dict[str, Any], epochs: int,
+        self, X: Array, y: Array, classes: np.ndarray, features: Features, epochs: int,
         *, stop_early: bool,
     ) -> TwoLayerClassifier:  # fmt: skip
         """Train a new network for ``epochs`` epochs on checked ``X`` and ``y`` (of
@@ -210,9 +214,11 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self._set_fitted({**features, "classes_": classes, "_host_input": is_host(X), **trained})
         return self
 
-    def _validated(self, X: Any, y: Any, *, reset: bool) -> tuple[Any, Any, dict[str, Any]]:
+    def _validated(
+        self, X: ArrayLike, y: ArrayLike, *, reset: bool
+    ) -> tuple[Array, Array, Features]:
         """X and y as scikit-learn's validation checks them, and, with ``reset``, the
-        fitted attributes that describe X's columns (:data:`_FEATURES`)."""
+        fitted attributes that describe X's columns (:data:`~xpnet.sklearn._fitted.FEATURES`)."""
         xp = namespace(X)
         refuse_complex(X)
         # With reset, validation records X's columns on the estimator it checks for: a
@@ -220,19 +226,20 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         checked = copy.copy(self) if reset else self
         X, y = validate_data(checked, X, y, reset=reset, dtype=[xp.float64, xp.float32])
         check_classification_targets(y)
-        features = {k: v for k, v in vars(checked).items() if k in _FEATURES} if reset else {}
+        found = {k: v for k, v in vars(checked).items() if k in FEATURES} if reset else {}
+        features = cast(Features, found)  # as scikit-learn's validation sets them
         return X, y, features
 
-    def _set_fitted(self, fitted: dict[str, Any]) -> None:
+    def _set_fitted(self, fitted: RunAttributes | FitAttributes) -> None:
         """Set the fitted attributes of a fit that succeeded, all at once; X's columns,
         when given, replace the old ones (without feature names, there are none)."""
         if "n_features_in_" in fitted:
-            for name in _FEATURES:
+            for name in FEATURES:
                 self.__dict__.pop(name, None)
         self.__dict__.update(fitted)
 
     def _settings(
-        self, X: Any, num_classes: int, epochs: int, *, seed: int | None
+        self, X: Array, num_classes: int, epochs: int, *, seed: int | None
     ) -> TrainSettings:
         """The checked settings of ``epochs`` epochs on ``X``: for a new network seeded
         with ``seed``, on X's backend; for the fitted one when ``seed`` is None."""
@@ -271,9 +278,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         )  # fmt: skip
 
     def _train(
-        self, net: TwoLayerNet, classes: np.ndarray, X: Any, y: Any, settings: TrainSettings,
+        self, net: TwoLayerNet, classes: np.ndarray, X: Array, y: Array, settings: TrainSettings,
         *, continued: bool, stop_early: bool,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> RunAttributes:  # fmt: skip
         """Train from ``net``'s parameters on ``X`` and ``y``; return the fitted attributes
         of the run: the trained network and the curves (``continued``: this estimator's,
         extended). ``stop_early``: stop by :class:`~xpnet.sklearn._stopping.Stopper`'s rule,
@@ -320,18 +327,18 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     # Predicting
 
-    def predict_proba(self, X: Any) -> Any:
+    def predict_proba(self, X: ArrayLike) -> Array:
         """Class probabilities, shape (N, C), in X's namespace and device."""
         X = self._checked_input(X, "predict_proba")
         return self.net_.predict_proba(X)
 
-    def predict_log_proba(self, X: Any) -> Any:
+    def predict_log_proba(self, X: ArrayLike) -> Array:
         """The logarithm of :meth:`predict_proba`."""
         X = self._checked_input(X, "predict_log_proba")
         probabilities = self.net_.predict_proba(X)
         return array_namespace(probabilities).log(probabilities)
 
-    def predict(self, X: Any) -> Any:
+    def predict(self, X: ArrayLike) -> Array:
         """The most probable class of each row, shape (N,), from ``classes_``.
 
         In X's namespace and device where the classes are numbers; a NumPy array for
@@ -340,7 +347,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         X = self._checked_input(X, "predict")
         return class_labels(self.classes_, self.net_.predict(X))
 
-    def _checked_input(self, X: Any, method: str) -> Any:
+    def _checked_input(self, X: ArrayLike, method: str) -> Array:
         check_is_fitted(self)
         check_same_place(X, self.net_.backend, self._host_input,
                          f"{type(self).__name__}.{method}")  # fmt: skip
@@ -349,13 +356,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return validate_data(self, X, reset=False, dtype=[xp.float64, xp.float32])
 
     @property
-    def coefs_(self) -> list[Any]:
+    def coefs_(self) -> list[Array]:
         """``[W1 (D, H), W2 (H, C)]``."""
         check_is_fitted(self)
         return [self.net_.params["W1"], self.net_.params["W2"]]
 
     @property
-    def intercepts_(self) -> list[Any]:
+    def intercepts_(self) -> list[Array]:
         """``[b1 (H,), b2 (C,)]``."""
         check_is_fitted(self)
         return [self.net_.params["b1"], self.net_.params["b2"]]
@@ -365,7 +372,7 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
 
 def _network(
-    start: TwoLayerNet, params: Params, record: dict[str, Any], rng: np.random.Generator | None
+    start: TwoLayerNet, params: Params, record: JSONObject, rng: np.random.Generator | None
 ) -> TwoLayerNet:
     """The trained network: a copy of ``start`` (the network a run started from, left as
     it is) that holds the run's ``params``, its ``record`` as ``last_training``, and

@@ -14,7 +14,7 @@ import math
 import textwrap
 from collections.abc import Callable, Mapping
 from numbers import Integral, Real
-from typing import Any
+from typing import TypeAlias
 
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -22,6 +22,7 @@ from xpnet.hyperparameters import Hyperparameters, Row, rows
 
 __all__ = [
     "DEFAULTS",
+    "Constraint",
     "constraints",
     "docstring",
     "estimator_name",
@@ -36,6 +37,11 @@ DEFAULTS = Hyperparameters(
     hidden_size=100, learning_rate=0.01, learning_rate_decay=1.0, reg=1e-4, momentum=0.9,
     init="he", shuffle=True,
 )  # fmt: skip
+
+#: One of scikit-learn's parameter constraints, as its parameter validation reads them: a
+#: range, string options, a name of a kind of value (``"boolean"``, ``"random_state"``),
+#: or None (None is allowed).
+Constraint: TypeAlias = Interval | StrOptions | str | None
 
 #: What the estimator adds to the table's line of a hyperparameter, by the table's name.
 NOTES = {
@@ -75,7 +81,7 @@ def estimator_name(row: Row) -> str:
     return row.estimator or row.name
 
 
-def values(given: Mapping[str, Any]) -> dict[str, Any]:
+def values(given: Mapping[str, object]) -> dict[str, object]:
     """Every hyperparameter's value by its estimator name: ``given``'s, else the default.
 
     Raises
@@ -97,12 +103,12 @@ def values(given: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def constraints() -> dict[str, list[Any]]:
+def constraints() -> dict[str, list[Constraint]]:
     """Each hyperparameter's range as scikit-learn's parameter validation declares it."""
     return {estimator_name(row): _constraint(row) for row in estimator_rows()}
 
 
-def _constraint(row: Row) -> list[Any]:
+def _constraint(row: Row) -> list[Constraint]:
     if row.choices:
         return [StrOptions(set(row.choices))]
     if row.kind is bool:

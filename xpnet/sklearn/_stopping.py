@@ -8,12 +8,10 @@ last. :func:`validation_split` holds out the validation set.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from xpnet._typing import Params, map_params
+from xpnet._typing import Array, Params, map_params
 from xpnet.backend import Backend, array_namespace, to_numpy
 
 __all__ = ["Stopper", "validation_split"]
@@ -60,8 +58,8 @@ class Stopper:
 
 
 def validation_split(
-    X: Any, labels: Any, fraction: float, seed: int, backend: Backend
-) -> tuple[Any, Any, Any, Any]:
+    X: Array, labels: Array, fraction: float, seed: int, backend: Backend
+) -> tuple[Array, Array, Array, Array]:
     """Rows ``X`` (N, D) and class indices ``labels`` (N,) of ``backend``, split into
     training and validation sets, ``fraction`` of them held out, stratified when every
     class has two rows: ``(X_train, X_val, labels_train, labels_val)``. The split is
