@@ -151,3 +151,11 @@ def test_what_numpy_writes_loads_deflated_or_in_fortran_order(saved, tmp_path):
     for name, value in net.params.items():
         np.testing.assert_array_equal(loaded.params[name], to_numpy(value))
     assert loaded.params["W1"].flags.writeable
+
+
+def test_a_file_that_is_no_zip_is_refused_in_one_message(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("W1 = [[0.1]]\n")
+    with pytest.raises(ModelFileError) as caught:
+        TwoLayerNet.load(path)
+    assert str(caught.value).startswith(f"{path}: not an .npz model file (a zip archive")

@@ -97,6 +97,8 @@ def open_npz(path: Path) -> Iterator[NpzArchive]:
                     "file is written by `xpnet train` or TwoLayerNet.save"
                 )
             archive = zipfile.ZipFile(file)
+        except ModelFileError:
+            raise
         except _READ_ERRORS as err:
             raise ModelFileError(f"{path}: not a readable .npz file ({err})") from None
         with archive:
