@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from xpnet import TwoLayerNet
-from xpnet._atomic import atomic_write
+from xpnet._atomic import atomic_write, check_writable_directory
 
 WRITER = textwrap.dedent(
     """
@@ -111,3 +111,10 @@ def test_a_symlink_to_a_regular_file_is_followed_and_kept(tmp_path):
         f.write(b"made")
     assert os.readlink(dangling) == str(tmp_path / "runs" / "next.npz")
     assert (tmp_path / "runs" / "next.npz").read_bytes() == b"made"
+
+
+def test_an_output_directory_that_is_a_device_is_called_one(tmp_path):
+    (tmp_path / "out").symlink_to("/dev/null")
+    with pytest.raises(NotADirectoryError, match="out is a character device; choose a directory"):
+        check_writable_directory(tmp_path / "out")
+    assert os.readlink(tmp_path / "out") == "/dev/null"

@@ -175,7 +175,8 @@ def check_writable_directory(path: Path, *, create: bool = True) -> Path:
         Saying whether ``path`` is a file, lies under a file, or is not writable.
     """
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"output directory {path} is a file; choose a directory")
+        kind = "file" if path.is_file() else file_kind(path.stat().st_mode)
+        raise NotADirectoryError(f"output directory {path} is a {kind}; choose a directory")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(
