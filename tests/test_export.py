@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -232,3 +234,43 @@ def test_the_command_without_ndonnx_says_what_to_install(trained, tmp_path):
     assert "pip install 'xpnet[onnx]'" in done.stderr
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.fixture
+def small_model(tmp_path):
+    """An untrained 784-input network with a preprocessing, saved: enough to export."""
+    net = TwoLayerNet(784, 8, 10, std=1e-2, dtype="float32", seed=0)
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 784)).astype(np.float32)
+    net.preprocessing = fit_preprocessing("subtract_mean_image", pixels)
+    net.save(tmp_path / "model.npz")
+    return tmp_path / "model.npz"
+
+
+def special_output(kind, where):
+    """An --output of ``kind`` at ``where``; a function that says whether it is intact."""
+    if kind == "FIFO":
+        os.mkfifo(where)
+        return lambda: stat.S_ISFIFO(os.lstat(where).st_mode)
+    target = {"symlink to /dev/stdout": "/dev/stdout", "symlink to /dev/null": "/dev/null"}[kind]
+    where.symlink_to(target)
+    node = os.lstat(target)  # /dev/stdout: a link, to this process's stdout
+    return lambda: os.readlink(where) == target and same_node(os.lstat(target), node)
+
+
+def same_node(a, b):
+    return (a.st_dev, a.st_ino, a.st_mode, a.st_rdev) == (b.st_dev, b.st_ino, b.st_mode, b.st_rdev)
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "symlink to /dev/stdout", "symlink to /dev/null"])
+def test_the_command_refuses_an_output_that_is_not_a_regular_file(small_model, tmp_path, kind):
+    """Never renamed over: the FIFO, the link and the device stay what they were."""
+    where = tmp_path / "out.onnx"
+    intact = special_output(kind, where)
+    done = cli("export", str(small_model), "--output", str(where))  # stdout: a pipe
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"xpnet: error: cannot write {where}: it is a ")
+    assert "not a regular file" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert done.stdout == ""
+    assert intact()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz", "out.onnx"]

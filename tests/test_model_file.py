@@ -265,13 +265,41 @@ def test_metadata_of_the_wrong_json_type_is_refused(trained, tmp_path, case):
         read_model(tmp_path / "m.npz")
 
 
-def test_deeply_nested_metadata_is_refused(trained, tmp_path):
+@pytest.mark.parametrize("depth", [100, 5_000, 100_000])
+def test_deeply_nested_metadata_is_refused(trained, tmp_path, depth):
     members = good_members(trained)
-    deep = '{"format": "xpnet-model", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    deep = json.dumps(good_meta())[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
     members["metadata.npy"] = npy_bytes(np.array(deep))
     write_zip(tmp_path / "m.npz", members)
-    with pytest.raises(ModelFileError, match="nests too deeply"):
+    with pytest.raises(ModelFileError, match="nests deeper than 100 levels"):
         read_model(tmp_path / "m.npz")
+
+
+def nested(depth):
+    value = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [({"x": nested(100)}, "nests deeper than 100 levels"),
+     ({"x": nested(5_000)}, "nests deeper than 100 levels"),
+     ({"notes": "a" * 2**20}, r"takes 1,04\d,\d{3} bytes as JSON, more than the 1,048,576")],
+    ids=["depth 100", "depth 5000", "over 1 MiB"],
+)  # fmt: skip
+def test_save_refuses_metadata_that_load_would_refuse_and_writes_nothing(
+    trained, tmp_path, metadata, message
+):
+    with pytest.raises(ValueError, match=message):
+        trained.save(tmp_path / "m.npz", metadata)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_metadata_just_within_the_bounds_saves_and_loads(trained, tmp_path):
+    trained.save(tmp_path / "m.npz", {"x": nested(99), "notes": "a" * (2**20 - 4096)})
+    assert len(TwoLayerNet.load(tmp_path / "m.npz").metadata["notes"]) == 2**20 - 4096
 
 
 def test_big_endian_arrays_are_valid(trained, tmp_path):

@@ -11,8 +11,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import subprocess
+import sys
 import tempfile
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +36,10 @@ FUZZ = settings(
 )
 
 
-def load_bytes(data: bytes) -> None:
-    """Write ``data`` as a model file and load it: success, or a ModelFileError naming it.
-    What loads is of the one format xpnet writes, its preprocessing described or absent."""
+def load_bytes(data: bytes, *, refused: bool = False) -> str | None:
+    """Write ``data`` as a model file and load it: success (unless ``refused``), or a
+    ModelFileError naming it, whose message is returned. What loads is of the one
+    format xpnet writes, its preprocessing described or absent."""
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "fuzz-model.npz"
         path.write_bytes(data)
@@ -43,10 +48,12 @@ def load_bytes(data: bytes) -> None:
         except ModelFileError as err:
             message = str(err)
         else:
+            assert not refused, "a file that must be refused loaded"
             assert net.metadata["format_version"] == FORMAT_VERSION
             assert isinstance(net.metadata.get("preprocessing", {}), dict)
-            return
+            return None
     assert str(path) in message
+    return message
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +76,9 @@ def members_of(data: bytes) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def zip_bytes(members: dict[str, bytes]) -> bytes:
+def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, content in members.items():
             archive.writestr(name, content)
     return buffer.getvalue()
@@ -187,3 +194,123 @@ def test_crafted_preprocessing(model_bytes, name, scale, mean):
         rows = net.preprocessing(pixels)
     assert np.all(np.isfinite(rows))
     assert np.all(np.abs(rows) <= 255)
+
+
+# Damaged archives: compressed streams, flags, trailing bytes.
+
+
+def compressed_data(data: bytes, member: str) -> tuple[int, int]:
+    """Where ``member``'s compressed data starts in the archive ``data``, and its length."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        info = archive.getinfo(member)
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    return info.header_offset + 30 + name_length + extra_length, info.compress_size
+
+
+MEMBERS = ["W1.npy", "b1.npy", "W2.npy", "b2.npy", "metadata.npy", "preprocessing_mean.npy"]
+COMPRESSIONS = [zipfile.ZIP_DEFLATED, zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2]
+
+
+@FUZZ
+@given(member=st.sampled_from(MEMBERS), compression=st.sampled_from(COMPRESSIONS),
+       data=st.data())  # fmt: skip
+def test_corrupt_compressed_streams(model_bytes, member, compression, data):
+    content = bytearray(zip_bytes(members_of(model_bytes), compression))
+    start, length = compressed_data(bytes(content), member)
+    for _ in range(data.draw(st.integers(1, 4))):
+        content[start + data.draw(st.integers(0, length - 1))] ^= 1 << data.draw(st.integers(0, 7))
+    load_bytes(bytes(content))
+
+
+@FUZZ
+@given(member=st.sampled_from(MEMBERS), bits=st.integers(1, 0xFFFF))
+@example(member="W1.npy", bits=0x1)  # "encrypted": zipfile's RuntimeError
+@example(member="b2.npy", bits=0x41)  # strong encryption: its NotImplementedError
+def test_flag_bits(model_bytes, member, bits):
+    """Any general-purpose flags, in the member's local header and central entry alike."""
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
+        local, central = archive.getinfo(member).header_offset + 6, archive.start_dir
+    while not model_bytes.startswith(member.encode(), central + 46):  # the next entry
+        lengths = struct.unpack_from("<HHH", model_bytes, central + 28)  # name, extra, comment
+        central += 46 + sum(lengths)
+    content = bytearray(model_bytes)
+    for at in (local, central + 8):
+        flags = struct.unpack_from("<H", content, at)[0] | bits
+        struct.pack_into("<H", content, at, flags)
+    load_bytes(bytes(content))
+
+
+@FUZZ
+@given(member=st.sampled_from(MEMBERS), trailing=st.binary(min_size=1, max_size=64))
+def test_trailing_bytes_are_refused(model_bytes, member, trailing):
+    members = members_of(model_bytes)
+    members[member] += trailing
+    assert "after its data" in load_bytes(zip_bytes(members), refused=True)
+
+
+# Files that would hang or fill memory: refused in under a second, within 100 MB,
+# measured in a process of their own (a hang fails at its timeout, never blocks the run).
+
+PROBE = """
+import json, resource, sys, time, tracemalloc
+from xpnet import TwoLayerNet
+from xpnet.errors import ModelFileError
+
+tracemalloc.start()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+try:
+    TwoLayerNet.load(sys.argv[1])
+    outcome = "loaded"
+except ModelFileError as err:
+    outcome = str(err)
+seconds = time.perf_counter() - start
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print(json.dumps({"outcome": outcome, "seconds": seconds,
+                  "traced": tracemalloc.get_traced_memory()[1], "grown": grown}))
+"""
+
+
+def huge_wrong_shape(model_bytes: bytes, path: Path, compression: int) -> None:
+    """The model with a 400 MB ``W1`` of shape (10000, 5000) where (16, 5) belongs."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10_000, 5_000)}
+    )
+    zeros = bytes(4_000_000)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members_of(model_bytes).items():
+            if name != "W1.npy":
+                archive.writestr(name, content)
+        info = zipfile.ZipInfo("W1.npy")
+        info.compress_type = compression
+        with archive.open(info, "w", force_zip64=True) as member:
+            member.write(header.getvalue())
+            for _ in range(400_000_000 // len(zeros)):
+                member.write(zeros)
+
+
+HOSTILE = {
+    "FIFO": lambda model, path: os.mkfifo(path),
+    "symlink to /dev/zero": lambda model, path: path.symlink_to("/dev/zero"),
+    "symlink to /dev/urandom": lambda model, path: path.symlink_to("/dev/urandom"),
+    "400 MB W1 of the wrong shape, stored": partial(huge_wrong_shape, compression=0),
+    "400 MB W1 of the wrong shape, deflated": partial(huge_wrong_shape, compression=8),
+}
+REFUSAL = {"FIFO": "is a FIFO (named pipe), not a regular file",
+           "symlink to /dev/zero": "is a character device, not a regular file",
+           "symlink to /dev/urandom": "is a character device, not a regular file"}  # fmt: skip
+WRONG_SHAPE = "W1 has shape (10000, 5000) and dtype float64, expected (16, 5) and float64"
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+def test_files_that_would_hang_or_fill_memory_are_refused_at_once(model_bytes, tmp_path, kind):
+    path = tmp_path / "model.npz"
+    HOSTILE[kind](model_bytes, path)
+    done = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    measured = json.loads(done.stdout)
+    assert measured["outcome"].startswith(f"{path}: {REFUSAL.get(kind, WRONG_SHAPE)}")
+    assert measured["seconds"] < 1.0
+    assert measured["traced"] < 100e6
+    assert measured["grown"] < 100e6

@@ -32,19 +32,27 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     goes on to end the process as it would have. A replaced file keeps its
     permissions; a new one gets the usual mode (``0o666`` less the umask).
 
+    Only regular files are written: an existing ``path`` that is (or is a symlink
+    to) a directory, a device (``/dev/null``, a terminal), a FIFO (a pipe, as
+    ``/dev/stdout`` often is) or a socket is refused before anything is written,
+    never renamed over. A symlink to a regular file is followed: the file it names
+    is replaced, the link kept.
+
     Raises
     ------
     OSError
-        If the file cannot be written, naming ``path`` (not the temporary file).
+        If ``path`` is not a regular file (as above), or if the file cannot be
+        written, naming ``path`` (not the temporary file).
     """
     path = Path(path)
+    target = _regular_target(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as err:
         raise _naming(err, path) from None
     try:
-        old_mode = stat.S_IMODE(os.stat(path).st_mode)
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
@@ -56,7 +64,9 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
                 yield f
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+            if _regular_target(path) != target:  # replaced meanwhile: refused above if special
+                raise FileExistsError(f"cannot write {path}: it changed while it was written")
+            os.replace(tmp, target)
     except _Terminated:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -68,6 +78,47 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
         if _about_the_file(err, tmp):
             raise _naming(err, path) from None
         raise
+
+
+def _regular_target(path: Path) -> Path:
+    """The file that writing ``path`` replaces: ``path``, or the file its symlinks name.
+
+    Raises
+    ------
+    OSError
+        If ``path`` exists and is not a regular file, or is a symlink whose target
+        cannot be named (a ``/proc/self/fd`` link to a deleted file, say).
+    """
+    try:
+        found = os.stat(path)  # follows symlinks, /dev/stdout's through /proc included
+    except FileNotFoundError:
+        found = None  # absent, or a symlink to nothing yet: its target is created
+    except OSError as err:  # a symlink loop, a file where a directory should be
+        raise _naming(err, path) from None
+    if found is not None and not stat.S_ISREG(found.st_mode):
+        kind = file_kind(found.st_mode)
+        through = f" (through its symlink to {os.path.realpath(path)})" if path.is_symlink() else ""
+        error = IsADirectoryError if stat.S_ISDIR(found.st_mode) else OSError
+        raise error(
+            f"cannot write {path}: it is a {kind}{through}, not a regular file; xpnet writes "
+            "a file whole and renames it into place, which would replace it: choose a file path"
+        )
+    if not path.is_symlink():
+        return path
+    target = Path(os.path.realpath(path))
+    if found is not None and not (target.exists() and os.path.samestat(found, target.stat())):
+        raise OSError(
+            f"cannot write {path}: its symlink leads to no file xpnet can name; choose a file path"
+        )
+    return target
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` (from ``os.stat``) is, in words."""
+    kinds = [(stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO (named pipe)"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"),
+             (stat.S_ISSOCK, "socket")]  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 class _Terminated(BaseException):
@@ -124,7 +175,8 @@ def check_writable_directory(path: Path, *, create: bool = True) -> Path:
         Saying whether ``path`` is a file, lies under a file, or is not writable.
     """
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"output directory {path} is a file; choose a directory")
+        kind = "file" if path.is_file() else file_kind(path.stat().st_mode)
+        raise NotADirectoryError(f"output directory {path} is a {kind}; choose a directory")
     for parent in path.parents:
         if parent.exists() and not parent.is_dir():
             raise NotADirectoryError(

@@ -8,12 +8,16 @@ row, described in the metadata's ``preprocessing``). It is written atomically, s
 crash mid-write leaves an older file whole. xpnet reads the format it writes,
 :data:`FORMAT_VERSION`, and no other.
 
-Reading trusts nothing in the file: it never unpickles, it checks every array's
-declared shape and dtype against the bytes actually there before allocating, it
-reads at most what the file holds, it type-checks every metadata field it uses, and
-it checks that the preprocessing is one xpnet can have fitted (its name's scale, a
-mean of pixel values).
-Anything wrong is a :class:`xpnet.errors.ModelFileError` that says what.
+Reading trusts nothing in the file: it opens regular files only (never a FIFO or
+a device, which could block or never end), it never unpickles, it checks every
+array's ``.npy`` header (its shape and dtype against the metadata's, its size against
+the bytes there, with no trailing bytes) before reading the array (:mod:`xpnet._npz`),
+it type-checks every metadata field it uses, and it checks that the preprocessing is
+one xpnet can have fitted (its name's scale, a mean of pixel values). Anything wrong,
+a damaged zip or compressed stream included, is a
+:class:`xpnet.errors.ModelFileError` that says what. Writing refuses, before
+anything is written, metadata that reading would refuse: over
+:data:`MAX_METADATA_BYTES` of JSON, or nested deeper than :data:`MAX_METADATA_DEPTH`.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import zipfile
 from collections.abc import Mapping
-from typing import IO
+from functools import partial
 
 import numpy as np
 
 from xpnet._atomic import atomic_write
+from xpnet._npz import MAX_COMPRESSION_RATIO, NpyHeader, open_npz
 from xpnet._typing import JSON, Array, ArrayLike, JSONObject
 from xpnet._version import __version__
 from xpnet.backend import FLOAT_DTYPES, to_numpy
@@ -41,10 +45,10 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2")
 EXTRA_NAMES = ("preprocessing_mean",)
 #: Metadata keys xpnet writes itself; a caller's metadata may not set them.
 RESERVED_KEYS = ("format", "format_version", "xpnet_version", "sizes", "dtype", "preprocessing")
-#: The most bytes of JSON metadata a file may declare.
+#: The most bytes of JSON metadata a file may hold.
 MAX_METADATA_BYTES = 1 << 20
-#: Deflate cannot compress by more than about 1032:1; a larger claim is a lie.
-_MAX_COMPRESSION_RATIO = 1100
+#: The deepest a file's metadata may nest (lists and objects within each other).
+MAX_METADATA_DEPTH = 100
 
 
 def write_model(
@@ -61,8 +65,11 @@ def write_model(
     Raises
     ------
     ValueError
-        If ``metadata`` sets a reserved key, is not JSON-serialisable, or ``extras``
-        holds an unknown array; nothing is written then.
+        If ``metadata`` sets a reserved key, is not JSON-serialisable, nests deeper than
+        :data:`MAX_METADATA_DEPTH` or takes more than :data:`MAX_METADATA_BYTES` as
+        JSON, or ``extras`` holds an unknown array; nothing is written then.
+    OSError
+        If ``path`` exists and is not a regular file (see :func:`xpnet._atomic.atomic_write`).
     """
     clash = sorted(set(metadata) & set(RESERVED_KEYS) - ({"preprocessing"} if extras else set()))
     if clash:
@@ -83,10 +90,21 @@ def write_model(
         "dtype": str(arrays["W1"].dtype),
         **metadata,
     }
+    if _nests_deeper(header, MAX_METADATA_DEPTH):
+        raise ValueError(
+            f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (or contains itself), "
+            "more than a model file holds; keep nested results in a file beside the model"
+        )
     try:
         text = json.dumps(header, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ValueError(f"metadata must be JSON-serialisable: {err}") from None
+    if len(text) > MAX_METADATA_BYTES:  # ASCII: json.dumps escapes the rest
+        raise ValueError(
+            f"metadata takes {len(text):,} bytes as JSON, more than the {MAX_METADATA_BYTES:,} "
+            "a model file holds; keep large results (histories, arrays) in a file beside "
+            "the model"
+        )
     with atomic_write(path) as f:
         # NumPy's stubs read ``**arrays`` as its ``allow_pickle`` flag: a false alarm.
         np.savez(f, **{"metadata": np.array(text), **arrays})  # type: ignore[arg-type]
@@ -96,6 +114,9 @@ def read_model(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, np.ndarray], JSONObject, dict[str, np.ndarray]]:
     """Read and check a model file.
+
+    The metadata is read first; each array's ``.npy`` header is then checked against
+    it (shape and dtype) before the array's data is read.
 
     Returns
     -------
@@ -108,120 +129,88 @@ def read_model(
     Raises
     ------
     ModelFileError
-        If the file is missing, not a zip of ``.npy`` arrays, holds pickled objects
-        or unknown arrays, declares more data than it holds, has arrays of the
-        wrong shape or dtype or with NaN, metadata that is not what xpnet writes,
+        If the file is missing or not a regular file (a FIFO, a device), not a zip of
+        ``.npy`` arrays, damaged (a corrupt stream, encrypted, trailing bytes), holds
+        pickled objects or unknown arrays, declares more data than it holds, has arrays
+        of the wrong shape or dtype or with NaN, metadata that is not what xpnet writes,
         or is of another format version than :data:`FORMAT_VERSION`.
     """
-    arrays = _read_arrays(path)
-    metadata = _metadata(path, arrays.pop("metadata"))
+    with open_npz(path) as archive:
+        found = set(archive.members)
+        required, allowed = {*PARAM_NAMES, "metadata"}, {*PARAM_NAMES, "metadata", *EXTRA_NAMES}
+        if not required <= found or not found <= allowed:
+            missing, extra = sorted(required - found), sorted(found - allowed)
+            raise ModelFileError(
+                f"{path}: not an xpnet model file (missing {missing}, unexpected {extra})"
+            )
+        total = sum(info.file_size for info in archive.members.values())
+        if total > archive.size_on_disk * MAX_COMPRESSION_RATIO:
+            raise ModelFileError(
+                f"{path}: its members claim {total:,} bytes, more than a "
+                f"{archive.size_on_disk:,}-byte file can hold: corrupt"
+            )
+        metadata = _metadata(path, archive.read("metadata", partial(_metadata_header, path)))
+        expected = _expected_arrays(path, metadata)
+        _check_preprocessing_described(path, metadata, "preprocessing_mean" in found)
+        arrays = {
+            name: archive.read(name, partial(_expect, path, name, *expected[name]))
+            for name in expected
+            if name in found
+        }
     params = {name: arrays.pop(name) for name in PARAM_NAMES}
-    _check_params(path, params, metadata)
+    for name, array in params.items():
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(f"{path}: {name} contains NaN or infinity")
     extras = arrays
-    _check_preprocessing(path, metadata, extras, params["W1"].shape[0])
+    _check_preprocessing(path, metadata, extras)
     return params, metadata, extras
 
 
-def _read_arrays(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every array of the archive, each checked against the bytes really there."""
-    try:
-        size_on_disk = os.stat(path).st_size
-        if not zipfile.is_zipfile(path):
-            raise ModelFileError(
-                f"{path}: not an .npz model file (a zip archive of .npy arrays); a model "
-                "file is written by `xpnet train` or TwoLayerNet.save"
-            )
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            names = [info.filename for info in members]
-            wrong = [name for name in names if not name.endswith(".npy")]
-            if wrong:
-                raise ModelFileError(f"{path}: members {wrong[:5]} are not .npy arrays")
-            found = {name[: -len(".npy")] for name in names}
-            required, allowed = {*PARAM_NAMES, "metadata"}, {*PARAM_NAMES, "metadata", *EXTRA_NAMES}
-            if len(found) != len(names) or not required <= found or not found <= allowed:
-                missing, extra = sorted(required - found), sorted(found - allowed)
-                raise ModelFileError(
-                    f"{path}: not an xpnet model file (missing {missing}, unexpected {extra})"
-                )
-            total = sum(info.file_size for info in members)
-            if total > size_on_disk * _MAX_COMPRESSION_RATIO:
-                raise ModelFileError(
-                    f"{path}: its members claim {total:,} bytes, more than a {size_on_disk:,}-byte "
-                    "file can hold: corrupt"
-                )
-            return {
-                info.filename[: -len(".npy")]: _read_member(path, archive, info) for info in members
-            }
-    except FileNotFoundError:
-        raise ModelFileError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from None
-    except ModelFileError:
-        raise
-    except (
-        OSError,
-        EOFError,
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        ValueError,
-        NotImplementedError,
-    ) as err:  # NotImplementedError: a zip feature or version zipfile lacks
-        raise ModelFileError(f"{path}: not a readable .npz file ({err})") from None
+def _metadata_header(path: str | os.PathLike[str], header: NpyHeader) -> None:
+    """The metadata member must be one JSON string of at most MAX_METADATA_BYTES."""
+    if header.dtype.kind != "U" or header.shape != () or header.dtype.itemsize == 0:
+        raise ModelFileError(f"{path}: metadata must be a JSON string")
+    if header.dtype.itemsize > 4 * MAX_METADATA_BYTES:
+        raise ModelFileError(f"{path}: metadata is larger than {MAX_METADATA_BYTES:,} bytes")
 
 
-def _read_member(
-    path: str | os.PathLike[str], archive: zipfile.ZipFile, info: zipfile.ZipInfo
-) -> np.ndarray:
-    name = info.filename
-    with archive.open(info) as stream:
-        try:
-            version = np.lib.format.read_magic(stream)
-            header = (
-                np.lib.format.read_array_header_1_0(stream)
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0(stream)
-            )
-        except ValueError as err:
-            raise ModelFileError(f"{path}: {name} is not a valid .npy array ({err})") from None
-        shape, fortran_order, dtype = header
-        if dtype.hasobject:
-            raise ModelFileError(
-                f"{path}: {name} holds pickled Python objects, which xpnet never loads"
-            )
-        count = 1
-        for extent in shape:
-            count *= int(extent)
-        declared = count * dtype.itemsize
-        if declared > info.file_size:
-            raise ModelFileError(
-                f"{path}: {name} declares shape {shape} of {dtype} ({declared:,} bytes), but "
-                f"holds only {info.file_size:,} bytes: truncated or corrupt"
-            )
-        data = _read_exactly(stream, declared, path, name)
-    array = np.frombuffer(bytearray(data), dtype=dtype)  # writable: training updates in place
-    array = array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
-    return array.astype(dtype.newbyteorder("=")) if dtype.byteorder == ">" else array
+def _expect(
+    path: str | os.PathLike[str], name: str, shape: tuple[int, ...], dtype: str, header: NpyHeader
+) -> None:
+    """Refuse an array whose header declares another shape or dtype than ``name``'s."""
+    if header.shape != shape or header.dtype.newbyteorder("=") != np.dtype(dtype):
+        raise ModelFileError(
+            f"{path}: {name} has shape {header.shape} and dtype {header.dtype}, "
+            f"expected {shape} and {dtype}"
+        )
 
 
-def _read_exactly(stream: IO[bytes], n: int, path: str | os.PathLike[str], name: str) -> bytes:
-    data = stream.read(n)
-    if len(data) != n:
-        raise ModelFileError(f"{path}: {name} ends after {len(data):,} of {n:,} bytes: truncated")
-    return data
+def _nests_deeper(value: object, limit: int) -> bool:
+    """Whether ``value`` has lists or dicts nested more than ``limit`` deep (a value that
+    contains itself does); walked without recursion, and stopped at ``limit``."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, (list, tuple)):
+            if depth == limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _metadata(path: str | os.PathLike[str], raw: np.ndarray) -> JSONObject:
-    if raw.dtype.kind != "U" or raw.ndim != 0:
-        raise ModelFileError(f"{path}: metadata must be a JSON string")
-    if raw.dtype.itemsize > 4 * MAX_METADATA_BYTES:
-        raise ModelFileError(f"{path}: metadata is larger than {MAX_METADATA_BYTES:,} bytes")
     try:
         metadata = json.loads(str(raw))
     except json.JSONDecodeError as err:
         raise ModelFileError(f"{path}: metadata is not valid JSON ({err})") from None
     except RecursionError:
-        raise ModelFileError(f"{path}: metadata nests too deeply to be xpnet's") from None
+        metadata = None  # nested too deep for the parser: refused as such below
+    if metadata is None or _nests_deeper(metadata, MAX_METADATA_DEPTH):
+        raise ModelFileError(
+            f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels: not xpnet's"
+        )
     if not isinstance(metadata, dict) or metadata.get("format") != "xpnet-model":
         raise ModelFileError(f"{path}: metadata does not describe an xpnet model")
     version = metadata.get("format_version")
@@ -303,9 +292,10 @@ def _short(value: JSON) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _check_params(
-    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], metadata: JSONObject
-) -> None:
+def _expected_arrays(
+    path: str | os.PathLike[str], metadata: JSONObject
+) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Each array's shape and dtype, as the metadata's sizes and dtype give them."""
     sizes = metadata.get("sizes")
     keys = ("input_size", "hidden_size", "output_size")
     if not isinstance(sizes, dict) or not all(
@@ -317,36 +307,31 @@ def _check_params(
     dtype = metadata["dtype"]
     if dtype not in FLOAT_DTYPES:
         raise ModelFileError(f"{path}: dtype {dtype!r} is not one of {FLOAT_DTYPES}")
-    shapes = {"W1": (D, H), "b1": (H,), "W2": (H, C), "b2": (C,)}
-    for name, shape in shapes.items():
-        array = arrays[name]
-        if array.shape != shape or array.dtype != np.dtype(dtype):
-            raise ModelFileError(
-                f"{path}: {name} has shape {array.shape} and dtype {array.dtype}, "
-                f"expected {shape} and {dtype}"
-            )
-        if not np.all(np.isfinite(array)):
-            raise ModelFileError(f"{path}: {name} contains NaN or infinity")
+    assert isinstance(dtype, str)  # a member of FLOAT_DTYPES
+    return {"W1": ((D, H), dtype), "b1": ((H,), dtype), "W2": ((H, C), dtype),
+            "b2": ((C,), dtype), "preprocessing_mean": ((D,), "float32")}  # fmt: skip
 
 
-def _check_preprocessing(
-    path: str | os.PathLike[str], metadata: JSONObject, extras: dict[str, np.ndarray], D: int
+def _check_preprocessing_described(
+    path: str | os.PathLike[str], metadata: JSONObject, has_mean: bool
 ) -> None:
-    described = isinstance(metadata.get("preprocessing"), dict)
-    if described != ("preprocessing_mean" in extras):
+    if isinstance(metadata.get("preprocessing"), dict) != has_mean:
         raise ModelFileError(
             f"{path}: the preprocessing's description and its mean array come together; "
             "the file has one without the other"
         )
-    if described:
-        mean = extras["preprocessing_mean"]
-        if mean.shape != (D,) or mean.dtype != np.float32 or not np.all(np.isfinite(mean)):
-            raise ModelFileError(
-                f"{path}: preprocessing_mean must be {D} finite float32 values, got shape "
-                f"{mean.shape} of {mean.dtype}"
-            )
-        described = metadata["preprocessing"]
-        try:
-            check_fitted(described["name"], described["scale"], mean)
-        except ValueError as err:
-            raise ModelFileError(f"{path}: {err}: corrupt, or not written by xpnet") from None
+
+
+def _check_preprocessing(
+    path: str | os.PathLike[str], metadata: JSONObject, extras: dict[str, np.ndarray]
+) -> None:
+    """A described preprocessing (its mean's shape and dtype already checked) must be
+    one xpnet can have fitted."""
+    described = metadata.get("preprocessing")
+    if not isinstance(described, dict):
+        return
+    mean = extras["preprocessing_mean"]
+    try:
+        check_fitted(described["name"], described["scale"], mean)
+    except ValueError as err:
+        raise ModelFileError(f"{path}: {err}: corrupt, or not written by xpnet") from None

@@ -313,8 +313,10 @@ class TwoLayerNet:
         ``path``, atomically: it is replaced whole (keeping its permissions) or left as it was.
 
         Raises ValueError, and writes nothing, if ``metadata`` sets a key xpnet writes
-        itself (``dtype``, ``sizes``, ``format``, ``training``, ...) or is not
-        JSON-serialisable.
+        itself (``dtype``, ``sizes``, ``format``, ``training``, ...), is not
+        JSON-serialisable, or is more than :meth:`load` takes (over 1 MiB as JSON, or
+        nested over 100 deep); OSError, writing nothing, if ``path`` is a directory, a
+        device, a FIFO or a socket (or a symlink to one).
         """
         metadata = dict(metadata or {})
         reserved = sorted(set(metadata) & {*RESERVED_KEYS, "training"})
