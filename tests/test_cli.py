@@ -354,6 +354,19 @@ def test_an_unusable_output_directory_is_found_before_training(mnist_dir, tmp_pa
 
 
 @pytest.mark.mnist
+@pytest.mark.parametrize("name", ["model.npz", "confusion.png"])
+def test_a_runs_file_that_is_a_fifo_is_found_before_training(mnist_dir, tmp_path, name):
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / name)
+    result = run(*quick(mnist_dir, out, "--num-iters", "1000000"))
+    assert result.returncode == 1, result.stderr
+    assert f"{out / name}: it is a FIFO" in result.stderr, result.stderr
+    assert "[" not in result.stderr  # no progress bar: no training started
+    assert (out / name).is_fifo() and sorted(p.name for p in out.iterdir()) == [name]
+
+
+@pytest.mark.mnist
 def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, tmp_path)],

@@ -8,7 +8,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Literal, TypeGuard, overload
@@ -162,8 +162,12 @@ def _naming(err: OSError, path: Path) -> OSError:
     return type(err)(err.errno, f"cannot write {path.name} into {path.parent}: {why}", str(path))
 
 
-def check_writable_directory(path: Path, *, create: bool = True) -> Path:
-    """Check that files can be written into the directory ``path``, creating it if needed.
+def check_writable_directory(
+    path: Path, *, create: bool = True, files: Sequence[str] = ()
+) -> Path:
+    """Check that files can be written into the directory ``path``, creating it if needed,
+    and that none of the ``files`` to be written there is already something else than a
+    regular file (a FIFO, a device, a directory, or a symlink to one).
 
     With ``create=False``, a directory that does not exist yet is left uncreated: its
     nearest existing parent is checked instead, where :func:`atomic_write` will create
@@ -172,7 +176,8 @@ def check_writable_directory(path: Path, *, create: bool = True) -> Path:
     Raises
     ------
     OSError
-        Saying whether ``path`` is a file, lies under a file, or is not writable.
+        Saying whether ``path`` is a file, lies under a file, or is not writable, or
+        which of ``files`` is not a regular file.
     """
     if path.exists() and not path.is_dir():
         kind = "file" if path.is_file() else file_kind(path.stat().st_mode)
@@ -195,4 +200,6 @@ def check_writable_directory(path: Path, *, create: bool = True) -> Path:
         raise PermissionError(
             f"output directory {path} {why}; choose another with --output-dir"
         ) from None
+    for name in files:
+        _regular_target(path / name)
     return path

@@ -25,8 +25,14 @@ if TYPE_CHECKING:
 __all__ = ["check_output_dir", "save_plots", "save_run"]
 
 
+#: The files a run writes into its output directory.
+RUN_FILES = ("model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png")
+
+
 def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Path:
-    """Check that ``path`` takes files (creating it if needed): before any training is spent.
+    """Check that ``path`` takes files (creating it if needed) and that none of a run's
+    files there (:data:`RUN_FILES`) is a FIFO, a device or a directory: before any training
+    is spent.
 
     With ``create=False`` a missing directory is not created (its nearest existing
     parent is checked instead): :func:`save_run` creates it with the first file, so a
@@ -35,10 +41,10 @@ def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Pa
     Raises
     ------
     OSError
-        If it is a file, lies under a file, or cannot be written to; the message
-        says which.
+        If it is a file, lies under a file, or cannot be written to, or one of the
+        run's files is not a regular file; the message says which.
     """
-    return check_writable_directory(Path(path), create=create)
+    return check_writable_directory(Path(path), create=create, files=RUN_FILES)
 
 
 def save_run(result: RunResult, output_dir: str | os.PathLike[str]) -> list[Path]:
