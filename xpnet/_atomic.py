@@ -162,9 +162,7 @@ def _naming(err: OSError, path: Path) -> OSError:
     return type(err)(err.errno, f"cannot write {path.name} into {path.parent}: {why}", str(path))
 
 
-def check_writable_directory(
-    path: Path, *, create: bool = True, files: Sequence[str] = ()
-) -> Path:
+def check_writable_directory(path: Path, *, create: bool = True, files: Sequence[str] = ()) -> Path:
     """Check that files can be written into the directory ``path``, creating it if needed,
     and that none of the ``files`` to be written there is already something else than a
     regular file (a FIFO, a device, a directory, or a symlink to one).
