@@ -496,6 +496,52 @@ def test_an_output_dir_gone_read_only_mid_train_keeps_the_accuracies(mnist_dir, 
     assert not list(out.iterdir())
 
 
+#: ``xpnet`` under an address-space limit (``ulimit -v``) of MiB beyond what it maps once
+#: its modules are loaded: ``python - MIB ARGS...``.
+UNDER_A_LIMIT = """
+import resource, sys
+import xpnet.cli._train, xpnet.pipeline
+from xpnet.cli import main
+mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+              if line.startswith("VmSize:"))
+limit = mapped + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def under_a_limit(mib, *args):
+    return subprocess.run([sys.executable, "-c", UNDER_A_LIMIT, str(mib), *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+@pytest.mark.mnist
+def test_sizes_are_checked_against_the_memory_this_process_may_take(mnist_dir, tmp_path):
+    """Under ``ulimit -v``, a network larger than what is left is refused before any
+    work, naming the limit; the machine's total memory would have let it through."""
+    result = under_a_limit(256, *quick(mnist_dir, tmp_path / "out", "--hidden-size", "100000"))
+    assert result.returncode == 1, result.stderr
+    assert "a 784-100000-10 network (hidden_size=100000) needs 605.8 MiB" in result.stderr
+    assert "address-space limit, ulimit -v" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.mnist
+def test_memory_that_runs_out_is_one_clear_line(mnist_dir, tmp_path):
+    """An allocation no check foresaw (here, reading the images under a tight ``ulimit
+    -v``) ends with a message, not a MemoryError's traceback."""
+    result = under_a_limit(64, *quick(mnist_dir, tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("xpnet: error: out of memory")
+    assert "address-space limit" in result.stderr
+    assert "raise the limit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
 def test_help_of_flags_shows_no_misleading_default(capsys):
     with pytest.raises(SystemExit):
         main(["tune", "--help"])

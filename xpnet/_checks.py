@@ -219,16 +219,18 @@ def _check_label_range(name: str, low: int, high: int, num_classes: int) -> None
 
 
 def fits_in_memory(backend: Backend, elements: int, dtype: ArrayDType | str, what: str) -> None:
-    """Raise ValueError if ``elements`` values of ``dtype`` cannot fit on the backend's device.
+    """Raise ValueError if ``elements`` values of ``dtype`` cannot fit in the memory the
+    backend's device has for this process (:meth:`xpnet.Backend.memory`).
 
     ``what`` names the cause in the message, such as ``"batch_size=10000000000"``.
     """
     needed = elements * _itemsize(dtype)
-    available = backend.memory_bytes()
-    if available is not None and needed > available:
+    memory = backend.memory()
+    if memory is not None and needed > memory.bytes:
         raise ValueError(
-            f"{what} needs {_bytes(needed)} for its arrays, more than the {_bytes(available)} "
-            f"of memory of {backend}; choose a smaller size"
+            f"{what} needs {_bytes(needed)} for its arrays, more than the "
+            f"{_bytes(memory.bytes)} that {backend} may take now ({memory.bound}); choose "
+            "a smaller size"
         )
 
 
