@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -494,6 +495,41 @@ def test_an_output_dir_gone_read_only_mid_train_keeps_the_accuracies(mnist_dir, 
     assert f"cannot write model.npz into {out}: Read-only file system" in stderr
     assert ".part" not in stderr
     assert not list(out.iterdir())
+
+
+@pytest.mark.mnist
+def test_evaluate_in_a_read_only_model_directory_prints_the_results_then_fails(
+    short_run, mnist_dir, read_only_later
+):
+    out, _ = short_run
+    directory, make_read_only = read_only_later
+    shutil.copy(out / "model.npz", directory / "model.npz")
+    make_read_only()
+    result = run("evaluate", str(directory / "model.npz"), "--data-dir", str(mnist_dir))
+    assert result.returncode == 1
+    assert re.search(r"test accuracy: 0\.\d{4} on 10,000 mnist images", result.stdout)
+    assert confusion_from(result.stdout).sum() == 10_000
+    assert f"cannot write confusion.png into {directory}: Read-only file system" in result.stderr
+    assert "the results above were measured" in result.stderr
+    assert "--output-dir" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert [p.name for p in directory.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.mnist
+def test_train_refuses_another_datasets_files_before_anything_is_written(mnist_dir, tmp_path):
+    """XPNET_FASHION_DATA naming MNIST's files: refused, as evaluate and data refuse them,
+    rather than a model of digits recorded as Fashion-MNIST."""
+    env = {**os.environ, "XPNET_FASHION_DATA": str(mnist_dir)}
+    out = tmp_path / "out"
+    result = run("train", "--dataset", "fashion-mnist", "--num-iters", "5",
+                 "--output-dir", str(out), env=env)  # fmt: skip
+    assert result.returncode == 1
+    assert "train-images-idx3-ubyte.gz is mnist's, not fashion-mnist's" in result.stderr
+    assert "XPNET_FASHION_DATA" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+    assert not out.exists()
 
 
 #: ``xpnet`` under an address-space limit (``ulimit -v``) of MiB beyond what it maps once
