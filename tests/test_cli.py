@@ -328,6 +328,11 @@ def quick(mnist_dir, out, *extra):
         (["--weight-decay", "0.01"], r"weight_decay=0\.01 is AdamW's .* takes the L2 term reg"),
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
+        # A bad value is told before a GPU this machine lacks:
+        (["--backend", "cupy", "--hidden-size", "0"], "hidden_size must be a positive integer"),
+        # The decay is the step schedule's: the cosine schedule would ignore it.
+        (["--recipe", "fast", "--learning-rate-decay", "0.5"], r"learning_rate_decay=0\.5 is"),
+        (["--schedule", "cosine"], r"learning_rate_decay=0\.98 is the step schedule's"),
     ],
 )
 def test_impossible_settings_exit_1_with_one_line_and_change_nothing(

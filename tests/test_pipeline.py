@@ -248,6 +248,8 @@ def test_an_output_directory_is_checked_without_being_made_until_the_first_file(
         ({"hidden_size": 2.5}, TypeError, "hidden_size must be a positive integer"),
         ({"optimizer": "adam", "momentum": 0.9}, ValueError, r"momentum=0\.9 is SGD's"),
         ({"colour": "red"}, ValueError, r"unknown recipe settings \['colour'\]"),
+        ({"schedule": "cosine"}, ValueError, r"learning_rate_decay=0\.98 is the step schedule's"),
+        ({"hidden_size": 0, "backend": "cupy"}, ValueError, "hidden_size must be a positive"),
     ],
 )
 def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides, error, message):

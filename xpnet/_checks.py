@@ -12,7 +12,7 @@ from typing import TypedDict, TypeVar, cast
 
 import numpy as np
 
-from xpnet._typing import INITS, Array, ArrayDType, ArrayLike, Init
+from xpnet._typing import DTYPES, INITS, Array, ArrayDType, ArrayLike, DType, Init
 from xpnet.backend import Backend, device_of, has_values, to_numpy
 
 _T = TypeVar("_T")
@@ -76,6 +76,14 @@ def choice(name: str, value: object, allowed: tuple[_T, ...]) -> _T:
     if not found:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return cast(_T, value)  # it equals one of allowed
+
+
+def dtype(value: object) -> DType:
+    """Return ``value`` if it names a dtype a network computes in; TypeError unless it
+    is a string, ValueError unless it is one of them. Needs no backend."""
+    if not isinstance(value, str):
+        raise TypeError(f"dtype must be one of {DTYPES}, got {value!r}")
+    return choice("dtype", value, DTYPES)
 
 
 def flag(name: str, value: object) -> bool:

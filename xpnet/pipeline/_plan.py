@@ -98,11 +98,13 @@ def plan_run(
     Raises
     ------
     TypeError, ValueError
-        For an unknown recipe, field or dataset, or settings that cannot run.
+        For an unknown recipe, field or dataset, or settings that cannot run. A bad
+        value is told before a backend or device that is missing.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     """
-    chosen = recipe_with(recipe, **overrides)
+    # Each value first, as plain Python values: a bad size is told before a missing GPU.
+    chosen = recipe_with(recipe, **overrides).checked()
     ds = mnist.DATASETS[_checks.choice("dataset", dataset, tuple(mnist.DATASETS))]
     if data is not None:
         sizes, rows = (data.X_train.shape[1], data.num_classes), data.X_train.shape[0]
