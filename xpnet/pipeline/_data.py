@@ -42,6 +42,22 @@ class PreparedData:
     dataset: str
     num_classes: int
 
+    def check_preprocessing(self, name: str) -> None:
+        """Refuse a run that wants another preprocessing than the data's: before any
+        network is built.
+
+        Raises
+        ------
+        ValueError
+            If the data was prepared with a preprocessing other than ``name``.
+        """
+        if self.preprocessing.name != name:
+            raise ValueError(
+                f"data was prepared with {self.preprocessing.name!r}, the recipe wants "
+                f"{name!r}: prepare it with prepare_data({name!r}), or give the recipe "
+                f"preprocessing={self.preprocessing.name!r}"
+            )
+
 
 def prepare_data(
     preprocessing: str = "subtract_mean_image",

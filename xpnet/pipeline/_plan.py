@@ -98,8 +98,9 @@ def plan_run(
     Raises
     ------
     TypeError, ValueError
-        For an unknown recipe, field or dataset, or settings that cannot run. A bad
-        value is told before a backend or device that is missing.
+        For an unknown recipe, field or dataset, settings that cannot run, or ``data``
+        prepared with another preprocessing than the recipe's. A bad value is told
+        before a backend or device that is missing.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     """
@@ -107,6 +108,7 @@ def plan_run(
     chosen = recipe_with(recipe, **overrides).checked()
     ds = mnist.DATASETS[_checks.choice("dataset", dataset, tuple(mnist.DATASETS))]
     if data is not None:
+        data.check_preprocessing(chosen.preprocessing)
         sizes, rows = (data.X_train.shape[1], data.num_classes), data.X_train.shape[0]
     else:
         sizes = mnist.IMAGE_SHAPE[0] * mnist.IMAGE_SHAPE[1], len(ds.class_names)
