@@ -266,6 +266,8 @@ def test_data_of_another_preprocessing_is_refused_before_the_network_is_built(fa
     np.random.seed(0)
     state = np.random.get_state()[1].copy()
     with pytest.raises(ValueError, match="data was prepared with 'scale_and_center', the recipe"):
+        plan_run("lab", data=fast_data, seed=None, num_iters=5)
+    with pytest.raises(ValueError, match="data was prepared with 'scale_and_center', the recipe"):
         run("lab", data=fast_data, seed=None, num_iters=5)
     plan = plan_run("lab", seed=None, num_iters=5)  # planned without the data
     with pytest.raises(ValueError, match=r"prepare it with prepare_data\('subtract_mean_image'\)"):
