@@ -259,9 +259,9 @@ def test_a_worker_that_cannot_see_the_study_reports_and_is_pruned(hidden_worker,
                                                                   mnist_dir):  # fmt: skip
     """The trials report their epochs through the scheduler: a worker on another machine
     needs no access to the study to be pruned."""
-    from xpnet.recipes import FAST
     import dataclasses
 
+    from xpnet.recipes import FAST
     from xpnet.tune._space import distributions, identity, searched_space
     from xpnet.tune._study import open_study
 
@@ -479,8 +479,16 @@ def test_a_recipe_object_and_numpy_bounds_are_searched_and_resumed(tmp_path, mni
         "learning_rate": Range(np.float32(0.05), np.float64(0.2), log=True),
         "batch_size": Choices((np.int64(64), np.int64(128))),
     }
-    search = {"recipe": recipe, "space": space, "dtype": "float32", "train_size": 2000,
-              "workers": 1, "data_dir": mnist_dir, "output_dir": tmp_path, "retrain": False}
+    search = {
+        "recipe": recipe,
+        "space": space,
+        "dtype": "float32",
+        "train_size": 2000,
+        "workers": 1,
+        "data_dir": mnist_dir,
+        "output_dir": tmp_path,
+        "retrain": False,
+    }
     result = tune(trials=2, **search)
     assert [row["state"] for row in result.trials] == ["COMPLETE", "COMPLETE"]
     assert result.command.startswith("xpnet train --recipe fast --batch-size ")
