@@ -351,11 +351,8 @@ def train_command(
     that differ from it, and those fields; ``params`` (a search's values) as
     ``--name value``, floats to four significant digits.
     """
-    name, named = _closest_recipe(recipe)
-    given = {} if isinstance(recipe, str) else {
-        field: value for field, value in dataclasses.asdict(recipe).items()
-        if value != getattr(named, field) and field not in params
-    }  # fmt: skip
+    name, given = (recipe, {}) if isinstance(recipe, str) else _closest_recipe(recipe)
+    given = {field: value for field, value in given.items() if field not in params}
     parts = ["xpnet train", f"--recipe {name}"]
     options = {**{k: repr(v) if isinstance(v, float) else v for k, v in given.items()}, **params}
     for option, value in sorted(options.items()):
@@ -372,14 +369,14 @@ def train_command(
     return " ".join(parts)
 
 
-def _closest_recipe(recipe: str | Recipe) -> tuple[str, Recipe]:
-    """A recipe's name and values: the named recipe itself, or the one nearest a Recipe."""
-    if isinstance(recipe, str):
-        return recipe, RECIPES[recipe]
+def _closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
+    """The named recipe with the fewest fields that differ from ``recipe``, and those
+    fields with ``recipe``'s values."""
     fields = dataclasses.asdict(recipe)
 
-    def differing(named: Recipe) -> int:
-        return sum(value != getattr(named, field) for field, value in fields.items())
+    def differing(named: Recipe) -> dict[str, Any]:
+        return {field: value for field, value in fields.items()
+                if value != getattr(named, field)}  # fmt: skip
 
-    name = min(RECIPES, key=lambda known: differing(RECIPES[known]))
-    return name, RECIPES[name]
+    name = min(RECIPES, key=lambda known: len(differing(RECIPES[known])))
+    return name, differing(RECIPES[name])
