@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -327,6 +328,11 @@ def quick(mnist_dir, out, *extra):
         (["--weight-decay", "0.01"], r"weight_decay=0\.01 is AdamW's .* takes the L2 term reg"),
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
+        # A bad value is told before a GPU this machine lacks:
+        (["--backend", "cupy", "--hidden-size", "0"], "hidden_size must be a positive integer"),
+        # The decay is the step schedule's: the cosine schedule would ignore it.
+        (["--recipe", "fast", "--learning-rate-decay", "0.5"], r"learning_rate_decay=0\.5 is"),
+        (["--schedule", "cosine"], r"learning_rate_decay=0\.98 is the step schedule's"),
     ],
 )
 def test_impossible_settings_exit_1_with_one_line_and_change_nothing(
@@ -507,6 +513,87 @@ def test_an_output_dir_gone_read_only_mid_train_keeps_the_accuracies(mnist_dir, 
     assert f"cannot write model.npz into {out}: Read-only file system" in stderr
     assert ".part" not in stderr
     assert not list(out.iterdir())
+
+
+@pytest.mark.mnist
+def test_evaluate_in_a_read_only_model_directory_prints_the_results_then_fails(
+    short_run, mnist_dir, read_only_later
+):
+    out, _ = short_run
+    directory, make_read_only = read_only_later
+    shutil.copy(out / "model.npz", directory / "model.npz")
+    make_read_only()
+    result = run("evaluate", str(directory / "model.npz"), "--data-dir", str(mnist_dir))
+    assert result.returncode == 1
+    assert re.search(r"test accuracy: 0\.\d{4} on 10,000 mnist images", result.stdout)
+    assert confusion_from(result.stdout).sum() == 10_000
+    assert f"cannot write confusion.png into {directory}: Read-only file system" in result.stderr
+    assert "the results above were measured" in result.stderr
+    assert "--output-dir" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert [p.name for p in directory.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.mnist
+def test_train_refuses_another_datasets_files_before_anything_is_written(mnist_dir, tmp_path):
+    """XPNET_FASHION_DATA naming MNIST's files: refused, as evaluate and data refuse them,
+    rather than a model of digits recorded as Fashion-MNIST."""
+    env = {**os.environ, "XPNET_FASHION_DATA": str(mnist_dir)}
+    out = tmp_path / "out"
+    result = run("train", "--dataset", "fashion-mnist", "--num-iters", "5",
+                 "--output-dir", str(out), env=env)  # fmt: skip
+    assert result.returncode == 1
+    assert "train-images-idx3-ubyte.gz is mnist's, not fashion-mnist's" in result.stderr
+    assert "XPNET_FASHION_DATA" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
+    assert not out.exists()
+
+
+#: ``xpnet`` under an address-space limit (``ulimit -v``) of MiB beyond what it maps once
+#: its modules are loaded: ``python - MIB ARGS...``.
+UNDER_A_LIMIT = """
+import resource, sys
+import xpnet.cli._train, xpnet.pipeline
+from xpnet.cli import main
+mapped = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+              if line.startswith("VmSize:"))
+limit = mapped + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def under_a_limit(mib, *args):
+    return subprocess.run([sys.executable, "-c", UNDER_A_LIMIT, str(mib), *args],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
+@pytest.mark.mnist
+def test_sizes_are_checked_against_the_memory_this_process_may_take(mnist_dir, tmp_path):
+    """Under ``ulimit -v``, a network larger than what is left is refused before any
+    work, naming the limit; the machine's total memory would have let it through."""
+    result = under_a_limit(256, *quick(mnist_dir, tmp_path / "out", "--hidden-size", "100000"))
+    assert result.returncode == 1, result.stderr
+    assert "a 784-100000-10 network (hidden_size=100000) needs 605.8 MiB" in result.stderr
+    assert "address-space limit, ulimit -v" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.mnist
+def test_memory_that_runs_out_is_one_clear_line(mnist_dir, tmp_path):
+    """An allocation no check foresaw (here, reading the images under a tight ``ulimit
+    -v``) ends with a message, not a MemoryError's traceback."""
+    result = under_a_limit(64, *quick(mnist_dir, tmp_path / "out"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("xpnet: error: out of memory")
+    assert "address-space limit" in result.stderr
+    assert "raise the limit" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
 
 
 def test_help_of_flags_shows_no_misleading_default(capsys):

@@ -376,6 +376,18 @@ def test_cosine_schedule_anneals_to_zero(backend, toy_data):
         net.train(X, y, X, y, schedule="linear")
 
 
+def test_a_decay_with_the_cosine_schedule_is_refused_before_any_change(toy_net, toy_data):
+    """The decay is the step schedule's: the cosine schedule would ignore it silently."""
+    before = to_numpy(toy_net.params["W1"]).copy()
+    with pytest.raises(ValueError, match=r"learning_rate_decay=0\.5 is the step schedule's"):
+        toy_net.train(*toy_data, *toy_data, num_iters=3, schedule="cosine",
+                      learning_rate_decay=0.5)  # fmt: skip
+    np.testing.assert_array_equal(to_numpy(toy_net.params["W1"]), before)
+    assert toy_net.last_training is None
+    toy_net.train(*toy_data, *toy_data, num_iters=3, schedule="cosine")  # no decay given
+    assert toy_net.last_training["settings"]["learning_rate_decay"] == 1.0
+
+
 # The compiled path: the same steps, K at a time, agreeing with the eager loop.
 
 
@@ -465,6 +477,27 @@ def test_an_std_whose_scores_would_overflow_is_refused():
     with pytest.raises(ValueError, match="overflow float32"):
         TwoLayerNet(20, 10, 4, std=1e20, dtype="float32")
     TwoLayerNet(20, 10, 4, std=1e20)  # float64 takes it
+
+
+def test_a_loaded_net_trains_in_float32_whatever_std_it_was_first_drawn_with(tmp_path, toy_data):
+    """Its weights exist: the std they were drawn with (fine in float64, too large for
+    float32's range) is history, not a reason to refuse training."""
+    net = TwoLayerNet(4, 10, 3, std=1e20, seed=0)  # float64 takes it
+    net.params = TwoLayerNet(4, 10, 3, seed=0).params  # trained weights, small ones
+    net.train(*toy_data, *toy_data, num_iters=2)
+    net.save(tmp_path / "model.npz")
+    loaded = TwoLayerNet.load(tmp_path / "model.npz", dtype="float32")
+    assert (loaded.init, loaded.std) == ("gaussian", 1e20)
+    loaded.train(*toy_data, *toy_data, num_iters=2)
+    assert loaded.last_training["iterations"] == 2
+
+
+def test_a_bad_size_is_told_before_a_missing_library_or_gpu():
+    for name in ("cupy", "nope"):  # a GPU this machine may lack, a library that is not one
+        with pytest.raises(ValueError, match="input_size must be a positive integer, got 0"):
+            TwoLayerNet(0, 10, 3, backend=name)
+        with pytest.raises(ValueError, match="dtype must be one of"):
+            TwoLayerNet(4, 10, 3, backend=name, dtype="float16")
 
 
 @pytest.mark.parametrize(

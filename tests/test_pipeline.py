@@ -24,6 +24,7 @@ from xpnet.pipeline import (
     prepare_data,
     recipe_with,
     run,
+    run_plan,
     save_run,
     train_and_measure,
 )
@@ -248,6 +249,8 @@ def test_an_output_directory_is_checked_without_being_made_until_the_first_file(
         ({"hidden_size": 2.5}, TypeError, "hidden_size must be a positive integer"),
         ({"optimizer": "adam", "momentum": 0.9}, ValueError, r"momentum=0\.9 is SGD's"),
         ({"colour": "red"}, ValueError, r"unknown recipe settings \['colour'\]"),
+        ({"schedule": "cosine"}, ValueError, r"learning_rate_decay=0\.98 is the step schedule's"),
+        ({"hidden_size": 0, "backend": "cupy"}, ValueError, "hidden_size must be a positive"),
     ],
 )
 def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides, error, message):
@@ -255,6 +258,21 @@ def test_a_run_refuses_bad_settings_before_reading_any_data(tmp_path, overrides,
     with pytest.raises(error, match=message):
         run("lab", data_dir=missing, **overrides)
     assert not missing.exists()
+
+
+def test_data_of_another_preprocessing_is_refused_before_the_network_is_built(fast_data):
+    """No network is built (built without a seed, it would draw from NumPy's global
+    state): the mismatch is found first, by the plan or by run_plan."""
+    np.random.seed(0)
+    state = np.random.get_state()[1].copy()
+    with pytest.raises(ValueError, match="data was prepared with 'scale_and_center', the recipe"):
+        plan_run("lab", data=fast_data, seed=None, num_iters=5)
+    with pytest.raises(ValueError, match="data was prepared with 'scale_and_center', the recipe"):
+        run("lab", data=fast_data, seed=None, num_iters=5)
+    plan = plan_run("lab", seed=None, num_iters=5)  # planned without the data
+    with pytest.raises(ValueError, match=r"prepare it with prepare_data\('subtract_mean_image'\)"):
+        run_plan(plan, data=fast_data)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
 
 
 def test_the_plan_is_the_settings_a_run_records(fast_data):

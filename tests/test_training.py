@@ -116,7 +116,11 @@ def test_settings_hold_plain_python_values_and_are_plain_data(backend):
         ({"optimizer": "adam", "momentum": 0.5}, ValueError, r"momentum=0\.5 is SGD's"),
         ({"augment": Augmentation()}, ValueError, r"augment distorts images of 28x28 pixels"),
         ({"init": "xavier"}, ValueError, r"init must be one of \('gaussian', 'he'\)"),
-        ({"std": 1e200}, ValueError, "overflow float64"),
+        (
+            {"schedule": "cosine", "learning_rate_decay": 0.5},
+            ValueError,
+            r"learning_rate_decay=0\.5 is the step schedule's .* the cosine schedule takes none",
+        ),
         ({"compute": "numpy"}, TypeError, "compute must be a ComputeSettings"),
         ({"batch_size": 10**12}, ValueError, r"batch_size=1000000000000 .* needs"),
         ({"weight_decay": -1.0, "optimizer": "adamw"}, ValueError, "weight_decay must be in"),
@@ -127,6 +131,20 @@ def test_settings_hold_plain_python_values_and_are_plain_data(backend):
 def test_bad_settings_name_the_argument(changes, error, message):
     with pytest.raises(error, match=message):
         settings(**changes)
+
+
+def test_an_std_is_checked_where_weights_are_drawn_not_for_weights_that_exist():
+    """A run from existing weights (a loaded net) records its init and std but draws
+    nothing; a recipe's settings draw the weights, and refuse an std that overflows."""
+    import dataclasses
+
+    from xpnet.recipes import LAB
+
+    float32 = ComputeSettings(dtype="float32")
+    assert settings(std=1e20, compute=float32).std == 1e20
+    recipe = dataclasses.replace(LAB, std=1e20)
+    with pytest.raises(ValueError, match=r"std=1e\+20 makes the network's scores overflow"):
+        recipe.settings(input_size=4, output_size=3, seed=0, compute=float32)
 
 
 def test_reg_is_the_l2_term_and_weight_decay_adamws_own_with_every_optimizer():

@@ -259,8 +259,10 @@ def test_a_worker_that_cannot_see_the_study_reports_and_is_pruned(hidden_worker,
                                                                   mnist_dir):  # fmt: skip
     """The trials report their epochs through the scheduler: a worker on another machine
     needs no access to the study to be pruned."""
+    import dataclasses
+
     from xpnet.recipes import FAST
-    from xpnet.tune._space import distributions, fingerprint, searched_space
+    from xpnet.tune._space import distributions, identity, searched_space
     from xpnet.tune._study import open_study
 
     address, _ = hidden_worker
@@ -268,11 +270,11 @@ def test_a_worker_that_cannot_see_the_study_reports_and_is_pruned(hidden_worker,
                 "num_iters": Range(200, 200, integer=True),
                 "batch_size": Choices((100,))}  # fmt: skip
     space = searched_space(FAST, hopeless)
-    settings = {"recipe": "fast", "dataset": "mnist", "backend": "numpy", "dtype": "float32",
-                "train_size": 2000}  # fmt: skip
+    settings = {"recipe": dataclasses.asdict(FAST), "dataset": "mnist", "backend": "numpy",
+                "dtype": "float32", "train_size": 2000, "seed": 0}  # fmt: skip
     spec = storage_spec(None, tmp_path)
     study = open_study(open_storage(spec, create=True), spec, "xpnet-tune",
-                       fingerprint(space, settings), 0, space)  # fmt: skip
+                       identity(space, settings), 0, space)  # fmt: skip
     for _ in range(5):  # five finished trials that learnt well, as the pruner's yardstick
         trial = study.ask(distributions(space))
         for step in range(1, 11):
@@ -341,6 +343,8 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--hidden-size", "1000000000", "1000000000"], "hidden_size=1000000000) needs"),
         (["--momentum", "-0.5", "0.5"], "momentum: -0.5 is refused"),
         (["--weight-decay", "1e-3", "1e-2"], "weight_decay: 0.001 is refused: weight_decay="),
+        # The data, read before a cluster starts or the study is written:
+        (["--train-size", "100000000"], "train_size 100,000,000 exceeds the 55,000 training"),
     ],
 )
 def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, message):
@@ -425,14 +429,74 @@ def test_a_file_that_is_not_a_study_is_refused_unchanged(tmp_path, mnist_dir):
     assert notes.read_text() == "not a study\n"
 
 
-def test_a_study_of_another_search_is_not_resumed(tmp_path, mnist_dir):
+def test_a_missing_data_directory_is_refused_before_anything_starts(tmp_path):
+    out, missing = tmp_path / "out", tmp_path / "no-data-here"
+    result = xpnet("tune", "--data-dir", str(missing), "--output-dir", str(out))
+    assert result.returncode == 1
+    assert f"the mnist data directory {missing} (from --data-dir) does not exist" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()  # no study.db, no study.log
+    assert not missing.exists()
+
+
+@pytest.mark.parametrize(
+    ("changed", "named"),
+    [
+        (SMALL_ARGS[:-6], "batch_size: one of 64, 128 in the study, one of 64, 128, 256 now"),
+        # The seed seeds every trial: the study's trials and its best settings' command
+        # (--seed 0) are of the seed it was made with.
+        ([*SMALL_ARGS, "--seed", "1"], "seed: 0 in the study, 1 now"),
+    ],
+    ids=["another space", "another seed"],
+)
+def test_a_study_of_another_search_is_not_resumed(tmp_path, mnist_dir, changed, named):
     tune(trials=1, workers=1, data_dir=mnist_dir, output_dir=tmp_path, retrain=False, **SMALL)
     before = (tmp_path / "study.db").read_bytes()
-    result = xpnet("tune", "--trials", "2", "--workers", "1", *SMALL_ARGS[:-6],
+    result = xpnet("tune", "--trials", "2", "--workers", "1", *changed,
                    "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))  # fmt: skip
     assert result.returncode == 1
-    assert "searched another space or settings" in result.stderr
+    assert "searched another space or settings (" in result.stderr
+    assert named in result.stderr
+    assert "give the same options to resume it" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert (tmp_path / "study.db").read_bytes() == before
+
+
+def test_a_recipe_object_and_numpy_bounds_are_searched_and_resumed(tmp_path, mnist_dir):
+    """A Recipe (not a name) and NumPy numbers in the ranges search as names and Python
+    numbers do; the best settings' command gives the recipe's own fields."""
+    import dataclasses
+
+    import numpy as np
+
+    from xpnet.cli import _parser
+    from xpnet.recipes import FAST
+
+    recipe = dataclasses.replace(FAST, dropout=0.1, shuffle=False)
+    space = {
+        "hidden_size": Range(np.int64(16), np.int64(32), log=True, integer=True),
+        "num_iters": Range(np.int64(40), np.int64(60), integer=True),
+        "learning_rate": Range(np.float32(0.05), np.float64(0.2), log=True),
+        "batch_size": Choices((np.int64(64), np.int64(128))),
+    }
+    search = {
+        "recipe": recipe,
+        "space": space,
+        "dtype": "float32",
+        "train_size": 2000,
+        "workers": 1,
+        "data_dir": mnist_dir,
+        "output_dir": tmp_path,
+        "retrain": False,
+    }
+    result = tune(trials=2, **search)
+    assert [row["state"] for row in result.trials] == ["COMPLETE", "COMPLETE"]
+    assert result.command.startswith("xpnet train --recipe fast --batch-size ")
+    args = _parser().parse_args(result.command.split()[1:])
+    assert (args.recipe, args.dropout, args.shuffle, args.seed) == ("fast", 0.1, False, 0)
+    assert args.hidden_size == result.best_params["hidden_size"]
+    again = tune(trials=2, **search)  # the same search: resumed, nothing left to run
+    assert [row["number"] for row in again.trials] == [0, 1]
 
 
 def test_the_default_search_turns_momentum_only_for_sgd():

@@ -14,7 +14,7 @@ optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpn
 
 from xpnet.recipes import FAST  # noqa: E402
 from xpnet.tune import Choices, Range, default_space  # noqa: E402
-from xpnet.tune._space import distributions, fingerprint  # noqa: E402
+from xpnet.tune._space import distributions, identity  # noqa: E402
 from xpnet.tune._study import (  # noqa: E402
     finished_count,
     heartbeats,
@@ -29,13 +29,13 @@ pytestmark = pytest.mark.tune
 
 SPACE = {**default_space(FAST), "hidden_size": Range(16, 64, log=True, integer=True),
          "batch_size": Choices((64, 128))}  # fmt: skip
-SEARCH_ID = fingerprint(SPACE, {"recipe": "fast"})
+SEARCH = identity(SPACE, {"recipe": "fast"})
 
 
 def opened(spec, storage=None):
     """The study as the next search opens it (checked, stale trials failed)."""
     storage = storage or open_storage(spec, create=True)
-    return open_study(storage, spec, "s", SEARCH_ID, 0, SPACE)
+    return open_study(storage, spec, "s", SEARCH, 0, SPACE)
 
 
 def a_study(tmp_path, finished=3):

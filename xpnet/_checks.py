@@ -12,7 +12,7 @@ from typing import TypedDict, TypeVar, cast
 
 import numpy as np
 
-from xpnet._typing import INITS, Array, ArrayDType, ArrayLike, Init
+from xpnet._typing import DTYPES, INITS, Array, ArrayDType, ArrayLike, DType, Init
 from xpnet.backend import Backend, device_of, has_values, to_numpy
 
 _T = TypeVar("_T")
@@ -76,6 +76,14 @@ def choice(name: str, value: object, allowed: tuple[_T, ...]) -> _T:
     if not found:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return cast(_T, value)  # it equals one of allowed
+
+
+def dtype(value: object) -> DType:
+    """Return ``value`` if it names a dtype a network computes in; TypeError unless it
+    is a string, ValueError unless it is one of them. Needs no backend."""
+    if not isinstance(value, str):
+        raise TypeError(f"dtype must be one of {DTYPES}, got {value!r}")
+    return choice("dtype", value, DTYPES)
 
 
 def flag(name: str, value: object) -> bool:
@@ -219,16 +227,18 @@ def _check_label_range(name: str, low: int, high: int, num_classes: int) -> None
 
 
 def fits_in_memory(backend: Backend, elements: int, dtype: ArrayDType | str, what: str) -> None:
-    """Raise ValueError if ``elements`` values of ``dtype`` cannot fit on the backend's device.
+    """Raise ValueError if ``elements`` values of ``dtype`` cannot fit in the memory the
+    backend's device has for this process (:meth:`xpnet.Backend.memory`).
 
     ``what`` names the cause in the message, such as ``"batch_size=10000000000"``.
     """
     needed = elements * _itemsize(dtype)
-    available = backend.memory_bytes()
-    if available is not None and needed > available:
+    memory = backend.memory()
+    if memory is not None and needed > memory.bytes:
         raise ValueError(
-            f"{what} needs {_bytes(needed)} for its arrays, more than the {_bytes(available)} "
-            f"of memory of {backend}; choose a smaller size"
+            f"{what} needs {_bytes(needed)} for its arrays, more than the "
+            f"{_bytes(memory.bytes)} that {backend} may take now ({memory.bound}); choose "
+            "a smaller size"
         )
 
 

@@ -123,9 +123,10 @@ class TwoLayerNet:
         seed: int | None = None,
         init: Init = "gaussian",
     ) -> None:
-        self._setup(backend, device, dtype, seed)
+        # The arguments first, the backend last: a bad size is told before a missing GPU.
         checked = _checks.network(input_size, hidden_size, output_size, init, std, seed,
-                                  _dtype_name(self.dtype))  # fmt: skip
+                                  _checks.dtype(dtype))  # fmt: skip
+        self._setup(backend, device, dtype, seed)
         D, H, C = checked["input_size"], checked["hidden_size"], checked["output_size"]
         self.init: Init = checked["init"]
         self.std: float = checked["std"]
@@ -147,9 +148,7 @@ class TwoLayerNet:
         #: The seed of the random source (None: NumPy's global state).
         self.seed: int | None = None if seed is None else _checks.seed(seed)
         self.backend: Backend = resolve_backend(backend, device)
-        if not isinstance(dtype, str):
-            raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.dtype = self.backend.dtype(dtype)
+        self.dtype = self.backend.dtype(_checks.dtype(dtype))
         self.rng = None if self.seed is None else np.random.default_rng(self.seed)
         self.last_training: JSONObject | None = None
         self.metadata: JSONObject = {}
@@ -215,7 +214,7 @@ class TwoLayerNet:
         X_val: Array | None,
         y_val: Array | None,
         learning_rate: float = 1e-3,
-        learning_rate_decay: float = 0.95,
+        learning_rate_decay: float | None = None,
         reg: float = 5e-6,
         num_iters: int | None = None,
         batch_size: int = 200,
@@ -245,7 +244,8 @@ class TwoLayerNet:
             Validation rows and labels; None (both) records no validation accuracy.
         learning_rate, learning_rate_decay, reg, num_iters, batch_size, momentum
             The lab's hyperparameters (:class:`xpnet.training.TrainSettings` says what
-            each does). ``num_iters`` defaults to 100.
+            each does). ``num_iters`` defaults to 100, ``learning_rate_decay`` to the
+            lab's 0.95 (1.0 with ``schedule="cosine"``, which takes no other).
         verbose : bool, default False
             Print the loss every 100 iterations.
         progress : callable, optional
@@ -285,6 +285,8 @@ class TwoLayerNet:
                 f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
             )
         rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
+        if learning_rate_decay is None:  # the step schedule's factor; cosine takes none
+            learning_rate_decay = 1.0 if settings.get("schedule") == "cosine" else 0.95
         D, H, C = self.sizes
         run = TrainSettings(
             input_size=D, hidden_size=H, output_size=C, init=self.init, std=self.std,

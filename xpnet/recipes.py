@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from xpnet import _checks
 from xpnet._typing import AugmentationName, Compile
 from xpnet.augment import AUGMENTATIONS
 from xpnet.hyperparameters import Hyperparameters, row, rows, values_of
@@ -37,28 +38,45 @@ class Recipe(Hyperparameters):
         metadata=row(help="random distortions of each training batch, drawn on the device"),
     )
 
+    def checked(self) -> Recipe:
+        """The recipe with each field checked by itself (its type, range or choices) and
+        as a plain Python value (``np.int64(50)`` as ``50``): what needs no backend, so
+        that a bad value is told before a library or device that is missing.
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a field of the wrong type, out of range or not among its choices.
+        """
+        return replace(self, **{row.name: row.check(getattr(self, row.name))
+                                for row in rows(Recipe)})  # fmt: skip
+
     def settings(
         self, *, input_size: int, output_size: int, seed: int | None, compile: Compile = "auto",
         compute: ComputeSettings | None = None,
     ) -> TrainSettings:  # fmt: skip
         """The recipe as validated :class:`xpnet.training.TrainSettings` for a network of
-        ``input_size`` inputs and ``output_size`` classes.
+        ``input_size`` inputs and ``output_size`` classes, whose weights are drawn by the
+        recipe's ``init`` and ``std``.
 
         Raises
         ------
         TypeError, ValueError
             For a field of the wrong type or out of range, or settings that cannot run
             (see :class:`~xpnet.training.TrainSettings`); an unknown preprocessing or
-            augmentation name.
+            augmentation name; an ``std`` whose weights would overflow the dtype.
         """
         table = values_of(self)
         own = {row.name: row.check(getattr(self, row.name))
                for row in rows(Recipe) if row.name not in table}  # fmt: skip
-        return TrainSettings(
+        settings = TrainSettings(
             **table, input_size=input_size, output_size=output_size, seed=seed,
             augment=AUGMENTATIONS[own["augment"]], compile=compile,
             compute=compute or ComputeSettings(),
         )  # fmt: skip
+        if settings.init == "gaussian":  # the weights are drawn, in the settings' dtype
+            _checks.std_fits(settings.std, settings.compute.dtype)
+        return settings
 
 
 #: The lab's best settings (section 10 of the handout): 0.9806 validation accuracy there.

@@ -18,6 +18,7 @@ from xpnet.backend._compat import (
     is_writeable_array,
     size,
 )
+from xpnet.backend._memory import Memory, host_memory
 from xpnet.backend._resolve import (
     FLOAT_DTYPES,
     SUPPORTED_BACKENDS,
@@ -42,11 +43,13 @@ __all__ = [
     "Backend",
     "BackendSpec",
     "CompiledPath",
+    "Memory",
     "allow_float64",
     "array_namespace",
     "device_of",
     "gpu_devices",
     "has_values",
+    "host_memory",
     "is_array_api_obj",
     "is_numpy_array",
     "is_writeable_array",

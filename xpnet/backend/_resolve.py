@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -12,6 +11,7 @@ import numpy as np
 
 from xpnet._typing import Array, ArrayDType, ArrayLike, Device, Namespace
 from xpnet.backend import _compat
+from xpnet.backend._memory import Memory, host_memory
 from xpnet.backend._table import BACKENDS, BackendSpec, portable_device
 
 __all__ = [
@@ -141,22 +141,27 @@ class Backend:
         chunk, but a training loop would grow one graph of every step."""
         return self.spec is None and not _compat.has_values(self.asarray(0.0))
 
-    def memory_bytes(self) -> int | None:
-        """The memory of this backend's device in bytes (None where it cannot say)."""
+    def memory(self) -> Memory | None:
+        """The memory a computation may take on this backend's device, and what bounds
+        it: a GPU's total memory; on the host, what is available to this process within
+        its limits (:func:`~xpnet.backend._memory.host_memory`). None where it cannot say."""
         device = self.device
         try:
+            total = None
             if _compat.is_torch_namespace(self.xp) and device.type == "cuda":
                 import torch
 
-                return int(torch.cuda.get_device_properties(device).total_memory)
-            if self.name == "cupy":
-                return int(device.mem_info[1])
-            stats = device.memory_stats() if hasattr(device, "memory_stats") else None
-            if stats and "bytes_limit" in stats:
-                return int(stats["bytes_limit"])
+                total = int(torch.cuda.get_device_properties(device).total_memory)
+            elif self.name == "cupy":
+                total = int(device.mem_info[1])
+            elif hasattr(device, "memory_stats"):
+                stats = device.memory_stats()
+                total = int(stats["bytes_limit"]) if stats and "bytes_limit" in stats else None
+            if total is not None:
+                return Memory(total, "the device's total memory")
         except Exception:  # a library that cannot answer: fall back to the host's memory
             pass
-        return _host_memory()
+        return host_memory()
 
     def canonical_device(self, device: Device) -> Device:
         """``device`` as this backend's resolver writes it (unchanged if it cannot say)."""
@@ -279,13 +284,6 @@ def _namespace_name(namespace: Namespace) -> str:
         if _compat.is_namespace(spec.namespace_test, namespace):
             return name
     return namespace.__name__
-
-
-def _host_memory() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _jax_x64_enabled() -> bool:

@@ -3,7 +3,8 @@
 :mod:`xpnet.tune`'s, :mod:`xpnet.export`'s and :mod:`xpnet.serve`'s.
 
 Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a bad
-value or type, output that cannot be written), with a one-line message and no traceback;
+value or type, output that cannot be written, memory that ran out), with a one-line
+message and no traceback;
 2 for a usage error; 130 after Ctrl-C (``train`` saves the model first).
 """
 
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from xpnet import __version__
+from xpnet.backend import host_memory
 from xpnet.cli import _data, _evaluate, _export, _serve, _train, _tune
 
 __all__ = ["main"]
@@ -37,10 +39,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("xpnet: stdout was closed; results were written before printing", file=sys.stderr)
         return 1
+    except MemoryError as err:  # an allocation the checks could not foresee, under a limit
+        print(f"xpnet: error: {_out_of_memory(err)}", file=sys.stderr)
+        return 1
     except (TypeError, ValueError, ImportError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split())
         print(f"xpnet: error: {message}", file=sys.stderr)
         return 1
+
+
+def _out_of_memory(err: MemoryError) -> str:
+    """What ran out, how much this process may take now, and what to do."""
+    said = " ".join(str(err).split())
+    left = host_memory()
+    room = f"; it may take {left.bytes / 2**20:,.0f} MiB more now ({left.bound})" if left else ""
+    return (
+        f"out of memory{f' ({said})' if said else ''}{room}: choose smaller sizes (such as "
+        "--hidden-size, --batch-size or --train-size), or free memory or raise the limit"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -35,10 +35,18 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
         dtype=args.dtype,
     )  # fmt: skip
-    written = found.save_plot(args.output_dir or args.model.parent)
+    # The results first: a plot that cannot be written (a read-only model directory)
+    # costs the picture, never the accuracy measured.
     print(f"test accuracy: {found.test_acc:.4f} on {found.num_images:,} {found.dataset} images")
     print("confusion matrix (rows: true class, columns: predicted class):")
-    print(_confusion_text(found.confusion, mnist.DATASETS[found.dataset].class_names))
+    print(_confusion_text(found.confusion, mnist.DATASETS[found.dataset].class_names), flush=True)
+    try:
+        written = found.save_plot(args.output_dir or args.model.parent)
+    except OSError as err:
+        raise OSError(
+            f"{err}; the results above were measured, only the plot is missing: give "
+            "--output-dir a directory you can write to"
+        ) from None
     if written:
         print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -33,14 +33,14 @@ from xpnet.data.datasets import (
     lookup,
 )
 from xpnet.data.idx import read_idx
-from xpnet.data.store import check_test_files, fetch, identify, verify
+from xpnet.data.store import check_files, fetch, identify, verify
 from xpnet.errors import DataError
 
 __all__ = [
     "DATASETS",
     "IMAGE_SHAPE",
     "Dataset",
-    "check_test_files",
+    "check_files",
     "data_dir",
     "fetch",
     "identify",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from xpnet.data.datasets import (
@@ -16,7 +17,7 @@ from xpnet.data.datasets import (
 from xpnet.data.download import download, payload_sha256
 from xpnet.errors import DataError
 
-__all__ = ["check_test_files", "fetch", "identify", "verify"]
+__all__ = ["check_files", "fetch", "identify", "verify"]
 
 
 def fetch(
@@ -99,21 +100,29 @@ def _owner(name: str, sha256: str) -> str | None:
     return next((d.name for d in DATASETS.values() if d.sha256.get(name) == sha256), None)
 
 
-def check_test_files(*, data_dir: PathLike, dataset: str) -> None:
-    """Check that the test files in ``data_dir`` are ``dataset``'s, by their SHA-256.
+def check_files(*, data_dir: PathLike, dataset: str, names: Iterable[str] | None = None) -> None:
+    """Check that files in ``data_dir`` are ``dataset``'s, by their SHA-256.
+
+    Parameters
+    ----------
+    data_dir : path-like
+    dataset : {"mnist", "fashion-mnist"}
+    names : iterable of str, optional
+        The files to check (default: all four).
 
     Raises
     ------
     DataError
-        If a test file is missing, or is another dataset's (named when known) or
-        no known dataset's.
+        If a file is missing, or is another dataset's (named when known) or no
+        known dataset's; the message says where the dataset's files are set.
     """
     ds = lookup(dataset)
     directory = Path(data_dir)
-    for name in (TEST_IMAGES, TEST_LABELS):
+    for name in ds.sha256 if names is None else names:
+        kind = "test" if name in (TEST_IMAGES, TEST_LABELS) else "training"
         if not (directory / name).is_file():
             raise DataError(
-                f"{ds.name} test file {name} is missing from {directory}; run "
+                f"{ds.name} {kind} file {name} is missing from {directory}; run "
                 f"`xpnet data --dataset {ds.name}` or set {ds.env}"
             )
         owner = _owner(name, payload_sha256(directory / name))

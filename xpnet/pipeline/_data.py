@@ -42,6 +42,22 @@ class PreparedData:
     dataset: str
     num_classes: int
 
+    def check_preprocessing(self, name: str) -> None:
+        """Refuse a run that wants another preprocessing than the data's: before any
+        network is built.
+
+        Raises
+        ------
+        ValueError
+            If the data was prepared with a preprocessing other than ``name``.
+        """
+        if self.preprocessing.name != name:
+            raise ValueError(
+                f"data was prepared with {self.preprocessing.name!r}, the recipe wants "
+                f"{name!r}: prepare it with prepare_data({name!r}), or give the recipe "
+                f"preprocessing={self.preprocessing.name!r}"
+            )
+
 
 def prepare_data(
     preprocessing: str = "subtract_mean_image",
@@ -51,14 +67,23 @@ def prepare_data(
 ) -> PreparedData:
     """Read a dataset (downloading it if needed) and preprocess it for the network.
 
+    The four files must be the dataset's (checked by their SHA-256, as
+    :func:`xpnet.pipeline.evaluate` checks the test files), so that a run records the
+    dataset it trained on.
+
     Raises
     ------
     DataError
-        If the files are missing and cannot be downloaded, or are corrupt.
+        If the files are missing and cannot be downloaded, are corrupt, or are not
+        ``dataset``'s (another dataset's are named as such).
     ValueError
         For an unknown preprocessing or dataset.
     """
-    X_train, y_train, X_val, y_val, X_test, y_test = mnist.read_data_sets(data_dir, dataset=dataset)
+    directory = mnist.fetch(data_dir=data_dir, dataset=dataset)
+    mnist.check_files(data_dir=directory, dataset=dataset)
+    X_train, y_train, X_val, y_val, X_test, y_test = mnist.read_data_sets(
+        directory, dataset=dataset, download=False
+    )
     fitted = fit_preprocessing(preprocessing, X_train)
     labels = [y for y in (y_train, y_val, y_test) if y.size]
     return PreparedData(

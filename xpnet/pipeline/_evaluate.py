@@ -12,6 +12,7 @@ import numpy as np
 from xpnet._typing import Device, DType
 from xpnet.backend import Backend
 from xpnet.data import mnist
+from xpnet.data.datasets import TEST_IMAGES, TEST_LABELS
 from xpnet.errors import DataError, ModelFileError
 from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
@@ -84,7 +85,8 @@ def evaluate(
             f"its network takes {net.sizes[0]}"
         )
     directory = mnist.data_dir(data_dir=data_dir, dataset=dataset)
-    mnist.check_test_files(data_dir=directory, dataset=dataset)
+    mnist.check_files(data_dir=directory, dataset=dataset,
+                      names=(TEST_IMAGES, TEST_LABELS))  # fmt: skip
     X_test, y_test = mnist.load_test(data_dir=directory, dataset=dataset)
     C = net.sizes[2]
     if y_test.size and int(y_test.max()) >= C:

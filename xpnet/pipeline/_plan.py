@@ -98,13 +98,17 @@ def plan_run(
     Raises
     ------
     TypeError, ValueError
-        For an unknown recipe, field or dataset, or settings that cannot run.
+        For an unknown recipe, field or dataset, settings that cannot run, or ``data``
+        prepared with another preprocessing than the recipe's. A bad value is told
+        before a backend or device that is missing.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     """
-    chosen = recipe_with(recipe, **overrides)
+    # Each value first, as plain Python values: a bad size is told before a missing GPU.
+    chosen = recipe_with(recipe, **overrides).checked()
     ds = mnist.DATASETS[_checks.choice("dataset", dataset, tuple(mnist.DATASETS))]
     if data is not None:
+        data.check_preprocessing(chosen.preprocessing)
         sizes, rows = (data.X_train.shape[1], data.num_classes), data.X_train.shape[0]
     else:
         sizes = mnist.IMAGE_SHAPE[0] * mnist.IMAGE_SHAPE[1], len(ds.class_names)

@@ -167,6 +167,7 @@ def run_plan(
     """
     if data is None:
         data = prepare_data(plan.recipe.preprocessing, dataset=plan.dataset, data_dir=data_dir)
+    data.check_preprocessing(plan.recipe.preprocessing)  # before the network is built
     net = make_net(plan.settings, data)
     return train_and_measure(net, plan, data, progress=progress, on_epoch=on_epoch)
 
@@ -213,11 +214,7 @@ def train_and_measure(
         Also if the data was prepared with another preprocessing than the recipe's, or
         ``net``'s sizes, backend, device, dtype or seed are not the plan's.
     """
-    if data.preprocessing.name != plan.recipe.preprocessing:
-        raise ValueError(
-            f"data was prepared with {data.preprocessing.name!r}, the recipe wants "
-            f"{plan.recipe.preprocessing!r}"
-        )
+    data.check_preprocessing(plan.recipe.preprocessing)
     _check_net_is_planned(net, plan.settings)
     blank = data.preprocessing(np.zeros((1, net.sizes[0]), dtype=np.float32))[0]
     result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)

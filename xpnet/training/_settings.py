@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xpnet import _checks
-from xpnet._typing import DTYPES, Compile, Device, DType, JSONObject, Namespace
+from xpnet._typing import Compile, Device, DType, JSONObject, Namespace
 from xpnet.augment import Augmentation
 from xpnet.backend import Backend, allow_float64, portable_device, resolve_backend
 from xpnet.hyperparameters import Hyperparameters, rows
@@ -64,9 +64,7 @@ class ComputeSettings:
 
     def __post_init__(self) -> None:
         _checks.flag("enable_float64", self.enable_float64)
-        if not isinstance(self.dtype, str):
-            raise TypeError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
-        _checks.choice("dtype", self.dtype, DTYPES)
+        _checks.dtype(self.dtype)
         if self.enable_float64 and self.dtype == "float64" and isinstance(self.backend, str):
             allow_float64(self.backend)
         resolved = resolve_backend(self.backend, self.device)
@@ -125,8 +123,16 @@ class TrainSettings(Hyperparameters):
         For a value of the wrong type (``batch_size=2.5``, ``augment="affine"``).
     ValueError
         For a value out of range, a combination that cannot run (momentum with Adam,
-        ``compile=True`` without a compiled path), or arrays that cannot fit in the
-        device's memory; the message names the argument and what it may be.
+        a ``learning_rate_decay`` other than 1 with the cosine schedule, ``compile=True``
+        without a compiled path), or arrays that cannot fit in the memory the device
+        has for this process; the message names the argument and what it may be.
+
+    Notes
+    -----
+    ``init`` and ``std`` say how the network's weights were, or will be, drawn. Whether
+    an ``std`` suits the dtype is checked where weights are drawn (:class:`xpnet.TwoLayerNet`,
+    :meth:`xpnet.recipes.Recipe.settings`), not for a run that trains weights that exist
+    (a loaded network, trained on in another dtype than it was made in).
     """
 
     input_size: int
@@ -156,8 +162,12 @@ class TrainSettings(Hyperparameters):
         self._check_memory()
 
     def _check_combinations(self) -> None:
-        if self.init == "gaussian":
-            _checks.std_fits(self.std, self.compute.dtype)
+        if self.schedule == "cosine" and self.learning_rate_decay != 1.0:
+            raise ValueError(
+                f"learning_rate_decay={self.learning_rate_decay!r} is the step schedule's "
+                "factor after every epoch; the cosine schedule takes none: pass "
+                "learning_rate_decay=1.0 (--learning-rate-decay 1), or schedule='step'"
+            )
         if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(
                 f"weight_decay={self.weight_decay!r} is AdamW's decoupled weight decay; "

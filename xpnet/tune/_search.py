@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from xpnet import _checks
 from xpnet._typing import Device, DType
 from xpnet.backend import Backend, gpu_devices
-from xpnet.errors import TrainingInterrupted, TuneInterrupted
+from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
 from xpnet.pipeline import (
     PreparedData,
     RunPlan,
@@ -29,13 +29,13 @@ from xpnet.pipeline import (
     run_plan,
     save_run,
 )
-from xpnet.recipes import Recipe
+from xpnet.recipes import RECIPES, Recipe
 from xpnet.tune._space import (
     Choices,
     Range,
     check_space,
-    fingerprint,
     fixed,
+    identity,
     searched_space,
 )
 
@@ -89,7 +89,7 @@ def tune(
     trials: int | None = 20,
     timeout: float | None = None,
     space: Mapping[str, Range | Choices] | None = None,
-    recipe: str = "lab",
+    recipe: str | Recipe = "lab",
     dataset: str = "mnist",
     data_dir: str | os.PathLike[str] | None = None,
     backend: str | ModuleType | Backend = "numpy",
@@ -117,14 +117,19 @@ def tune(
         Seconds after which no new trial starts; running ones finish.
     space : dict, optional
         Knobs to search, each a :class:`Range` or :class:`Choices`, replacing those of
-        :func:`default_space` around the recipe (``low == high`` fixes a knob).
-    recipe : str
-        The recipe the trials start from: a name of :data:`xpnet.recipes.RECIPES`.
+        :func:`default_space` around the recipe (``low == high`` fixes a knob). Their
+        bounds and choices may be NumPy numbers.
+    recipe : str or Recipe
+        The recipe the trials start from: a name of :data:`xpnet.recipes.RECIPES`, or
+        a :class:`xpnet.recipes.Recipe` (the best settings' command then gives the named
+        recipe closest to it, with each field that differs).
     dataset, data_dir, backend, device, dtype, seed
         As for :func:`xpnet.pipeline.run`; the seed also seeds the sampler. float64 on
         JAX switches on its 64-bit mode, here and in the workers.
     train_size : int, optional
         Train on the first ``train_size`` training images only, for a quick search.
+        The data is read, and ``train_size`` checked against it, before a cluster
+        starts or anything is written.
     storage : str or path, optional
         An Optuna storage: an SQLite file path (or ``sqlite:///study.db``), a journal
         file (``journal:study.log``), or a PostgreSQL/MySQL URL shared by many machines.
@@ -159,8 +164,12 @@ def tune(
     ------
     TypeError, ValueError
         For bad settings or ranges (each knob's ends checked as training checks them),
-        a storage that cannot be opened or holds another search, or a scheduler that
-        does not answer: before any trial runs, and before anything is written.
+        a storage that cannot be opened or holds another search (the differences
+        named), or a scheduler that does not answer: before any trial runs, and before
+        anything is written.
+    xpnet.errors.DataError
+        For data that is missing, cannot be downloaded, is not the dataset's, or has
+        fewer training images than ``train_size``: before a cluster starts.
     ImportError, RuntimeError
         For a backend that is not installed, or a GPU this machine lacks.
     xpnet.errors.TuneInterrupted
@@ -172,6 +181,12 @@ def tune(
 
     Notes
     -----
+    A search is its space and its fixed settings: the recipe, dataset, backend, dtype,
+    ``train_size`` and the seed, which seeds every trial. The same search run again
+    resumes its study; one that differs in any of them (another ``seed``, say) is
+    refused with what differs, so that a study never mixes trials of two seeds and
+    its best settings' command carries the seed they were found with.
+
     A trial whose worker dies, or that the cluster loses with all its workers, fails and
     runs again with its settings as a new trial (up to three times), not counted. The
     workers need no access to the storage: each trial reports its epochs to this process
@@ -198,9 +213,10 @@ def tune(
 
     out = Path(output_dir)
     spec = _study.storage_spec(storage, out)
-    settings = {"recipe": recipe, "dataset": dataset, "backend": plan.settings.compute.name,
-                "dtype": dtype, "train_size": train_size}  # fmt: skip
-    space_id = fingerprint(searched, settings)
+    settings = {"recipe": dataclasses.asdict(plan.recipe), "dataset": dataset,
+                "backend": plan.settings.compute.name, "dtype": dtype, "train_size": train_size,
+                "seed": plan.settings.seed}  # fmt: skip
+    search = identity(searched, settings)
     devices = gpu_devices(plan.settings.compute.name) if device is None else []
     count = len(devices) if len(devices) > 1 else os.cpu_count() or 1
     count = count if workers is None else _checks.positive_int("workers", workers)
@@ -209,18 +225,19 @@ def tune(
     task = TrialTask(plan, devices if len(devices) > 1 else [], channel, threads)
     data = None
     try:  # read, never written, so that a search with nothing left to run starts no cluster
-        study = _study.open_study(_study.open_storage(spec), spec, study_name, space_id, seed,
+        study = _study.open_study(_study.open_storage(spec), spec, study_name, search, seed,
                                   searched, write=False)  # fmt: skip
     except FileNotFoundError:
         study = None
     if study is None or not _nothing_left(study, trials):
-        # Nothing is written before the engines answer: the cluster, then the storage.
+        # The data is read first (missing, not the dataset's, too few images for
+        # train_size); then nothing is written until the cluster and the storage answer.
+        data = _data(plan.recipe, dataset, data_dir, train_size)
         with connect(scheduler, count, threads, connect_timeout) as client:
             check_output_dir(out)
             kept = _study.open_storage(spec, create=True)
-            study = _study.open_study(kept, spec, study_name, space_id, seed, searched)
+            study = _study.open_study(kept, spec, study_name, search, seed, searched)
             assert study is not None
-            data = _data(plan.recipe, dataset, data_dir, train_size)
             run_trials(client, study, kept, spec, data, task, searched, trials, timeout,
                        progress)  # fmt: skip
     else:
@@ -235,7 +252,8 @@ def tune(
             f"{_failure_summary(rows)} (every trial is in {written[0]})"
         )
     best_params = {**fixed(searched), **best.params}
-    command = train_command(recipe, best_params, dataset, plan.settings.compute.name, dtype, seed)
+    command = train_command(plan.recipe, best_params, dataset, plan.settings.compute.name, dtype,
+                            seed)  # fmt: skip
     # An earlier run's record of retraining the best trial, if best/ still holds it.
     retrained = study.user_attrs.get("xpnet_retrained")
     if not (isinstance(retrained, dict) and retrained.get("trial") == best.number
@@ -295,7 +313,11 @@ def _data(
     if train_size is None:
         return data
     if train_size > data.X_train.shape[0]:
-        raise ValueError(f"train_size {train_size:,} exceeds the {data.X_train.shape[0]:,} images")
+        raise DataError(
+            f"train_size {train_size:,} exceeds the {data.X_train.shape[0]:,} training images "
+            f"of {dataset} (the rest are kept for validation): give at most "
+            f"{data.X_train.shape[0]:,}, or leave it out to train on them all"
+        )
     return dataclasses.replace(
         data, X_train=data.X_train[:train_size], y_train=data.y_train[:train_size]
     )
@@ -320,16 +342,41 @@ def _retrain(
 
 
 def train_command(
-    recipe: str, params: Mapping[str, Any], dataset: str, backend: str, dtype: str, seed: int
-) -> str:
-    """The ``xpnet train`` command line for a recipe with some settings replaced."""
-    parts = ["xpnet train", f"--recipe {recipe}"]
-    for name, value in sorted(params.items()):
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        parts.append(f"--{name.replace('_', '-')} {shown}")
+    recipe: str | Recipe, params: Mapping[str, Any], dataset: str, backend: str, dtype: str,
+    seed: int,
+) -> str:  # fmt: skip
+    """The ``xpnet train`` command line for a recipe with some settings replaced.
+
+    A :class:`~xpnet.recipes.Recipe` is given as the named recipe with the fewest fields
+    that differ from it, and those fields; ``params`` (a search's values) as
+    ``--name value``, floats to four significant digits.
+    """
+    name, given = (recipe, {}) if isinstance(recipe, str) else _closest_recipe(recipe)
+    given = {field: value for field, value in given.items() if field not in params}
+    parts = ["xpnet train", f"--recipe {name}"]
+    options = {**{k: repr(v) if isinstance(v, float) else v for k, v in given.items()}, **params}
+    for option, value in sorted(options.items()):
+        flag = f"--{option.replace('_', '-')}"
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            parts.append(f"{flag} {f'{value:.4g}' if isinstance(value, float) else value}")
     if dataset != "mnist":
         parts.append(f"--dataset {dataset}")
     if backend != "numpy":
         parts.append(f"--backend {backend}")
     parts += [f"--dtype {dtype}", f"--seed {seed}"]
     return " ".join(parts)
+
+
+def _closest_recipe(recipe: Recipe) -> tuple[str, dict[str, Any]]:
+    """The named recipe with the fewest fields that differ from ``recipe``, and those
+    fields with ``recipe``'s values."""
+    fields = dataclasses.asdict(recipe)
+
+    def differing(named: Recipe) -> dict[str, Any]:
+        return {field: value for field, value in fields.items()
+                if value != getattr(named, field)}  # fmt: skip
+
+    name = min(RECIPES, key=lambda known: len(differing(RECIPES[known])))
+    return name, differing(RECIPES[name])

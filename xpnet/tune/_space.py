@@ -6,12 +6,14 @@ table's (:class:`xpnet.hyperparameters.Search`).
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from xpnet.hyperparameters import Row, rows
 from xpnet.recipes import Recipe
@@ -78,8 +80,25 @@ def knob(row: Row, values: tuple[Any, ...]) -> Range | Choices:
 
 
 def searched_space(recipe: Recipe, space: SearchSpace | None) -> dict[str, Range | Choices]:
-    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead."""
-    return {**default_space(recipe), **(space or {})}
+    """The knobs a search turns: :func:`default_space`'s, with those of ``space`` instead,
+    their NumPy numbers (``np.float64``, ``np.int64``) as Python's."""
+    given = {name: _plain(searched) for name, searched in (space or {}).items()}
+    return {**default_space(recipe), **given}
+
+
+def _plain(searched: object) -> Any:
+    """A knob with NumPy scalars as Python numbers, as Optuna and JSON take them; anything
+    else as it is (Any: :func:`check_space` judges what a caller gave)."""
+    if isinstance(searched, Range):
+        return dataclasses.replace(searched, low=_number(searched.low), high=_number(searched.high))
+    if isinstance(searched, Choices) and isinstance(searched.values, tuple | list):
+        return Choices(tuple(_number(value) for value in searched.values))
+    return searched
+
+
+def _number(value: Any) -> Any:
+    """A NumPy scalar as the Python number it holds; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_space(space: SearchSpace, plan: RunPlan) -> None:
@@ -168,11 +187,44 @@ def fixed(space: SearchSpace) -> dict[str, Any]:
     return values
 
 
-def fingerprint(space: SearchSpace, settings: Mapping[str, Any]) -> str:
-    """A short digest of the space and the fixed settings: a study searches one of each."""
+def identity(space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What identifies a search, as plain (JSON) data: its space, knob by knob, and the
+    settings it fixes. A study records it; a search resumes only a study of the same."""
     described = {
-        name: {"choices": list(k.values)} if isinstance(k, Choices) else vars(k)
+        name: {"choices": list(k.values)} if isinstance(k, Choices) else dataclasses.asdict(k)
         for name, k in sorted(space.items())
     }
-    text = json.dumps({"space": described, "settings": dict(settings)}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    plain: dict[str, Any] = json.loads(
+        json.dumps({"space": described, "settings": dict(settings)}, sort_keys=True)
+    )
+    return plain
+
+
+def differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """What differs between two :func:`identity`'s, a phrase each:
+    ``"seed: 0 in the study, 1 now"``; a recipe's fields one by one."""
+    found = []
+    for section in ("settings", "space"):
+        old, new = recorded.get(section) or {}, wanted.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            a, b = old.get(key), new.get(key)
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict) and section == "settings":
+                found += [f"{key}.{change}" for change in differences(
+                    {"settings": a}, {"settings": b})]  # fmt: skip
+            else:
+                found.append(f"{key}: {_shown(a)} in the study, {_shown(b)} now")
+    return found
+
+
+def _shown(value: Any) -> str:
+    """A setting or a knob as :func:`differences` writes it."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict) and "choices" in value:
+        return "one of " + ", ".join(map(str, value["choices"]))
+    if isinstance(value, dict) and {"low", "high"} <= value.keys():
+        scale = "log" if value.get("log") else "linear"
+        return f"{value['low']:g} to {value['high']:g} ({scale})"
+    return str(value)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from xpnet.tune._space import SearchSpace, distributions
+from xpnet.tune._space import SearchSpace, differences, distributions
 
 #: Seconds between two heartbeats of a running trial (the search records them).
 HEARTBEAT_INTERVAL = 5
@@ -131,13 +131,16 @@ def heartbeats(storage: BaseStorage) -> RDBStorage | None:
 
 
 def open_study(
-    storage: BaseStorage, spec: str, name: str, space_id: str, seed: int, space: SearchSpace,
-    write: bool = True,
+    storage: BaseStorage, spec: str, name: str, search: Mapping[str, Any], seed: int,
+    space: SearchSpace, write: bool = True,
 ) -> optuna.Study | None:  # fmt: skip
-    """The study ``name``: resumed when it searched the same space, else created.
+    """The study ``name``: resumed when it is the same search, else created.
 
-    A study resumed is checked trial by trial against ``space`` before anything is
-    written; then the trials a dead search left running are failed and queued again.
+    ``search`` is what identifies the search (:func:`~xpnet.tune._space.identity`):
+    its space and fixed settings, the seed among them; a study records it, and one
+    that records another is refused, the differences named. A study resumed is
+    checked trial by trial against ``space`` before anything is written; then the
+    trials a dead search left running are failed and queued again.
     ``write=False`` only reads and checks it, and gives None where it is not there yet.
     Trials below the median of five finished ones at the same epoch are pruned, from the
     second epoch on (epochs are steps 1, 2, ...).
@@ -166,10 +169,13 @@ def open_study(
         raise ValueError(
             f"study {name!r} in {spec} was not made by xpnet tune; use another --study-name"
         )
-    if recorded is not None and recorded != space_id:
+    if recorded is not None and recorded != search:
+        changed = differences(recorded, search) if isinstance(recorded, dict) else []
         raise ValueError(
-            f"study {name!r} in {spec} searched another space or settings; give another "
-            "--study-name (or --output-dir) to start a new search, or the same options to resume"
+            f"study {name!r} in {spec} searched another space or settings"
+            + (f" ({'; '.join(changed)})" if changed else "")
+            + ": give the same options to resume it, or another --study-name (or "
+            "--output-dir) to start a new search"
         )
     searched = distributions(space)
     for trial in study.get_trials(deepcopy=False):
@@ -180,7 +186,7 @@ def open_study(
                 "another --study-name (or --output-dir) to start a new search"
             )
     if write:
-        study.set_user_attr("xpnet_search", space_id)
+        study.set_user_attr("xpnet_search", dict(search))
         fail_stale(study)
     return study
 
