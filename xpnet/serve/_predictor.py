@@ -114,6 +114,10 @@ class Predictor:
         return self(image), image
 
 
+#: The types of JSON's numbers, as json.loads makes them.
+_NUMBERS = frozenset({int, float})
+
+
 def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -126,11 +130,12 @@ def parse_image(body: JSON) -> np.ndarray:
     shape_ok = isinstance(rows, list) and len(rows) == SIZE
     if not (shape_ok and all(isinstance(row, list) and len(row) == SIZE for row in rows)):
         raise BadRequest(f'"image" must be {SIZE} rows of {SIZE} numbers (0..255)')
-    if not all(_number(v) for row in rows for v in row):
+    values = [v for row in rows for v in row]
+    if not set(map(type, values)) <= _NUMBERS:  # JSON's numbers; not bool, a subclass of int
         raise BadRequest('"image" must hold numbers only (0..255)')
-    if not all(0 <= v <= 255 for row in rows for v in row):  # before any float conversion
+    if not 0 <= min(values) <= max(values) <= 255:  # before any float conversion
         raise BadRequest('the values of "image" must be between 0 and 255')
-    return np.array(rows, dtype=np.float64)
+    return np.array(values, dtype=np.float64).reshape(SIZE, SIZE)
 
 
 def parse_drawing(body: JSON) -> tuple[list[list[list[float]]], float]:
