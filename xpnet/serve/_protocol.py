@@ -6,8 +6,11 @@ waits without end for a request that has not arrived whole: a client that sends 
 headers a byte at a time (slowloris) holds its connection for ever, and enough of them hold
 every connection the server allows. Here a request's head (its request line and headers)
 must arrive within :data:`HEAD_TIMEOUT` of the connection or the previous answer; a late
-one gets a 408 and the connection is closed. (The body's deadline is the application's,
-:data:`xpnet.serve._app.BODY_TIMEOUT`.)
+one gets a 408 and the connection is closed. Each deadline is drawn between half of it and
+all of it, so that connections opened together (1,000 slow clients) are not all closed,
+and do not all connect again, at the same moment: accepting a burst of a thousand takes the
+event loop about a tenth of a second, which every other client would wait. (The body's
+deadline is the application's, :data:`xpnet.serve._app.BODY_TIMEOUT`.)
 
 h11 refuses what is not HTTP/1.1 as RFC 9112 says (a malformed request line or header, a
 ``Content-Length`` that is not a number or two that differ, no ``Host``, a head still
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -28,7 +32,7 @@ from xpnet.serve._guard import MAX_HEAD_BYTES
 
 __all__ = ["HEAD_TIMEOUT", "HeadTimeoutProtocol"]
 
-#: Seconds a client may take to send a request's line and headers.
+#: Seconds a client may take to send a request's line and headers, at most (at least half).
 HEAD_TIMEOUT = 10.0
 
 
@@ -77,7 +81,8 @@ class HeadTimeoutProtocol(H11Protocol):
     def _arm(self) -> None:
         self._disarm()
         if not self.transport.is_closing():
-            self._deadline = self.loop.call_later(HEAD_TIMEOUT, self._head_too_late)
+            seconds = random.uniform(HEAD_TIMEOUT / 2, HEAD_TIMEOUT)
+            self._deadline = self.loop.call_later(seconds, self._head_too_late)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -92,6 +97,9 @@ class HeadTimeoutProtocol(H11Protocol):
     def _head_too_late(self) -> None:
         self._deadline = None
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            message = f"the request's line and headers did not arrive within {HEAD_TIMEOUT:g} s"
+            message = (
+                "the request's line and headers did not arrive in time (each connection has "
+                f"{HEAD_TIMEOUT / 2:g} to {HEAD_TIMEOUT:g} s for them)"
+            )
             self.transport.write(_answer(408, "Request Timeout", message))
             self.transport.close()
