@@ -231,3 +231,23 @@ def test_clients_that_reset_leave_no_thread_or_descriptor_held_and_print_nothing
     assert after[0] <= before[0], (before, after)
     assert after[1] <= before[1], (before, after)
     assert served.err == []  # no traceback, no line at all
+
+
+def test_ctrl_c_with_slow_clients_connected_stops_at_once_printing_one_line(tmp_path, mnist_dir):
+    running = start(train_model(tmp_path, mnist_dir))
+    slow = [
+        post(running.url, "Content-Length: 100", body=b"{"),  # a body still arriving
+        head(running.url)[:12],  # a request line still arriving
+        post(running.url, "Content-Length: 100000000000000", body=b"{"),  # one being refused
+    ]
+    connections = []
+    for data in slow:
+        connections.append(socket.create_connection(address(running.url)))
+        connections[-1].sendall(data)
+    assert post_json(running.url, "/predict", {"image": IMAGE})[0] == 200
+    started = time.monotonic()
+    code, err = stop(running)
+    assert time.monotonic() - started < 5  # uvicorn's grace period for requests: not waited
+    assert (code, err) == (130, "xpnet serve: stopped")
+    for sock in connections:
+        sock.close()

@@ -235,7 +235,10 @@ def _json(value: JSON, status: int = HTTPStatus.OK) -> Response:
 
 async def _bad_request(request: Request, err: Exception) -> Response:
     assert isinstance(err, BadRequest)
-    return _json({"error": str(err)}, err.status)
+    response = _json({"error": str(err)}, err.status)
+    if err.status in (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.REQUEST_ENTITY_TOO_LARGE):
+        response.headers["connection"] = "close"  # the rest of its body is not read
+    return response
 
 
 async def _no_route(request: Request, err: Exception) -> Response:

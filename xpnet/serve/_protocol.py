@@ -16,7 +16,8 @@ h11 refuses what is not HTTP/1.1 as RFC 9112 says (a malformed request line or h
 ``Content-Length`` that is not a number or two that differ, no ``Host``, a head still
 incomplete after :data:`~xpnet.serve._guard.MAX_HEAD_BYTES`); uvicorn answers those 400 in
 plain text, here in JSON, as the rest of the API. (A head that arrives whole is measured by
-:class:`~xpnet.serve._guard.Guard`.)
+:class:`~xpnet.serve._guard.Guard`.) On Ctrl-C, a request whose body is still arriving is
+dropped at once, as if its client had gone.
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ class HeadTimeoutProtocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        # On Ctrl-C a request whose body is still arriving ends as if its client had left
+        # (the application stops waiting for it), rather than being cancelled with a
+        # traceback once uvicorn's grace period is over.
+        if self.cycle is not None and self.conn.their_state is h11.SEND_BODY:
+            self.transport.close()
+        super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
         message = (
