@@ -109,8 +109,14 @@ def test_other_origins_are_refused_403_before_anything_is_read(served, origin):
 
 def test_its_own_origin_and_clients_without_one_are_answered(server):
     host = server.removeprefix("http://").rstrip("/")
-    for headers in ({"Origin": f"http://{host}"}, {"Origin": f"HTTP://{host.upper()}"}, {}):
-        assert post_json(server, "/predict", {"image": IMAGE}, headers)[0] == 200
+    port = address(server)[1]
+    for headers in (
+        {"Origin": f"http://{host}"},
+        {"Host": f"LocalHost:{port}", "Origin": f"http://localhost:{port}"},  # any case
+        {"Host": f"localhost:{port}", "Origin": f"HTTP://LOCALHOST:{port}"},
+        {},  # curl, a script
+    ):
+        assert post_json(server, "/predict", {"image": IMAGE}, headers)[0] == 200, headers
 
 
 @pytest.mark.parametrize(
