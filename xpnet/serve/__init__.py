@@ -8,18 +8,18 @@ than in the page: one implementation, tested with the rest of xpnet, and the sam
 a client of the JSON API as for the page.
 
 The server is an ASGI application (Starlette) run by uvicorn; both come with
-``pip install "xpnet[serve]"`` and are imported only by :func:`create_app` and
-:func:`run`, so the preparation needs neither. From Python::
+``pip install "xpnet[serve]"`` and are imported only by :func:`create_app`, :func:`listen`
+and :func:`run`, so the preparation needs neither. From Python::
 
-    from xpnet.serve import create_app, run
+    from xpnet.serve import create_app, listen, run
 
     app = create_app("xpnet-output/model.npz")
-    run(app, port=8000)  # http://127.0.0.1:8000/, until Ctrl-C
+    run(app, listen("127.0.0.1", 8000))  # http://127.0.0.1:8000/, until Ctrl-C
 
-or under any ASGI server (``uvicorn``, ``hypercorn``, ``gunicorn -k uvicorn_worker...``),
-with as many worker processes as it runs: each calls :func:`create_app` once. See
-:mod:`xpnet.serve._app` for the routes and the API, :mod:`xpnet.serve._guard` for who
-may use it.
+or ``app`` under any ASGI server (``uvicorn module:app --workers 4``), with as many worker
+processes as it runs: each calls :func:`create_app` once. See :mod:`xpnet.serve._app` for
+the routes and the API, :mod:`xpnet.serve._guard` for who may use it, and
+:mod:`xpnet.serve._protocol` and :mod:`xpnet.serve._run` for what uvicorn does here.
 """
 
 from __future__ import annotations

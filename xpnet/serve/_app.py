@@ -107,12 +107,16 @@ def create_app(
         for path, (name, kind) in _STATIC.items()
     }
 
-    def static(request: Request) -> Response:
+    # Every endpoint is a coroutine: Starlette would run a plain function in a worker thread.
+    async def static(request: Request) -> Response:
         content, kind = files[request.url.path]
         return Response(content, media_type=kind)
 
-    def describe(request: Request) -> Response:
+    async def describe(request: Request) -> Response:
         return _json({"classes": predictor.classes, "dataset": predictor.dataset})
+
+    async def no_icon(request: Request) -> Response:
+        return Response(status_code=HTTPStatus.NO_CONTENT)
 
     compute = _OneAtATime()
 
@@ -133,7 +137,7 @@ def create_app(
     routes = [Route(path, static, methods=["GET"]) for path in files]
     routes += [
         Route("/model", describe, methods=["GET"]),
-        Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]),
+        Route("/favicon.ico", no_icon, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
         Route("/draw", draw, methods=["POST"]),
     ]
