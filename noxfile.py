@@ -154,7 +154,7 @@ def serve(session: nox.Session) -> None:
         # Playwright's own browser download is not used: Debian's package is.
         session.run("apt-get", "update", external=True)
         session.run("apt-get", "install", "-y", "chromium", external=True)
-    session.install(".[test]", "playwright")
+    session.install(".[test,serve]", "playwright")
     session.run("pytest", "-m", "serve", *session.posargs)
 
 
@@ -199,7 +199,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy, strict, on the package, with every typed library it calls installed (torch,
-    JAX, Dask, Optuna, matplotlib), so that their types are followed."""
+    JAX, Dask, Optuna, matplotlib, Starlette, uvicorn), so that their types are followed."""
     requirements = [*_requirements(session, "torch"), *_requirements(session, "jax")]
-    session.install(".[test,tune,plot]", *requirements, MYPY)
+    session.install(".[test,tune,plot,serve]", *requirements, MYPY)
     session.run("mypy")

@@ -134,8 +134,23 @@ def test_bad_images_are_refused(ink, message):
         ([[[1, 2]]], 0, "positive"),
         ([[[1, 2]]], float("inf"), "positive"),
         ([[[1, float("nan")]]], 10, "finite"),
+        # too small to measure: the pen's width vanishes beside the coordinates
+        ([[[10, 10]]], 1e-20, "too small to measure"),
+        ([[[10, 10]]], 5e-324, "too small to measure"),
+        ([[[1e6, -1e6], [1e6, -1e6]]], 1e-300, "too small to measure"),
+        # a pen too thin to leave ink at 80 pixels across
+        ([[[10, 10], [10, 100]]], 1e-20, "too thin"),
+        ([[[0, 0], [1e-300, 0]]], 5e-324, "too thin"),
+        ([[[0, 0], [1600, 0]]], 0.5, "too thin"),
     ],
 )
 def test_bad_strokes_are_refused(strokes, pen, message):
     with pytest.raises(ValueError, match=message):
         render_strokes(strokes, pen)
+
+
+def test_the_thinnest_pen_taken_still_leaves_ink():
+    # 1/1600 of the drawing's size: a twentieth of a rendering sample
+    ink = render_strokes([[[0, 0], [1600, 0]]], pen=1.01)
+    assert ink.max() > 0
+    assert mnist_image(ink).max() == 255

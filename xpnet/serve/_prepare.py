@@ -28,6 +28,9 @@ BOX = 20
 CENTRE = (14.0, 14.0)
 #: Rendering samples per output pixel along each side, for :func:`render_strokes`.
 _SUPERSAMPLE = 4
+#: The thinnest pen :func:`render_strokes` takes, in samples: a pen much thinner than a
+#: sample draws only the anti-aliased edge of its line, where it draws anything.
+_MIN_PEN_SAMPLES = 0.05
 
 Point = Sequence[float]
 
@@ -115,8 +118,9 @@ def render_strokes(strokes: Sequence[Sequence[Point]], pen: float) -> np.ndarray
     Raises
     ------
     ValueError
-        If there is no point, a point is not two finite numbers, or the pen's width
-        is not a positive finite number.
+        If there is no point, a point is not two finite numbers, the pen's width is not a
+        positive finite number, the drawing is too small to measure in float64, or the pen
+        is under 1/1600 of the drawing's size (it would leave no visible ink).
     """
     if not (isinstance(pen, (int, float)) and math.isfinite(pen) and pen > 0):
         raise ValueError(f"pen must be a positive width, got {pen!r}")
@@ -129,7 +133,19 @@ def render_strokes(strokes: Sequence[Sequence[Point]], pen: float) -> np.ndarray
         raise ValueError("stroke points must be finite numbers")
     radius = pen / 2
     low, high = points.min(axis=0) - radius, points.max(axis=0) + radius
-    scale = BOX * _SUPERSAMPLE / float(np.max(high - low))
+    extent = float(np.max(high - low))
+    scale = BOX * _SUPERSAMPLE / extent if extent > 0 else math.inf
+    if not math.isfinite(scale):
+        raise ValueError(
+            f"the drawing, its pen of width {pen!r} included, is too small to measure "
+            f"({extent!r} across in float64); draw it larger or with a wider pen"
+        )
+    if pen * scale < _MIN_PEN_SAMPLES:
+        thinnest = _MIN_PEN_SAMPLES / scale
+        raise ValueError(
+            f"a pen of width {pen!r} is too thin for strokes {extent:g} across: it would "
+            f"leave no visible ink; use a pen at least {thinnest:.3g} wide"
+        )
     width, height = np.ceil((high - low) * scale).astype(int)
     image = np.zeros((height, width))
     for path in paths:
