@@ -369,7 +369,8 @@ def test_a_runs_file_that_is_a_fifo_is_found_before_training(mnist_dir, tmp_path
     assert result.returncode == 1, result.stderr
     assert f"{out / name}: it is a FIFO" in result.stderr, result.stderr
     assert "[" not in result.stderr  # no progress bar: no training started
-    assert (out / name).is_fifo() and sorted(p.name for p in out.iterdir()) == [name]
+    assert (out / name).is_fifo()
+    assert sorted(p.name for p in out.iterdir()) == [name]
 
 
 @pytest.mark.mnist
