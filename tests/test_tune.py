@@ -419,6 +419,17 @@ def test_numpy_integers_are_accepted_and_failed_trials_say_why(tmp_path, mnist_d
     assert all("training diverged" in r["error"] for r in rows)
 
 
+@pytest.mark.parametrize("taken", ["trials.csv", "best/model.npz"])
+def test_a_fifo_where_the_search_writes_is_refused_before_any_trial(tmp_path, mnist_dir, taken):
+    (tmp_path / "model.npz").mkdir()  # a run's file name, which the search does not write
+    (tmp_path / taken).parent.mkdir(exist_ok=True)
+    os.mkfifo(tmp_path / taken)
+    with pytest.raises(OSError, match=f"{tmp_path / taken}: it is a FIFO"):
+        tune(trials=1, workers=1, data_dir=mnist_dir, output_dir=tmp_path, **SMALL)
+    assert (tmp_path / taken).is_fifo()
+    assert not (tmp_path / "study.db").exists()  # refused before the study was written
+
+
 def test_a_file_that_is_not_a_study_is_refused_unchanged(tmp_path, mnist_dir):
     notes = tmp_path / "notes.log"
     notes.write_text("not a study\n")

@@ -220,8 +220,6 @@ def _read_data(stream: IO[bytes], header: NpyHeader, where: str) -> np.ndarray:
             )
         view[position : position + len(chunk)] = chunk
         position += len(chunk)
-    if stream.read(1):
-        raise ModelFileError(f"{where} has bytes after its data: corrupt")
     shape, dtype = header.shape, header.dtype
     array = np.frombuffer(buffer, dtype=dtype)  # writable: training updates in place
     return array.reshape(shape[::-1]).T if header.fortran_order else array.reshape(shape)

@@ -200,17 +200,19 @@ def _nests_deeper(value: object, limit: int) -> bool:
     return False
 
 
+def _too_deep(path: str | os.PathLike[str]) -> str:
+    return f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels: not xpnet's"
+
+
 def _metadata(path: str | os.PathLike[str], raw: np.ndarray) -> JSONObject:
     try:
         metadata = json.loads(str(raw))
     except json.JSONDecodeError as err:
         raise ModelFileError(f"{path}: metadata is not valid JSON ({err})") from None
-    except RecursionError:
-        metadata = None  # nested too deep for the parser: refused as such below
-    if metadata is None or _nests_deeper(metadata, MAX_METADATA_DEPTH):
-        raise ModelFileError(
-            f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels: not xpnet's"
-        )
+    except RecursionError:  # nested too deep for the parser
+        raise ModelFileError(_too_deep(path)) from None
+    if _nests_deeper(metadata, MAX_METADATA_DEPTH):
+        raise ModelFileError(_too_deep(path))
     if not isinstance(metadata, dict) or metadata.get("format") != "xpnet-model":
         raise ModelFileError(f"{path}: metadata does not describe an xpnet model")
     version = metadata.get("format_version")

@@ -55,7 +55,8 @@ def _out_of_memory(err: MemoryError) -> str:
     room = f"; it may take {left.bytes / 2**20:,.0f} MiB more now ({left.bound})" if left else ""
     return (
         f"out of memory{f' ({said})' if said else ''}{room}: choose smaller sizes (such as "
-        "--hidden-size, --batch-size or --train-size), or free memory or raise the limit"
+        "--hidden-size or --batch-size; --train-size in xpnet tune), or free memory or raise "
+        "the limit"
     )
 
 

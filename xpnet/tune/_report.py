@@ -14,6 +14,10 @@ from xpnet.tune._space import Choices, Range, SearchSpace
 _COLUMNS = ("number", "state", "value", "seconds", "worker", "error")
 
 
+#: The files :func:`write` writes into the output directory.
+FILES = ("trials.csv", "trials.png", "hyperparameters.png")
+
+
 def write(out: Path, rows: Sequence[dict[str, Any]], space: SearchSpace) -> list[Path]:
     """Write ``trials.csv``, ``trials.png`` and ``hyperparameters.png``; return their paths.
 

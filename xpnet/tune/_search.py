@@ -16,6 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from xpnet import _checks
+from xpnet._atomic import check_writable_directory
 from xpnet._typing import Device, DType
 from xpnet.backend import Backend, gpu_devices
 from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
@@ -30,6 +31,7 @@ from xpnet.pipeline import (
     save_run,
 )
 from xpnet.recipes import RECIPES, Recipe
+from xpnet.tune._report import FILES
 from xpnet.tune._space import (
     Choices,
     Range,
@@ -234,14 +236,14 @@ def tune(
         # train_size); then nothing is written until the cluster and the storage answer.
         data = _data(plan.recipe, dataset, data_dir, train_size)
         with connect(scheduler, count, threads, connect_timeout) as client:
-            check_output_dir(out)
+            _check_output_dir(out, retrain)
             kept = _study.open_storage(spec, create=True)
             study = _study.open_study(kept, spec, study_name, search, seed, searched)
             assert study is not None
             run_trials(client, study, kept, spec, data, task, searched, trials, timeout,
                        progress)  # fmt: skip
     else:
-        check_output_dir(out)
+        _check_output_dir(out, retrain)
 
     rows = _study.rows(study)
     written = _report.write(out, rows, searched)  # failed trials' reasons included
@@ -286,6 +288,13 @@ def _checked_budget(
         if train_size < 2:
             raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
     return trials, timeout, train_size
+
+
+def _check_output_dir(out: Path, retrain: bool) -> None:
+    """Check that ``out`` takes the search's files, and ``best/`` a run's, before a trial."""
+    check_writable_directory(out, files=FILES)
+    if retrain:
+        check_output_dir(out / "best", create=False)
 
 
 def _nothing_left(study: optuna.Study, trials: int | None) -> bool:
