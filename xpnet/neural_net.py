@@ -30,7 +30,7 @@ from xpnet._typing import (
     map_params,
     params_from,
 )
-from xpnet.backend import Backend, resolve_backend, to_numpy
+from xpnet.backend import Backend, dtype_name, resolve_backend, to_numpy
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.functional import forward, softmax, softmax_loss
 from xpnet.model_file import RESERVED_KEYS, read_model, write_model
@@ -290,7 +290,7 @@ class TwoLayerNet:
         D, H, C = self.sizes
         run = TrainSettings(
             input_size=D, hidden_size=H, output_size=C, init=self.init, std=self.std,
-            seed=self.seed, compute=ComputeSettings(self.backend, dtype=_dtype_name(self.dtype)),
+            seed=self.seed, compute=ComputeSettings(self.backend, dtype=dtype_name(self.dtype)),
             learning_rate=learning_rate, learning_rate_decay=learning_rate_decay, reg=reg,
             batch_size=batch_size, momentum=momentum,
             num_iters=num_iters_for(num_iters, epochs, rows, batch_size), **settings,
@@ -366,7 +366,7 @@ class TwoLayerNet:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the dtype by name; the backend pickles by name too (:class:`xpnet.Backend`)."""
-        return {**self.__dict__, "dtype": _dtype_name(self.dtype)}
+        return {**self.__dict__, "dtype": dtype_name(self.dtype)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -394,8 +394,3 @@ def _recorded_initialisation(metadata: JSONObject) -> tuple[Init, float]:
                 _checks.real("std", recorded.get("std"), low=0.0, low_open=False))  # fmt: skip
     except (TypeError, ValueError):
         return "gaussian", 1e-4
-
-
-def _dtype_name(dtype: object) -> DType:
-    """``"float32"`` or ``"float64"``, whichever library's dtype this is."""
-    return "float32" if "float32" in str(dtype) else "float64"

@@ -12,6 +12,7 @@ call (:attr:`Backend.compiled_path`); the runners that take the steps are in
 from xpnet.backend._compat import (
     array_namespace,
     device_of,
+    dtype_name,
     has_values,
     is_array_api_obj,
     is_numpy_array,
@@ -47,6 +48,7 @@ __all__ = [
     "allow_float64",
     "array_namespace",
     "device_of",
+    "dtype_name",
     "gpu_devices",
     "has_values",
     "host_memory",

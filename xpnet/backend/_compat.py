@@ -25,6 +25,8 @@ from array_api_compat import (
 )
 from array_api_compat import device as device_of
 
+from xpnet._typing import DType
+
 __all__ = [
     "array_namespace",
     "device_of",
@@ -46,6 +48,11 @@ __all__ = [
 def is_namespace(test: str, namespace: ModuleType) -> bool:
     """Apply ``array_api_compat``'s namespace test called ``test`` (``"is_torch_namespace"``)."""
     return bool(getattr(array_api_compat, test)(namespace))
+
+
+def dtype_name(dtype: object) -> DType:
+    """``"float32"`` or ``"float64"`` for a floating dtype of any library (xpnet's two)."""
+    return "float32" if "float32" in str(dtype) else "float64"
 
 
 def has_values(x: object) -> bool:

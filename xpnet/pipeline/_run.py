@@ -11,7 +11,7 @@ from typing import Any, TypedDict
 import numpy as np
 
 from xpnet._typing import Compile, Device, DType, JSONObject
-from xpnet.backend import Backend
+from xpnet.backend import Backend, dtype_name
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
@@ -249,8 +249,8 @@ def _check_net_is_planned(net: TwoLayerNet, settings: TrainSettings) -> None:
         "dtype": compute.dtype,
         "seed": settings.seed,
     }
-    dtype = "float32" if "float32" in str(net.dtype) else "float64"  # any library's dtype
-    found = {"sizes": net.sizes, "backend": net.backend, "dtype": dtype, "seed": net.seed}
+    found = {"sizes": net.sizes, "backend": net.backend, "dtype": dtype_name(net.dtype),
+             "seed": net.seed}  # fmt: skip
     differ = [name for name in planned if found[name] != planned[name]]
     if differ:
         said = "; ".join(

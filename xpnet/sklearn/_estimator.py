@@ -20,8 +20,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from xpnet import training
-from xpnet._typing import DTYPES, Array, ArrayLike, Device, DType, JSONObject, Params
-from xpnet.backend import array_namespace, is_numpy_array
+from xpnet._typing import DTYPES, Array, ArrayLike, Device, JSONObject, Params
+from xpnet.backend import array_namespace, dtype_name, is_numpy_array
 from xpnet.neural_net import TwoLayerNet
 from xpnet.sklearn import _parameters
 from xpnet.sklearn._dispatch import (
@@ -255,11 +255,10 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "weight_decay": values["weight_decay"] if solver == "adamw" else 0.0,
         }
         if seed is not None:  # a new network
-            dtype = self.dtype or ("float32" if "float32" in str(X.dtype) else "float64")
+            dtype = self.dtype or dtype_name(X.dtype)
             compute = ComputeSettings(backend_for(X, self.backend, self.device), dtype=dtype)
         else:  # the fitted one, as it is
-            net_dtype: DType = "float32" if "float32" in str(self.net_.dtype) else "float64"
-            compute = ComputeSettings(self.net_.backend, dtype=net_dtype)
+            compute = ComputeSettings(self.net_.backend, dtype=dtype_name(self.net_.dtype))
             values |= {"hidden_size": self.net_.sizes[1], "init": self.net_.init,
                        "std": self.net_.std}  # fmt: skip
             seed = self.net_.seed
