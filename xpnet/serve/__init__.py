@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from xpnet.serve._predictor import (
     DEFAULT_PEN,
+    MAX_BODY_BYTES,
     MAX_POINTS,
     BadRequest,
     Prediction,
@@ -38,7 +39,7 @@ from xpnet.serve._predictor import (
 from xpnet.serve._prepare import mnist_image, render_strokes
 
 if TYPE_CHECKING:
-    from xpnet.serve._app import MAX_BODY_BYTES, create_app
+    from xpnet.serve._app import create_app
     from xpnet.serve._guard import LOOPBACK_HOSTS
     from xpnet.serve._run import listen, run
 
@@ -61,7 +62,6 @@ __all__ = [
 
 #: The names that need Starlette and uvicorn, and the module of each.
 _SERVER_NAMES = {
-    "MAX_BODY_BYTES": "_app",
     "create_app": "_app",
     "LOOPBACK_HOSTS": "_guard",
     "listen": "_run",

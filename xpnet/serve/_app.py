@@ -41,12 +41,16 @@ from starlette.routing import Route
 from xpnet._typing import JSON, DType
 from xpnet.neural_net import TwoLayerNet
 from xpnet.serve._guard import Guard, allowed_names
-from xpnet.serve._predictor import BadRequest, Predictor, parse_drawing, parse_image
+from xpnet.serve._predictor import (
+    MAX_BODY_BYTES,
+    BadRequest,
+    Predictor,
+    parse_drawing,
+    parse_image,
+)
 
-__all__ = ["BODY_TIMEOUT", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["BODY_TIMEOUT", "create_app"]
 
-#: The largest request body accepted, in bytes (a 28x28 image is about 4 KB).
-MAX_BODY_BYTES = 128 * 1024
 #: Seconds a client may take to send a request's body.
 BODY_TIMEOUT = 10.0
 #: Bytes of a refused body read and dropped, and for how many seconds at most, so that a

@@ -20,6 +20,7 @@ from xpnet.serve._prepare import SIZE, mnist_image, render_strokes
 
 __all__ = [
     "DEFAULT_PEN",
+    "MAX_BODY_BYTES",
     "MAX_POINTS",
     "BadRequest",
     "Prediction",
@@ -28,6 +29,8 @@ __all__ = [
     "parse_image",
 ]
 
+#: The largest request body accepted, in bytes (a 28x28 image is about 4 KB).
+MAX_BODY_BYTES = 128 * 1024
 #: The most stroke points a drawing may have.
 MAX_POINTS = 4000
 #: The pen's width when a drawing does not say: a tenth of the page's 280-pixel pad, which
