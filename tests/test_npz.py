@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_model_file_fuzz import members_of, zip_bytes
 
 from xpnet import TwoLayerNet, to_numpy
 from xpnet.errors import ModelFileError
@@ -21,19 +22,6 @@ def saved(tmp_path):
     path = tmp_path / "model.npz"
     net.save(path)
     return net, path.read_bytes()
-
-
-def members_of(data: bytes) -> dict[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def zip_bytes(members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 def data_offset(data: bytes, member: str) -> int:
