@@ -29,8 +29,8 @@ from xpnet.training import ComputeSettings, TrainSettings
 
 #: The lab's training step: a batch of 100 rows by the 784 x 175 first layer.
 LAB = {"input_size": 784, "hidden_size": 175, "output_size": 10, "batch_size": 100}
-#: The ``best`` recipe's: 128 rows by 784 x 2048, above the first size class.
-LARGE = {"input_size": 784, "hidden_size": 2048, "output_size": 10, "batch_size": 128}
+#: 512 rows by 784 x 1024, above the first size class.
+LARGE = {"input_size": 784, "hidden_size": 1024, "output_size": 10, "batch_size": 512}
 
 
 def pools(backend: Backend) -> dict[str, int]:

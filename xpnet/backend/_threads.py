@@ -47,14 +47,15 @@ __all__ = [
 
 #: Threads by size class: rows of (the largest product, in multiply-adds, the class holds;
 #: threads), in increasing size; None: every thread the process allows. From
-#: ``benchmarks/threads.py`` on a 2-core machine, idle and with both cores kept busy
-#: (``benchmarks/THREADS.md``): up to 100 million multiply-adds (the lab's steps, a 100 x
-#: 784 by 784 x 175 product, are 13.7 million), a second thread made a step at most 1.7
-#: times as fast on the idle machine, and 2.6 to 30 times as slow on the busy one; above,
-#: it made a step about 1.5 to 1.8 times as fast idle, about 1.6 times as slow busy, and
-#: a test-set prediction faster either way.
+#: ``benchmarks/threads.py`` on a 2-core machine, quiet and with both cores kept busy
+#: (``benchmarks/THREADS.md``), the choice whose worse case is the better: at the lab's
+#: sizes (a 100 x 784 by 784 x 175 product: 13.7 million) a second thread made a step
+#: 0.8 to 1.24 times as fast on the quiet machine and 1.5 to 5 times as slow on the busy
+#: one; up to `best`'s 205 million, up to 1.5 times as fast quiet and 2 to 3 times as slow
+#: busy; from 411 million up, 1.4 to 1.6 times as fast quiet and 1.1 to 1.5 times as slow
+#: busy, and a test-set prediction (10,000 x 784 by 784 x 175) faster either way.
 THREADS_BY_SIZE: tuple[tuple[float, int | None], ...] = (
-    (1e8, 1),
+    (4e8, 1),
     (math.inf, None),
 )
 
