@@ -126,7 +126,7 @@ def gpu(session: nox.Session) -> None:
     requirements = [
         arg for backend in GPU_CHECK_BACKENDS for arg in _requirements(session, backend, gpu=True)
     ]
-    session.install(".[test,plot]", "nbclient", "scikit-learn", "threadpoolctl", *requirements)
+    session.install(".[test,plot]", "nbclient", "scikit-learn", *requirements)
     session.run("python", "backends/gpu_check.py", *session.posargs)
 
 
@@ -184,7 +184,7 @@ def notebook(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark against plain NumPy, PyTorch and scikit-learn; writes benchmarks/RESULTS.md."""
     session.install(".", "-r", "backends/torch.txt", "-r", "backends/jax.txt")
-    session.install("scikit-learn", "threadpoolctl")
+    session.install("scikit-learn")
     session.run("python", "benchmarks/bench.py", *session.posargs)
 
 

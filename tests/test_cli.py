@@ -66,6 +66,36 @@ def test_train_writes_every_file(short_run):
 
 
 @pytest.mark.mnist
+def test_train_says_first_how_many_threads_run(short_run):
+    _, result = short_run
+    first = result.stdout.splitlines()[0]
+    # 100 x 784 by 784 x 50 products: one thread, as for the lab's 784 x 175
+    assert re.fullmatch(r"training 784-50-10 on mnist \(55,000 images\) with numpy on cpu "
+                        r"float64, eager loop, 1 thread, recipe lab", first), first  # fmt: skip
+
+
+@pytest.mark.mnist
+def test_threads_given_to_train_and_evaluate_are_used(mnist_dir, tmp_path):
+    result = run("train", "--num-iters", "2", "--hidden-size", "50", "--threads", "2",
+                 "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert ", 2 threads, recipe lab" in result.stdout.splitlines()[0]
+    assert TwoLayerNet.load(tmp_path / "model.npz").last_training["threads"] == 2
+    found = run("evaluate", str(tmp_path / "model.npz"), "--threads", "2", "--data-dir",
+                str(mnist_dir))  # fmt: skip
+    assert found.returncode == 0, found.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_a_bad_thread_count_is_a_usage_error_that_names_it(command, value):
+    result = run(command, *(["model.npz"] if command == "evaluate" else []), "--threads", value)
+    assert result.returncode == 2
+    assert "argument --threads" in result.stderr
+    assert value in result.stderr
+
+
+@pytest.mark.mnist
 def test_train_prints_accuracies_and_a_progress_bar(short_run):
     _, result = short_run
     assert re.search(r"validation accuracy: 0\.\d{4}", result.stdout)

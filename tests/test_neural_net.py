@@ -206,6 +206,7 @@ BAD_HYPERPARAMETERS = {
     "schedule": ["linear"],
     "optimizer": ["rmsprop"],
     "compile": ["yes", 1],
+    "threads": [0, -2],
 }
 #: Values of the wrong type: a TypeError, as Python's own functions raise.
 WRONG_TYPES = {
@@ -219,6 +220,7 @@ WRONG_TYPES = {
     "progress": ["yes"],
     "on_epoch": [3],
     "verbose": ["no"],
+    "threads": [1.0, "2", True],
 }
 
 

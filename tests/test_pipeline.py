@@ -77,6 +77,15 @@ def test_a_saved_run_evaluates_from_its_file_alone(short_result, tmp_path, mnist
     np.testing.assert_array_equal(found.confusion, short_result.confusion)
 
 
+def test_threads_given_to_run_are_recorded_and_a_bad_count_is_refused_first(fast_data, tmp_path):
+    result = run("fast", data=fast_data, seed=0, threads=2, num_iters=2, hidden_size=32)
+    assert result.net.last_training["threads"] == 2
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        run("fast", data=fast_data, seed=0, threads=0, num_iters=2, hidden_size=32)
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        evaluate(tmp_path / "not-read.npz", threads=0)  # before the file is read
+
+
 def test_raw_images_need_only_the_model_file(short_result, tmp_path, mnist_dir):
     from xpnet.data import read_data_sets
 

@@ -93,8 +93,8 @@ class TwoLayerNet:
         backend on its device.
     last_training : dict or None
         What the last :meth:`train` call did, saved with the model: its settings
-        (``"settings"``), the path that ran (``"path"``), ``"iterations"`` and the final
-        figures.
+        (``"settings"``), the path that ran (``"path"``), the CPU threads it ran on
+        (``"threads"``), ``"iterations"`` and the final figures.
     rng : numpy.random.Generator or None
         The source of the initial weights and of each run's seed; None (no ``seed``):
         NumPy's global state.
@@ -259,7 +259,9 @@ class TwoLayerNet:
             (``val_acc`` None without validation data); True stops the training there.
         **settings
             The other fields of :class:`~xpnet.training.TrainSettings` (``optimizer``,
-            ``shuffle``, ``dropout``, ``augment``, ...) but :data:`NETWORK_FIELDS`.
+            ``shuffle``, ``dropout``, ``augment``, ...) but :data:`NETWORK_FIELDS`;
+            ``threads=N`` runs the steps on N CPU threads, where by default xpnet uses
+            the count measured fastest for their size (one at the lab's).
 
         Returns
         -------

@@ -53,7 +53,7 @@ class Recipe(Hyperparameters):
 
     def settings(
         self, *, input_size: int, output_size: int, seed: int | None, compile: Compile = "auto",
-        compute: ComputeSettings | None = None,
+        threads: int | None = None, compute: ComputeSettings | None = None,
     ) -> TrainSettings:  # fmt: skip
         """The recipe as validated :class:`xpnet.training.TrainSettings` for a network of
         ``input_size`` inputs and ``output_size`` classes, whose weights are drawn by the
@@ -71,7 +71,7 @@ class Recipe(Hyperparameters):
                for row in rows(Recipe) if row.name not in table}  # fmt: skip
         settings = TrainSettings(
             **table, input_size=input_size, output_size=output_size, seed=seed,
-            augment=AUGMENTATIONS[own["augment"]], compile=compile,
+            augment=AUGMENTATIONS[own["augment"]], compile=compile, threads=threads,
             compute=compute or ComputeSettings(),
         )  # fmt: skip
         if settings.init == "gaussian":  # the weights are drawn, in the settings' dtype

@@ -6,7 +6,8 @@ backends (:data:`BACKENDS`), turning ``backend=`` and ``device=`` into a
 :class:`Backend`, conversion to NumPy at the edges, and the ``array_api_compat``
 helpers the package uses, and which libraries compile many training steps into one
 call (:attr:`Backend.compiled_path`); the runners that take the steps are in
-:mod:`xpnet.training`.
+:mod:`xpnet.training`. And the CPU threads a computation runs on, chosen for the size
+of its products (:func:`choose_threads`, :func:`using_threads`).
 """
 
 from xpnet.backend._compat import (
@@ -33,20 +34,32 @@ from xpnet.backend._table import (
     BackendSpec,
     allow_float64,
     gpu_devices,
-    limit_threads,
     portable_device,
+)
+from xpnet.backend._threads import (
+    THREADS_BY_SIZE,
+    available_threads,
+    choose_threads,
+    limit_threads,
+    product_size,
+    resolve_threads,
+    runs_on_host_threads,
+    using_threads,
 )
 
 __all__ = [
     "BACKENDS",
     "FLOAT_DTYPES",
     "SUPPORTED_BACKENDS",
+    "THREADS_BY_SIZE",
     "Backend",
     "BackendSpec",
     "CompiledPath",
     "Memory",
     "allow_float64",
     "array_namespace",
+    "available_threads",
+    "choose_threads",
     "device_of",
     "dtype_name",
     "gpu_devices",
@@ -57,7 +70,11 @@ __all__ = [
     "is_writeable_array",
     "limit_threads",
     "portable_device",
+    "product_size",
     "resolve_backend",
+    "resolve_threads",
+    "runs_on_host_threads",
     "size",
     "to_numpy",
+    "using_threads",
 ]

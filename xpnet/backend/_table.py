@@ -28,7 +28,6 @@ __all__ = [
     "cuda_driver_major",
     "gpu_devices",
     "import_library",
-    "limit_threads",
     "portable_device",
 ]
 
@@ -130,15 +129,6 @@ def allow_float64(name: str) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-
-
-def limit_threads(name: str, threads: int) -> None:
-    """Let backend ``name`` use at most ``threads`` CPU threads in this process, where it
-    has its own pool (torch's); the BLAS libraries read their variables at start."""
-    if name == "torch" and importlib.util.find_spec("torch") is not None:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def portable_device(name: str, device: Device) -> Device:

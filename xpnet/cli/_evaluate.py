@@ -20,7 +20,7 @@ from xpnet.pipeline import check_output_dir, evaluate
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="a model file written by `xpnet train`")
-    add_compute_options(parser, dtype_default=None)
+    add_compute_options(parser, dtype_default=None, threads=True)
     add_data_options(parser, dataset=False)
     parser.add_argument(
         "--output-dir", type=Path, help="where confusion.png goes (default: the model's directory)"
@@ -33,7 +33,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_output_dir(args.output_dir, create=False)
     found = evaluate(
         args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
-        dtype=args.dtype,
+        dtype=args.dtype, threads=args.threads,
     )  # fmt: skip
     # The results first: a plot that cannot be written (a read-only model directory)
     # costs the picture, never the accuracy measured.

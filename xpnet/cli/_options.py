@@ -58,9 +58,10 @@ def positive_int(text: str) -> int:
 
 
 def add_compute_options(
-    parser: argparse.ArgumentParser, dtype_default: str | None = "float64"
+    parser: argparse.ArgumentParser, dtype_default: str | None = "float64", threads: bool = False
 ) -> None:
-    """``--backend``, ``--device`` and ``--dtype`` (None: the model file's)."""
+    """``--backend``, ``--device`` and ``--dtype`` (None: the model file's), and, with
+    ``threads``, ``--threads``."""
     group = parser.add_argument_group("compute")
     group.add_argument(
         "--backend",
@@ -81,6 +82,15 @@ def add_compute_options(
         help="float64 on JAX turns on its 64-bit mode"
         + (DEFAULT if dtype_default else "; default: the model file's"),
     )
+    if threads:
+        group.add_argument(
+            "--threads",
+            type=positive_int,
+            metavar="N",
+            help="the CPU threads the matrix products run on (default: the count measured "
+            "fastest for their size, one at the lab's; at most the BLAS's, so "
+            "OPENBLAS_NUM_THREADS caps it)",
+        )
 
 
 def apply_compute_options(args: argparse.Namespace) -> None:

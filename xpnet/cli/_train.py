@@ -10,6 +10,7 @@ from typing import TypedDict
 import numpy as np
 
 from xpnet._progress import TrainingProgress
+from xpnet.backend import Backend, runs_on_host_threads
 from xpnet.cli._options import (
     DEFAULT,
     Command,
@@ -35,7 +36,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "best-augmented: best on distorted digits, longer" + DEFAULT,
     )
     _add_recipe_options(parser)
-    add_compute_options(parser)
+    add_compute_options(parser, threads=True)
     add_data_options(parser)
     parser.add_argument(
         "--output-dir",
@@ -103,20 +104,22 @@ def _train(args: argparse.Namespace) -> int:
     # directory is made with the first file, so a failed run leaves none behind.
     plan = plan_run(
         args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
-        dtype=args.dtype, seed=args.seed, enable_float64=True, epochs=epochs, **overrides,
+        dtype=args.dtype, seed=args.seed, threads=args.threads, enable_float64=True,
+        epochs=epochs, **overrides,
     )  # fmt: skip
     out = check_output_dir(args.output_dir, create=False)  # before any training is spent
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
     if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files
         plan = plan_run(plan.recipe, dataset=args.dataset, backend=args.backend,
                         device=args.device, dtype=args.dtype, seed=args.seed,
-                        enable_float64=True, data=data, epochs=epochs)  # fmt: skip
+                        threads=args.threads, enable_float64=True, data=data,
+                        epochs=epochs)  # fmt: skip
     backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
     kind = compiled_runner_kind(backend)
     print(
         f"training {D}-{H}-{C} on {args.dataset} ({data.X_train.shape[0]:,} images) with "
         f"{backend} {args.dtype}, {kind.name if kind is not None else 'eager loop'}, "
-        f"recipe {args.recipe}",
+        f"{_threads_shown(plan.settings.thread_count(), backend)}, recipe {args.recipe}",
         flush=True,
     )
     recipe = plan.recipe
@@ -145,6 +148,15 @@ def _train(args: argparse.Namespace) -> int:
     _print_accuracies(result.val_acc, result.test_acc)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _threads_shown(threads: int, backend: Backend) -> str:
+    """How many CPU threads run, as the first line says it: JAX's XLA keeps its own pool,
+    and a GPU computes the products itself."""
+    shown = f"{threads} thread{'s' if threads > 1 else ''}"
+    if runs_on_host_threads(backend):
+        return shown
+    return "XLA's own threads" if backend.name == "jax" else f"{shown} on the host"
 
 
 def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:

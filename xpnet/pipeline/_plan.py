@@ -69,7 +69,7 @@ class RunPlan:
         recipe = recipe_with(self.recipe, **overrides)  # Any: as recipe_with's
         s = self.settings
         settings = recipe.settings(input_size=s.input_size, output_size=s.output_size,
-                                   seed=s.seed, compile=s.compile,
+                                   seed=s.seed, compile=s.compile, threads=s.threads,
                                    compute=compute or s.compute)  # fmt: skip
         return RunPlan(recipe, settings, self.dataset)
 
@@ -83,6 +83,7 @@ def plan_run(
     dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
+    threads: int | None = None,
     enable_float64: bool = False,
     data: PreparedData | None = None,
     epochs: int | None = None,
@@ -118,5 +119,5 @@ def plan_run(
         chosen = dataclasses.replace(chosen, num_iters=num_iters)
     compute = ComputeSettings(backend, device, dtype, enable_float64=enable_float64)
     settings = chosen.settings(input_size=sizes[0], output_size=sizes[1], seed=seed,
-                               compile=compile, compute=compute)  # fmt: skip
+                               compile=compile, threads=threads, compute=compute)  # fmt: skip
     return RunPlan(chosen, settings, dataset)

@@ -10,8 +10,8 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from xpnet._typing import Compile, Device, DType, JSONObject
-from xpnet.backend import Backend, dtype_name
+from xpnet._typing import Array, Compile, Device, DType, JSONObject
+from xpnet.backend import Backend, dtype_name, product_size, resolve_threads, using_threads
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.metrics import accuracy, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
@@ -20,7 +20,15 @@ from xpnet.pipeline._plan import RunPlan, plan_run
 from xpnet.recipes import Recipe
 from xpnet.training import EpochCallback, ProgressCallback, TrainSettings, fit
 
-__all__ = ["RunMetadata", "RunResult", "make_net", "run", "run_plan", "train_and_measure"]
+__all__ = [
+    "RunMetadata",
+    "RunResult",
+    "make_net",
+    "predict_on_threads",
+    "run",
+    "run_plan",
+    "train_and_measure",
+]
 
 
 class _RunMetadata(TypedDict):
@@ -98,6 +106,7 @@ def run(
     dtype: DType = "float64",
     seed: int = 0,
     compile: Compile = "auto",
+    threads: int | None = None,
     progress: ProgressCallback | None = None,
     data: PreparedData | None = None,
     epochs: int | None = None,
@@ -120,6 +129,9 @@ def run(
         As for :class:`xpnet.TwoLayerNet`.
     compile : {"auto", True, False}
         As for :meth:`xpnet.TwoLayerNet.train`.
+    threads : int, optional
+        The CPU threads training and measuring run on; None: the count measured fastest
+        for the size of their products (:attr:`xpnet.training.TrainSettings.threads`).
     progress : callable, optional
         As for :meth:`xpnet.TwoLayerNet.train`.
     data : PreparedData, optional
@@ -147,7 +159,7 @@ def run(
         For bad settings, a missing library or GPU, or missing or corrupt data.
     """
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
-                    seed=seed, compile=compile, data=data, epochs=epochs,
+                    seed=seed, compile=compile, threads=threads, data=data, epochs=epochs,
                     **overrides)  # fmt: skip
     return run_plan(plan, data_dir=data_dir, data=data, progress=progress)
 
@@ -232,11 +244,23 @@ def train_and_measure(
         raise
     net.params, net.last_training = trained.params, trained.record
     result.history = trained.history
-    result.val_acc = float(accuracy(np, data.y_val, net.predict(data.X_val)))
-    result.test_predictions = net.predict(data.X_test)  # the test set, predicted once
+    threads = plan.settings.threads
+    result.val_acc = float(accuracy(np, data.y_val, predict_on_threads(net, data.X_val, threads)))
+    # the test set, predicted once
+    result.test_predictions = predict_on_threads(net, data.X_test, threads)
     result.test_acc = float(accuracy(np, data.y_test, result.test_predictions))
     result.confusion = confusion_matrix(data.y_test, result.test_predictions, data.num_classes)
     return result
+
+
+def predict_on_threads(net: TwoLayerNet, X: Array, threads: int | None) -> Array:
+    """``net.predict(X)`` for rows ``X`` (N, D), on ``threads`` CPU threads (checked by the
+    caller); None: the count :data:`xpnet.backend.THREADS_BY_SIZE` gives its largest
+    product, the N rows by the first layer's weights. The threads are restored after."""
+    D, H, _ = net.sizes
+    count = resolve_threads(threads, product_size(int(X.shape[0]), D, H), net.backend)
+    with using_threads(count, net.backend):
+        return net.predict(X)
 
 
 def _check_net_is_planned(net: TwoLayerNet, settings: TrainSettings) -> None:

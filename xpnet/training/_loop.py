@@ -4,8 +4,9 @@
 epoch by epoch, draws the batches on the device, cuts the epoch into the chunks a
 runner executes without waiting on the device, records the losses and accuracies,
 checks for divergence now and then, and stops cleanly on Ctrl-C or when ``on_epoch``
-says so. The step's math is :class:`~xpnet.training._step.TrainStep`; the run's random
-numbers are :mod:`~xpnet.training._randomness`'s; this module only drives them.
+says so, all on the CPU threads the settings choose (restored after). The step's math
+is :class:`~xpnet.training._step.TrainStep`; the run's random numbers are
+:mod:`~xpnet.training._randomness`'s; this module only drives them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
 from xpnet._typing import Array, ArrayLike, JSONObject, Namespace, Params
+from xpnet.backend import using_threads
 from xpnet.errors import TrainingInterrupted
 from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
@@ -108,14 +110,16 @@ def fit(
                            ("on_chunk", on_chunk)):  # fmt: skip
         _checks.optional_callable(name, callback)
     X, y, validation = _checked_data(settings, X, y, X_val, y_val)
-    run = _Run(params, settings, X, y, validation, rng, blank)
     callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
-    stopped = run.loop(callbacks, on_epoch, on_chunk,
-                       report_every=PRINT_EVERY if verbose else None)  # fmt: skip
+    with using_threads(settings.thread_count(), settings.compute.resolved) as threads:
+        run = _Run(params, settings, X, y, validation, rng, blank)
+        stopped = run.loop(callbacks, on_epoch, on_chunk,
+                           report_every=PRINT_EVERY if verbose else None)  # fmt: skip
     history = run.record.history()
     record: JSONObject = {
         "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
         "path": run.runner.name,
+        "threads": threads,
         "iterations": run.record.iterations,
         "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
         "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,

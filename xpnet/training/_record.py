@@ -88,8 +88,8 @@ class TrainResult:
         ``val_acc_history`` (a float per epoch).
     record : dict
         What the run did, as plain data, for ``TwoLayerNet.last_training``: its
-        ``settings``, the ``path`` that ran, its ``iterations``, ``final_loss`` and
-        ``final_val_acc``.
+        ``settings``, the ``path`` that ran, the CPU ``threads`` it ran on, its
+        ``iterations``, ``final_loss`` and ``final_val_acc``.
     """
 
     params: Params

@@ -18,7 +18,14 @@ from typing import Any
 from xpnet import _checks
 from xpnet._typing import Compile, Device, DType, JSONObject, Namespace
 from xpnet.augment import Augmentation
-from xpnet.backend import Backend, allow_float64, portable_device, resolve_backend
+from xpnet.backend import (
+    Backend,
+    allow_float64,
+    portable_device,
+    product_size,
+    resolve_backend,
+    resolve_threads,
+)
 from xpnet.hyperparameters import Hyperparameters, rows
 from xpnet.training._record import iterations_per_epoch
 from xpnet.training._runners import compiled_runner_kind
@@ -114,6 +121,13 @@ class TrainSettings(Hyperparameters):
     compile : {"auto", True, False}, default "auto"
         How the steps run (:func:`xpnet.training.select_runner`); True needs a backend
         and device with a compiled path.
+    threads : int, optional
+        The CPU threads the steps' matrix products run on (the BLAS's and torch's pools,
+        set for the run and restored after); None: the count measured fastest for their
+        size, at most those the process allows (:meth:`thread_count`). Like ``compile``,
+        it is how the steps run, not what they compute (though float32's last bits move
+        with it), so it is no hyperparameter; and it is a choice of each run, where
+        ``compute`` is the network's (its arrays live there).
     compute : ComputeSettings, default NumPy float64
         The backend, device and dtype.
 
@@ -140,6 +154,7 @@ class TrainSettings(Hyperparameters):
     seed: int | None = None
     augment: Augmentation | None = None
     compile: Compile = "auto"
+    threads: int | None = None
     compute: ComputeSettings = field(default_factory=ComputeSettings)
 
     def __post_init__(self) -> None:
@@ -151,7 +166,9 @@ class TrainSettings(Hyperparameters):
             "output_size": _checks.positive_int("output_size", self.output_size),
             "seed": None if self.seed is None else _checks.seed(self.seed),
             "compile": _checks.choice("compile", self.compile, ("auto", True, False)),
-        }
+            "threads": self.threads if self.threads is None
+                       else _checks.positive_int("threads", self.threads),
+        }  # fmt: skip
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
         if self.augment is not None and not isinstance(self.augment, Augmentation):
@@ -206,6 +223,15 @@ class TrainSettings(Hyperparameters):
     def sizes(self) -> tuple[int, int, int]:
         """``(input_size, hidden_size, output_size)``."""
         return self.input_size, self.hidden_size, self.output_size
+
+    def thread_count(self) -> int:
+        """The CPU threads a run by these settings uses: :attr:`threads`, or, when None,
+        the count :data:`xpnet.backend.THREADS_BY_SIZE` gives its steps' largest product
+        (the batch by the first layer's weights), at most those the process allows now
+        (:func:`xpnet.backend.available_threads`)."""
+        D, H, _ = self.sizes
+        size = product_size(self.batch_size, D, H)
+        return resolve_threads(self.threads, size, self.compute.resolved)
 
     def replace(self, **changes: Any) -> TrainSettings:
         """A copy with some fields replaced, validated again."""
