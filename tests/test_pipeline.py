@@ -46,7 +46,8 @@ def short_result(fast_data):
 
 def test_prepared_data_knows_its_classes_and_preprocessing(fast_data):
     assert fast_data.num_classes == 10
-    assert fast_data.X_train.shape == (55000, 784)
+    assert fast_data.X_train.shape == (TRAIN_ROWS, 784) == (55000, 784)
+    assert fast_data.y_val[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]  # the file's first
     assert fast_data.X_train.dtype == np.float32
     assert fast_data.preprocessing.name == "scale_and_center"
     np.testing.assert_allclose(fast_data.X_train.mean(axis=0), 0, atol=1e-4)  # float32 sums

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from xpnet import _checks
 from xpnet._typing import AugmentationName, Compile
 from xpnet.augment import AUGMENTATIONS
+from xpnet.data.mnist import TRAIN_ROWS
 from xpnet.hyperparameters import Hyperparameters, row, rows, values_of
 from xpnet.preprocess import PreprocessingName
 from xpnet.training import ComputeSettings, TrainSettings
@@ -106,7 +107,7 @@ FAST = Recipe(
     learning_rate_decay=1.0,
     schedule="cosine",
     reg=1e-4,
-    num_iters=3 * (55_000 // 128),
+    num_iters=3 * (TRAIN_ROWS // 128),
     batch_size=128,
     momentum=0.9,
     shuffle=True,
@@ -124,7 +125,7 @@ BEST = Recipe(
     learning_rate_decay=1.0,
     schedule="cosine",
     reg=0.0,
-    num_iters=40 * (55_000 // 128),
+    num_iters=40 * (TRAIN_ROWS // 128),
     batch_size=128,
     momentum=0.0,
     shuffle=True,
@@ -137,7 +138,7 @@ BEST = Recipe(
 #: 200-epoch run's validation accuracy was still rising at its end: 0.9944 at epoch 150,
 #: 0.9952 at 200).
 BEST_AUGMENTED = replace(
-    BEST, num_iters=300 * (55_000 // 128), dropout=0.3, augment="affine+elastic"
+    BEST, num_iters=300 * (TRAIN_ROWS // 128), dropout=0.3, augment="affine+elastic"
 )
 
 RECIPES = {"lab": LAB, "fast": FAST, "best": BEST, "best-augmented": BEST_AUGMENTED}

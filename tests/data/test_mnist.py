@@ -32,8 +32,28 @@ def test_raw_mnist_shapes_and_labels(mnist_dir):
     assert X_train.mean() == pytest.approx(33.318421, abs=1e-6)
 
 
+def read_raw_idx(path):
+    """A gzipped IDX file's array, read with gzip and NumPy alone (not xpnet's reader): a
+    4-byte magic whose last byte is the number of dimensions, their big-endian sizes,
+    then the unsigned bytes."""
+    payload = gzip.decompress(path.read_bytes())
+    ndim = payload[3]
+    shape = tuple(int(n) for n in np.frombuffer(payload, ">u4", count=ndim, offset=4))
+    return np.frombuffer(payload, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def raw_training_set(mnist_dir):
+    """The training file's images (60000, 28, 28) and labels (60000,), in file order."""
+    images = read_raw_idx(mnist_dir / "train-images-idx3-ubyte.gz")
+    labels = read_raw_idx(mnist_dir / "train-labels-idx1-ubyte.gz")
+    assert (images.shape, labels.shape) == ((60000, 28, 28), (60000,))
+    return images, labels
+
+
 @pytest.mark.mnist
-def test_read_data_sets_splits_in_file_order(mnist_dir):
+def test_read_data_sets_holds_out_the_first_5000_as_the_lab_does(mnist_dir, raw_training_set):
+    images, labels = raw_training_set
     X_train, y_train, X_val, y_val, X_test, y_test = read_data_sets(mnist_dir)
     assert X_train.shape == (55000, 28, 28, 1)
     assert X_val.shape == (5000, 28, 28, 1)
@@ -41,9 +61,35 @@ def test_read_data_sets_splits_in_file_order(mnist_dir):
     assert X_train.dtype.kind == "f"
     assert (X_train.min(), X_train.max()) == (0.0, 255.0)
     assert {y.dtype for y in (y_train, y_val, y_test)} == {np.dtype(np.int64)}
-    assert y_train[:5].tolist() == [5, 0, 4, 1, 9]
-    _, y_all, _, _ = load(data_dir=mnist_dir, download=False)
-    np.testing.assert_array_equal(np.concatenate([y_train, y_val]), y_all)
+    np.testing.assert_array_equal(X_val[0, :, :, 0], images[0])  # the file's first image
+    np.testing.assert_array_equal(X_train[0, :, :, 0], images[5000])
+    assert y_val[:5].tolist() == [5, 0, 4, 1, 9]
+    assert (y_train[0], y_train[-1]) == (labels[5000], labels[-1])
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("num_validation", [0, 1, 12_345, 59_999])
+def test_read_data_sets_holds_out_the_first_num_validation(
+    mnist_dir, raw_training_set, num_validation
+):
+    images, labels = raw_training_set
+    X_train, y_train, X_val, y_val, _, _ = read_data_sets(
+        mnist_dir, num_validation=num_validation, download=False
+    )
+    assert X_val.shape == (num_validation, 28, 28, 1)
+    np.testing.assert_array_equal(X_val[..., 0], images[:num_validation])
+    np.testing.assert_array_equal(y_val, labels[:num_validation])
+    np.testing.assert_array_equal(X_train[..., 0], images[num_validation:])
+    np.testing.assert_array_equal(y_train, labels[num_validation:])
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("num_validation", [-1, 60_000, 2.5, True])
+def test_read_data_sets_refuses_a_validation_size_that_leaves_no_training(
+    mnist_dir, num_validation
+):
+    with pytest.raises(DataError, match=r"num_validation=.* must leave at least one"):
+        read_data_sets(mnist_dir, num_validation=num_validation, download=False)
 
 
 @pytest.mark.mnist

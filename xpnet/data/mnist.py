@@ -5,6 +5,10 @@ The lab calls ``load_mnist.read_data_sets('mnist_data')``; with xpnet that is::
     from xpnet.data import mnist as load_mnist
     X_train, y_train, X_val, y_val, X_test, y_test = load_mnist.read_data_sets()
 
+The split into training and validation images is :func:`read_data_sets`'s alone, the
+lab's: the files' first :data:`NUM_VALIDATION` training images for validation, the
+other :data:`TRAIN_ROWS` for training.
+
 Every function names the data directory ``data_dir`` (as ``--data-dir`` and
 :mod:`xpnet.pipeline` do). :func:`read_data_sets` takes it first, positionally too, as
 the lab's ``read_data_sets('mnist_data')``; the other functions take ``data_dir`` and
@@ -39,6 +43,8 @@ from xpnet.errors import DataError
 __all__ = [
     "DATASETS",
     "IMAGE_SHAPE",
+    "NUM_VALIDATION",
+    "TRAIN_ROWS",
     "Dataset",
     "check_files",
     "data_dir",
@@ -49,6 +55,13 @@ __all__ = [
     "read_data_sets",
     "verify",
 ]
+
+#: The training images :func:`read_data_sets` holds out for validation by default: the
+#: files' first 5,000, as the lab's reader (and TensorFlow's ``read_data_sets``) does.
+NUM_VALIDATION = 5000
+#: The training images it leaves for training, of the 60,000 of a dataset of the MNIST
+#: layout: the files' images 5,000 to 59,999.
+TRAIN_ROWS = 60_000 - NUM_VALIDATION
 
 
 def load(
@@ -127,13 +140,15 @@ def read_data_sets(
     data_dir: PathLike | None = None,
     *,
     dataset: str = "mnist",
-    num_validation: int = 5000,
+    num_validation: int = NUM_VALIDATION,
     download: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The lab's six arrays: training, validation and test images and labels.
 
-    The 60,000 training images are split in the files' order: the first
-    ``60000 - num_validation`` for training, the rest for validation.
+    The 60,000 training images are split in the files' order, as the lab's reader
+    (and TensorFlow's ``read_data_sets``) splits them: the first ``num_validation``
+    for validation, the other ``60000 - num_validation`` for training. Image 0 of the
+    training file is ``X_val[0]``, image ``num_validation`` is ``X_train[0]``.
 
     Parameters
     ----------
@@ -143,6 +158,8 @@ def read_data_sets(
         ``read_data_sets('mnist_data')``.
     dataset : {"mnist", "fashion-mnist"}
     num_validation : int, default 5000
+        How many of the first training images to hold out for validation; 0 gives
+        an empty validation set.
     download : bool, default True
         Download missing files.
 
@@ -168,7 +185,7 @@ def read_data_sets(
             f"{num_validation!r} must leave at least one for training (0 <= num_validation "
             f"< {available:,})"
         )
-    split = X_train.shape[0] - num_validation
+    split = num_validation  # the first images validate, the rest train
 
     def images(X: np.ndarray) -> np.ndarray:
         return X.astype(np.float32)[..., None]
@@ -177,10 +194,10 @@ def read_data_sets(
         return y.astype(np.int64)
 
     return (
-        images(X_train[:split]),
-        labels(y_train[:split]),
         images(X_train[split:]),
         labels(y_train[split:]),
+        images(X_train[:split]),
+        labels(y_train[:split]),
         images(X_test),
         labels(y_test),
     )

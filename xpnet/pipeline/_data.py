@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xpnet.data import mnist
+from xpnet.data.mnist import TRAIN_ROWS
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 
 __all__ = ["TRAIN_ROWS", "PreparedData", "prepare_data"]
-
-#: Training rows of a dataset of the MNIST layout as :func:`prepare_data` splits it:
-#: the files' 60,000 training images less the 5,000 kept for validation.
-TRAIN_ROWS = 55_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,10 @@ def prepare_data(
     data_dir: str | os.PathLike[str] | None = None,
 ) -> PreparedData:
     """Read a dataset (downloading it if needed) and preprocess it for the network.
+
+    The six arrays are :func:`xpnet.data.read_data_sets`'s, split as it splits them
+    (the first 5,000 training images for validation, the other :data:`TRAIN_ROWS`
+    for training); the preprocessing is fitted on the training rows.
 
     The four files must be the dataset's (checked by their SHA-256, as
     :func:`xpnet.pipeline.evaluate` checks the test files), so that a run records the
