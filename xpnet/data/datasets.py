@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
 __all__ = [
     "DATASETS",
     "FASHION_CLASSES",
@@ -119,7 +121,10 @@ def data_dir(*, data_dir: PathLike | None = None, dataset: str = "mnist") -> Pat
     In order: ``data_dir`` if given; else the dataset's environment variable
     (``XPNET_DATA`` for MNIST, ``XPNET_FASHION_DATA`` for Fashion-MNIST); else a
     system directory that has the files (``/usr/share/datasets/fashion-mnist``);
-    else the cache, ``$XDG_CACHE_HOME/xpnet/<dataset>`` (``~/.cache/xpnet/<dataset>``).
+    else the platform's cache, ``platformdirs.user_cache_dir("xpnet")/<dataset>``:
+    ``~/.cache/xpnet/<dataset>`` (or ``$XDG_CACHE_HOME/xpnet/<dataset>``) on Linux,
+    ``~/Library/Caches/xpnet/<dataset>`` on macOS,
+    ``%LOCALAPPDATA%\\xpnet\\xpnet\\Cache\\<dataset>`` on Windows.
     """
     return directory_of(lookup(dataset), data_dir)
 
@@ -133,8 +138,7 @@ def directory_of(ds: Dataset, given: PathLike | None) -> Path:
     for system_dir in map(Path, ds.system_dirs):
         if all((system_dir / name).is_file() for name in ds.sha256):
             return system_dir
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "xpnet" / ds.name
+    return Path(platformdirs.user_cache_dir("xpnet")) / ds.name
 
 
 def named_by(ds: Dataset, given: PathLike | None) -> str | None:
