@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import re
 
+import numpy as np
 from tqdm.std import tqdm
 
-from xpnet._progress import TrainingProgress, number
+from xpnet import TwoLayerNet
+from xpnet._progress import number
+from xpnet.training import TrainingProgress
 
 
 class Loss:
@@ -71,3 +74,17 @@ def test_number_bounds_a_loss_width():
         "inf",
         "nan",
     ]
+
+
+def test_training_reports_to_the_bar_up_to_the_lab_final_loss(backend, toy_data):
+    """The handout's toy training (final loss 0.0171) with the bar as ``progress``, on
+    every backend (JAX's compiled runner reports after chunks of steps)."""
+    X, y = toy_data
+    np.random.seed(0)
+    net = TwoLayerNet(4, 10, 3, std=1e-1, backend=backend)
+    stream = io.StringIO()
+    progress = TrainingProgress(100, file=stream)
+    net.train(X, y, X, y, learning_rate=1e-1, reg=5e-6, num_iters=100, progress=progress)
+    progress.close()
+    # the last step: the lab's final loss, and the rate after 99 decays of 0.95 (one a step)
+    assert re.search(r"100/100 \[.*, loss 0\.0171, lr 6\.23e-04\]$", stream.getvalue())

@@ -1,4 +1,7 @@
-"""Training progress as a tqdm bar (``tqdm.auto``: a widget in Jupyter, a bar on stderr)."""
+"""Training progress as a tqdm bar (``tqdm.auto``: a widget in Jupyter, a bar on stderr).
+
+:class:`TrainingProgress` is public as ``xpnet.training.TrainingProgress``.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,14 @@ class TrainingProgress:
         The number of training iterations.
     **options
         Passed to ``tqdm`` (``file``, ``mininterval``, ``disable``, ...).
+
+    Examples
+    --------
+    In a notebook, a widget; in a terminal, a bar on stderr::
+
+        progress = TrainingProgress(2000)
+        net.train(X, y, X_val, y_val, num_iters=2000, progress=progress)
+        progress.close()
     """
 
     def __init__(self, total: int, **options: Any):
