@@ -201,5 +201,5 @@ def typecheck(session: nox.Session) -> None:
     """mypy, strict, on the package, with every typed library it calls installed (torch,
     JAX, Dask, Optuna, matplotlib, Starlette, uvicorn), so that their types are followed."""
     requirements = [*_requirements(session, "torch"), *_requirements(session, "jax")]
-    session.install(".[test,tune,plot,serve]", *requirements, MYPY)
+    session.install(".[test,tune,plot,serve]", *requirements, MYPY, "types-tqdm")
     session.run("mypy")

@@ -85,6 +85,37 @@ def test_predict_returns_the_best_scoring_class(toy_net, toy_data):
     np.testing.assert_array_equal(labels, np.argmax(CORRECT_SCORES, axis=1))
 
 
+def test_score_is_the_mean_accuracy_by_the_lab_scores(toy_net, toy_data):
+    """scikit-learn's ``score``: the fraction of rows whose best class (by the lab's
+    reference scores, best classes [2, 0, 0, 0, 0]) is their label; labels and rows from
+    the host or the backend, a float either way."""
+    X, _ = toy_data
+    y = np.array([2, 0, 1, 0, 2])  # rows 0, 1 and 3 right
+    expected = float(np.mean(np.argmax(CORRECT_SCORES, axis=1) == y))
+    assert expected == 0.6
+    backend = toy_net.backend
+    for rows, labels in [(X, y), (backend.asarray(X), backend.asarray(y)), (X, y.astype(np.uint8))]:
+        score = toy_net.score(rows, labels)
+        assert type(score) is float
+        assert score == pytest.approx(expected, rel=1e-6)  # JAX: 3 * (1/5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda X, y: (X[:, :3], y), r"X must have shape \(N, 4\)"),
+        (lambda X, y: (X[:0], y[:0]), "X is empty"),
+        (lambda X, y: (np.where(X > 0, np.nan, X), y), "X contains NaN"),
+        (lambda X, y: (X, y[:4]), r"y must have shape \(5,\)"),
+        (lambda X, y: (X, y.astype(float)), "y must hold integer class labels"),
+        (lambda X, y: (X, y + 1), r"y: labels must lie in \[0, 3\)"),
+    ],
+)
+def test_score_checks_rows_as_predict_and_labels_as_train(toy_net, toy_data, change, message):
+    with pytest.raises(ValueError, match=message):
+        toy_net.score(*change(*toy_data))
+
+
 def test_toy_training_reaches_the_lab_loss(backend, toy_data):
     X, y = toy_data
     np.random.seed(0)

@@ -9,6 +9,7 @@ import os
 import pickle
 import pydoc
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -399,3 +400,84 @@ def test_complex_torch_input_is_refused_under_array_api_dispatch():
             fitted.predict(Z)
     with pytest.raises(ValueError, match="Complex data not supported"):
         TwoLayerClassifier(max_iter=2).fit(X + 1j * X, y)
+
+
+# Stopping and converging as MLPClassifier does, side by side with it
+
+
+def mlp(**settings):
+    """scikit-learn's MLPClassifier fitted on a small problem of 3 classes, its warnings
+    kept (a ConvergenceWarning is part of what is compared)."""
+    from sklearn.neural_network import MLPClassifier
+
+    X, y = make_classification(200, 8, n_informative=4, n_classes=3, random_state=0)
+    settings = {"hidden_layer_sizes": (8,), "learning_rate_init": 0.05, "random_state": 0,
+                **settings}  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = MLPClassifier(**settings).fit(X, y)
+    return model, [w.category for w in caught]
+
+
+@pytest.mark.parametrize(
+    ("early_stopping", "tol", "n_iter_no_change"),
+    [(False, 1e-3, 2), (True, 0.0, 2), (True, 1e-2, 1)],
+)
+def test_the_stopping_rule_stops_where_mlpclassifier_stopped(early_stopping, tol,
+                                                             n_iter_no_change):  # fmt: skip
+    """MLPClassifier's own curve (losses, or validation accuracies with ties among them),
+    followed epoch by epoch by xpnet's rule: it stops at the epoch MLPClassifier stopped
+    at, not before."""
+    from xpnet.sklearn._stopping import Stopper
+
+    reference, _ = mlp(early_stopping=early_stopping, tol=tol, n_iter_no_change=n_iter_no_change,
+                       max_iter=300)  # fmt: skip
+    assert reference.n_iter_ < 300  # it stopped by the rule
+    curve = reference.validation_scores_ if early_stopping else reference.loss_curve_
+    stopper = Stopper(tol, n_iter_no_change)
+    stopper.watch({name: np.zeros(1) for name in ("W1", "b1", "W2", "b2")})
+    said = [stopper.stop(loss, score if early_stopping else None)
+            for loss, score in zip(reference.loss_curve_, curve, strict=True)]  # fmt: skip
+    assert said == [False] * (reference.n_iter_ - 1) + [True]
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+@pytest.mark.parametrize("n_iter_no_change", [1, 3])
+def test_no_improvement_is_counted_as_mlpclassifier_counts_it(early_stopping, n_iter_no_change):
+    """With a tolerance no epoch but the first can meet, MLPClassifier stops after
+    ``n_iter_no_change + 1`` epochs without improvement: epoch ``n_iter_no_change + 2``."""
+    X, y = make_classification(200, 8, n_informative=4, n_classes=3, random_state=0)
+    settings = {"tol": 1e9, "n_iter_no_change": n_iter_no_change,
+                "early_stopping": early_stopping, "max_iter": 50}  # fmt: skip
+    reference, _ = mlp(**settings)
+    model = TwoLayerClassifier(hidden_size=8, random_state=0, **settings).fit(X, y)
+    assert model.n_iter_ == reference.n_iter_ == n_iter_no_change + 2
+
+
+def test_fit_warns_a_convergence_warning_at_max_iter_as_mlpclassifier_does():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = make_classification(200, 8, n_informative=4, n_classes=3, random_state=0)
+    _, warned = mlp(max_iter=2)
+    assert warned == [ConvergenceWarning]
+    with pytest.warns(ConvergenceWarning, match=r"max_iter=2 .*raise max_iter") as caught:
+        TwoLayerClassifier(hidden_size=8, max_iter=2, random_state=0).fit(X, y)
+    assert caught[0].filename == __file__  # it points at the call of fit
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_no_convergence_warning_when_the_rule_stops_at_max_iter_or_from_partial_fit(
+    early_stopping,
+):
+    """Stopped by the rule at the last epoch allowed (epoch 3 with n_iter_no_change=1):
+    no warning, as MLPClassifier gives none; nor from partial_fit, one epoch a call."""
+    X, y = make_classification(200, 8, n_informative=4, n_classes=3, random_state=0)
+    settings = {"tol": 1e9, "n_iter_no_change": 1, "max_iter": 3, "early_stopping": early_stopping}
+    reference, warned = mlp(**settings)
+    assert (reference.n_iter_, warned) == (3, [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert TwoLayerClassifier(hidden_size=8, random_state=0, **settings).fit(X, y).n_iter_ == 3
+        model = TwoLayerClassifier(hidden_size=8, max_iter=1, random_state=0)
+        for _ in range(3):
+            model.partial_fit(X, y, classes=[0, 1, 2])

@@ -1,73 +1,53 @@
-"""One-line progress bars on stderr: training iterations, and downloads.
+"""Training progress as a tqdm bar (``tqdm.auto``: a widget in Jupyter, a bar on stderr).
 
-On a terminal a bar redraws in place at most every ``interval`` seconds; elsewhere
-(a CI log, a file) it prints a line every tenth of the way.
+:class:`TrainingProgress` is public as ``xpnet.training.TrainingProgress``.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
-from typing import IO, Any
+from typing import Any
+
+from tqdm.auto import tqdm
 
 
-class ProgressBar:
-    """A bar of ``total`` units; :meth:`update` draws it, :meth:`close` ends its line once."""
+class TrainingProgress:
+    """``train(progress=...)`` as a tqdm bar: iterations, loss, learning rate and it/s.
 
-    width = 24
+    Reading the loss waits for the device, so it is read only when the bar is redrawn.
 
-    def __init__(self, total: int, stream: IO[str] | None = None, interval: float = 0.25):
-        self.total = max(total, 1)
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
-        self.interval = interval
-        self.start = self._last = time.perf_counter()
-        self._next_line = 0
-        self.closed = False
+    Parameters
+    ----------
+    total : int
+        The number of training iterations.
+    **options
+        Passed to ``tqdm`` (``file``, ``mininterval``, ``disable``, ...).
 
-    def due(self, done: int) -> bool:
-        """Whether drawing at ``done`` units is due (always at the end)."""
-        now = time.perf_counter()
-        due = now - self._last >= self.interval if self.tty else done >= self._next_line
-        return due or done >= self.total
+    Examples
+    --------
+    In a notebook, a widget; in a terminal, a bar on stderr::
 
-    def update(self, done: int, text: str) -> None:
-        """Draw the bar at ``done`` units, followed by ``text``."""
-        self._last = time.perf_counter()
-        self._next_line = done + max(self.total // 10, 1)
-        bar = "#" * (self.width * min(done, self.total) // self.total)
-        line = f"[{bar:<{self.width}}] {text}"
-        self.stream.write(f"\r{line}" if self.tty else f"{line}\n")
-        self.stream.flush()
-
-    def speed(self, done: int) -> float:
-        """Units per second since the bar started."""
-        return done / max(time.perf_counter() - self.start, 1e-9)
-
-    def close(self) -> None:
-        """End the bar's line (once)."""
-        if self.tty and not self.closed:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.closed = True
-
-
-class TrainingProgress(ProgressBar):
-    """``train(progress=...)``: iteration, loss, learning rate and speed.
-
-    Reading the loss waits for the device, so it is read only when the bar is drawn.
+        progress = TrainingProgress(2000)
+        net.train(X, y, X_val, y_val, num_iters=2000, progress=progress)
+        progress.close()
     """
 
+    def __init__(self, total: int, **options: Any):
+        self.bar = tqdm(total=total, unit="it", **options)
+
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
-        done = iteration + 1
-        if not self.due(done):
-            return
-        self.update(
-            done,
-            f"{done:>{len(str(self.total))}}/{self.total} loss {number(float(loss))}  "
-            f"lr {learning_rate:.2e}  {self.speed(done):,.0f} it/s",
-        )
+        bar, done = self.bar, iteration + 1
+        if not bar.disable and (
+            done >= bar.total or time.time() - bar.last_print_t >= bar.mininterval
+        ):
+            postfix = f"loss {number(float(loss))}, lr {learning_rate:.2e}"
+            bar.set_postfix_str(postfix, refresh=False)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        """End the bar (once; again is a no-op)."""
+        self.bar.close()
 
 
 def number(value: float) -> str:

@@ -30,15 +30,23 @@ from functools import partial
 
 import numpy as np
 
+from xpnet import _checks
 from xpnet._atomic import atomic_write
 from xpnet._npz import MAX_COMPRESSION_RATIO, NpyHeader, open_npz
-from xpnet._typing import JSON, Array, ArrayLike, JSONObject
+from xpnet._typing import INITS, JSON, Array, ArrayLike, Init, JSONObject
 from xpnet._version import __version__
 from xpnet.backend import FLOAT_DTYPES, to_numpy
 from xpnet.errors import ModelFileError
-from xpnet.preprocess import PREPROCESSINGS, check_fitted
+from xpnet.preprocess import PREPROCESSINGS, Preprocessing, check_fitted
 
-__all__ = ["FORMAT_VERSION", "RESERVED_KEYS", "read_model", "write_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "RESERVED_KEYS",
+    "read_model",
+    "recorded_initialisation",
+    "recorded_preprocessing",
+    "write_model",
+]
 
 FORMAT_VERSION = 2
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
@@ -337,3 +345,26 @@ def _check_preprocessing(
         check_fitted(described["name"], described["scale"], mean)
     except ValueError as err:
         raise ModelFileError(f"{path}: {err}: corrupt, or not written by xpnet") from None
+
+
+def recorded_initialisation(metadata: JSONObject) -> tuple[Init, float]:
+    """The initialisation a model file's training settings record; the lab's where they
+    record none (files from before xpnet recorded it) or none that is valid."""
+    recorded = (metadata.get("training") or {}).get("settings") or {}
+    try:
+        return (_checks.choice("init", recorded.get("init"), INITS),
+                _checks.real("std", recorded.get("std"), low=0.0, low_open=False))  # fmt: skip
+    except (TypeError, ValueError):
+        return "gaussian", 1e-4
+
+
+def recorded_preprocessing(
+    metadata: JSONObject, extras: Mapping[str, np.ndarray]
+) -> Preprocessing | None:
+    """The preprocessing a model file records, from :func:`read_model`'s metadata and
+    extras; None for a model saved without one."""
+    described = metadata.get("preprocessing")
+    if not isinstance(described, dict):
+        return None
+    mean = extras["preprocessing_mean"]
+    return Preprocessing(str(described["name"]), float(described["scale"]), mean)

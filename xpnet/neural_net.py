@@ -16,7 +16,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from xpnet import _checks
+from xpnet import _checks, model_file
 from xpnet._typing import (
     INITS,
     JSON,
@@ -33,7 +33,7 @@ from xpnet._typing import (
 from xpnet.backend import Backend, dtype_name, resolve_backend, to_numpy
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.functional import forward, softmax, softmax_loss
-from xpnet.model_file import RESERVED_KEYS, read_model, write_model
+from xpnet.metrics import accuracy
 from xpnet.preprocess import Preprocessing
 from xpnet.training import (
     ComputeSettings,
@@ -200,6 +200,26 @@ class TwoLayerNet:
         labels = self.xp.argmax(forward(self.xp, self.params, X_dev)[1], axis=1)
         return to_numpy(labels) if from_host else labels
 
+    def score(self, X: Array, y: Array) -> float:
+        """The mean accuracy on ``X`` and ``y``, as scikit-learn's ``score``.
+
+        Parameters
+        ----------
+        X : array, shape (N, D)
+            Rows, checked as :meth:`predict` checks them.
+        y : array of int, shape (N,)
+            Their class labels, in [0, C), checked as :meth:`train` checks them.
+
+        Returns
+        -------
+        float
+            The fraction of rows whose predicted class is their label.
+        """
+        X_dev, _ = _checks.features(self.backend, X, self.sizes[0], self.dtype)
+        y_dev = _checks.labels(self.backend, y, X_dev.shape[0], self.sizes[2])
+        predicted = self.xp.argmax(forward(self.xp, self.params, X_dev)[1], axis=1)
+        return float(accuracy(self.xp, y_dev, predicted))
+
     def predict_proba(self, X: Array) -> Array:
         """The class probabilities of each row of ``X`` (N, D), the softmax of its scores:
         shape (N, C), each row summing to one."""
@@ -297,8 +317,9 @@ class TwoLayerNet:
             batch_size=batch_size, momentum=momentum,
             num_iters=num_iters_for(num_iters, epochs, rows, batch_size), **settings,
         )  # fmt: skip
+        blank = None if self.preprocessing is None else self.preprocessing.blank()  # None: zeros
         try:
-            trained = fit(self.params, run, X, y, X_val, y_val, rng=self.rng, blank=self._blank(),
+            trained = fit(self.params, run, X, y, X_val, y_val, rng=self.rng, blank=blank,
                           verbose=verbose, progress=progress, on_epoch=on_epoch)  # fmt: skip
         except TrainingDivergedError as diverged:
             self.params = diverged.params
@@ -323,7 +344,7 @@ class TwoLayerNet:
         device, a FIFO or a socket (or a symlink to one).
         """
         metadata = dict(metadata or {})
-        reserved = sorted(set(metadata) & {*RESERVED_KEYS, "training"})
+        reserved = sorted(set(metadata) & {*model_file.RESERVED_KEYS, "training"})
         if reserved:
             raise ValueError(
                 f"metadata may not set {reserved}: xpnet writes these keys itself; rename them"
@@ -332,7 +353,8 @@ class TwoLayerNet:
         if self.preprocessing is not None:
             metadata["preprocessing"] = self.preprocessing.metadata()
             extras = {"preprocessing_mean": self.preprocessing.mean}
-        write_model(path, self.params, {"training": self.last_training, **metadata}, extras)
+        model_file.write_model(path, self.params, {"training": self.last_training, **metadata},
+                               extras)  # fmt: skip
 
     @classmethod
     def load(
@@ -351,19 +373,16 @@ class TwoLayerNet:
         :class:`xpnet.errors.ModelFileError` if the file is not a valid xpnet model (see
         :mod:`xpnet.model_file`).
         """
-        params, metadata, extras = read_model(path)
+        params, metadata, extras = model_file.read_model(path)
         net = cls.__new__(cls)
         net._setup(backend, device, dtype or metadata["dtype"], seed=0)
         net.params = map_params(
             lambda p: net.backend.asarray(p, dtype=net.dtype), params_from(params)
         )
-        net.init, net.std = _recorded_initialisation(metadata)
+        net.init, net.std = model_file.recorded_initialisation(metadata)
         net.last_training = metadata.get("training")
         net.metadata = metadata
-        described = metadata.get("preprocessing")
-        if isinstance(described, dict):
-            mean = extras["preprocessing_mean"]
-            net.preprocessing = Preprocessing(described["name"], described["scale"], mean)
+        net.preprocessing = model_file.recorded_preprocessing(metadata, extras)
         return net
 
     def __getstate__(self) -> dict[str, Any]:
@@ -374,25 +393,7 @@ class TwoLayerNet:
         self.__dict__.update(state)
         self.dtype = self.backend.dtype(state["dtype"])
 
-    def _blank(self) -> np.ndarray | None:
-        """The row of a blank image: what :attr:`preprocessing` makes of zeros (None: zeros)."""
-        if self.preprocessing is None:
-            return None
-        blank: np.ndarray = self.preprocessing(np.zeros((1, self.sizes[0]), dtype=np.float32))[0]
-        return blank
-
     def _standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         if self.rng is None:
             return np.random.randn(*shape)  # noqa: NPY002 - the lab's global state
         return self.rng.standard_normal(shape)
-
-
-def _recorded_initialisation(metadata: JSONObject) -> tuple[Init, float]:
-    """The initialisation a model file's training settings record; the lab's where they
-    record none (files from before xpnet recorded it) or none that is valid."""
-    recorded = (metadata.get("training") or {}).get("settings") or {}
-    try:
-        return (_checks.choice("init", recorded.get("init"), INITS),
-                _checks.real("std", recorded.get("std"), low=0.0, low_open=False))  # fmt: skip
-    except (TypeError, ValueError):
-        return "gaussian", 1e-4

@@ -80,6 +80,11 @@ class Preprocessing:
         prepared: np.ndarray = self.apply(_numpy_namespace(), images)
         return prepared
 
+    def blank(self) -> np.ndarray:
+        """The row of a blank image, what zeros become: float32, shape (D,)."""
+        row: np.ndarray = self(np.zeros((1, self.input_size), dtype=np.float32))[0]
+        return row
+
     def apply(self, xp: Namespace, images: Array) -> Array:
         """The formula itself, in any Array API namespace, without the checks of a call.
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
+import re
 import shutil
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from xpnet.data import DATASETS, DataError, fetch, verify
+from xpnet.data import DATASETS, DataError, fetch, read_data_sets, verify
+from xpnet.data.datasets import command_line_wording
 from xpnet.data.download import download
+from xpnet.data.store import check_files
 
 NAMES = list(DATASETS["mnist"].sha256)
 
@@ -138,26 +144,73 @@ def unreachable(monkeypatch):
     )
 
 
-def test_a_failed_fetch_says_where_the_files_belong(tmp_path, monkeypatch):
+#: How messages name the data directory's setting and the download, from Python and from
+#: the command line (within command_line_wording, as the ``xpnet`` command runs).
+WORDING = {
+    "python": ("data_dir", "xpnet.data.fetch(dataset='mnist')"),
+    "command line": ("--data-dir", "`xpnet data --dataset mnist`"),
+}
+
+
+def worded(caller):
+    return command_line_wording() if caller == "command line" else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("caller", list(WORDING))
+def test_a_failed_fetch_says_where_the_files_belong(tmp_path, monkeypatch, caller):
     unreachable(monkeypatch)
     monkeypatch.delenv("XPNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(DataError) as info:
+    with pytest.raises(DataError) as info, worded(caller):
         fetch(progress=False)
     message = str(info.value)
     assert str(tmp_path / "cache" / "xpnet" / "mnist") in message
-    for hint in ("XPNET_DATA", "--data-dir", "`xpnet data`"):
+    for hint in ("XPNET_DATA", *WORDING[caller]):
         assert hint in message
+    if caller == "python":
+        assert "--" not in message
+        assert "`xpnet" not in message
     assert "\n" not in message
     assert len(message) < 600
 
 
-@pytest.mark.parametrize("named_by", ["--data-dir", "XPNET_DATA"])
-def test_a_data_directory_the_user_named_must_exist(tmp_path, monkeypatch, named_by):
+@pytest.mark.parametrize("caller", list(WORDING))
+@pytest.mark.parametrize("named_by", ["argument", "XPNET_DATA"])
+def test_a_data_directory_the_user_named_must_exist(tmp_path, monkeypatch, named_by, caller):
     unreachable(monkeypatch)
     misspelt = tmp_path / "mnsit"
     if named_by == "XPNET_DATA":
         monkeypatch.setenv("XPNET_DATA", str(misspelt))
-    with pytest.raises(DataError, match=f"{misspelt} \\(from {named_by}\\) does not exist"):
-        fetch(data_dir=misspelt if named_by == "--data-dir" else None, progress=False)
+    setting = WORDING[caller][0] if named_by == "argument" else named_by
+    expected = f"{misspelt} (from {setting}) does not exist; create it, or fix {setting}"
+    with pytest.raises(DataError, match=re.escape(expected)), worded(caller):
+        fetch(data_dir=misspelt if named_by == "argument" else None, progress=False)
     assert not misspelt.exists()
+
+
+def test_the_lab_call_on_a_missing_directory_speaks_of_its_argument(tmp_path, monkeypatch):
+    """``read_data_sets('mnist_data')`` from Python: the argument, no command-line option."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError) as info:
+        read_data_sets("mnist_data")
+    message = str(info.value)
+    assert "mnist_data (from data_dir) does not exist; create it, or fix data_dir" in message
+    assert "--" not in message
+
+
+def test_the_command_line_names_its_option(tmp_path):
+    """``xpnet data --data-dir`` on a missing directory, run as a user runs it."""
+    missing = tmp_path / "mnsit"
+    done = subprocess.run([sys.executable, "-m", "xpnet.cli", "data", "--data-dir", str(missing)],
+                          capture_output=True, text=True, cwd=tmp_path, check=False)  # fmt: skip
+    assert done.returncode == 1
+    expected = f"{missing} (from --data-dir) does not exist; create it, or fix --data-dir"
+    assert expected in done.stderr
+    assert not missing.exists()
+
+
+def test_a_missing_file_says_how_to_download_it_in_the_callers_words(tmp_path):
+    for caller, (_, download_hint) in WORDING.items():
+        with pytest.raises(DataError) as info, worded(caller):
+            check_files(data_dir=tmp_path, dataset="mnist")
+        assert f"is missing from {tmp_path}; download it with {download_hint}" in str(info.value)

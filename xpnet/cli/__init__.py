@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from xpnet import __version__
 from xpnet.backend import host_memory
 from xpnet.cli import _data, _evaluate, _export, _serve, _train, _tune
+from xpnet.data.datasets import command_line_wording
 
 __all__ = ["main"]
 
@@ -26,6 +27,7 @@ COMMANDS = (_train.COMMAND, _evaluate.COMMAND, _tune.COMMAND, _serve.COMMAND,
             _export.COMMAND, _data.COMMAND)  # fmt: skip
 
 
+@command_line_wording()  # messages name --data-dir, not the Python API's data_dir
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 __all__ = [
     "DATASETS",
@@ -16,8 +21,11 @@ __all__ = [
     "TRAIN_LABELS",
     "Dataset",
     "PathLike",
+    "command_line_wording",
     "data_dir",
+    "data_dir_setting",
     "directory_of",
+    "fetch_hint",
     "lookup",
     "named_by",
 ]
@@ -119,7 +127,10 @@ def data_dir(*, data_dir: PathLike | None = None, dataset: str = "mnist") -> Pat
     In order: ``data_dir`` if given; else the dataset's environment variable
     (``XPNET_DATA`` for MNIST, ``XPNET_FASHION_DATA`` for Fashion-MNIST); else a
     system directory that has the files (``/usr/share/datasets/fashion-mnist``);
-    else the cache, ``$XDG_CACHE_HOME/xpnet/<dataset>`` (``~/.cache/xpnet/<dataset>``).
+    else the platform's cache, ``platformdirs.user_cache_dir("xpnet")/<dataset>``:
+    ``~/.cache/xpnet/<dataset>`` (or ``$XDG_CACHE_HOME/xpnet/<dataset>``) on Linux,
+    ``~/Library/Caches/xpnet/<dataset>`` on macOS,
+    ``%LOCALAPPDATA%\\xpnet\\xpnet\\Cache\\<dataset>`` on Windows.
     """
     return directory_of(lookup(dataset), data_dir)
 
@@ -133,12 +144,42 @@ def directory_of(ds: Dataset, given: PathLike | None) -> Path:
     for system_dir in map(Path, ds.system_dirs):
         if all((system_dir / name).is_file() for name in ds.sha256):
             return system_dir
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "xpnet" / ds.name
+    return Path(platformdirs.user_cache_dir("xpnet")) / ds.name
+
+
+#: Whether messages are for the ``xpnet`` command (its options) or for Python (arguments).
+_COMMAND_LINE: ContextVar[bool] = ContextVar("xpnet_data_command_line", default=False)
+
+
+@contextmanager
+def command_line_wording() -> Iterator[None]:
+    """Within it, messages name the command line's ``--data-dir`` and ``xpnet data``;
+    elsewhere, the Python API's ``data_dir`` argument and :func:`xpnet.data.fetch`.
+    The ``xpnet`` command runs in it (usable as a decorator)."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def data_dir_setting() -> str:
+    """The data directory's setting, as the caller names it: the ``data_dir`` argument,
+    ``--data-dir`` on the command line."""
+    return "--data-dir" if _COMMAND_LINE.get() else "data_dir"
 
 
 def named_by(ds: Dataset, given: PathLike | None) -> str | None:
-    """Which setting named the data directory: --data-dir, the environment, or none."""
+    """Which setting named the data directory: :func:`data_dir_setting`, the dataset's
+    environment variable, or none."""
     if given is not None:
-        return "--data-dir"
+        return data_dir_setting()
     return ds.env if os.environ.get(ds.env) else None
+
+
+def fetch_hint(ds: Dataset) -> str:
+    """How to download a dataset's files, in the words of the caller (Python or the command
+    line): ``xpnet.data.fetch(dataset='mnist')`` or ``xpnet data --dataset mnist``."""
+    if _COMMAND_LINE.get():
+        return f"`xpnet data --dataset {ds.name}`"
+    return f"xpnet.data.fetch(dataset={ds.name!r})"

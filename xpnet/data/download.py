@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm.auto import tqdm
+
 from xpnet._atomic import atomic_write
-from xpnet._progress import ProgressBar
 from xpnet.data._files import open_payload
 from xpnet.errors import DataError
 
@@ -104,18 +105,14 @@ def _fetch(url: str, out: IO[bytes], *, gzipped: bool, progress: bool, timeout: 
     inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16) if gzipped else None
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0)
-        bar = ProgressBar(total) if progress else None
-        name = url.rsplit("/", 1)[-1]
         done = 0
-        while chunk := response.read(_CHUNK):
-            out.write(chunk)
-            digest.update(_inflate(inflate, chunk) if inflate else chunk)
-            done += len(chunk)
-            if bar is not None and bar.due(done):
-                size = f" / {total / 2**20:.1f}" if total else ""
-                bar.update(done, f"{name}: {done / 2**20:.1f}{size} MiB")
-        if bar is not None:
-            bar.close()
+        with tqdm(total=total or None, desc=url.rsplit("/", 1)[-1], unit="iB", unit_scale=True,
+                  unit_divisor=1024, disable=not progress) as bar:  # fmt: skip
+            while chunk := response.read(_CHUNK):
+                out.write(chunk)
+                digest.update(_inflate(inflate, chunk) if inflate else chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
     if total and done != total:
         raise DataError(f"connection closed after {done:,} of {total:,} bytes")
     if inflate is not None:

@@ -10,7 +10,9 @@ from xpnet.data.datasets import (
     TEST_IMAGES,
     TEST_LABELS,
     PathLike,
+    data_dir_setting,
     directory_of,
+    fetch_hint,
     lookup,
     named_by,
 )
@@ -57,8 +59,8 @@ def fetch(
                 f"{err} The {ds.name} files belong in {directory}"
                 + (f" (from {named})" if named else "")
                 + f". Without a network, copy the four ({', '.join(ds.sha256)}) there from "
-                f"a machine that has one ({ds.mirrors[0]}, or its `xpnet data`), or point "
-                f"{ds.env} or --data-dir at a directory that has them."
+                f"a machine that has one ({ds.mirrors[0]}, or its {fetch_hint(ds)}), or point "
+                f"{ds.env} or {data_dir_setting()} at a directory that has them."
             ) from None
     return directory
 
@@ -122,8 +124,8 @@ def check_files(*, data_dir: PathLike, dataset: str, names: Iterable[str] | None
         kind = "test" if name in (TEST_IMAGES, TEST_LABELS) else "training"
         if not (directory / name).is_file():
             raise DataError(
-                f"{ds.name} {kind} file {name} is missing from {directory}; run "
-                f"`xpnet data --dataset {ds.name}` or set {ds.env}"
+                f"{ds.name} {kind} file {name} is missing from {directory}; download it "
+                f"with {fetch_hint(ds)} or set {ds.env}"
             )
         owner = _owner(name, payload_sha256(directory / name))
         if owner == ds.name:
@@ -131,5 +133,5 @@ def check_files(*, data_dir: PathLike, dataset: str, names: Iterable[str] | None
         raise DataError(
             f"{directory / name} is "
             + (f"{owner}'s, not {ds.name}'s" if owner else f"not {ds.name}'s (its SHA-256 differs)")
-            + f": point --data-dir (or {ds.env}) at the {ds.name} files"
+            + f": point {data_dir_setting()} (or {ds.env}) at the {ds.name} files"
         )

@@ -35,7 +35,7 @@ from xpnet.sklearn._dispatch import (
     refuse_complex,
 )
 from xpnet.sklearn._fitted import FEATURES, Features, FitAttributes, RunAttributes
-from xpnet.sklearn._stopping import Stopper, validation_split
+from xpnet.sklearn._stopping import Stopper, validation_split, warn_not_converged
 from xpnet.training import ComputeSettings, TrainSettings
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     momentum (or Adam, AdamW) on the softmax cross-entropy with L2 regularisation
     (optionally with dropout on the hidden layer), for up to
     ``max_iter`` epochs, stopping earlier when the training loss (or, with
-    ``early_stopping``, the validation accuracy) has not improved by ``tol`` for
-    ``n_iter_no_change`` epochs, as :class:`sklearn.neural_network.MLPClassifier` does.
+    ``early_stopping``, the validation accuracy) has not improved by ``tol`` for more than
+    ``n_iter_no_change`` epochs, as :class:`sklearn.neural_network.MLPClassifier` does,
+    and warning a :class:`~sklearn.exceptions.ConvergenceWarning` after ``max_iter``.
 
     Every parameter is a keyword. The hyperparameters come first, from
     :mod:`xpnet.hyperparameters` (``learning_rate_init`` and ``solver`` there are
@@ -312,6 +313,8 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         rng = copy.deepcopy(net.rng)  # the run draws its seed from a copy: net's stays as it is
         result = training.fit(net.params, settings, X, labels, X_val, y_val, rng=rng,
                               on_epoch=on_epoch, on_chunk=stopper.watch)  # fmt: skip
+        if stop_early and not stopper.stopped:  # all max_iter epochs, as MLPClassifier warns
+            warn_not_converged(self.max_iter, self.tol, self.n_iter_no_change)
         best_score = self.best_validation_score_ if continued else None
         params = result.params
         if stopper.best_params is not None:  # early_stopping: the best epoch's parameters

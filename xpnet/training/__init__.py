@@ -6,10 +6,12 @@ changes anything. :func:`fit` takes parameters, settings and data and returns ne
 parameters and a record (:class:`TrainResult`); ``TwoLayerNet.train`` calls it. Here
 too are the step (:class:`TrainStep`), the runners that take steps eagerly or
 compiled (:func:`select_runner`), every random number of a run
-(:mod:`xpnet.training._randomness`), and the bookkeeping (batches, learning rates,
-chunks, the record). Nothing here imports the model.
+(:mod:`xpnet.training._randomness`), the bookkeeping (batches, learning rates,
+chunks, the record), and :class:`TrainingProgress`, a tqdm bar for ``progress=``.
+Nothing here imports the model.
 """
 
+from xpnet._progress import TrainingProgress
 from xpnet._typing import SCHEDULES, Schedule
 from xpnet.training._loop import fit
 from xpnet.training._randomness import STREAMS, BatchSampler, distortion_noise, stream_keys
@@ -45,6 +47,7 @@ __all__ = [
     "TrainResult",
     "TrainSettings",
     "TrainStep",
+    "TrainingProgress",
     "chunks",
     "compiled_runner_kind",
     "distortion_noise",
