@@ -170,8 +170,9 @@ def onnx(session: nox.Session) -> None:
 
 @nox.session
 def readme(session: nox.Session) -> None:
-    """README.md's Python examples, each run as pasted in a fresh process, down the page in
-    one fresh directory, their output compared with what the README shows."""
+    """The Python examples of README.md and of the site's pages (docs/*.md), each run alone
+    as pasted, in a fresh process and a fresh directory, their output compared with the
+    page's."""
     session.install(".[test,plot,sklearn,tune,onnx]", *_requirements(session, "torch"))
     session.run("pytest", "-m", "readme", *session.posargs)
 
@@ -183,7 +184,8 @@ def docs(session: nox.Session) -> None:
     if not Path("/usr/bin/chromium").exists():
         session.run("apt-get", "update", external=True)
         session.run("apt-get", "install", "-y", "chromium", external=True)
-    session.install(".[docs,test]", "playwright")
+    # xpnet.sklearn imports scikit-learn: its API page needs it.
+    session.install(".[docs,test,sklearn]", "playwright")
     # -E: every page read again, as a changed docstring is not noticed by a partial build.
     html = "docs/_build/html"
     session.run("sphinx-build", "-W", "--keep-going", "-E", "-b", "html", "docs", html)

@@ -180,3 +180,32 @@ def _status(url: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as err:
         return err.code
+
+
+def test_every_public_name_has_its_entry_in_the_api_reference(html: Path) -> None:
+    """Each name of each public module's ``__all__`` is on the module's API page: its entry
+    (``id``) there, or a link to its entry on the page of the module that documents it."""
+    import importlib
+    import pkgutil
+
+    import xpnet
+
+    names = ["xpnet"] + [
+        info.name
+        for info in pkgutil.walk_packages(xpnet.__path__, "xpnet.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    ]
+    missing = []
+    for name in names:
+        module = importlib.import_module(name)
+        page = html / "api" / f"{name}.html"
+        if not page.exists():
+            missing.append(f"{name}: no page {page.name}")
+            continue
+        text = page.read_text(encoding="utf-8")
+        for public in module.__all__:
+            entry = re.compile(rf'(id|href)="[^"]*[.#]{re.escape(public)}"')
+            if not entry.search(text):
+                missing.append(f"{name}.{public}")
+    assert len(names) >= 20, names
+    assert not missing, f"not in the API reference: {missing}"
