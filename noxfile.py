@@ -184,8 +184,9 @@ def docs(session: nox.Session) -> None:
     if not Path("/usr/bin/chromium").exists():
         session.run("apt-get", "update", external=True)
         session.run("apt-get", "install", "-y", "chromium", external=True)
-    # xpnet.sklearn imports scikit-learn: its API page needs it.
-    session.install(".[docs,test,sklearn]", "playwright")
+    # The API pages import every public module: xpnet.sklearn needs scikit-learn,
+    # xpnet.serve Starlette and uvicorn.
+    session.install(".[docs,test,sklearn,serve]", "playwright")
     # -E: every page read again, as a changed docstring is not noticed by a partial build.
     html = "docs/_build/html"
     session.run("sphinx-build", "-W", "--keep-going", "-E", "-b", "html", "docs", html)
