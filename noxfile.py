@@ -24,6 +24,7 @@ nox.options.sessions = [
     "serve",
     "onnx",
     "readme",
+    "docs",
 ]  # fmt: skip
 
 
@@ -46,7 +47,9 @@ RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
 
 # Markers of the tests that run only in their own session, with its extras installed.
-ONLY_IN_THEIR_SESSIONS = "not tune and not sklearn and not serve and not onnx and not readme"
+ONLY_IN_THEIR_SESSIONS = (
+    "not tune and not sklearn and not serve and not onnx and not readme and not docs"
+)
 
 # uv does not read pip's configuration; pass on where pip finds local wheels.
 if "PIP_FIND_LINKS" in os.environ:
@@ -167,10 +170,27 @@ def onnx(session: nox.Session) -> None:
 
 @nox.session
 def readme(session: nox.Session) -> None:
-    """README.md's Python examples, each run as pasted in a fresh process, down the page in
-    one fresh directory, their output compared with what the README shows."""
+    """The Python examples of README.md and of the site's pages (docs/*.md), each run alone
+    as pasted, in a fresh process and a fresh directory, their output compared with the
+    page's."""
     session.install(".[test,plot,sklearn,tune,onnx]", *_requirements(session, "torch"))
     session.run("pytest", "-m", "readme", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built with warnings as errors into docs/_build/html, then
+    read in Debian's Chromium (Playwright): signatures, search, no broken internal link."""
+    if not Path("/usr/bin/chromium").exists():
+        session.run("apt-get", "update", external=True)
+        session.run("apt-get", "install", "-y", "chromium", external=True)
+    # The API pages import every public module: xpnet.sklearn needs scikit-learn,
+    # xpnet.serve Starlette and uvicorn.
+    session.install(".[docs,test,sklearn,serve]", "playwright")
+    # -E: every page read again, as a changed docstring is not noticed by a partial build.
+    html = "docs/_build/html"
+    session.run("sphinx-build", "-W", "--keep-going", "-E", "-b", "html", "docs", html)
+    session.run("pytest", "-m", "docs", *session.posargs, env={"XPNET_DOCS_HTML": html})
 
 
 @nox.session

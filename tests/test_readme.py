@@ -1,11 +1,12 @@
-"""README.md's Python examples, run as a reader pastes them: each ```python block in a
-fresh process (``python block.py``), in one fresh directory shared down the page (a
-block may use a file an earlier one wrote), with ``XPNET_DATA`` naming the data.
+"""The Python examples of README.md and of the site's pages (``docs/*.md``), run as a
+reader pastes them: each ```python block alone, in a fresh process (``python block.py``)
+in a fresh directory of its own (an example writes only there and reads only what it wrote
+or the data), with ``XPNET_DATA`` naming the data.
 
-Where the README shows what a block prints (the ```text block after prose saying
-"prints" or "printed"), its stdout must be exactly that; every block must exit 0 and
-write nothing to stderr (no warnings, no log lines). ``nox -s readme`` runs this with
-every extra the blocks import.
+Where a page shows what a block prints (the ```text block after prose saying "prints" or
+"printed"), its stdout must be exactly that; every block must exit 0 and write nothing to
+stderr (no warnings, no log lines). ``nox -s readme`` runs this with every extra the
+blocks import.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import pytest
 
 pytestmark = [pytest.mark.readme, pytest.mark.mnist]
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+#: The pages whose examples are run: the README and the site's pages.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: The prose between a block and the ```text block that shows its output says so.
 SHOWS_OUTPUT = re.compile(r"\bprint(s|ed)\b")
 #: Seconds a block may take (the slowest, on 2 CPU cores, takes well under a minute).
@@ -32,20 +36,21 @@ TIMEOUT = 300
 
 @dataclass(frozen=True)
 class Block:
-    """A ```python block of the README and the output shown after it, if any."""
+    """A ```python block of a page and the output shown after it, if any."""
 
-    number: int  # 1 for the README's first Python block
+    number: int  # 1 for the page's first Python block
     line: int  # the line of its opening fence
     heading: str  # the section it is in
     code: str
     expected: str | None
+    page: str = "README.md"  # the page's path in the repository
 
     @property
     def where(self) -> str:
-        return f"README.md Python block {self.number} (line {self.line}, in {self.heading!r})"
+        return f"{self.page} Python block {self.number} (line {self.line}, in {self.heading!r})"
 
 
-def readme_blocks(text: str) -> list[Block]:
+def readme_blocks(text: str, page: str = "README.md") -> list[Block]:
     """Every ```python block of ``text``, in order, with the output shown after it."""
     lines = text.splitlines()
     fences: list[tuple[int, int, str, str]] = []  # (start, end, language, heading)
@@ -57,7 +62,7 @@ def readme_blocks(text: str) -> list[Block]:
         if line.startswith("```"):
             end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")), None)
             if end is None:
-                raise ValueError(f"README.md line {i + 1}: a code fence that is never closed")
+                raise ValueError(f"{page} line {i + 1}: a code fence that is never closed")
             fences.append((i, end, line[3:].strip(), heading))
             i = end
         i += 1
@@ -72,11 +77,15 @@ def readme_blocks(text: str) -> list[Block]:
             if next_language == "text" and SHOWS_OUTPUT.search(between):
                 expected = "".join(f"{row}\n" for row in lines[following + 1 : fences[k + 1][1]])
         code = "".join(f"{row}\n" for row in lines[start + 1 : end])
-        blocks.append(Block(len(blocks) + 1, start + 1, section, code, expected))
+        blocks.append(Block(len(blocks) + 1, start + 1, section, code, expected, page))
     return blocks
 
 
-BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+BLOCKS = [
+    block
+    for path in PAGES
+    for block in readme_blocks(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+]
 
 
 @dataclass(frozen=True)
@@ -87,45 +96,29 @@ class Ran:
     seconds: float
 
 
-class Page:
-    """A reader going down the page: the blocks run in order, once each, in one directory."""
-
-    def __init__(self, directory: Path, data: Path) -> None:
-        self.directory = directory
-        env = dict(os.environ, XPNET_DATA=str(data))
-        # As on a reader's machine: nothing set that a block must set itself.
-        for name in ("SCIPY_ARRAY_API", "PYTHONWARNINGS", "MPLBACKEND"):
-            env.pop(name, None)
-        self.env = env
-        self.ran: dict[int, Ran] = {}
-
-    def run_through(self, block: Block) -> Ran:
-        """Run every block up to ``block`` not yet run, in order; ``block``'s result."""
-        for earlier in BLOCKS[: block.number]:
-            if earlier.number not in self.ran:
-                self.ran[earlier.number] = self._run(earlier)
-        return self.ran[block.number]
-
-    def _run(self, block: Block) -> Ran:
-        script = self.directory / f"readme_block_{block.number}.py"
-        script.write_text(block.code, encoding="utf-8")
-        start = time.perf_counter()
-        try:
-            done = subprocess.run(
-                [sys.executable, script.name],
-                cwd=self.directory,
-                env=self.env,
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as err:
-            why = f"timed out after {TIMEOUT} s\n{_text(err.stderr)}"
-            return Ran(-1, _text(err.stdout), why, time.perf_counter() - start)
-        finally:
-            script.unlink()
-        return Ran(done.returncode, done.stdout, done.stderr, time.perf_counter() - start)
+def run_alone(block: Block, directory: Path, data: Path) -> Ran:
+    """Run ``block`` as a reader who pastes it alone into a file in an empty directory."""
+    env = dict(os.environ, XPNET_DATA=str(data))
+    # As on a reader's machine: nothing set that a block must set itself.
+    for name in ("SCIPY_ARRAY_API", "PYTHONWARNINGS", "MPLBACKEND"):
+        env.pop(name, None)
+    script = directory / "example.py"
+    script.write_text(block.code, encoding="utf-8")
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, script.name],
+            cwd=directory,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        why = f"timed out after {TIMEOUT} s\n{_text(err.stderr)}"
+        return Ran(-1, _text(err.stdout), why, time.perf_counter() - start)
+    return Ran(done.returncode, done.stdout, done.stderr, time.perf_counter() - start)
 
 
 def _text(output: str | bytes | None) -> str:
@@ -134,19 +127,17 @@ def _text(output: str | bytes | None) -> str:
     return output or ""
 
 
-@pytest.fixture(scope="module")
-def page(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Page:
-    return Page(tmp_path_factory.mktemp("readme"), mnist_dir)
-
-
 def _indented(text: str) -> str:
     return "".join(f"    {row}\n" for row in text.splitlines()) or "    (nothing)\n"
 
 
-def test_the_readme_has_its_examples() -> None:
-    assert len(BLOCKS) >= 6, f"found only {len(BLOCKS)} Python blocks in {README}"
+def test_the_pages_have_their_examples() -> None:
+    in_readme = [block for block in BLOCKS if block.page == "README.md"]
+    assert len(in_readme) >= 1, f"found no Python block in {README}"
+    assert len(PAGES) >= 10, f"found only {len(PAGES)} pages: {PAGES}"
+    assert len(BLOCKS) >= 7, f"found only {len(BLOCKS)} Python blocks in {PAGES}"
     assert all(block.code.strip() for block in BLOCKS), "an empty ```python block"
-    assert sum(block.expected is not None for block in BLOCKS) >= 5
+    assert sum(block.expected is not None for block in BLOCKS) >= 6
 
 
 def test_a_block_is_paired_with_the_output_shown_after_it_only() -> None:
@@ -166,9 +157,13 @@ def test_a_block_is_paired_with_the_output_shown_after_it_only() -> None:
         readme_blocks("text\n\n```python\nprint(1)\n")
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"block{b.number}-line{b.line}" for b in BLOCKS])
-def test_block_runs_as_pasted_and_prints_what_the_readme_shows(page: Page, block: Block) -> None:
-    ran = page.run_through(block)
+@pytest.mark.parametrize(
+    "block", BLOCKS, ids=[f"{Path(b.page).stem}-block{b.number}-line{b.line}" for b in BLOCKS]
+)
+def test_block_runs_alone_as_pasted_and_prints_what_the_page_shows(
+    block: Block, tmp_path: Path, mnist_dir: Path
+) -> None:
+    ran = run_alone(block, tmp_path, mnist_dir)
     problems = []
     if ran.returncode != 0:
         problems.append(f"it exited with status {ran.returncode}")
@@ -178,18 +173,18 @@ def test_block_runs_as_pasted_and_prints_what_the_readme_shows(page: Page, block
         diff = difflib.unified_diff(
             block.expected.splitlines(keepends=True),
             ran.stdout.splitlines(keepends=True),
-            "README (expected)",
+            f"{block.page} (expected)",
             "the block printed (actual)",
         )
         problems.append(
-            "its output is not the README's ```text block after it\n"
+            f"its output is not the ```text block after it in {block.page}\n"
             f"  expected:\n{_indented(block.expected)}"
             f"  actual:\n{_indented(ran.stdout)}"
             f"  diff:\n{_indented(''.join(diff))}"
         )
     if block.expected is None and ran.stdout and ran.returncode == 0:
         problems.append(
-            "it printed, but the README shows no output for it (a ```text block after "
+            f"it printed, but {block.page} shows no output for it (a ```text block after "
             f"prose saying 'prints'):\n{_indented(ran.stdout)}"
         )
     if problems:

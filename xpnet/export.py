@@ -47,7 +47,7 @@ def export_onnx(
     Parameters
     ----------
     model : TwoLayerNet or path-like
-        A network with :attr:`~xpnet.TwoLayerNet.preprocessing` set, or a model file
+        A network with ``preprocessing`` set, or a model file
         written by :meth:`~xpnet.TwoLayerNet.save` (``xpnet train``'s ``model.npz``).
     path : path-like, optional
         The ``.onnx`` file to write, replaced whole or left as it was. Default: the

@@ -181,7 +181,7 @@ class Hyperparameters:
     weight_decay: float = field(
         default=0.0,
         metadata=row(
-            help="AdamW's decoupled weight decay, W *= 1 - lr * weight_decay each step, as "
+            help="AdamW's decoupled weight decay, W -= lr * weight_decay * W each step, as "
             "torch.optim.AdamW's (0 with sgd and adam, whose L2 term is reg)",
             search=Search("log", lambda wd, hp: _decade(wd) if hp.optimizer == "adamw" else None),
         ),

@@ -17,7 +17,8 @@ one xpnet can have fitted (its name's scale, a mean of pixel values). Anything w
 a damaged zip or compressed stream included, is a
 :class:`xpnet.errors.ModelFileError` that says what. Writing refuses, before
 anything is written, metadata that reading would refuse: over
-:data:`MAX_METADATA_BYTES` of JSON, or nested deeper than :data:`MAX_METADATA_DEPTH`.
+``MAX_METADATA_BYTES`` (1 MiB) of JSON, or nested deeper than ``MAX_METADATA_DEPTH``
+(100).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def write_model(
     ------
     ValueError
         If ``metadata`` sets a reserved key, is not JSON-serialisable, nests deeper than
-        :data:`MAX_METADATA_DEPTH` or takes more than :data:`MAX_METADATA_BYTES` as
+        ``MAX_METADATA_DEPTH`` or takes more than ``MAX_METADATA_BYTES`` as
         JSON, or ``extras`` holds an unknown array; nothing is written then.
     OSError
         If ``path`` exists and is not a regular file (see :func:`xpnet._atomic.atomic_write`).

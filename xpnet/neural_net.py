@@ -78,7 +78,7 @@ class TwoLayerNet:
     dtype : {"float64", "float32"}, default "float64"
         The floating dtype of parameters and computation.
     seed : int, optional
-        Seeds :attr:`rng`, which draws the initial weights and each ``train`` call's seed;
+        Seeds ``rng``, which draws the initial weights and each ``train`` call's seed;
         a run's batch rows, dropout masks and distortions are drawn on the device from it,
         the same numbers on every backend. None: NumPy's global state (``np.random.randn``,
         ``np.random.choice``), as in the lab, so that ``np.random.seed`` reproduces them.
@@ -180,7 +180,7 @@ class TwoLayerNet:
 
         ``loss(X)``: the scores of rows ``X`` (N, D), shape (N, C). ``loss(X, y, reg)``:
         with labels ``y`` (N,) in [0, C) and L2 strength ``reg``, the loss (a float) and
-        its gradients (a dict with the keys and shapes of :attr:`params`).
+        its gradients (a dict with the keys and shapes of ``params``).
         """
         D, _, C = self.sizes
         X_dev, from_host = _checks.features(self.backend, X, D, self.dtype)
@@ -279,7 +279,8 @@ class TwoLayerNet:
             (``val_acc`` None without validation data); True stops the training there.
         **settings
             The other fields of :class:`~xpnet.training.TrainSettings` (``optimizer``,
-            ``shuffle``, ``dropout``, ``augment``, ...) but :data:`NETWORK_FIELDS`;
+            ``shuffle``, ``dropout``, ``augment``, ...) but
+            :data:`~xpnet.neural_net.NETWORK_FIELDS`;
             ``threads=N`` runs the steps on N CPU threads, where by default xpnet uses
             the count measured fastest for their size (one at the lab's).
 
@@ -287,7 +288,7 @@ class TwoLayerNet:
         -------
         dict
             ``loss_history`` (a float per iteration), ``train_acc_history`` and
-            ``val_acc_history`` (a float per epoch); :attr:`last_training` records the run.
+            ``val_acc_history`` (a float per epoch); ``last_training`` records the run.
 
         Raises
         ------
@@ -333,7 +334,7 @@ class TwoLayerNet:
     def save(
         self, path: str | os.PathLike[str], metadata: Mapping[str, JSON] | None = None
     ) -> None:
-        """Write the parameters, :attr:`preprocessing`, :attr:`last_training` and
+        """Write the parameters, ``preprocessing``, ``last_training`` and
         ``metadata`` (JSON-serialisable extras: results, dataset) to the ``.npz`` file
         ``path``, atomically: it is replaced whole (keeping its permissions) or left as it was.
 
@@ -368,7 +369,7 @@ class TwoLayerNet:
         """Read a network saved by :meth:`save` onto ``backend`` and ``device`` (as for
         :class:`TwoLayerNet`), in ``dtype`` (the file's when None).
 
-        The net's :attr:`metadata` is the file's, its :attr:`preprocessing` the one saved
+        The net's ``metadata`` is the file's, its ``preprocessing`` the one saved
         with it (None when it was saved without one). Raises
         :class:`xpnet.errors.ModelFileError` if the file is not a valid xpnet model (see
         :mod:`xpnet.model_file`).

@@ -31,8 +31,8 @@ RUN_FILES = ("model.npz", "history.json", "loss_accuracy.png", "weights.png", "c
 
 def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Path:
     """Check that ``path`` takes files (creating it if needed) and that none of a run's
-    files there (:data:`RUN_FILES`) is a FIFO, a device or a directory: before any training
-    is spent.
+    files there (``model.npz``, ``history.json`` and the three plots) is a FIFO, a device
+    or a directory: before any training is spent.
 
     With ``create=False`` a missing directory is not created (its nearest existing
     parent is checked instead): :func:`save_run` creates it with the first file, so a

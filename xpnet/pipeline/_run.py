@@ -121,7 +121,8 @@ def run(
     ----------
     recipe : str or Recipe, default "lab"
         A name of :data:`xpnet.recipes.RECIPES` (``"lab"``, the handout's best
-        settings; ``"fast"``; ``"best"``; ``"best-augmented"``), or a :class:`Recipe`.
+        settings; ``"fast"``; ``"best"``; ``"best-augmented"``), or a
+        :class:`~xpnet.recipes.Recipe`.
     dataset : {"mnist", "fashion-mnist"}
     data_dir : path-like, optional
         Where the four IDX files are (see :func:`xpnet.data.data_dir`).

@@ -85,7 +85,7 @@ def create_app(
         besides the loopback ones (:data:`xpnet.serve.LOOPBACK_HOSTS`), without a port.
     backend, device, dtype
         Where and in what precision a model file's network computes, as for
-        :meth:`TwoLayerNet.load`.
+        :meth:`xpnet.TwoLayerNet.load`.
 
     Returns
     -------

@@ -5,8 +5,8 @@ request's head), keep-alive, the listen backlog, and the limit on concurrent con
 past which it answers 503. One process, one event loop: slow or idle clients hold a
 connection each, not a thread; the network computes one request at a time (``/predict``'s
 one image in the event loop, ``/draw``'s rendering in a worker thread). For several
-processes, run :func:`xpnet.serve.create_app` under an ASGI server's workers (README:
-"Draw a digit").
+processes, run :func:`xpnet.serve.create_app` under an ASGI server's workers
+(``docs/serving.md``: "Draw a digit").
 """
 
 from __future__ import annotations

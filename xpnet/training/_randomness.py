@@ -89,7 +89,7 @@ class BatchSampler:
     num_rows, batch_size : int
     shuffle : bool
     drawn : array, shape (E * per_epoch, B), optional
-        Every epoch's rows, drawn before the run (:func:`lab_rows`): then
+        Every epoch's rows, drawn before the run (``lab_rows``): then
         :meth:`epoch` cuts them, and ``key`` is not used.
     """
 
