@@ -7,7 +7,7 @@ The lab calls ``load_mnist.read_data_sets('mnist_data')``; with xpnet that is::
 
 The split into training and validation images is :func:`read_data_sets`'s alone, the
 lab's: the files' first :data:`NUM_VALIDATION` training images for validation, the
-other :data:`TRAIN_ROWS` for training.
+other ``TRAIN_ROWS`` for training.
 
 Every function names the data directory ``data_dir`` (as ``--data-dir`` and
 :mod:`xpnet.pipeline` do). :func:`read_data_sets` takes it first, positionally too, as
