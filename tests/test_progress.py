@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 
 import numpy as np
 from tqdm.std import tqdm
@@ -88,3 +90,14 @@ def test_training_reports_to_the_bar_up_to_the_lab_final_loss(backend, toy_data)
     progress.close()
     # the last step: the lab's final loss, and the rate after 99 decays of 0.95 (one a step)
     assert re.search(r"100/100 \[.*, loss 0\.0171, lr 6\.23e-04\]$", stream.getvalue())
+
+
+def test_importing_xpnet_draws_on_no_tqdm_auto():
+    # tqdm.auto warns as it is imported in a Jupyter kernel without ipywidgets: xpnet
+    # imports it only when it draws a bar, so the lab notebook's first cell stays quiet.
+    code = (
+        "import sys, xpnet, xpnet.training, xpnet.data, xpnet.cli, xpnet.pipeline\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tqdm.auto')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

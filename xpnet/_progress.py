@@ -9,7 +9,19 @@ import math
 import time
 from typing import Any
 
-from tqdm.auto import tqdm
+from tqdm import tqdm as _std_tqdm
+
+
+def progress_bar(**options: Any) -> _std_tqdm[Any]:
+    """A ``tqdm.auto`` bar: a widget in Jupyter with ipywidgets, else a text bar.
+
+    ``tqdm.auto`` is imported here, when a bar is made, not when xpnet is: in a Jupyter
+    kernel without ipywidgets it warns as it is imported, and a session that draws no bar
+    should not see that.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(**options)
 
 
 class TrainingProgress:
@@ -34,7 +46,7 @@ class TrainingProgress:
     """
 
     def __init__(self, total: int, **options: Any):
-        self.bar = tqdm(total=total, unit="it", **options)
+        self.bar = progress_bar(total=total, unit="it", **options)
 
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
         bar, done = self.bar, iteration + 1

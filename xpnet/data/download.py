@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from tqdm.auto import tqdm
-
 from xpnet._atomic import atomic_write
+from xpnet._progress import progress_bar
 from xpnet.data._files import open_payload
 from xpnet.errors import DataError
 
@@ -106,8 +105,9 @@ def _fetch(url: str, out: IO[bytes], *, gzipped: bool, progress: bool, timeout: 
     with urllib.request.urlopen(url, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0)
         done = 0
-        with tqdm(total=total or None, desc=url.rsplit("/", 1)[-1], unit="iB", unit_scale=True,
-                  unit_divisor=1024, disable=not progress) as bar:  # fmt: skip
+        name = url.rsplit("/", 1)[-1]
+        with progress_bar(total=total or None, desc=name, unit="iB", unit_scale=True,
+                          unit_divisor=1024, disable=not progress) as bar:  # fmt: skip
             while chunk := response.read(_CHUNK):
                 out.write(chunk)
                 digest.update(_inflate(inflate, chunk) if inflate else chunk)
