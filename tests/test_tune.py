@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpnet[tune]'")
-pytest.importorskip("distributed", reason="xpnet tune needs pip install 'xpnet[tune]'")
+optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optuna distributed")
+pytest.importorskip("distributed", reason="xpnet tune needs pip install optuna distributed")
 
 from xpnet.tune import Choices, Range, tune  # noqa: E402
 from xpnet.tune._study import open_storage, storage_spec  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpnet[tune]'")
+optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optuna distributed")
 
 from xpnet.recipes import FAST  # noqa: E402
 from xpnet.tune import Choices, Range, default_space  # noqa: E402

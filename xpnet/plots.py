@@ -42,7 +42,7 @@ def _figure(**kwargs: Any) -> Figure:  # Any: Figure's keywords, passed on
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "plots need matplotlib; install it with: pip install 'xpnet[plot]'"
+            "plots need matplotlib; install it with: pip install matplotlib"
         ) from None
     return Figure(**kwargs)
 

@@ -89,7 +89,7 @@ def _tune(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ImportError(
             f"xpnet tune needs Optuna and Dask ({err}); install them with: "
-            "pip install 'xpnet[tune]'"
+            "pip install optuna distributed"
         ) from None
     logging.getLogger("optuna").setLevel(logging.WARNING)
     # A lost cluster is told in one line (ClusterLost), not by Dask's reconnection logs.
@@ -213,5 +213,5 @@ COMMAND = Command(
     _tune,
     description="Search the lab's hyperparameters: Optuna samples and records the trials, "
     "Dask workers train them (a local cluster, or --scheduler). Running the same "
-    "command again resumes the study. Needs: pip install 'xpnet[tune]'.",
+    "command again resumes the study. Needs: pip install optuna distributed.",
 )

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from xpnet._wording import setting
+
 __all__ = [
     "DATASETS",
     "FASHION_CLASSES",
@@ -138,7 +140,8 @@ def directory_of(ds: Dataset, given: PathLike | None) -> Path:
 
 
 def named_by(ds: Dataset, given: PathLike | None) -> str | None:
-    """Which setting named the data directory: --data-dir, the environment, or none."""
+    """Which setting named the data directory: ``data_dir`` (``--data-dir`` on the command
+    line), the environment, or none."""
     if given is not None:
-        return "--data-dir"
+        return setting("data_dir")
     return ds.env if os.environ.get(ds.env) else None
