@@ -404,6 +404,26 @@ def test_a_runs_file_that_is_a_fifo_is_found_before_training(mnist_dir, tmp_path
 
 
 @pytest.mark.mnist
+def test_train_replaces_another_run_only_with_overwrite(mnist_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()  # an empty directory is fine
+    assert run(*quick(mnist_dir, out)).returncode == 0
+    model = (out / "model.npz").read_bytes()
+    again = run(*quick(mnist_dir, out, "--seed", "1", "--num-iters", "1000000"))
+    assert again.returncode == 1
+    assert again.stderr == (
+        f"xpnet: error: output directory {out} holds another run (model.npz, history.json, "
+        "loss_accuracy.png, weights.png, confusion.png); give --overwrite to replace it, or "
+        "choose another directory\n"
+    )
+    assert again.stdout == ""  # refused before any training
+    assert (out / "model.npz").read_bytes() == model
+    replaced = run(*quick(mnist_dir, out, "--seed", "1", "--overwrite"))
+    assert replaced.returncode == 0, replaced.stderr
+    assert TwoLayerNet.load(out / "model.npz").metadata["seed"] == 1
+
+
+@pytest.mark.mnist
 def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, tmp_path)],

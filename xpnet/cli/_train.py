@@ -45,6 +45,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where model.npz, history.json and the plots go (created with the first file)"
         + DEFAULT,
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --output-dir (without it, a directory that holds a run's "
+        "files is refused before any training)",
+    )
 
 
 class _OptionKeywords(TypedDict):
@@ -107,7 +113,8 @@ def _train(args: argparse.Namespace) -> int:
         dtype=args.dtype, seed=args.seed, threads=args.threads, enable_float64=True,
         epochs=epochs, **overrides,
     )  # fmt: skip
-    out = check_output_dir(args.output_dir, create=False)  # before any training is spent
+    # before any training is spent
+    out = check_output_dir(args.output_dir, create=False, overwrite=args.overwrite)
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
     if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files
         plan = plan_run(plan.recipe, dataset=args.dataset, backend=args.backend,
@@ -132,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
         if getattr(stop, "result", None) is None:
             raise
-        save_run(stop.result, out)
+        save_run(stop.result, out, overwrite=args.overwrite)
         print(
             f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
             f"the model trained so far to {out / 'model.npz'}"
@@ -141,7 +148,8 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     try:
-        written = save_run(result, out)  # saved before anything more is printed
+        # saved before anything more is printed
+        written = save_run(result, out, overwrite=args.overwrite)
     except OSError:  # the directory went read-only or full: the measurements are still told
         _print_accuracies(result.val_acc, result.test_acc)
         raise

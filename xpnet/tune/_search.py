@@ -293,8 +293,8 @@ def _checked_budget(
 def _check_output_dir(out: Path, retrain: bool) -> None:
     """Check that ``out`` takes the search's files, and ``best/`` a run's, before a trial."""
     check_writable_directory(out, files=FILES)
-    if retrain:
-        check_output_dir(out / "best", create=False)
+    if retrain:  # best/ is this search's own (another search's storage is refused)
+        check_output_dir(out / "best", create=False, overwrite=True)
 
 
 def _nothing_left(study: optuna.Study, trials: int | None) -> bool:
@@ -342,9 +342,9 @@ def _retrain(
     try:
         result = run_plan(plan, data=data)
     except TrainingInterrupted as stop:
-        saved = None if stop.result is None else save_run(stop.result, out)[0]
+        saved = None if stop.result is None else save_run(stop.result, out, overwrite=True)[0]
         raise TuneInterrupted(finished_count(study), spec, saved) from None
-    written = save_run(result, out)
+    written = save_run(result, out, overwrite=True)  # the best trial's, replaced
     study.set_user_attr("xpnet_retrained", {"trial": best, "val_acc": result.val_acc,
                                             "test_acc": result.test_acc})  # fmt: skip
     return result, written
