@@ -88,7 +88,7 @@ def test_a_directory_that_holds_another_run_is_replaced_only_with_overwrite(shor
         with pytest.raises(FileExistsError) as raised:
             refused()
         message = str(raised.value)
-        assert message.startswith(f"output directory {out} holds another run (model.npz, ")
+        assert message.startswith(f"output directory {out} holds another run's files (model.npz, ")
         assert "give overwrite=True to replace it" in message
         assert "--" not in message  # the Python API speaks of its argument
     assert {p: p.read_bytes() for p in first} == before

@@ -23,7 +23,7 @@ from xpnet.pipeline._run import RunResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["check_output_dir", "save_plots", "save_run"]
+__all__ = ["check_output_dir", "refuse_another_run", "save_plots", "save_run", "write_figures"]
 
 
 #: The files a run writes into its output directory.
@@ -72,7 +72,7 @@ def refuse_another_run(path: Path, files: Sequence[str]) -> None:
     held = [name for name in files if (path / name).is_file()]
     if held:
         raise FileExistsError(
-            f"output directory {path} holds another run ({', '.join(held)}); give "
+            f"output directory {path} holds another run's files ({', '.join(held)}); give "
             f"{setting('overwrite', True)} to replace it, or choose another directory"
         )
 
@@ -135,6 +135,14 @@ def save_plots(
     if net is not None:
         figures["weights.png"] = lambda: plots.plot_weights(net.params["W1"])
     figures["confusion.png"] = lambda: plots.plot_confusion(confusion, class_names)
+    return write_figures(out, figures)
+
+
+def write_figures(out: Path, figures: Mapping[str, Callable[[], Figure]]) -> list[Path]:
+    """Make each figure and write it into ``out`` under its name; return the paths.
+
+    Without matplotlib none is written, with a note on stderr (``no plots: ...``).
+    """
     written: list[Path] = []
     for name, make in figures.items():
         try:
