@@ -82,17 +82,21 @@ def save_run(
 ) -> list[Path]:
     """Write ``model.npz``, ``history.json`` and the plots of a run; return the paths.
 
-    The directory is checked first (:func:`check_output_dir`): unless ``overwrite``,
-    one that holds another run is refused before anything is written. The model comes
-    first, so nothing after it can cost it. Without matplotlib the plots are left out,
-    with a note on stderr.
+    Unless ``overwrite``, a directory that holds another run is refused before anything
+    is written (as :func:`check_output_dir` refuses it). The model comes first, so
+    nothing after it can cost it. Without matplotlib the plots are left out, with a
+    note on stderr.
 
     Raises
     ------
-    FileExistsError, OSError
-        As :func:`check_output_dir`, or if a file cannot be written.
+    FileExistsError
+        If the directory holds another run and ``overwrite`` is False.
+    OSError
+        If a file cannot be written, naming it and the directory.
     """
-    out = check_output_dir(output_dir, create=False, overwrite=overwrite)
+    out = Path(output_dir)
+    if not _checks.flag("overwrite", overwrite):
+        refuse_another_run(out, RUN_FILES)
     written = [out / "model.npz"]
     result.net.save(written[0], result.metadata())
     if result.interrupted or result.confusion is None:  # stopped before it was measured
