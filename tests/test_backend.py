@@ -53,10 +53,14 @@ def pretend_not_installed(monkeypatch, library):
     )
 
 
-def test_missing_library_names_the_pip_extra(monkeypatch):
-    pretend_not_installed(monkeypatch, "torch")
-    with pytest.raises(ImportError, match=r"pip install 'xpnet\[torch\]'"):
-        resolve_backend("torch")
+@pytest.mark.parametrize(
+    ("backend", "package"),
+    [("torch", "torch"), ("jax", "jax"), ("array_api_strict", "array-api-strict")],
+)
+def test_missing_library_names_the_package_to_install(monkeypatch, backend, package):
+    pretend_not_installed(monkeypatch, backend)
+    with pytest.raises(ImportError, match=rf"install it with: pip install {package}$"):
+        resolve_backend(backend)
 
 
 def test_cupy_without_a_gpu_is_a_clear_runtime_error(monkeypatch):

@@ -411,6 +411,26 @@ def test_a_runs_file_that_is_a_fifo_is_found_before_training(mnist_dir, tmp_path
 
 
 @pytest.mark.mnist
+def test_train_replaces_another_run_only_with_overwrite(mnist_dir, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()  # an empty directory is fine
+    assert run(*quick(mnist_dir, out)).returncode == 0
+    model = (out / "model.npz").read_bytes()
+    again = run(*quick(mnist_dir, out, "--seed", "1", "--num-iters", "1000000"))
+    assert again.returncode == 1
+    assert again.stderr == (
+        f"xpnet: error: output directory {out} holds another run's files (model.npz, "
+        "history.json, loss_accuracy.png, weights.png, confusion.png); give --overwrite to "
+        "replace it, or choose another directory\n"
+    )
+    assert again.stdout == ""  # refused before any training
+    assert (out / "model.npz").read_bytes() == model
+    replaced = run(*quick(mnist_dir, out, "--seed", "1", "--overwrite"))
+    assert replaced.returncode == 0, replaced.stderr
+    assert TwoLayerNet.load(out / "model.npz").metadata["seed"] == 1
+
+
+@pytest.mark.mnist
 def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, tmp_path)],
@@ -498,6 +518,111 @@ def test_data_names_the_dataset_the_files_are_and_never_advises_deleting_them(mn
     assert f"use --dataset {held}" in result.stderr
     assert "delete" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def report_from(text):
+    """The classification report ``xpnet evaluate`` printed, as {class or average: numbers}."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split() == REPORT_HEADER)
+    end = next(i for i, line in enumerate(lines) if line.startswith("weighted avg"))
+    report = {}
+    for words in (line.split() for line in lines[start + 1 : end + 1] if line.strip()):
+        numbers = 2 if words[0] == "accuracy" else 4
+        report[" ".join(words[:-numbers])] = [float(word) for word in words[-numbers:]]
+    return report
+
+
+REPORT_HEADER = ["precision", "recall", "f1-score", "support"]
+
+
+@pytest.mark.mnist
+def test_evaluate_prints_a_classification_report_and_draws_the_misclassified(
+    short_run, mnist_dir, tmp_path
+):
+    out, _ = short_run
+    result = run("evaluate", str(out / "model.npz"), "--data-dir", str(mnist_dir),
+                 "--output-dir", str(tmp_path / "eval"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = report_from(result.stdout)
+    assert list(report) == [*map(str, range(10)), "accuracy", "macro avg", "weighted avg"]
+    accuracy = float(re.search(r"test accuracy: (0\.\d+)", result.stdout).group(1))
+    assert report["accuracy"] == [accuracy, 10_000]
+    counts = confusion_from(result.stdout)  # the report agrees with the confusion matrix
+    for c in range(10):
+        precision, recall, f1, support = report[str(c)]
+        assert support == counts[c].sum()
+        assert recall == pytest.approx(counts[c, c] / counts[c].sum(), abs=5e-5)
+        assert precision == pytest.approx(counts[c, c] / counts[:, c].sum(), abs=5e-5)
+        assert f1 == pytest.approx(2 * counts[c, c] / (support + counts[:, c].sum()), abs=5e-5)
+    picture = tmp_path / "eval" / "misclassified.png"
+    assert f"wrote {tmp_path / 'eval' / 'confusion.png'}, {picture}" in result.stdout
+    wrong = 10_000 - np.trace(counts)
+    found = evaluate(out / "model.npz", data_dir=mnist_dir)
+    assert int((found.labels != found.predicted).sum()) == wrong
+    assert found.report() in result.stdout
+    figure = plots.plot_misclassified(found.images, found.labels, found.predicted)
+    first = np.flatnonzero(found.labels != found.predicted)[0]
+    assert figure.axes[0].get_title() == (
+        f"true {found.labels[first]}\nread {found.predicted[first]}"
+    )
+    assert (
+        figure.texts[0].get_text() == f"Misclassified: {wrong:,} of 10,000 images (the first 100)"
+    )
+    assert_shows_data(figure, tmp_path / "again.png", panels=figure.axes[:1])
+    assert (
+        matplotlib.image.imread(picture).shape[:2]
+        == matplotlib.image.imread(tmp_path / "again.png").shape[:2]
+    )
+
+
+@pytest.mark.mnist
+def test_evaluate_without_matplotlib_reports_and_says_why_there_are_no_plots(
+    short_run, mnist_dir, tmp_path
+):
+    out, _ = short_run
+    code = ("import sys; sys.modules['matplotlib'] = None; from xpnet.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code, "evaluate", str(out / "model.npz"), "--data-dir",
+         str(mnist_dir), "--output-dir", str(tmp_path / "eval")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "weighted avg" in result.stdout
+    assert result.stderr == (
+        "no plots: plots need matplotlib; install it with: pip install matplotlib\n"
+    )
+    assert not (tmp_path / "eval").exists() or not list((tmp_path / "eval").iterdir())
+
+
+@pytest.mark.mnist
+def test_evaluate_replaces_another_directorys_files_only_with_overwrite(
+    short_run, mnist_dir, tmp_path
+):
+    out, _ = short_run
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "confusion.png").write_bytes(b"another run's")
+    args = ("evaluate", str(out / "model.npz"), "--data-dir", str(mnist_dir), "--output-dir",
+            str(elsewhere))  # fmt: skip
+    refused = run(*args)
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        f"xpnet: error: output directory {elsewhere} holds another run's files "
+        "(confusion.png); give --overwrite to replace it, or choose another directory\n"
+    )
+    assert refused.stdout == ""  # before any work
+    assert run(*args, "--overwrite").returncode == 0
+    assert (elsewhere / "misclassified.png").is_file()
+    # The model's own directory is where its plots belong: replaced without asking.
+    own = tmp_path / "own"
+    own.mkdir()
+    shutil.copy(out / "model.npz", own / "model.npz")
+    (own / "confusion.png").write_bytes(b"an earlier evaluation's")
+    done = run("evaluate", str(own / "model.npz"), "--data-dir", str(mnist_dir))
+    assert done.returncode == 0, done.stderr
+    assert matplotlib.image.imread(own / "confusion.png").ndim == 3
+    assert (own / "misclassified.png").is_file()
 
 
 @pytest.mark.mnist

@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-ort = pytest.importorskip("onnxruntime", reason="needs pip install 'xpnet[onnx]'")
-onnx = pytest.importorskip("onnx", reason="needs pip install 'xpnet[onnx]'")
-pytest.importorskip("ndonnx", reason="needs pip install 'xpnet[onnx]'")
+ort = pytest.importorskip("onnxruntime", reason="needs pip install ndonnx onnx onnxruntime")
+onnx = pytest.importorskip("onnx", reason="needs pip install ndonnx onnx onnxruntime")
+pytest.importorskip("ndonnx", reason="needs pip install ndonnx onnx onnxruntime")
 
 from xpnet import TwoLayerNet  # noqa: E402
 from xpnet.data import read_data_sets  # noqa: E402
@@ -231,7 +231,7 @@ def test_the_command_without_ndonnx_says_what_to_install(trained, tmp_path):
     done = cli("export", str(path), "--output", str(tmp_path / "x.onnx"),
                code="import sys; sys.modules['ndonnx'] = None")  # fmt: skip
     assert done.returncode == 1
-    assert "pip install 'xpnet[onnx]'" in done.stderr
+    assert "pip install ndonnx onnx onnxruntime" in done.stderr
     assert done.stderr.count("\n") == 1
     assert not (tmp_path / "x.onnx").exists()
 

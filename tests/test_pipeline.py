@@ -78,6 +78,27 @@ def test_a_saved_run_evaluates_from_its_file_alone(short_result, tmp_path, mnist
     np.testing.assert_array_equal(found.confusion, short_result.confusion)
 
 
+def test_a_directory_that_holds_another_run_is_replaced_only_with_overwrite(short_result, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert check_output_dir(out) == out  # empty: fine
+    (out / "notes.txt").write_text("mine\n")
+    first = save_run(short_result, out)  # other files only: fine
+    before = {p: p.read_bytes() for p in first}
+    for refused in (lambda: check_output_dir(out), lambda: save_run(short_result, out)):
+        with pytest.raises(FileExistsError) as raised:
+            refused()
+        message = str(raised.value)
+        assert message.startswith(f"output directory {out} holds another run's files (model.npz, ")
+        assert "give overwrite=True to replace it" in message
+        assert "--" not in message  # the Python API speaks of its argument
+    assert {p: p.read_bytes() for p in first} == before
+    assert save_run(short_result, out, overwrite=True) == first
+    assert (out / "notes.txt").read_text() == "mine\n"
+    with pytest.raises(TypeError, match="overwrite must be True or False"):
+        check_output_dir(out, overwrite="yes")
+
+
 def test_threads_given_to_run_are_recorded_and_a_bad_count_is_refused_first(fast_data, tmp_path):
     result = run("fast", data=fast_data, seed=0, threads=2, num_iters=2, hidden_size=32)
     assert result.net.last_training["threads"] == 2

@@ -199,3 +199,32 @@ def test_the_confusion_colour_bar_says_what_it_counts():
     fig = plots.plot_confusion(np.diag([5, 6, 7]))
     colour_bar = fig.axes[1]
     assert colour_bar.get_ylabel() == "Images"
+
+
+def test_misclassified_digits_show_each_image_with_its_true_and_predicted_class(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (30, 28, 28, 1)).astype(np.float32)
+    y_true = np.arange(30) % 10
+    y_pred = y_true.copy()
+    y_pred[[3, 7, 21]] = [4, 1, 0]
+    fig = plots.plot_misclassified(images, y_true, y_pred, [f"class {c}" for c in range(10)])
+    shown = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in shown] == [
+        "true class 3\nread class 4",
+        "true class 7\nread class 1",
+        "true class 1\nread class 0",
+    ]
+    np.testing.assert_array_equal(shown[1].images[0].get_array(), images[7, ..., 0])
+    assert fig.texts[0].get_text() == "Misclassified: 3 of 30 images"
+    assert_shows_data(fig, tmp_path / "misclassified.png", panels=shown)
+
+
+def test_misclassified_digits_say_how_many_of_how_many_are_shown():
+    y_true = np.zeros(300, dtype=int)
+    y_pred = np.ones(300, dtype=int)
+    fig = plots.plot_misclassified(np.zeros((300, 784)), y_true, y_pred, most=12, columns=4)
+    assert sum(bool(ax.images) for ax in fig.axes) == 12
+    assert fig.texts[0].get_text() == "Misclassified: 300 of 300 images (the first 12)"
+    none = plots.plot_misclassified(np.zeros((5, 784)), y_true[:5], y_true[:5])
+    assert none.texts[0].get_text() == "Misclassified: 0 of 5 images"
+    assert not any(ax.images for ax in none.axes)

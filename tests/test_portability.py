@@ -146,8 +146,8 @@ def test_lazy_asks_an_unlisted_library_whether_its_arrays_hold_values(backend):
 
 @pytest.fixture
 def ndonnx():
-    pytest.importorskip("onnxruntime", reason="needs pip install 'xpnet[onnx]'")
-    return pytest.importorskip("ndonnx", reason="needs pip install 'xpnet[onnx]'")
+    pytest.importorskip("onnxruntime", reason="needs pip install ndonnx onnx onnxruntime")
+    return pytest.importorskip("ndonnx", reason="needs pip install ndonnx onnx onnxruntime")
 
 
 @pytest.mark.onnx

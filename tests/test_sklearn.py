@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-sklearn = pytest.importorskip("sklearn", reason="needs pip install 'xpnet[sklearn]'")
+sklearn = pytest.importorskip("sklearn", reason="needs pip install scikit-learn")
 
 import joblib  # noqa: E402
 from sklearn.base import clone  # noqa: E402

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install 'xpnet[tune]'")
-pytest.importorskip("distributed", reason="xpnet tune needs pip install 'xpnet[tune]'")
+optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optuna distributed")
+pytest.importorskip("distributed", reason="xpnet tune needs pip install optuna distributed")
 
 from xpnet.tune import Choices, Range, tune  # noqa: E402
 from xpnet.tune._study import open_storage, storage_spec  # noqa: E402
@@ -627,7 +629,9 @@ def test_a_lost_scheduler_stops_in_one_line_and_costs_no_trial(dask_cluster, tmp
                address, *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir",
                str(tmp_path), "--no-retrain"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith("searching 2 trials")  # both workers busy
+    assert process.stdout.readline().startswith(
+        "searching recipe fast on mnist with numpy float32: 4 trials, 2 at a time"
+    )
     scheduler.send_signal(signal.SIGKILL)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr
@@ -654,7 +658,9 @@ def test_ctrl_c_in_the_retraining_saves_it_and_a_rerun_does_only_what_is_left(tm
         searched = subprocess.run([*command, "--no-retrain"], capture_output=True, text=True,
                                   check=False)  # fmt: skip
     assert searched.returncode == 0, searched.stderr
-    assert searched.stdout.startswith("searching 1 trial of recipe fast")  # not "1 trials"
+    assert searched.stdout.startswith(
+        "searching recipe fast on mnist with numpy float32: 1 trial, 1 at a time, on"
+    )
     assert "8787" not in searched.stderr  # the local cluster's dashboard takes a free port
 
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -687,7 +693,9 @@ def test_two_searches_of_one_study_at_once_end_with_the_trials_asked_for(tmp_pat
                *SMALL_ARGS, "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path),
                "--no-retrain"]  # fmt: skip
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert first.stdout.readline().startswith("searching 1 trial")  # its study made
+    assert first.stdout.readline().startswith(
+        "searching recipe fast on mnist with numpy float32: 4 trials, 1 at a time"
+    )
     second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for process in (first, second):
         _, stderr = process.communicate(timeout=300)
@@ -703,7 +711,9 @@ def test_trials_a_killed_search_left_running_run_again_and_are_shown(tmp_path, m
                "--no-retrain"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                text=True, start_new_session=True)  # fmt: skip
-    assert process.stdout.readline().startswith("searching 2 trials")
+    assert process.stdout.readline().startswith(
+        "searching recipe fast on mnist with numpy float32: 3 trials, 2 at a time"
+    )
     os.killpg(process.pid, signal.SIGKILL)  # no cleanup at all: its trials stay RUNNING
     process.wait(timeout=30)
     storage = open_storage(storage_spec(None, tmp_path))
@@ -720,3 +730,53 @@ def test_trials_a_killed_search_left_running_run_again_and_are_shown(tmp_path, m
     assert [r["state"] for r in rows[:2]] == ["RETRIED", "RETRIED"]
     assert all("its search stopped (no heartbeat)" in r["error"] for r in rows[:2])
     assert len(finished(rows)) == 3
+
+
+@pytest.mark.parametrize("recipe", ["fast", "lab-like"])
+def test_the_best_trials_command_plans_what_the_trial_trained(recipe):
+    """The ``xpnet train`` command, parsed by xpnet's own parser, gives the trial's recipe
+    and settings (floats to the last bit) and its training images."""
+    from xpnet.cli import _parser
+    from xpnet.cli._train import plan_of
+    from xpnet.pipeline import plan_run, recipe_with
+    from xpnet.recipes import RECIPES
+    from xpnet.tune import train_command
+
+    start = recipe_with(RECIPES["lab"], learning_rate_decay=0.9) if recipe == "lab-like" else recipe
+    params = {"learning_rate": 0.0012345678901234567, "hidden_size": 37, "batch_size": 64,
+              "reg": 3.3333333333333335e-05}  # fmt: skip
+    trial = plan_run(start, dtype="float32", seed=3, enable_float64=False).replace(**params)
+    command = train_command(start, params, "mnist", "numpy", "float32", 3, train_size=2000)
+    args = _parser().parse_args(command.split()[1:])
+    planned = plan_of(args)
+    assert planned.recipe == trial.recipe
+    # xpnet train turns JAX's 64-bit switch on for any dtype; float32 never reads it
+    compute = dataclasses.replace(planned.settings.compute, enable_float64=False)
+    assert dataclasses.replace(planned.settings, compute=compute) == trial.settings
+    assert args.train_size == 2000
+    assert float(command.split("--learning-rate ")[1].split()[0]) == params["learning_rate"]
+
+
+def test_a_search_says_its_budget_and_time_left_and_its_command_trains_the_best_trial(
+    tmp_path, mnist_dir
+):
+    searched = xpnet("tune", "--trials", "3", "--workers", "2", *SMALL_ARGS, "--train-size",
+                     "2000", "--data-dir", str(mnist_dir), "--output-dir", str(tmp_path / "s"),
+                     "--no-retrain")  # fmt: skip
+    assert searched.returncode == 0, searched.stderr
+    assert searched.stdout.startswith(
+        "searching recipe fast on mnist with numpy float32: 3 trials, 2 at a time, on a local "
+        "Dask cluster;"
+    )
+    status = [line for line in searched.stderr.splitlines() if line.startswith("trials: ")]
+    assert len(status) == 3, searched.stderr  # a line per trial, stderr being no terminal
+    assert re.search(r"; about \d+ (s|min)", status[0]), status  # after the first trial
+    assert "left" not in status[-1]  # none is running: nothing is left
+    command = re.search(r"^best settings: (xpnet train .*)$", searched.stdout, re.M).group(1)
+    assert "--train-size 2000" in command
+    best = max(finished(read_trials(tmp_path / "s")), key=lambda row: float(row["value"] or 0))
+    trained = xpnet(*command.split()[1:], "--data-dir", str(mnist_dir), "--output-dir",
+                    str(tmp_path / "t"))  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert "(2,000 images)" in trained.stdout
+    assert f"validation accuracy: {float(best['value']):.4f}" in trained.stdout

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Literal, TypeGuard, overload
 
+from xpnet._wording import setting
+
 
 @overload
 def atomic_write(
@@ -196,7 +198,7 @@ def check_writable_directory(path: Path, *, create: bool = True, files: Sequence
     except PermissionError:
         why = "is not writable" if probed == path else f"cannot be made: {probed} is not writable"
         raise PermissionError(
-            f"output directory {path} {why}; choose another with --output-dir"
+            f"output directory {path} {why}; choose another ({setting('output_dir')})"
         ) from None
     for name in files:
         _regular_target(path / name)

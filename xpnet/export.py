@@ -10,7 +10,8 @@ writes the graph they build. The model runs wherever ONNX Runtime does::
     labels      int64   (N,)             the predicted classes
     probabilities float32 (N, C)         the softmax of the scores
 
-Needs ``pip install 'xpnet[onnx]'`` (ndonnx, onnx and, to run the model, onnxruntime).
+Needs ndonnx, onnx and, to run the model, onnxruntime (``pip install ndonnx onnx
+onnxruntime``; from a checkout, ``pip install ".[onnx]"``).
 """
 
 from __future__ import annotations
@@ -155,6 +156,6 @@ def _import_onnx_libraries() -> tuple[Namespace, ModuleType]:
     except ImportError as err:
         raise ImportError(
             f"ONNX export needs ndonnx and onnx ({err}); install them with: "
-            "pip install 'xpnet[onnx]'"
+            "pip install ndonnx onnx onnxruntime"
         ) from None
     return ndonnx, onnx

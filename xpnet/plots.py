@@ -1,4 +1,5 @@
-"""Pictures of training: loss and accuracy curves, first-layer weights, digits, confusion.
+"""Pictures of training: loss and accuracy curves, first-layer weights, digits, confusion,
+the misclassified digits.
 
 Each function returns a ``matplotlib.figure.Figure`` made without pyplot, so it
 works on a machine with no display; :func:`save_figure` writes one atomically
@@ -29,6 +30,7 @@ __all__ = [
     "plot_digits",
     "plot_history",
     "plot_hyperparameters",
+    "plot_misclassified",
     "plot_trials",
     "plot_weights",
     "save_figure",
@@ -42,7 +44,7 @@ def _figure(**kwargs: Any) -> Figure:  # Any: Figure's keywords, passed on
         from matplotlib.figure import Figure
     except ImportError:
         raise ImportError(
-            "plots need matplotlib; install it with: pip install 'xpnet[plot]'"
+            "plots need matplotlib; install it with: pip install matplotlib"
         ) from None
     return Figure(**kwargs)
 
@@ -132,6 +134,50 @@ def plot_digits(
     """
     images = to_numpy(X).reshape(-1, *image_shape)
     return _grid_figure(images, title or f"{images.shape[0]} images", columns=columns)
+
+
+def plot_misclassified(
+    images: ArrayLike,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    class_names: Sequence[str] | None = None,
+    most: int = 100,
+    columns: int = 10,
+) -> Figure:
+    """The images read wrongly, the first ``most`` in order, each with its true and
+    predicted class.
+
+    Parameters
+    ----------
+    images : array, shape (N, 28, 28, 1) or (N, 784)
+        Pixels of any backend (raw 0..255, or any range: each image is shown scaled).
+    y_true, y_pred : array of int, shape (N,)
+    class_names : sequence of str, optional
+        Names of the classes (default: their numbers).
+    most : int, default 100
+    columns : int, default 10
+    """
+    y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
+    wrong = np.flatnonzero(y_true != y_pred)
+    shown = wrong[:most]
+    images = to_numpy(images).reshape(y_true.shape[0], 28, 28)[shown]
+    names = list(class_names) if class_names is not None else None
+
+    def name(label: int) -> str:
+        return names[label][:12] if names is not None else str(label)
+
+    rows = max(math.ceil(len(shown) / columns), 1)
+    fig = _figure(figsize=(columns * 1.1, rows * 1.3 + 0.5), layout="constrained")
+    title = f"Misclassified: {len(wrong):,} of {y_true.shape[0]:,} images"
+    fig.suptitle(title + (f" (the first {len(shown)})" if len(shown) < len(wrong) else ""))
+    for ax in np.atleast_1d(fig.subplots(rows, columns)).ravel():
+        ax.axis("off")
+    for ax, image, i in zip(fig.axes, images, shown, strict=False):
+        ax.imshow(image, cmap="gray")
+        ax.set_title(f"true {name(y_true[i])}\nread {name(y_pred[i])}", fontsize=7)
+    if not len(shown):
+        fig.axes[0].text(0.5, 0.5, "none", ha="center", va="center")
+    return fig
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str] | None = None) -> Figure:

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from xpnet.data import DATASETS, DataError, fetch, read_data_sets, verify
-from xpnet.data.datasets import command_line_wording
+from xpnet._wording import command_line
 from xpnet.data.download import download
 from xpnet.data.store import check_files
 
@@ -145,7 +145,7 @@ def unreachable(monkeypatch):
 
 
 #: How messages name the data directory's setting and the download, from Python and from
-#: the command line (within command_line_wording, as the ``xpnet`` command runs).
+#: the command line (within xpnet._wording.command_line, as the ``xpnet`` command runs).
 WORDING = {
     "python": ("data_dir", "xpnet.data.fetch(dataset='mnist')"),
     "command line": ("--data-dir", "`xpnet data --dataset mnist`"),
@@ -153,7 +153,7 @@ WORDING = {
 
 
 def worded(caller):
-    return command_line_wording() if caller == "command line" else contextlib.nullcontext()
+    return command_line() if caller == "command line" else contextlib.nullcontext()
 
 
 @pytest.mark.parametrize("caller", list(WORDING))

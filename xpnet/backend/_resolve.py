@@ -26,8 +26,8 @@ __all__ = [
 #: The compiled training paths a library may have (:attr:`Backend.compiled_path`).
 CompiledPath = Literal["jit", "cuda graph"]
 
-#: Backend names accepted by ``backend=``, with what to pip install for each.
-SUPPORTED_BACKENDS: dict[str, str] = {name: spec.extra for name, spec in BACKENDS.items()}
+#: Backend names accepted by ``backend=``, with the package that installs each.
+SUPPORTED_BACKENDS: dict[str, str] = {name: spec.package for name, spec in BACKENDS.items()}
 
 #: Floating dtypes a network can use.
 FLOAT_DTYPES = ("float32", "float64")
@@ -198,7 +198,7 @@ def resolve_backend(
     ValueError
         For an unknown backend name or an invalid device.
     ImportError
-        If the library is not installed; the message names the pip extra.
+        If the library is not installed; the message names the package to install.
     RuntimeError
         If the library needs a GPU (CuPy, or torch with a CUDA device) and the
         machine has none.

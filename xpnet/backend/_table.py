@@ -42,8 +42,8 @@ class BackendSpec:
         The ``backend=`` name.
     module : str
         The module to import.
-    extra : str
-        What to ``pip install`` to get it.
+    package : str
+        The package on the index that installs it (``pip install PACKAGE``).
     requirements : str or None
         The file under ``backends/`` (without ``.txt``) that installs it for the CPU;
         None for a library that runs only on a GPU.
@@ -62,7 +62,7 @@ class BackendSpec:
 
     name: str
     module: str
-    extra: str
+    package: str
     requirements: str | None
     gpu_requirements: dict[int, str]
     needs_gpu: bool
@@ -95,7 +95,7 @@ def import_library(spec: BackendSpec) -> ModuleType:
             )
         raise ImportError(
             f"backend {spec.name!r} needs the {spec.module} package, which is not installed; "
-            f"install it with: pip install '{spec.extra}'"
+            f"install it with: pip install {spec.package}"
         )
     return importlib.import_module(spec.module)
 
@@ -313,23 +313,23 @@ BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec(
-            "numpy", "numpy", "xpnet", "numpy", {}, False, "is_numpy_namespace",
+            "numpy", "numpy", "numpy", "numpy", {}, False, "is_numpy_namespace",
             _numpy, _cpu_only,
         ),
         BackendSpec(
-            "array_api_strict", "array_api_strict", "xpnet[test]", "array_api_strict", {}, False,
-            "is_array_api_strict_namespace", _array_api_strict, _strict_devices,
+            "array_api_strict", "array_api_strict", "array-api-strict", "array_api_strict", {},
+            False, "is_array_api_strict_namespace", _array_api_strict, _strict_devices,
         ),
         BackendSpec(
-            "torch", "torch", "xpnet[torch]", "torch", {12: "torch"}, False,
+            "torch", "torch", "torch", "torch", {12: "torch"}, False,
             "is_torch_namespace", _torch, _torch_devices,
         ),
         BackendSpec(
-            "jax", "jax", "xpnet[jax]", "jax", {12: "jax-cuda12", 13: "jax-cuda13"}, False,
+            "jax", "jax", "jax", "jax", {12: "jax-cuda12", 13: "jax-cuda13"}, False,
             "is_jax_namespace", _jax, _jax_devices,
         ),
         BackendSpec(
-            "cupy", "cupy", "xpnet[cupy]", None, {12: "cupy-cuda12x", 13: "cupy-cuda13x"}, True,
+            "cupy", "cupy", "cupy-cuda12x", None, {12: "cupy-cuda12x", 13: "cupy-cuda13x"}, True,
             "is_cupy_namespace", _cupy, _cupy_devices,
         ),
     )

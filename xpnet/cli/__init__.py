@@ -6,19 +6,29 @@ Exit status: 0 on success; 1 for an expected failure (missing data, no GPU, a ba
 value or type, output that cannot be written, memory that ran out), with a one-line
 message and no traceback;
 2 for a usage error; 130 after Ctrl-C (``train`` saves the model first).
+
+An error that xpnet did not raise itself (a library's, or a bug of xpnet's) is also one
+line, which says that ``XPNET_DEBUG=1`` shows its traceback; with ``XPNET_DEBUG=1`` in
+the environment every error of exit status 1 is printed with its full traceback.
+Messages name settings as options (``--data-dir``), where the Python API's name
+arguments (``data_dir``): see :mod:`xpnet._wording`.
 """
 
 from __future__ import annotations
 
 import argparse
+import linecache
 import os
 import sys
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
+import xpnet
 from xpnet import __version__
+from xpnet._wording import command_line
 from xpnet.backend import host_memory
 from xpnet.cli import _data, _evaluate, _export, _serve, _train, _tune
-from xpnet.data.datasets import command_line_wording
 
 __all__ = ["main"]
 
@@ -27,12 +37,12 @@ COMMANDS = (_train.COMMAND, _evaluate.COMMAND, _tune.COMMAND, _serve.COMMAND,
             _export.COMMAND, _data.COMMAND)  # fmt: skip
 
 
-@command_line_wording()  # messages name --data-dir, not the Python API's data_dir
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        return int(args.command(args))
+        with command_line():
+            return int(args.command(args))
     except KeyboardInterrupt:
         print("xpnet: interrupted", file=sys.stderr)
         return 130
@@ -42,12 +52,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xpnet: stdout was closed; results were written before printing", file=sys.stderr)
         return 1
     except MemoryError as err:  # an allocation the checks could not foresee, under a limit
+        _print_traceback_if_debugging()
         print(f"xpnet: error: {_out_of_memory(err)}", file=sys.stderr)
         return 1
     except (TypeError, ValueError, ImportError, RuntimeError, OSError) as err:
         message = " ".join(str(err).split())
+        debugging = _print_traceback_if_debugging()
+        # A file, a library or memory that is missing is told as it is; any other error
+        # that xpnet did not raise on purpose is a surprise, and its traceback is a step away.
+        if not (debugging or isinstance(err, ImportError | OSError) or _raised_by_xpnet(err)):
+            message = f"{type(err).__name__}: {message} ({_DEBUG}=1 shows the traceback)"
         print(f"xpnet: error: {message}", file=sys.stderr)
         return 1
+
+
+#: The environment variable that shows the traceback of every error of exit status 1.
+_DEBUG = "XPNET_DEBUG"
+_PACKAGE = Path(xpnet.__file__).resolve().parent
+
+
+def _print_traceback_if_debugging() -> bool:
+    """Print the error being handled with its traceback, if ``XPNET_DEBUG`` is 1."""
+    if os.environ.get(_DEBUG) != "1":
+        return False
+    traceback.print_exc()
+    return True
+
+
+def _raised_by_xpnet(err: BaseException) -> bool:
+    """Whether ``err`` was raised on purpose by xpnet: its innermost frame is a ``raise``
+    statement in xpnet's own code. A library's error, or one of Python's from a bug of
+    xpnet's (``None + 1``), is not."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = Path(tb.tb_frame.f_code.co_filename).resolve()
+    if not filename.is_relative_to(_PACKAGE):
+        return False
+    return linecache.getline(str(filename), tb.tb_lineno).lstrip().startswith("raise")
 
 
 def _out_of_memory(err: MemoryError) -> str:

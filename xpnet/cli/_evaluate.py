@@ -1,4 +1,5 @@
-"""``xpnet evaluate``: a saved model's test accuracy and confusion matrix."""
+"""``xpnet evaluate``: a saved model's test accuracy, classification report and confusion
+matrix, and pictures of the confusion and of the misclassified digits."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from xpnet.cli._options import (
     apply_compute_options,
 )
 from xpnet.data import mnist
-from xpnet.pipeline import check_output_dir, evaluate
+from xpnet.pipeline import check_plots_dir, evaluate
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,14 +24,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compute_options(parser, dtype_default=None, threads=True)
     add_data_options(parser, dataset=False)
     parser.add_argument(
-        "--output-dir", type=Path, help="where confusion.png goes (default: the model's directory)"
+        "--output-dir",
+        type=Path,
+        help="where confusion.png and misclassified.png go (default: the model's directory)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the files in an --output-dir that holds another run's or evaluation's "
+        "(without it, such a directory is refused before any work)",
     )
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     apply_compute_options(args)
-    if args.output_dir is not None:  # a file or a read-only directory: said before any work
-        check_output_dir(args.output_dir, create=False)
+    if args.output_dir is not None:  # a file, read-only, another run's: said before any work
+        check_plots_dir(args.output_dir, args.model, overwrite=args.overwrite, create=False)
     found = evaluate(
         args.model, data_dir=args.data_dir, backend=args.backend, device=args.device,
         dtype=args.dtype, threads=args.threads,
@@ -38,13 +47,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     # The results first: a plot that cannot be written (a read-only model directory)
     # costs the picture, never the accuracy measured.
     print(f"test accuracy: {found.test_acc:.4f} on {found.num_images:,} {found.dataset} images")
+    print(found.report())
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(_confusion_text(found.confusion, mnist.DATASETS[found.dataset].class_names), flush=True)
     try:
-        written = found.save_plot(args.output_dir or args.model.parent)
+        written = found.save_plots(args.output_dir, overwrite=args.overwrite)
     except OSError as err:
         raise OSError(
-            f"{err}; the results above were measured, only the plot is missing: give "
+            f"{err}; the results above were measured, only the plots are missing: give "
             "--output-dir a directory you can write to"
         ) from None
     if written:
@@ -73,4 +83,9 @@ def _confusion_text(confusion: np.ndarray, class_names: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-COMMAND = Command("evaluate", "test accuracy and confusion matrix", _add_arguments, _evaluate)
+COMMAND = Command(
+    "evaluate",
+    "test accuracy, classification report, confusion, misclassified digits",
+    _add_arguments,
+    _evaluate,
+)

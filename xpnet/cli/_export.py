@@ -36,5 +36,5 @@ COMMAND = Command(
     description="Write a model file as an ONNX model traced from xpnet's own code: input "
     "`images` (float32 raw pixels 0..255, shape (N, 28, 28, 1)), outputs `labels` and "
     "`probabilities`. A float64 model is exported in float32. Needs: pip install "
-    "'xpnet[onnx]'.",
+    "ndonnx onnx onnxruntime.",
 )

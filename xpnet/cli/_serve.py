@@ -73,5 +73,5 @@ COMMAND = Command(
     description="Serve a page to draw a digit on (mouse or finger) that shows the model's "
     'reading as you draw, and a JSON API: POST /predict {"image": 28x28 values 0..255}, '
     "with Content-Type: application/json. Only its own page may use it: other Host names "
-    "and other origins are refused. Needs pip install 'xpnet[serve]'. Ctrl-C stops it.",
+    "and other origins are refused. Needs: pip install starlette uvicorn. Ctrl-C stops it.",
 )

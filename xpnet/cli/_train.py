@@ -21,7 +21,16 @@ from xpnet.cli._options import (
 )
 from xpnet.errors import TrainingInterrupted
 from xpnet.hyperparameters import rows
-from xpnet.pipeline import TRAIN_ROWS, check_output_dir, plan_run, prepare_data, run_plan, save_run
+from xpnet.pipeline import (
+    TRAIN_ROWS,
+    PreparedData,
+    RunPlan,
+    check_output_dir,
+    plan_run,
+    prepare_data,
+    run_plan,
+    save_run,
+)
 from xpnet.recipes import RECIPES, Recipe
 from xpnet.training import compiled_runner_kind
 
@@ -39,11 +48,24 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add_compute_options(parser, threads=True)
     add_data_options(parser)
     parser.add_argument(
+        "--train-size",
+        type=positive_int,
+        metavar="N",
+        help="train on the first N training images only, as xpnet tune's --train-size (the "
+        "preprocessing is fitted on them all; default: all)",
+    )
+    parser.add_argument(
         "--output-dir",
         type=Path,
         default=Path("xpnet-output"),
         help="where model.npz, history.json and the plots go (created with the first file)"
         + DEFAULT,
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --output-dir (without it, a directory that holds a run's "
+        "files is refused before any training)",
     )
 
 
@@ -97,23 +119,27 @@ def _shown(field: str, recipe: Recipe) -> str:
     return str(value)
 
 
-def _train(args: argparse.Namespace) -> int:
+def plan_of(args: argparse.Namespace, data: PreparedData | None = None) -> RunPlan:
+    """The run that ``xpnet train``'s options describe (its epochs counted in ``data``'s
+    training rows, where given)."""
     overrides = {row.name: getattr(args, row.name) for row in rows(Recipe) if row.name in args}
-    epochs = getattr(args, "epochs", None)
-    # Everything is checked before anything is created, read or printed; the output
-    # directory is made with the first file, so a failed run leaves none behind.
-    plan = plan_run(
+    return plan_run(
         args.recipe, dataset=args.dataset, backend=args.backend, device=args.device,
         dtype=args.dtype, seed=args.seed, threads=args.threads, enable_float64=True,
-        epochs=epochs, **overrides,
+        data=data, epochs=getattr(args, "epochs", None), **overrides,
     )  # fmt: skip
-    out = check_output_dir(args.output_dir, create=False)  # before any training is spent
+
+
+def _train(args: argparse.Namespace) -> int:
+    # Everything is checked before anything is created, read or printed; the output
+    # directory is made with the first file, so a failed run leaves none behind.
+    plan = plan_of(args)
+    # before any training is spent
+    out = check_output_dir(args.output_dir, create=False, overwrite=args.overwrite)
     data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
-    if epochs is not None and data.X_train.shape[0] != TRAIN_ROWS:  # epochs of these files
-        plan = plan_run(plan.recipe, dataset=args.dataset, backend=args.backend,
-                        device=args.device, dtype=args.dtype, seed=args.seed,
-                        threads=args.threads, enable_float64=True, data=data,
-                        epochs=epochs)  # fmt: skip
+    data = data.first(args.train_size)
+    if getattr(args, "epochs", None) is not None and data.X_train.shape[0] != TRAIN_ROWS:
+        plan = plan_of(args, data)  # epochs of these files
     backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
     kind = compiled_runner_kind(backend)
     print(
@@ -132,7 +158,7 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
         if getattr(stop, "result", None) is None:
             raise
-        save_run(stop.result, out)
+        save_run(stop.result, out, overwrite=args.overwrite)
         print(
             f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
             f"the model trained so far to {out / 'model.npz'}"
@@ -141,7 +167,8 @@ def _train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     try:
-        written = save_run(result, out)  # saved before anything more is printed
+        # saved before anything more is printed
+        written = save_run(result, out, overwrite=args.overwrite)
     except OSError:  # the directory went read-only or full: the measurements are still told
         _print_accuracies(result.val_acc, result.test_acc)
         raise

@@ -89,7 +89,7 @@ def _tune(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ImportError(
             f"xpnet tune needs Optuna and Dask ({err}); install them with: "
-            "pip install 'xpnet[tune]'"
+            "pip install optuna distributed"
         ) from None
     logging.getLogger("optuna").setLevel(logging.WARNING)
     # A lost cluster is told in one line (ClusterLost), not by Dask's reconnection logs.
@@ -100,8 +100,8 @@ def _tune(args: argparse.Namespace) -> int:
              if getattr(args, f"range_{row.name}", None) is not None}  # fmt: skip
     source = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local Dask cluster"
     line = _StatusLine(
-        f"searching {{count}} of recipe {args.recipe} on {args.dataset} with {args.backend} "
-        f"{args.dtype}, {source}; output in {args.output_dir}"
+        f"searching recipe {args.recipe} on {args.dataset} with {args.backend} {args.dtype}: "
+        f"{{budget}}, on {source}; output in {args.output_dir}"
     )
     try:
         result = tune(
@@ -158,6 +158,32 @@ def _tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(counts: dict[str, Any]) -> str:
+    """What the search is to do: ``3 trials, 2 at a time``, ``for 60 s, 2 trials at a
+    time``, or both limits."""
+    at_once, budget, timeout = counts["starting"], counts["budget"], counts["timeout"]
+    if budget is None:
+        return f"for {_duration(timeout)}, {_plural(at_once, 'trial')} at a time"
+    held = counts["done"] + counts["pruned"] + counts["failed"]
+    return (
+        f"{_plural(budget, 'trial')}, {at_once} at a time"
+        + (f" (the study holds {held} already)" if held else "")
+        + (f", for at most {_duration(timeout)}" if timeout is not None else "")
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``3 min 20 s``, ``1 h 5 min``."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def _plural(count: int, noun: str) -> str:
     """``1 trial``, ``2 trials``."""
     return f"{count} {noun}{'' if count == 1 else 's'}"
@@ -166,8 +192,9 @@ def _plural(count: int, noun: str) -> str:
 class _StatusLine:
     """The search's progress: one line on stderr, redrawn in place on a terminal.
 
-    ``header`` (with ``{count}`` for the trials to run) is printed on stdout when the
-    search starts its first trials.
+    ``header`` (with ``{budget}`` for what the search is to do: ``3 trials, 2 at a time``)
+    is printed on stdout when the search starts its first trials; each trial's end
+    redraws the counts, the best so far and the time left.
     """
 
     def __init__(self, header: str) -> None:
@@ -184,7 +211,7 @@ class _StatusLine:
             return
         if "starting" in counts:
             if not self.started:
-                print(self.header.format(count=_plural(counts["starting"], "trial")), flush=True)
+                print(self.header.format(budget=_budget(counts)), flush=True)
             self.started = True
             return
         best = (
@@ -192,9 +219,11 @@ class _StatusLine:
             if counts["best_value"] is not None
             else "no finished trial yet"
         )
+        left = counts.get("seconds_left")
         text = (
             f"trials: {counts['done']} done, {counts['running']} running, "
             f"{counts['pruned']} pruned, {counts['failed']} failed; {best}"
+            + ("" if left is None or counts["running"] == 0 else f"; about {_duration(left)} left")
         )
         sys.stderr.write(f"\r{text}" if self.tty else f"{text}\n")
         sys.stderr.flush()
@@ -213,5 +242,5 @@ COMMAND = Command(
     _tune,
     description="Search the lab's hyperparameters: Optuna samples and records the trials, "
     "Dask workers train them (a local cluster, or --scheduler). Running the same "
-    "command again resumes the study. Needs: pip install 'xpnet[tune]'.",
+    "command again resumes the study. Needs: pip install optuna distributed.",
 )

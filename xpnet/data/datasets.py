@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from xpnet._wording import on_command_line, setting
 
 __all__ = [
     "DATASETS",
@@ -21,9 +22,7 @@ __all__ = [
     "TRAIN_LABELS",
     "Dataset",
     "PathLike",
-    "command_line_wording",
     "data_dir",
-    "data_dir_setting",
     "directory_of",
     "fetch_hint",
     "lookup",
@@ -148,38 +147,17 @@ def directory_of(ds: Dataset, given: PathLike | None) -> Path:
 
 
 #: Whether messages are for the ``xpnet`` command (its options) or for Python (arguments).
-_COMMAND_LINE: ContextVar[bool] = ContextVar("xpnet_data_command_line", default=False)
-
-
-@contextmanager
-def command_line_wording() -> Iterator[None]:
-    """Within it, messages name the command line's ``--data-dir`` and ``xpnet data``;
-    elsewhere, the Python API's ``data_dir`` argument and :func:`xpnet.data.fetch`.
-    The ``xpnet`` command runs in it (usable as a decorator)."""
-    token = _COMMAND_LINE.set(True)
-    try:
-        yield
-    finally:
-        _COMMAND_LINE.reset(token)
-
-
-def data_dir_setting() -> str:
-    """The data directory's setting, as the caller names it: the ``data_dir`` argument,
-    ``--data-dir`` on the command line."""
-    return "--data-dir" if _COMMAND_LINE.get() else "data_dir"
-
-
 def named_by(ds: Dataset, given: PathLike | None) -> str | None:
-    """Which setting named the data directory: :func:`data_dir_setting`, the dataset's
-    environment variable, or none."""
+    """Which setting named the data directory: ``data_dir`` (``--data-dir`` on the command
+    line), the environment, or none."""
     if given is not None:
-        return data_dir_setting()
+        return setting("data_dir")
     return ds.env if os.environ.get(ds.env) else None
 
 
 def fetch_hint(ds: Dataset) -> str:
     """How to download a dataset's files, in the words of the caller (Python or the command
     line): ``xpnet.data.fetch(dataset='mnist')`` or ``xpnet data --dataset mnist``."""
-    if _COMMAND_LINE.get():
+    if on_command_line():
         return f"`xpnet data --dataset {ds.name}`"
     return f"xpnet.data.fetch(dataset={ds.name!r})"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from xpnet._wording import setting
 from xpnet.data.datasets import (
     DATASETS,
     TEST_IMAGES,
     TEST_LABELS,
     PathLike,
-    data_dir_setting,
     directory_of,
     fetch_hint,
     lookup,
@@ -60,7 +60,7 @@ def fetch(
                 + (f" (from {named})" if named else "")
                 + f". Without a network, copy the four ({', '.join(ds.sha256)}) there from "
                 f"a machine that has one ({ds.mirrors[0]}, or its {fetch_hint(ds)}), or point "
-                f"{ds.env} or {data_dir_setting()} at a directory that has them."
+                f"{ds.env} or {setting('data_dir')} at a directory that has them."
             ) from None
     return directory
 
@@ -133,5 +133,5 @@ def check_files(*, data_dir: PathLike, dataset: str, names: Iterable[str] | None
         raise DataError(
             f"{directory / name} is "
             + (f"{owner}'s, not {ds.name}'s" if owner else f"not {ds.name}'s (its SHA-256 differs)")
-            + f": point {data_dir_setting()} (or {ds.env}) at the {ds.name} files"
+            + f": point {setting('data_dir')} (or {ds.env}) at the {ds.name} files"
         )

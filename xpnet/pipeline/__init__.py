@@ -18,7 +18,7 @@ its files written (:func:`save_run`, ``_outputs``); a saved model measured again
 """
 
 from xpnet.pipeline._data import TRAIN_ROWS, PreparedData, prepare_data
-from xpnet.pipeline._evaluate import Evaluation, evaluate
+from xpnet.pipeline._evaluate import Evaluation, check_plots_dir, evaluate
 from xpnet.pipeline._outputs import check_output_dir, save_run
 from xpnet.pipeline._plan import RunPlan, plan_run, recipe_with
 from xpnet.pipeline._run import (
@@ -38,6 +38,7 @@ __all__ = [
     "RunPlan",
     "RunResult",
     "check_output_dir",
+    "check_plots_dir",
     "evaluate",
     "make_net",
     "plan_run",

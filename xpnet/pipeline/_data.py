@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from xpnet import _checks
 from xpnet.data import mnist
 from xpnet.data.mnist import TRAIN_ROWS
+from xpnet.errors import DataError
 from xpnet.preprocess import Preprocessing, fit_preprocessing
 
 __all__ = ["TRAIN_ROWS", "PreparedData", "prepare_data"]
@@ -38,6 +41,34 @@ class PreparedData:
     preprocessing: Preprocessing
     dataset: str
     num_classes: int
+
+    def first(self, train_size: int | None) -> PreparedData:
+        """The data with only the first ``train_size`` training rows (None: all of them);
+        the preprocessing stays the one fitted on all, as ``xpnet tune --train-size``
+        and ``xpnet train --train-size`` train.
+
+        Raises
+        ------
+        TypeError, ValueError
+            If ``train_size`` is not an integer of at least 2.
+        xpnet.errors.DataError
+            If it exceeds the training rows.
+        """
+        if train_size is None:
+            return self
+        train_size = _checks.positive_int("train_size", train_size)
+        if train_size < 2:
+            raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
+        rows = self.X_train.shape[0]
+        if train_size > rows:
+            raise DataError(
+                f"train_size {train_size:,} exceeds the {rows:,} training images of "
+                f"{self.dataset} (the rest are kept for validation): give at most {rows:,}, "
+                "or leave it out to train on them all"
+            )
+        return dataclasses.replace(
+            self, X_train=self.X_train[:train_size], y_train=self.y_train[:train_size]
+        )
 
     def check_preprocessing(self, name: str) -> None:
         """Refuse a run that wants another preprocessing than the data's: before any

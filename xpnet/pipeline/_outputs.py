@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xpnet import plots
+from xpnet import _checks, plots
 from xpnet._atomic import atomic_write, check_writable_directory
 from xpnet._typing import JSON
+from xpnet._wording import setting
 from xpnet.data import mnist
 from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._run import RunResult
@@ -22,17 +23,23 @@ from xpnet.pipeline._run import RunResult
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["check_output_dir", "save_plots", "save_run"]
+__all__ = ["check_output_dir", "refuse_another_run", "save_plots", "save_run", "write_figures"]
 
 
 #: The files a run writes into its output directory.
 RUN_FILES = ("model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png")
 
 
-def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Path:
-    """Check that ``path`` takes files (creating it if needed) and that none of a run's
-    files there (``model.npz``, ``history.json`` and the three plots) is a FIFO, a device
-    or a directory: before any training is spent.
+def check_output_dir(
+    path: str | os.PathLike[str], *, create: bool = True, overwrite: bool = False
+) -> Path:
+    """Check that ``path`` takes a run's files (creating it if needed): before any
+    training is spent.
+
+    Unless ``overwrite``, a directory that holds another run (any of :data:`RUN_FILES`)
+    is refused, so that one run never silently replaces another; an empty or absent
+    directory, or one with other files only, is fine. None of the run's files there may
+    be a FIFO, a device or a directory.
 
     With ``create=False`` a missing directory is not created (its nearest existing
     parent is checked instead): :func:`save_run` creates it with the first file, so a
@@ -40,20 +47,56 @@ def check_output_dir(path: str | os.PathLike[str], *, create: bool = True) -> Pa
 
     Raises
     ------
+    FileExistsError
+        If ``path`` holds another run and ``overwrite`` is False.
     OSError
         If it is a file, lies under a file, or cannot be written to, or one of the
         run's files is not a regular file; the message says which.
     """
-    return check_writable_directory(Path(path), create=create, files=RUN_FILES)
+    _checks.flag("overwrite", overwrite)
+    checked = check_writable_directory(Path(path), create=create, files=RUN_FILES)
+    if not overwrite:
+        refuse_another_run(checked, RUN_FILES)
+    return checked
 
 
-def save_run(result: RunResult, output_dir: str | os.PathLike[str]) -> list[Path]:
+def refuse_another_run(path: Path, files: Sequence[str]) -> None:
+    """Refuse the directory ``path`` if any of a run's ``files`` is there already.
+
+    Raises
+    ------
+    FileExistsError
+        Naming the directory, the files found and the setting that replaces them
+        (``overwrite=True``, or ``--overwrite`` on the command line).
+    """
+    held = [name for name in files if (path / name).is_file()]
+    if held:
+        raise FileExistsError(
+            f"output directory {path} holds another run's files ({', '.join(held)}); give "
+            f"{setting('overwrite', True)} to replace it, or choose another directory"
+        )
+
+
+def save_run(
+    result: RunResult, output_dir: str | os.PathLike[str], *, overwrite: bool = False
+) -> list[Path]:
     """Write ``model.npz``, ``history.json`` and the plots of a run; return the paths.
 
-    The model comes first, so nothing after it can cost it. Without matplotlib the
-    plots are left out, with a note on stderr.
+    Unless ``overwrite``, a directory that holds another run is refused before anything
+    is written (as :func:`check_output_dir` refuses it). The model comes first, so
+    nothing after it can cost it. Without matplotlib the plots are left out, with a
+    note on stderr.
+
+    Raises
+    ------
+    FileExistsError
+        If the directory holds another run and ``overwrite`` is False.
+    OSError
+        If a file cannot be written, naming it and the directory.
     """
     out = Path(output_dir)
+    if not _checks.flag("overwrite", overwrite):
+        refuse_another_run(out, RUN_FILES)
     written = [out / "model.npz"]
     result.net.save(written[0], result.metadata())
     if result.interrupted or result.confusion is None:  # stopped before it was measured
@@ -96,6 +139,14 @@ def save_plots(
     if net is not None:
         figures["weights.png"] = lambda: plots.plot_weights(net.params["W1"])
     figures["confusion.png"] = lambda: plots.plot_confusion(confusion, class_names)
+    return write_figures(out, figures)
+
+
+def write_figures(out: Path, figures: Mapping[str, Callable[[], Figure]]) -> list[Path]:
+    """Make each figure and write it into ``out`` under its name; return the paths.
+
+    Without matplotlib none is written, with a note on stderr (``no plots: ...``).
+    """
     written: list[Path] = []
     for name, make in figures.items():
         try:

@@ -7,9 +7,9 @@ input with the network's probabilities. The preparation runs here, in Python, ra
 than in the page: one implementation, tested with the rest of xpnet, and the same for
 a client of the JSON API as for the page.
 
-The server is an ASGI application (Starlette) run by uvicorn; both come with
-``pip install "xpnet[serve]"`` and are imported only by :func:`create_app`, :func:`listen`
-and :func:`run`, so the preparation needs neither. From Python::
+The server is an ASGI application (Starlette) run by uvicorn (``pip install starlette
+uvicorn``; from a checkout, ``pip install ".[serve]"``); both are imported only by
+:func:`create_app`, :func:`listen` and :func:`run`, so the preparation needs neither. From Python::
 
     from xpnet.serve import create_app, listen, run
 
@@ -78,7 +78,7 @@ def __getattr__(name: str) -> Any:  # Any: the attribute asked for
     except ImportError as err:
         raise ImportError(
             f"xpnet serve needs Starlette and uvicorn ({err}); install them with: "
-            "pip install 'xpnet[serve]'"
+            "pip install starlette uvicorn"
         ) from None
     from importlib import import_module
 

@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from xpnet._typing import JSON, DType
+from xpnet._wording import on_command_line
 from xpnet.neural_net import TwoLayerNet
 from xpnet.serve._guard import Guard, allowed_names
 from xpnet.serve._predictor import (
@@ -147,7 +148,7 @@ def create_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Guard, allowed_hosts=hosts)],
+        middleware=[Middleware(Guard, allowed_hosts=hosts, command_line=on_command_line())],
         exception_handlers={
             BadRequest: _bad_request,
             HTTPException: _no_route,

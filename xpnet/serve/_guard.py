@@ -130,6 +130,9 @@ class Guard:
     allowed_hosts : iterable of str
         Names and addresses, besides :data:`LOOPBACK_HOSTS`, that clients may use in
         ``Host`` (``"digits.example.org"``, ``"192.168.1.5"``, ``"::1"``), without a port.
+    command_line : bool
+        Whether ``xpnet serve`` started the server: a refused host is told how to allow
+        another name as the command's option, else as ``create_app``'s argument.
 
     Raises
     ------
@@ -137,9 +140,16 @@ class Guard:
         If an allowed host is not a name or an address (a port, a scheme, a wildcard).
     """
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()):
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: Iterable[str] = (), *, command_line: bool = False
+    ):
         self.app = app
         self.allowed_hosts = allowed_names(allowed_hosts)
+        self.allow_another = (
+            "start it with --allowed-host NAME"
+            if command_line
+            else "create the application with allowed_hosts=[NAME]"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -197,7 +207,7 @@ class Guard:
             return HTTPStatus.MISDIRECTED_REQUEST, (
                 f"this server answers to {', '.join(self.allowed_hosts)} only, not Host "
                 f"{host!r} (other names are refused, so that no web page can reach it by DNS "
-                "rebinding); to use another name, start it with --allowed-host NAME"
+                f"rebinding); to use another name, {self.allow_another}"
             )
         own = [f"http://{host}".lower(), f"https://{host}".lower()]
         if len(origins) > 1 or (origins and origins[0].lower() not in own):

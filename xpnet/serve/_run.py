@@ -20,6 +20,7 @@ from typing import TextIO
 import uvicorn
 from starlette.types import ASGIApp
 
+from xpnet._wording import setting
 from xpnet.serve._guard import MAX_HEAD_BYTES
 from xpnet.serve._protocol import HeadTimeoutProtocol
 
@@ -66,8 +67,9 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
     """
     if not host:
         raise ValueError(
-            "--host '' would listen on every interface; give an address: 127.0.0.1 (this "
-            "machine only), or 0.0.0.0 (every IPv4 interface) if that is what you mean"
+            f"{setting('host', '')} would listen on every interface; give an address: "
+            "127.0.0.1 (this machine only), or 0.0.0.0 (every IPv4 interface) if that is "
+            "what you mean"
         )
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be a number from 0 to 65535 (0: a free one), got {port!r}")
@@ -85,14 +87,14 @@ def listen(host: str = "127.0.0.1", port: int = 8000) -> socket.socket:
     except OSError as err:
         sock.close()
         raise OSError(
-            f"cannot listen on {host}:{port}: {err.strerror or err}; choose another --port "
-            "(0 takes a free one) or --host"
+            f"cannot listen on {host}:{port}: {err.strerror or err}; choose another "
+            f"{setting('port')} (0 takes a free one) or {setting('host')}"
         ) from None
     if not is_loopback(host):
         print(
             f"xpnet serve: warning: listening on {host}, which other machines can reach: "
-            "the API has no authentication, anyone who can connect can use it (by a name "
-            "given to --allowed-host); listen on 127.0.0.1 unless you mean that",
+            "the API has no authentication, anyone who can connect can use it (by an "
+            "allowed host name); listen on 127.0.0.1 unless you mean that",
             file=sys.stderr,
             flush=True,
         )

@@ -5,8 +5,8 @@
 scikit-learn's own helpers) and declares array API support: with
 ``sklearn.set_config(array_api_dispatch=True)``, it trains on the namespace and device
 of ``X`` (torch on a GPU, CuPy, array-api-strict, ...), keeps its fitted parameters
-there, and answers ``predict``/``predict_proba`` there too. Needs ``pip install
-"xpnet[sklearn]"``::
+there, and answers ``predict``/``predict_proba`` there too. Needs scikit-learn
+(``pip install scikit-learn``; from a checkout, ``pip install ".[sklearn]"``)::
 
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

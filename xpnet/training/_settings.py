@@ -17,6 +17,7 @@ from typing import Any
 
 from xpnet import _checks
 from xpnet._typing import Compile, Device, DType, JSONObject, Namespace
+from xpnet._wording import setting
 from xpnet.augment import Augmentation
 from xpnet.backend import (
     Backend,
@@ -183,19 +184,20 @@ class TrainSettings(Hyperparameters):
             raise ValueError(
                 f"learning_rate_decay={self.learning_rate_decay!r} is the step schedule's "
                 "factor after every epoch; the cosine schedule takes none: pass "
-                "learning_rate_decay=1.0 (--learning-rate-decay 1), or schedule='step'"
+                f"{setting('learning_rate_decay', 1.0)}, or {setting('schedule', 'step')}"
             )
         if self.weight_decay and self.optimizer != "adamw":
             raise ValueError(
                 f"weight_decay={self.weight_decay!r} is AdamW's decoupled weight decay; "
                 f"{self.optimizer} takes the L2 term reg instead (which torch.optim."
                 f"{'SGD' if self.optimizer == 'sgd' else 'Adam'} calls weight_decay): pass "
-                "weight_decay=0 (--weight-decay 0) and set reg, or optimizer='adamw'"
+                f"{setting('weight_decay', 0)} and set {setting('reg')}, or "
+                f"{setting('optimizer', 'adamw')}"
             )
         if self.optimizer != "sgd" and self.momentum:
             raise ValueError(
                 f"momentum={self.momentum} is SGD's; {self.optimizer} keeps its own moments: "
-                "pass momentum=0 (--momentum 0)"
+                f"pass {setting('momentum', 0)}"
             )
         if self.augment is not None:
             height, width = self.augment.image_shape

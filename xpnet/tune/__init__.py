@@ -3,7 +3,8 @@
 Optuna decides what to try and records every trial (in ``study.db``, SQLite, by default,
 or any Optuna storage); Dask runs the trials, on a local cluster of worker processes
 started here, or on an existing cluster (``scheduler=``), and each trial reports its epochs
-through the scheduler. Needs ``pip install "xpnet[tune]"``::
+through the scheduler. Needs Optuna and Dask distributed (``pip install optuna
+distributed``; from a checkout, ``pip install ".[tune]"``)::
 
     from xpnet.tune import Range, tune
     result = tune(trials=20, space={"hidden_size": Range(50, 400, log=True, integer=True)})

@@ -54,16 +54,20 @@ def run_trials(
     heartbeat = _study.heartbeats(storage)
     running: dict[Future[Outcome], Trial] = {}
     relay = Relay(task.channel, client, study, heartbeat, _study.HEARTBEAT_INTERVAL)
+    # The budget of this search: the trials the study still needs (None: until the deadline).
+    budget = None if trials is None else max(trials - _study.finished_count(study), 0)
+    clock = _Clock(budget, capacity, deadline)
 
     def end(future: Future[Outcome], lost: str | None = None) -> None:
         trial = running.pop(future)
         relay.remove(trial.number)
         if lost is None:
             _tell(study, trial, future)
+            clock.ended(future)
         else:
             _study.retry(study, trial, f"lost with the cluster: {lost}")
         if progress is not None:
-            progress(counts(study, len(running)))
+            progress({**counts(study, len(running)), "seconds_left": clock.seconds_left()})
 
     announced = False
     with relay, deferred_interrupt() as interrupted, _cancelled_at_exit(study, running):
@@ -76,10 +80,13 @@ def run_trials(
                     _study.cancel(study, trial)
                     break
                 relay.add(trial)
-                running[client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
-                                      trial.number, pure=False)] = trial  # fmt: skip
+                future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
+                                       trial.number, pure=False)  # fmt: skip
+                running[future] = trial
+                clock.started(future)
             if not announced and running and progress is not None:
-                progress({**counts(study, len(running)), "starting": len(running)})
+                progress({**counts(study, len(running)), "starting": len(running),
+                          "budget": budget, "timeout": timeout})  # fmt: skip
             announced = announced or bool(running)
             if not running:
                 if not _others_running(study, trials, deadline, heartbeat is not None):
@@ -102,6 +109,36 @@ def run_trials(
                 for future, reason in lost.items():
                     end(future, reason)
     raise TuneInterrupted(_study.finished_count(study), spec)
+
+
+class _Clock:
+    """How long the trials of this search take, and what is left of it.
+
+    ``seconds_left`` is None until a trial has ended; then the trials not yet ended
+    (of ``budget``), ``capacity`` at a time, each as long as those ended took on average,
+    and no longer than the deadline allows (the running trials finish after it).
+    """
+
+    def __init__(self, budget: int | None, capacity: int, deadline: float) -> None:
+        self.budget, self.capacity, self.deadline = budget, capacity, deadline
+        self.starts: dict[object, float] = {}
+        self.durations: list[float] = []
+
+    def started(self, future: object) -> None:
+        self.starts[future] = time.monotonic()
+
+    def ended(self, future: object) -> None:
+        self.durations.append(time.monotonic() - self.starts.pop(future))
+
+    def seconds_left(self) -> float | None:
+        if not self.durations:
+            return None
+        each = sum(self.durations) / len(self.durations)
+        left = math.inf
+        if self.budget is not None:
+            rest = max(self.budget - len(self.durations), 0)
+            left = math.ceil(rest / self.capacity) * each
+        return min(left, max(self.deadline - time.monotonic(), 0.0) + each)
 
 
 @contextlib.contextmanager

@@ -15,11 +15,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from xpnet import _checks
 from xpnet._atomic import check_writable_directory
 from xpnet._typing import Device, DType
 from xpnet.backend import Backend, gpu_devices
-from xpnet.errors import DataError, TrainingInterrupted, TuneInterrupted
+from xpnet.errors import TrainingInterrupted, TuneInterrupted
 from xpnet.pipeline import (
     PreparedData,
     RunPlan,
@@ -154,9 +156,12 @@ def tune(
         (unless ``best/`` already holds that trial retrained by an earlier run).
     progress : callable, optional
         Called with a dict of counts (``done``, ``running``, ``pruned``, ``failed``)
-        and the best so far (``best_value``, ``best_trial``) whenever a trial ends;
-        once, with ``starting`` (the trials started) added, when the first trials of
-        this run start; and with ``{"retraining": trial}`` when retraining begins.
+        and the best so far (``best_value``, ``best_trial``) whenever a trial ends, with
+        ``seconds_left`` (an estimate of the search's time left: None until a trial of
+        this run has ended); once, with ``starting`` (the trials started at once),
+        ``budget`` (the trials this run is to finish, None for a timeout alone) and
+        ``timeout`` added, when the first trials of this run start; and with
+        ``{"retraining": trial}`` when retraining begins.
 
     Returns
     -------
@@ -255,7 +260,7 @@ def tune(
         )
     best_params = {**fixed(searched), **best.params}
     command = train_command(plan.recipe, best_params, dataset, plan.settings.compute.name, dtype,
-                            seed)  # fmt: skip
+                            seed, train_size)  # fmt: skip
     # An earlier run's record of retraining the best trial, if best/ still holds it.
     retrained = study.user_attrs.get("xpnet_retrained")
     if not (isinstance(retrained, dict) and retrained.get("trial") == best.number
@@ -293,8 +298,8 @@ def _checked_budget(
 def _check_output_dir(out: Path, retrain: bool) -> None:
     """Check that ``out`` takes the search's files, and ``best/`` a run's, before a trial."""
     check_writable_directory(out, files=FILES)
-    if retrain:
-        check_output_dir(out / "best", create=False)
+    if retrain:  # best/ is this search's own (another search's storage is refused)
+        check_output_dir(out / "best", create=False, overwrite=True)
 
 
 def _nothing_left(study: optuna.Study, trials: int | None) -> bool:
@@ -319,17 +324,7 @@ def _data(
     recipe: Recipe, dataset: str, data_dir: str | os.PathLike[str] | None, train_size: int | None
 ) -> PreparedData:
     data = prepare_data(recipe.preprocessing, dataset=dataset, data_dir=data_dir)
-    if train_size is None:
-        return data
-    if train_size > data.X_train.shape[0]:
-        raise DataError(
-            f"train_size {train_size:,} exceeds the {data.X_train.shape[0]:,} training images "
-            f"of {dataset} (the rest are kept for validation): give at most "
-            f"{data.X_train.shape[0]:,}, or leave it out to train on them all"
-        )
-    return dataclasses.replace(
-        data, X_train=data.X_train[:train_size], y_train=data.y_train[:train_size]
-    )
+    return data.first(train_size)
 
 
 def _retrain(
@@ -342,9 +337,9 @@ def _retrain(
     try:
         result = run_plan(plan, data=data)
     except TrainingInterrupted as stop:
-        saved = None if stop.result is None else save_run(stop.result, out)[0]
+        saved = None if stop.result is None else save_run(stop.result, out, overwrite=True)[0]
         raise TuneInterrupted(finished_count(study), spec, saved) from None
-    written = save_run(result, out)
+    written = save_run(result, out, overwrite=True)  # the best trial's, replaced
     study.set_user_attr("xpnet_retrained", {"trial": best, "val_acc": result.val_acc,
                                             "test_acc": result.test_acc})  # fmt: skip
     return result, written
@@ -352,24 +347,27 @@ def _retrain(
 
 def train_command(
     recipe: str | Recipe, params: Mapping[str, Any], dataset: str, backend: str, dtype: str,
-    seed: int,
+    seed: int, train_size: int | None = None,
 ) -> str:  # fmt: skip
-    """The ``xpnet train`` command line for a recipe with some settings replaced.
+    """The ``xpnet train`` command line that trains what a trial trained: a recipe with
+    some settings replaced, on the first ``train_size`` training images (None: all).
 
     A :class:`~xpnet.recipes.Recipe` is given as the named recipe with the fewest fields
     that differ from it, and those fields; ``params`` (a search's values) as
-    ``--name value``, floats to four significant digits.
+    ``--name value``. Floats are written in full (``repr``), so that the command trains
+    with the very values the trial had.
     """
     name, given = (recipe, {}) if isinstance(recipe, str) else _closest_recipe(recipe)
-    given = {field: value for field, value in given.items() if field not in params}
     parts = ["xpnet train", f"--recipe {name}"]
-    options = {**{k: repr(v) if isinstance(v, float) else v for k, v in given.items()}, **params}
-    for option, value in sorted(options.items()):
+    for option, value in sorted({**given, **params}.items()):
         flag = f"--{option.replace('_', '-')}"
-        if isinstance(value, bool):
+        if isinstance(value, bool | np.bool_):
             parts.append(flag if value else f"--no-{flag[2:]}")
         else:
-            parts.append(f"{flag} {f'{value:.4g}' if isinstance(value, float) else value}")
+            parts.append(f"{flag} {float(value)!r}" if isinstance(value, float) else
+                         f"{flag} {value}")  # fmt: skip
+    if train_size is not None:
+        parts.append(f"--train-size {train_size}")
     if dataset != "mnist":
         parts.append(f"--dataset {dataset}")
     if backend != "numpy":

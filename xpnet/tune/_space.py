@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from xpnet._wording import on_command_line, setting
 from xpnet.hyperparameters import Row, rows
 from xpnet.recipes import Recipe
 
@@ -118,7 +119,8 @@ def check_space(space: SearchSpace, plan: RunPlan) -> None:
     if schedule != "step" and "learning_rate_decay" in space:
         raise ValueError(
             f"learning_rate_decay is the step schedule's; the recipe's {schedule} schedule does "
-            "not use it: leave --learning-rate-decay out, or choose a recipe with the step "
+            f"not use it: leave {setting('learning_rate_decay')} out"
+            f"{'' if on_command_line() else ' of space'}, or choose a recipe with the step "
             "schedule (lab)"
         )
     ends: list[dict[str, Any]] = [{}, {}]

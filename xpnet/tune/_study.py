@@ -36,6 +36,7 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from xpnet._wording import on_command_line, setting
 from xpnet.tune._space import SearchSpace, differences, distributions
 
 #: Seconds between two heartbeats of a running trial (the search records them).
@@ -121,8 +122,13 @@ def open_storage(spec: str, create: bool = False) -> BaseStorage:
 def _not_a_study(spec: str, err: Exception) -> ValueError:
     return ValueError(
         f"{spec} is not a study storage Optuna can use ({type(err).__name__}: {err}); "
-        "choose another --storage or --output-dir"
+        f"choose another {setting('storage')} or {setting('output_dir')}"
     )
+
+
+def _elsewhere() -> str:
+    """The settings that start a new search beside an old one, as the caller names them."""
+    return f"{setting('study_name')} (or {setting('output_dir')})"
 
 
 def heartbeats(storage: BaseStorage) -> RDBStorage | None:
@@ -167,15 +173,16 @@ def open_study(
     recorded = study.user_attrs.get("xpnet_search")
     if recorded is None and study.trials:
         raise ValueError(
-            f"study {name!r} in {spec} was not made by xpnet tune; use another --study-name"
+            f"study {name!r} in {spec} was not made by xpnet tune; use another "
+            f"{setting('study_name')}"
         )
     if recorded is not None and recorded != search:
         changed = differences(recorded, search) if isinstance(recorded, dict) else []
         raise ValueError(
             f"study {name!r} in {spec} searched another space or settings"
             + (f" ({'; '.join(changed)})" if changed else "")
-            + ": give the same options to resume it, or another --study-name (or "
-            "--output-dir) to start a new search"
+            + f": give the same {'options' if on_command_line() else 'arguments'} to resume "
+            f"it, or another {_elsewhere()} to start a new search"
         )
     searched = distributions(space)
     for trial in study.get_trials(deepcopy=False):
@@ -183,7 +190,7 @@ def open_study(
             raise ValueError(
                 f"study {name!r} in {spec}: trial {trial.number} has {wrong}, which searching "
                 "this space cannot give; the storage was written by something else. Give "
-                "another --study-name (or --output-dir) to start a new search"
+                f"another {_elsewhere()} to start a new search"
             )
     if write:
         study.set_user_attr("xpnet_search", dict(search))
