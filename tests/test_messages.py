@@ -52,7 +52,8 @@ def test_no_page_tells_to_install_xpnet_from_the_index():
         for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
         if unknown.search(line)
     ]
-    assert len(pages) > 3 and not found, "\n".join(found)
+    assert len(pages) > 3
+    assert not found, "\n".join(found)
 
 
 def test_the_scan_finds_an_install_hint_of_an_extra(tmp_path):

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from xpnet.data import DATASETS, DataError, fetch, read_data_sets, verify
 from xpnet._wording import command_line
+from xpnet.data import DATASETS, DataError, fetch, read_data_sets, verify
 from xpnet.data.download import download
 from xpnet.data.store import check_files
 
