@@ -36,9 +36,10 @@ def check_output_dir(
     """Check that ``path`` takes a run's files (creating it if needed): before any
     training is spent.
 
-    Unless ``overwrite``, a directory that holds another run (any of :data:`RUN_FILES`)
-    is refused, so that one run never silently replaces another; an empty or absent
-    directory, or one with other files only, is fine. None of the run's files there may
+    Unless ``overwrite``, a directory that holds another run (any of its files:
+    ``model.npz``, ``history.json`` and the three plots) is refused, so that one run never
+    silently replaces another; an empty or absent directory, or one with other files only,
+    is fine. None of the run's files there may
     be a FIFO, a device or a directory.
 
     With ``create=False`` a missing directory is not created (its nearest existing
