@@ -3,6 +3,7 @@ backend and runner, the record that says both, and the command line that prints 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -12,6 +13,10 @@ import pytest
 
 from xpnet import TwoLayerNet
 from xpnet.backend import to_numpy
+from xpnet.pipeline import plan_run
+from xpnet.recipes import RECIPES
+from xpnet.training._stopping import BestEpoch
+from xpnet.tune import train_command
 
 EPOCHS = 40
 
@@ -94,6 +99,25 @@ def test_a_patience_longer_than_the_run_runs_it_all(backend):
     assert record["kept_epoch"] == int(np.argmax(accs)) + 1  # the first of the best
 
 
+@pytest.mark.parametrize(
+    ("accs", "patience", "stop", "best"),
+    [
+        ([0.5, 0.6, 0.6, 0.6, 0.5, 0.9], 3, 5, 2),  # a tie with the best is no improvement
+        ([0.5, 0.4, 0.6, 0.5], 1, 2, 1),
+        ([0.5, 0.6, 0.7], 1, None, 3),
+    ],
+)
+def test_the_rule_counts_as_keras_does(accs, patience, stop, best):
+    """Epochs from 1; stopped at the patience-th epoch in a row not strictly above the best."""
+    rule = BestEpoch(np, early_stopping=True, patience=patience, restore_best=True)
+    params = {name: np.zeros(1) for name in ("W1", "b1", "W2", "b2")}
+    stopped_at = next((epoch for epoch, acc in enumerate(accs, start=1)
+                       if rule.update(epoch, acc, params)), None)  # fmt: skip
+    assert stopped_at == stop
+    record = rule.record(stop or len(accs))
+    assert (record["stopped_epoch"], record["kept_epoch"]) == (stop, best)
+
+
 @pytest.mark.parametrize("flag", ["early_stopping", "restore_best"])
 def test_refused_without_validation_data(flag):
     X, y, _, _ = _data()
@@ -158,3 +182,13 @@ def test_the_best_recipe_takes_early_stopping(mnist_dir, tmp_path):
     settings = TwoLayerNet.load(tmp_path / "model.npz").last_training["settings"]
     assert (settings["early_stopping"], settings["patience"]) == (True, 5)
     assert "early stopping: ran all its epochs" in result.stdout
+
+
+def test_tune_trains_its_trials_with_the_recipes_early_stopping():
+    """A recipe with early stopping is what a tune trial trains with (its plan's settings),
+    and the best settings' command line carries the options."""
+    recipe = dataclasses.replace(RECIPES["best"], early_stopping=True, patience=5)
+    plan = plan_run(recipe)
+    assert (plan.settings.early_stopping, plan.settings.patience) == (True, 5)
+    command = train_command(recipe, {"learning_rate": 0.01}, "mnist", "numpy", "float64", 0)
+    assert "--recipe best --early-stopping --learning-rate 0.01 --patience 5" in command
