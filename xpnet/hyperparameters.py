@@ -242,6 +242,30 @@ class Hyperparameters:
             help="inverted dropout's rate on the hidden layer while training", high=MAX_DROPOUT
         ),
     )
+    early_stopping: bool = field(
+        default=False,
+        metadata=row(
+            help="stop when the validation accuracy has not improved for patience epochs "
+            "(needs validation data)",
+            estimator=None,  # the estimator's early_stopping is MLPClassifier's: see its notes
+        ),
+    )
+    patience: int = field(
+        default=10,
+        metadata=row(
+            help="with early_stopping, the epochs in a row without a higher validation "
+            "accuracy after which the run stops (Keras's count)",
+            estimator=None,  # the estimator's is n_iter_no_change, counted as scikit-learn does
+        ),
+    )
+    restore_best: bool = field(
+        default=False,
+        metadata=row(
+            help="keep the parameters of the epoch of the best validation accuracy instead of "
+            "the last (needs validation data)",
+            estimator=None,  # the estimator's early_stopping always keeps the best epoch
+        ),
+    )
 
 
 def rows(table: type[Hyperparameters] = Hyperparameters) -> tuple[Row, ...]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -173,6 +174,8 @@ def _train(args: argparse.Namespace) -> int:
         _print_accuracies(result.val_acc, result.test_acc)
         raise
     _print_accuracies(result.val_acc, result.test_acc)
+    if "stopped_epoch" in (record := result.net.last_training or {}):
+        print(_stopping_line(record), flush=True)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
@@ -184,6 +187,16 @@ def _threads_shown(threads: int, backend: Backend) -> str:
     if runs_on_host_threads(backend):
         return shown
     return "XLA's own threads" if backend.name == "jax" else f"{shown} on the host"
+
+
+def _stopping_line(record: Mapping[str, Any]) -> str:
+    """Where early stopping stopped the run (or that it ran all) and whose parameters it kept."""
+    stopped, kept = record["stopped_epoch"], record["kept_epoch"]
+    ran = f"stopped early after epoch {stopped}" if stopped is not None else \
+        f"ran all its epochs ({record['epochs']} whole)"  # fmt: skip
+    return f"early stopping: {ran}; kept the parameters of " + (
+        f"epoch {kept}, the best validation accuracy" if kept is not None else "the last step"
+    )
 
 
 def _print_accuracies(val_acc: float | None, test_acc: float | None) -> None:

@@ -69,6 +69,13 @@ class TwoLayerClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the training data (stratified) and stop
         when its accuracy stops improving; the parameters of the best epoch are kept.
+        The estimator keeps ``MLPClassifier``'s names and rule; the table's
+        (``TwoLayerNet.train``, ``xpnet train``, ``tune``) map onto them as
+        ``early_stopping=True`` with ``restore_best=True`` (always, here), ``patience``
+        for ``n_iter_no_change``, and the validation set given instead of split off.
+        The counts differ: ``patience=p`` stops at the ``p``-th epoch in a row that is
+        not strictly better (Keras's count); ``n_iter_no_change=n`` at the ``n + 1``-th
+        that does not improve by at least ``tol`` (scikit-learn's).
     validation_fraction : float, default 0.1
     dtype : {"float32", "float64"}, optional
         The network's dtype; by default X's (float32 stays float32, the rest float64).

@@ -3,10 +3,12 @@
 :func:`fit` checks the data (the settings were checked when they were built), then,
 epoch by epoch, draws the batches on the device, cuts the epoch into the chunks a
 runner executes without waiting on the device, records the losses and accuracies,
-checks for divergence now and then, and stops cleanly on Ctrl-C or when ``on_epoch``
-says so, all on the CPU threads the settings choose (restored after). The step's math
-is :class:`~xpnet.training._step.TrainStep`; the run's random numbers are
-:mod:`~xpnet.training._randomness`'s; this module only drives them.
+checks for divergence now and then, and stops cleanly on Ctrl-C, when ``on_epoch``
+says so or when early stopping does (:class:`~xpnet.training._stopping.BestEpoch`, at
+epoch ends, which every runner passes through), all on the CPU threads the settings
+choose (restored after). The step's math is :class:`~xpnet.training._step.TrainStep`;
+the run's random numbers are :mod:`~xpnet.training._randomness`'s; this module only
+drives them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from xpnet import _checks
 from xpnet._interrupt import deferred_interrupt
 from xpnet._typing import Array, ArrayLike, JSONObject, Namespace, Params
-from xpnet.backend import using_threads
+from xpnet.backend import to_numpy, using_threads
 from xpnet.errors import TrainingInterrupted
 from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
@@ -36,6 +38,7 @@ from xpnet.training._record import (
 from xpnet.training._runners import select_runner
 from xpnet.training._settings import TrainSettings
 from xpnet.training._step import TrainState, TrainStep
+from xpnet.training._stopping import BestEpoch, needs_validation
 
 __all__ = ["fit"]
 
@@ -87,12 +90,19 @@ def fit(
     Returns
     -------
     TrainResult
-        The new parameters, the history and the record of the run.
+        The new parameters, the history and the record of the run. With
+        ``settings.early_stopping`` the run stops at the end of the ``patience``-th epoch
+        in a row whose validation accuracy is not higher than the best so far (Keras's
+        count, see :class:`~xpnet.training._stopping.BestEpoch`); with
+        ``settings.restore_best`` the parameters are those of the best epoch. The record
+        says ``stopped_epoch`` (None: it ran all its iterations) and ``kept_epoch``
+        (None: the last step's parameters).
 
     Raises
     ------
     TypeError, ValueError
-        For bad data or callbacks, or parameters of other sizes than the settings'.
+        For bad data or callbacks, or parameters of other sizes than the settings', or
+        ``early_stopping`` or ``restore_best`` without validation data.
     xpnet.errors.TrainingDivergedError
         With the parameters of the last check with finite values.
     xpnet.errors.TrainingInterrupted
@@ -124,9 +134,12 @@ def fit(
         "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
         "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
     }
+    if run.best is not None:
+        record.update(run.best.record(run.record.iterations // run.sampler.per_epoch))
     if run.record.iterations < settings.num_iters and not stopped:
         raise TrainingInterrupted(run.record.iterations, history, run.params, record)
-    return TrainResult(run.params, history, record)
+    kept = run.best.best_params if run.best is not None else None
+    return TrainResult(run.params if kept is None else kept, history, record)
 
 
 def _checked_data(
@@ -142,6 +155,12 @@ def _checked_data(
     if (X_val is None) != (y_val is None):
         raise ValueError("give both X_val and y_val, or neither")
     if X_val is None:
+        needing = needs_validation(settings.early_stopping, settings.restore_best)
+        if needing is not None:
+            raise ValueError(
+                f"{needing}=True watches the validation accuracy, but there is no validation "
+                f"set: give X_val and y_val, or leave {needing} False"
+            )
         return X, y, None
     X_val, _ = _checks.features(backend, X_val, D, dtype, name="X_val")
     y_val = _checks.labels(backend, y_val, X_val.shape[0], C, name="y_val")
@@ -189,6 +208,8 @@ class _Run:
         start = copied(xp, params)  # the run's own arrays: the caller's stay as they are
         self.state: TrainState = {"params": start, "optimizer": update.init(xp, start)}
         #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.
+        self.best = BestEpoch(xp, s.early_stopping, s.patience, s.restore_best) \
+            if needs_validation(s.early_stopping, s.restore_best) else None  # fmt: skip
         self.drawn = DrawnAhead(xp, self.data, s.hidden_size, dropout=s.dropout,
                                 augment=augment) if self.runner.draws_ahead else None  # fmt: skip
 
@@ -201,8 +222,9 @@ class _Run:
         self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None,
         on_chunk: ChunkCallback | None, report_every: int | None,
     ) -> bool:  # fmt: skip
-        """Run the steps; return whether ``on_epoch`` stopped them. Chunks end after every
-        iteration that is a multiple of ``report_every``, for the callbacks to see."""
+        """Run the steps; return whether ``on_epoch`` or early stopping stopped them.
+        Chunks end after every iteration that is a multiple of ``report_every``, for the
+        callbacks to see (and after every epoch, where early stopping looks)."""
         s, record, per_epoch, xp = self.settings, self.record, self.sampler.per_epoch, self.xp
         stopped, host_rates = False, np.zeros(1)
         # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
@@ -222,6 +244,9 @@ class _Run:
                     if interrupted():
                         break
                     epoch_end = self._run_chunk(batches, steps, chunk, rates, callbacks, on_chunk)
+                    if epoch_end and self._best_says_stop():
+                        stopped = True
+                        break
                     if epoch_end and on_epoch is not None:
                         stopped = bool(on_epoch(record.iterations // per_epoch,
                                                 *record.epoch_summary(per_epoch)))  # fmt: skip
@@ -259,6 +284,15 @@ class _Run:
         if record.check_due:
             self._check(rate)
         return epoch_end
+
+    def _best_says_stop(self) -> bool:
+        """At an epoch end, with early stopping or restore_best: one wait for the
+        validation accuracy; whether the run stops here."""
+        if self.best is None:
+            return False
+        epoch = self.record.iterations // self.sampler.per_epoch
+        val_acc = float(to_numpy(self.record.val_accs[-1]))
+        return self.best.update(epoch, val_acc, self.params)
 
     def _check(self, learning_rate: float) -> None:
         """Check the run for divergence; on it, raise with the last finite parameters."""

@@ -89,7 +89,10 @@ class TrainResult:
     record : dict
         What the run did, as plain data, for ``TwoLayerNet.last_training``: its
         ``settings``, the ``path`` that ran, the CPU ``threads`` it ran on, its
-        ``iterations``, ``final_loss`` and ``final_val_acc``.
+        ``iterations``, ``final_loss`` and ``final_val_acc``; with ``early_stopping`` or
+        ``restore_best``, ``stopped_epoch`` (the epoch, from 1, at whose end early
+        stopping stopped it; None: it ran all its iterations), ``kept_epoch`` (the epoch
+        whose parameters it returns; None: the last step's) and ``epochs`` (whole epochs run).
     """
 
     params: Params
