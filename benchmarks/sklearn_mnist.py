@@ -17,13 +17,9 @@ from __future__ import annotations
 import os
 import sys
 
-_BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-if any(name in os.environ for name in _BLAS_OVERRIDES):  # must happen before NumPy loads
-    env = {k: v for k, v in os.environ.items() if k not in _BLAS_OVERRIDES}
-    env["XPNET_BENCH_UNSET"] = ",".join(
-        f"{n}={os.environ[n]}" for n in _BLAS_OVERRIDES if n in os.environ
-    )
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+from _blas_overrides import run_without_blas_overrides
+
+run_without_blas_overrides()  # before NumPy loads
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402
