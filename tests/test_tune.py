@@ -190,7 +190,10 @@ def test_a_worker_killed_mid_trial_fails_its_trial_and_it_runs_again(dask_cluste
             by_name[busy[0]].send_signal(signal.SIGKILL)  # mid-trial: it has reported
             killed.append(busy[0])
 
-        space = {**SMALL["space"], "num_iters": Range(400, 600, integer=True)}
+        # Learning rates that converge: the trial run again must finish as a trial does,
+        # not diverge (a rate of 2.5, inside the default range, can).
+        space = {**SMALL["space"], "num_iters": Range(400, 600, integer=True),
+                 "learning_rate": Range(0.05, 0.5, log=True)}  # fmt: skip
         result = tune(
             **{**SMALL, "space": space}, trials=4, scheduler=address, data_dir=mnist_dir,
             output_dir=tmp_path, retrain=False, progress=kill_a_busy_worker,
