@@ -56,6 +56,12 @@ def xpnet(*args, **kwargs):
     )  # fmt: skip
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time process ``pid`` has used (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def read_trials(directory: Path) -> list[dict[str, str]]:
     with open(directory / "trials.csv") as f:
         return list(csv.DictReader(f))
@@ -651,7 +657,7 @@ def test_a_lost_scheduler_stops_in_one_line_and_costs_no_trial(dask_cluster, tmp
 
 def test_ctrl_c_in_the_retraining_saves_it_and_a_rerun_does_only_what_is_left(tmp_path, mnist_dir):
     command = [sys.executable, "-m", "xpnet.cli", "tune", "--trials", "1", "--workers", "1",
-               *SMALL_ARGS, "--num-iters", "3000", "3000", "--data-dir", str(mnist_dir),
+               *SMALL_ARGS, "--num-iters", "10000", "10000", "--data-dir", str(mnist_dir),
                "--output-dir", str(tmp_path)]  # fmt: skip
     with socket.socket() as dashboard:  # Dask's default dashboard port, taken
         dashboard.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -670,7 +676,11 @@ def test_ctrl_c_in_the_retraining_saves_it_and_a_rerun_does_only_what_is_left(tm
                                start_new_session=True)  # fmt: skip
     first = process.stdout.readline()
     assert first == "retraining the best settings (trial 0)\n", first  # no search, no Dask
-    time.sleep(1.0)
+    # Ctrl-C once the training runs: 0.75 s of its CPU time after the line, however busy
+    # the machine (10,000 steps take a few).
+    start, deadline = cpu_seconds(process.pid), time.monotonic() + 120
+    while cpu_seconds(process.pid) < start + 0.75 and time.monotonic() < deadline:
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
