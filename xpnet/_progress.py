@@ -46,12 +46,13 @@ class TrainingProgress:
     """
 
     def __init__(self, total: int, **options: Any):
+        self.total = total
         self.bar = progress_bar(total=total, unit="it", **options)
 
     def __call__(self, iteration: int, loss: Any, learning_rate: float) -> None:
         bar, done = self.bar, iteration + 1
         if not bar.disable and (
-            done >= bar.total or time.time() - bar.last_print_t >= bar.mininterval
+            done >= self.total or time.time() - bar.last_print_t >= bar.mininterval
         ):
             postfix = f"loss {number(float(loss))}, lr {learning_rate:.2e}"
             bar.set_postfix_str(postfix, refresh=False)
