@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from signal import SIGINT, Signals
 from typing import Any
 
 from xpnet._typing import JSONObject, Params
@@ -48,10 +49,11 @@ class TrainingDivergedError(RuntimeError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training was stopped by Ctrl-C (SIGINT) after a whole iteration.
+    """Training was stopped by Ctrl-C (SIGINT) or SIGTERM after a whole iteration.
 
     The run's parameters are consistent: those after ``iterations`` steps
-    (``TwoLayerNet.train`` keeps them).
+    (``TwoLayerNet.train`` keeps them). A run that writes checkpoints wrote one of
+    this very point before raising: resuming from it continues the run exactly.
 
     Attributes
     ----------
@@ -63,18 +65,25 @@ class TrainingInterrupted(KeyboardInterrupt):
         The parameters after ``iterations`` steps.
     record : dict
         What the run did so far, as :attr:`xpnet.training.TrainResult.record`.
+    signal : signal.Signals
+        ``SIGINT`` (Ctrl-C) or ``SIGTERM``.
+    checkpoint : pathlib.Path or None
+        Where the checkpoint of this point was written; None for a run without one.
     result : xpnet.pipeline.RunResult or None
         The partial run, when :func:`xpnet.pipeline.run` was training.
     """
 
     def __init__(
-        self, iterations: int, history: dict[str, list[float]], params: Params, record: JSONObject
-    ):
+        self, iterations: int, history: dict[str, list[float]], params: Params, record: JSONObject,
+        signal: Signals = SIGINT, checkpoint: Path | None = None,
+    ):  # fmt: skip
         super().__init__(f"training interrupted after {iterations} iterations")
         self.iterations = iterations
         self.history = history
         self.params = params
         self.record = record
+        self.signal = signal
+        self.checkpoint = checkpoint
         #: What :func:`xpnet.pipeline.run` had when it stopped (None from ``train``): an
         #: :class:`xpnet.pipeline.RunResult`, typed Any for the callers that test it with
         #: ``getattr``, which the type checker does not follow.

@@ -4,7 +4,11 @@ The file is a zip archive of ``.npy`` arrays: ``W1``, ``b1``, ``W2``, ``b2``,
 ``metadata`` (a JSON string with the format version, the sizes, the dtype, the
 xpnet version and what the caller adds: training settings, results), and, for a
 network that has a preprocessing, ``preprocessing_mean`` (the preprocessing's mean
-row, described in the metadata's ``preprocessing``). It is written atomically, so a
+row, described in the metadata's ``preprocessing``). A training checkpoint
+(:class:`xpnet.training.Checkpointing`) is a model file too, whose metadata's
+``checkpoint`` declares the shape and dtype of each of its ``checkpoint.*`` arrays (the
+optimiser's state, the history, ...): :meth:`xpnet.TwoLayerNet.load` reads one as the
+network it holds. It is written atomically, so a
 crash mid-write leaves an older file whole. xpnet reads the format it writes,
 :data:`FORMAT_VERSION`, and no other.
 
@@ -33,31 +37,44 @@ import numpy as np
 
 from xpnet import _checks
 from xpnet._atomic import atomic_write
+from xpnet._model_metadata import (
+    FORMAT_VERSION,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    check_metadata_header,
+    nests_deeper,
+    parsed_metadata,
+    short,
+)
 from xpnet._npz import MAX_COMPRESSION_RATIO, NpyHeader, open_npz
 from xpnet._typing import INITS, JSON, Array, ArrayLike, Init, JSONObject
 from xpnet._version import __version__
 from xpnet.backend import FLOAT_DTYPES, to_numpy
 from xpnet.errors import ModelFileError
-from xpnet.preprocess import PREPROCESSINGS, Preprocessing, check_fitted
+from xpnet.preprocess import Preprocessing, check_fitted
 
 __all__ = [
     "FORMAT_VERSION",
     "RESERVED_KEYS",
+    "preprocessing_contents",
     "read_model",
     "recorded_initialisation",
     "recorded_preprocessing",
     "write_model",
 ]
 
-FORMAT_VERSION = 2
 PARAM_NAMES = ("W1", "b1", "W2", "b2")
 EXTRA_NAMES = ("preprocessing_mean",)
+#: The names of a checkpoint's arrays begin so; the metadata's ``checkpoint.arrays``
+#: declares each one's shape and dtype (one of :data:`CHECKPOINT_DTYPES`).
+CHECKPOINT_PREFIX = "checkpoint."
+CHECKPOINT_DTYPES = ("float32", "float64", "int64")
+#: The most arrays a checkpoint declares.
+MAX_CHECKPOINT_ARRAYS = 64
 #: Metadata keys xpnet writes itself; a caller's metadata may not set them.
-RESERVED_KEYS = ("format", "format_version", "xpnet_version", "sizes", "dtype", "preprocessing")
-#: The most bytes of JSON metadata a file may hold.
-MAX_METADATA_BYTES = 1 << 20
-#: The deepest a file's metadata may nest (lists and objects within each other).
-MAX_METADATA_DEPTH = 100
+RESERVED_KEYS = (
+    "format", "format_version", "xpnet_version", "sizes", "dtype", "preprocessing", "checkpoint",
+)  # fmt: skip
 
 
 def write_model(
@@ -69,7 +86,9 @@ def write_model(
     """Write parameters (arrays of any backend), JSON-serialisable metadata and extra arrays.
 
     ``metadata`` may hold the reserved key ``preprocessing`` only together with its
-    arrays in ``extras``; the other reserved keys are xpnet's.
+    arrays in ``extras``, and ``checkpoint`` (a dict) only together with
+    ``checkpoint.*`` arrays, whose shapes and dtypes are then declared in it; the
+    other reserved keys are xpnet's.
 
     Raises
     ------
@@ -80,16 +99,29 @@ def write_model(
     OSError
         If ``path`` exists and is not a regular file (see :func:`xpnet._atomic.atomic_write`).
     """
-    clash = sorted(set(metadata) & set(RESERVED_KEYS) - ({"preprocessing"} if extras else set()))
+    extras = dict(extras or {})
+    checkpointed = {name: np.asarray(extras.pop(name)) for name in list(extras)
+                    if name.startswith(CHECKPOINT_PREFIX)}  # fmt: skip
+    allowed = {"preprocessing"} if extras else set()
+    if checkpointed and isinstance(metadata.get("checkpoint"), dict):
+        allowed.add("checkpoint")
+    clash = sorted(set(metadata) & set(RESERVED_KEYS) - allowed)
     if clash:
         raise ValueError(
             f"metadata may not set {clash}: xpnet writes these keys itself; rename them"
         )
-    unknown = sorted(set(extras or {}) - set(EXTRA_NAMES))
+    unknown = sorted(set(extras) - set(EXTRA_NAMES))
     if unknown:
         raise ValueError(f"unknown extra arrays {unknown}; expected some of {list(EXTRA_NAMES)}")
+    odd = sorted(name for name, a in checkpointed.items() if str(a.dtype) not in CHECKPOINT_DTYPES)
+    if odd or len(checkpointed) > MAX_CHECKPOINT_ARRAYS:
+        raise ValueError(
+            f"checkpoint arrays must be at most {MAX_CHECKPOINT_ARRAYS}, of dtypes "
+            f"{list(CHECKPOINT_DTYPES)}; {odd or len(checkpointed)} are not"
+        )
     arrays = {name: to_numpy(params[name]) for name in PARAM_NAMES}
-    arrays.update({name: np.asarray(value) for name, value in (extras or {}).items()})
+    arrays.update({name: np.asarray(value) for name, value in extras.items()})
+    arrays.update(checkpointed)
     D, H = arrays["W1"].shape
     header = {
         "format": "xpnet-model",
@@ -99,7 +131,11 @@ def write_model(
         "dtype": str(arrays["W1"].dtype),
         **metadata,
     }
-    if _nests_deeper(header, MAX_METADATA_DEPTH):
+    if checkpointed:
+        declared = {name[len(CHECKPOINT_PREFIX):]: {"shape": list(a.shape), "dtype": str(a.dtype)}
+                    for name, a in checkpointed.items()}  # fmt: skip
+        header["checkpoint"] = {**metadata["checkpoint"], "arrays": declared}
+    if nests_deeper(header, MAX_METADATA_DEPTH):
         raise ValueError(
             f"metadata nests deeper than {MAX_METADATA_DEPTH} levels (or contains itself), "
             "more than a model file holds; keep nested results in a file beside the model"
@@ -147,6 +183,7 @@ def read_model(
     with open_npz(path) as archive:
         found = set(archive.members)
         required, allowed = {*PARAM_NAMES, "metadata"}, {*PARAM_NAMES, "metadata", *EXTRA_NAMES}
+        allowed |= {name for name in found if name.startswith(CHECKPOINT_PREFIX)}  # declared?
         if not required <= found or not found <= allowed:
             missing, extra = sorted(required - found), sorted(found - allowed)
             raise ModelFileError(
@@ -158,8 +195,17 @@ def read_model(
                 f"{path}: its members claim {total:,} bytes, more than a "
                 f"{archive.size_on_disk:,}-byte file can hold: corrupt"
             )
-        metadata = _metadata(path, archive.read("metadata", partial(_metadata_header, path)))
+        raw = archive.read("metadata", partial(check_metadata_header, path))
+        metadata = parsed_metadata(path, raw)
         expected = _expected_arrays(path, metadata)
+        declared = _declared_checkpoint_arrays(path, metadata)
+        stored = {name for name in found if name.startswith(CHECKPOINT_PREFIX)}
+        if stored != set(declared):
+            raise ModelFileError(
+                f"{path}: its checkpoint declares the arrays {sorted(declared)} but holds "
+                f"{sorted(stored)}: corrupt"
+            )
+        expected.update(declared)
         _check_preprocessing_described(path, metadata, "preprocessing_mean" in found)
         arrays = {
             name: archive.read(name, partial(_expect, path, name, *expected[name]))
@@ -167,20 +213,12 @@ def read_model(
             if name in found
         }
     params = {name: arrays.pop(name) for name in PARAM_NAMES}
-    for name, array in params.items():
-        if not np.all(np.isfinite(array)):
+    for name, array in (params | arrays).items():
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise ModelFileError(f"{path}: {name} contains NaN or infinity")
     extras = arrays
     _check_preprocessing(path, metadata, extras)
     return params, metadata, extras
-
-
-def _metadata_header(path: str | os.PathLike[str], header: NpyHeader) -> None:
-    """The metadata member must be one JSON string of at most MAX_METADATA_BYTES."""
-    if header.dtype.kind != "U" or header.shape != () or header.dtype.itemsize == 0:
-        raise ModelFileError(f"{path}: metadata must be a JSON string")
-    if header.dtype.itemsize > 4 * MAX_METADATA_BYTES:
-        raise ModelFileError(f"{path}: metadata is larger than {MAX_METADATA_BYTES:,} bytes")
 
 
 def _expect(
@@ -192,115 +230,6 @@ def _expect(
             f"{path}: {name} has shape {header.shape} and dtype {header.dtype}, "
             f"expected {shape} and {dtype}"
         )
-
-
-def _nests_deeper(value: object, limit: int) -> bool:
-    """Whether ``value`` has lists or dicts nested more than ``limit`` deep (a value that
-    contains itself does); walked without recursion, and stopped at ``limit``."""
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, (list, tuple)):
-            if depth == limit:
-                return True
-            stack.extend((child, depth + 1) for child in item)
-    return False
-
-
-def _too_deep(path: str | os.PathLike[str]) -> str:
-    return f"{path}: metadata nests deeper than {MAX_METADATA_DEPTH} levels: not xpnet's"
-
-
-def _metadata(path: str | os.PathLike[str], raw: np.ndarray) -> JSONObject:
-    try:
-        metadata = json.loads(str(raw))
-    except json.JSONDecodeError as err:
-        raise ModelFileError(f"{path}: metadata is not valid JSON ({err})") from None
-    except RecursionError:  # nested too deep for the parser
-        raise ModelFileError(_too_deep(path)) from None
-    if _nests_deeper(metadata, MAX_METADATA_DEPTH):
-        raise ModelFileError(_too_deep(path))
-    if not isinstance(metadata, dict) or metadata.get("format") != "xpnet-model":
-        raise ModelFileError(f"{path}: metadata does not describe an xpnet model")
-    version = metadata.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{path}: bad format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: written in model format {version} by xpnet "
-            f"{metadata.get('xpnet_version', '?')}; this xpnet ({__version__}) reads format "
-            f"{FORMAT_VERSION}: upgrade xpnet to load it"
-        )
-    if version != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model format {version} was never released; this xpnet reads format "
-            f"{FORMAT_VERSION}: train and save the model again"
-        )
-    _check_fields(path, metadata)
-    return metadata
-
-
-# The metadata fields xpnet reads, and the JSON types each must have (None: absent or null).
-_NUMBER = (int, float)
-_FIELDS: dict[str, tuple[type, ...]] = {
-    "xpnet_version": (str,),
-    "sizes": (dict,),
-    "dtype": (str,),
-    "dataset": (str,),
-    "seed": (int,),
-    "recipe": (dict,),
-    "results": (dict,),
-    "interrupted": (bool,),
-    "training": (dict, type(None)),
-    "preprocessing": (dict,),
-}
-_TRAINING_FIELDS: dict[str, tuple[type, ...]] = {
-    "settings": (dict,),
-    "path": (str,),
-    "iterations": (int,),
-    "final_loss": (*_NUMBER, type(None)),
-    "final_val_acc": (*_NUMBER, type(None)),
-}
-
-
-def _check_fields(path: str | os.PathLike[str], metadata: JSONObject) -> None:
-    """Type-check every field xpnet reads; say which one is wrong and how."""
-
-    def check(where: str, value: JSON, types: tuple[type, ...]) -> None:
-        is_bool = isinstance(value, bool)
-        if not isinstance(value, types) or (is_bool and bool not in types):
-            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise ModelFileError(
-                f"{path}: metadata {where} must be {wanted}, got {type(value).__name__} "
-                f"{_short(value)}"
-            )
-
-    for key, types in _FIELDS.items():
-        if key in metadata:
-            check(key, metadata[key], types)
-    for key, value in (metadata.get("results") or {}).items():
-        check(f"results.{key}", value, _NUMBER)
-    training = metadata.get("training") or {}
-    for key, types in _TRAINING_FIELDS.items():
-        if key in training:
-            check(f"training.{key}", training[key], types)
-    preprocessing = metadata.get("preprocessing")
-    if preprocessing is None:
-        return
-    check("preprocessing.name", preprocessing.get("name"), (str,))
-    check("preprocessing.scale", preprocessing.get("scale"), _NUMBER)
-    name = preprocessing["name"]
-    if name not in PREPROCESSINGS:
-        raise ModelFileError(
-            f"{path}: unknown preprocessing {_short(name)}; xpnet knows {list(PREPROCESSINGS)}"
-        )
-
-
-def _short(value: JSON) -> str:
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _expected_arrays(
@@ -321,6 +250,37 @@ def _expected_arrays(
     assert isinstance(dtype, str)  # a member of FLOAT_DTYPES
     return {"W1": ((D, H), dtype), "b1": ((H,), dtype), "W2": ((H, C), dtype),
             "b2": ((C,), dtype), "preprocessing_mean": ((D,), "float32")}  # fmt: skip
+
+
+def _declared_checkpoint_arrays(
+    path: str | os.PathLike[str], metadata: JSONObject
+) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The ``checkpoint.*`` arrays a checkpoint's metadata declares, with their shapes and
+    dtypes (none for a model file that is not a checkpoint)."""
+    checkpoint = metadata.get("checkpoint")
+    if checkpoint is None:
+        return {}
+    arrays = checkpoint.get("arrays") if isinstance(checkpoint, dict) else None
+    if not isinstance(arrays, dict) or len(arrays) > MAX_CHECKPOINT_ARRAYS:
+        raise ModelFileError(
+            f"{path}: metadata checkpoint must declare its arrays (at most "
+            f"{MAX_CHECKPOINT_ARRAYS}): not xpnet's"
+        )
+    declared = {}
+    for name, spec in arrays.items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        dtype = spec.get("dtype") if isinstance(spec, dict) else None
+        if not (isinstance(shape, list) and len(shape) <= 2 and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
+        ) and dtype in CHECKPOINT_DTYPES):  # fmt: skip
+            raise ModelFileError(
+                f"{path}: metadata checkpoint.arrays.{name} must give a shape (at most two "
+                f"sizes) and a dtype of {list(CHECKPOINT_DTYPES)}, got {short(spec)}"
+            )
+        assert isinstance(dtype, str)  # as checked
+        assert isinstance(shape, list)
+        declared[CHECKPOINT_PREFIX + name] = (tuple(int(n) for n in shape), dtype)
+    return declared
 
 
 def _check_preprocessing_described(
@@ -346,6 +306,17 @@ def _check_preprocessing(
         check_fitted(described["name"], described["scale"], mean)
     except ValueError as err:
         raise ModelFileError(f"{path}: {err}: corrupt, or not written by xpnet") from None
+
+
+def preprocessing_contents(
+    preprocessing: Preprocessing | None,
+) -> tuple[dict[str, JSON], dict[str, np.ndarray]]:
+    """The metadata (``preprocessing``, its description) and the extra arrays (its mean)
+    that record ``preprocessing`` in a model file; none for None."""
+    if preprocessing is None:
+        return {}, {}
+    return ({"preprocessing": preprocessing.metadata()},
+            {"preprocessing_mean": preprocessing.mean})  # fmt: skip
 
 
 def recorded_initialisation(metadata: JSONObject) -> tuple[Init, float]:

@@ -9,7 +9,6 @@ gives the same network on every backend.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any, overload
@@ -36,21 +35,18 @@ from xpnet.functional import forward, softmax, softmax_loss
 from xpnet.metrics import accuracy
 from xpnet.preprocess import Preprocessing
 from xpnet.training import (
+    Checkpoint,
+    Checkpointing,
     ComputeSettings,
     EpochCallback,
     ProgressCallback,
     TrainSettings,
     fit,
-    num_iters_for,
+    read_checkpoint,
 )
+from xpnet.training._settings import NETWORK_FIELDS
 
 __all__ = ["INITS", "NETWORK_FIELDS", "TwoLayerNet"]
-
-#: The :class:`~xpnet.training.TrainSettings` fields that describe the network itself:
-#: :meth:`TwoLayerNet.train` takes them from the net, and every other field as a keyword.
-NETWORK_FIELDS = frozenset(
-    {"input_size", "hidden_size", "output_size", "init", "std", "seed", "compute"}
-)
 
 
 class TwoLayerNet:
@@ -244,6 +240,9 @@ class TwoLayerNet:
         *,
         epochs: int | None = None,
         on_epoch: EpochCallback | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        resume: str | os.PathLike[str] | Checkpoint | None = None,
         **settings: Any,
     ) -> dict[str, list[float]]:
         """Train by minibatch stochastic gradient descent, as the lab's loop does.
@@ -277,12 +276,16 @@ class TwoLayerNet:
         on_epoch : callable, optional
             ``on_epoch(epoch, mean_loss, val_acc)`` after every epoch, as floats
             (``val_acc`` None without validation data); True stops the training there.
+        checkpoint : path-like, optional
+            Write the run's checkpoint to this ``.npz`` file every ``checkpoint_every``
+            epochs (0: none between), at the end, and when it stops; Ctrl-C and SIGTERM
+            then stop it after the current step (:func:`xpnet.training.fit`).
+        resume : path-like or Checkpoint, optional
+            Continue the run a checkpoint holds, exactly (:func:`xpnet.training.fit`
+            says what may differ); the history returned is the whole run's.
         **settings
             The other fields of :class:`~xpnet.training.TrainSettings` (``optimizer``,
-            ``shuffle``, ``dropout``, ``augment``, ...) but
-            :data:`~xpnet.neural_net.NETWORK_FIELDS`;
-            ``threads=N`` runs the steps on N CPU threads, where by default xpnet uses
-            the count measured fastest for their size (one at the lab's).
+            ``dropout``, ``augment``, ``threads``, ...) but :data:`NETWORK_FIELDS`.
 
         Returns
         -------
@@ -298,30 +301,29 @@ class TwoLayerNet:
             If the loss or the parameters become NaN or infinite; the network keeps
             its parameters from the last check with finite values.
         xpnet.errors.TrainingInterrupted
-            On Ctrl-C, after the current step (eager) or chunk (compiled); the network
-            keeps the parameters of the steps taken.
+            On Ctrl-C (or SIGTERM, with ``checkpoint``), after the current step (eager)
+            or chunk (compiled); the network keeps the parameters of the steps taken.
+        xpnet.errors.ModelFileError
+            If ``resume`` is no checkpoint, or a damaged one.
         """
-        run_fields = {field.name for field in dataclasses.fields(TrainSettings)} - NETWORK_FIELDS
-        if unknown := sorted(settings.keys() - run_fields):
-            raise TypeError(
-                f"train() got {unknown}: it takes epochs, on_epoch and TrainSettings' fields "
-                f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
-            )
         rows = int(np.shape(X)[0]) if np.ndim(X) else 0  # X itself is checked by fit
-        if learning_rate_decay is None:  # the step schedule's factor; cosine takes none
-            learning_rate_decay = 1.0 if settings.get("schedule") == "cosine" else 0.95
-        D, H, C = self.sizes
-        run = TrainSettings(
-            input_size=D, hidden_size=H, output_size=C, init=self.init, std=self.std,
-            seed=self.seed, compute=ComputeSettings(self.backend, dtype=dtype_name(self.dtype)),
-            learning_rate=learning_rate, learning_rate_decay=learning_rate_decay, reg=reg,
-            batch_size=batch_size, momentum=momentum,
-            num_iters=num_iters_for(num_iters, epochs, rows, batch_size), **settings,
+        compute = ComputeSettings(self.backend, dtype=dtype_name(self.dtype))
+        run = TrainSettings.of_network(
+            self.sizes, {"init": self.init, "std": self.std, "seed": self.seed, "compute": compute},
+            rows=rows, epochs=epochs, learning_rate=learning_rate, reg=reg, num_iters=num_iters,
+            learning_rate_decay=learning_rate_decay, batch_size=batch_size, momentum=momentum,
+            **settings,
         )  # fmt: skip
         blank = None if self.preprocessing is None else self.preprocessing.blank()  # None: zeros
+        if resume is not None and not isinstance(resume, Checkpoint):
+            resume = read_checkpoint(resume)
+        writing = None if checkpoint is None else Checkpointing(
+            checkpoint, checkpoint_every, *model_file.preprocessing_contents(self.preprocessing)
+        )  # fmt: skip
         try:
             trained = fit(self.params, run, X, y, X_val, y_val, rng=self.rng, blank=blank,
-                          verbose=verbose, progress=progress, on_epoch=on_epoch)  # fmt: skip
+                          verbose=verbose, progress=progress, on_epoch=on_epoch,
+                          checkpoint=writing, resume=resume)  # fmt: skip
         except TrainingDivergedError as diverged:
             self.params = diverged.params
             raise
@@ -350,11 +352,9 @@ class TwoLayerNet:
             raise ValueError(
                 f"metadata may not set {reserved}: xpnet writes these keys itself; rename them"
             )
-        extras = None
-        if self.preprocessing is not None:
-            metadata["preprocessing"] = self.preprocessing.metadata()
-            extras = {"preprocessing_mean": self.preprocessing.mean}
-        model_file.write_model(path, self.params, {"training": self.last_training, **metadata},
+        described, extras = model_file.preprocessing_contents(self.preprocessing)
+        model_file.write_model(path, self.params,
+                               {"training": self.last_training, **metadata, **described},
                                extras)  # fmt: skip
 
     @classmethod

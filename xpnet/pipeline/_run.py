@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
+from xpnet import model_file
 from xpnet._typing import Array, Compile, Device, DType, JSONObject
 from xpnet.backend import Backend, dtype_name, product_size, resolve_threads, using_threads
 from xpnet.errors import TrainingDivergedError, TrainingInterrupted
@@ -18,7 +19,15 @@ from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._data import PreparedData, prepare_data
 from xpnet.pipeline._plan import RunPlan, plan_run
 from xpnet.recipes import Recipe
-from xpnet.training import EpochCallback, ProgressCallback, TrainSettings, fit
+from xpnet.training import (
+    Checkpoint,
+    Checkpointing,
+    EpochCallback,
+    ProgressCallback,
+    TrainSettings,
+    fit,
+    read_checkpoint,
+)
 
 __all__ = [
     "RunMetadata",
@@ -110,6 +119,9 @@ def run(
     progress: ProgressCallback | None = None,
     data: PreparedData | None = None,
     epochs: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike[str] | Checkpoint | None = None,
     **overrides: Any,  # Any: recipe fields of every type, as recipe_with's
 ) -> RunResult:
     """Train a network by a recipe and measure it on the validation and test sets.
@@ -142,6 +154,10 @@ def run(
         ``num_iters`` and ``epochs`` together are refused): ``epochs * max(rows //
         batch_size, 1)`` iterations, with the :data:`~xpnet.pipeline.TRAIN_ROWS`
         training rows of the dataset (or ``data``'s).
+    checkpoint, checkpoint_every, resume
+        As for :meth:`xpnet.TwoLayerNet.train`; the checkpoint also records the dataset,
+        the recipe and the seed, from which :func:`plan_resumed` plans the run again
+        (``xpnet train --resume DIR``).
     **overrides
         Recipe fields to replace, such as ``hidden_size=50``
         (:mod:`xpnet.hyperparameters` says what each means and may be).
@@ -162,7 +178,9 @@ def run(
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
                     seed=seed, compile=compile, threads=threads, data=data, epochs=epochs,
                     **overrides)  # fmt: skip
-    return run_plan(plan, data_dir=data_dir, data=data, progress=progress)
+    return run_plan(plan, data_dir=data_dir, data=data, progress=progress,
+                    checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                    resume=resume)  # fmt: skip
 
 
 def run_plan(
@@ -172,17 +190,24 @@ def run_plan(
     data: PreparedData | None = None,
     progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike[str] | Checkpoint | None = None,
 ) -> RunResult:
     """Read the data (unless given), build the network and train it by ``plan``.
 
     As :func:`run`, which documents the arguments; ``on_epoch`` is
     :meth:`xpnet.TwoLayerNet.train`'s.
     """
+    if resume is not None and not isinstance(resume, Checkpoint):
+        resume = read_checkpoint(resume)  # a bad file is told before the data is read
     if data is None:
         data = prepare_data(plan.recipe.preprocessing, dataset=plan.dataset, data_dir=data_dir)
     data.check_preprocessing(plan.recipe.preprocessing)  # before the network is built
     net = make_net(plan.settings, data)
-    return train_and_measure(net, plan, data, progress=progress, on_epoch=on_epoch)
+    return train_and_measure(net, plan, data, progress=progress, on_epoch=on_epoch,
+                             checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                             resume=resume)  # fmt: skip
 
 
 def make_net(settings: TrainSettings, data: PreparedData) -> TwoLayerNet:
@@ -213,13 +238,16 @@ def train_and_measure(
     *,
     progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1,
+    resume: str | os.PathLike[str] | Checkpoint | None = None,
 ) -> RunResult:
     """Train ``net`` by ``plan`` on ``data``; measure it on the validation and test sets.
 
     ``net`` must be the network the plan's settings describe (as :func:`make_net` builds
     it); it keeps the trained parameters and the record of the run, as after
-    :meth:`xpnet.TwoLayerNet.train`. ``progress`` and ``on_epoch`` are as for that
-    method. Raises as :func:`run` does.
+    :meth:`xpnet.TwoLayerNet.train`. ``progress``, ``on_epoch``, ``checkpoint``,
+    ``checkpoint_every`` and ``resume`` are as for that method. Raises as :func:`run` does.
 
     Raises
     ------
@@ -231,10 +259,18 @@ def train_and_measure(
     _check_net_is_planned(net, plan.settings)
     blank = data.preprocessing(np.zeros((1, net.sizes[0]), dtype=np.float32))[0]
     result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)
+    if resume is not None and not isinstance(resume, Checkpoint):
+        resume = read_checkpoint(resume)
+    writing = None
+    if checkpoint is not None:
+        described, extras = model_file.preprocessing_contents(net.preprocessing)
+        recorded = {**result.metadata(), **described}
+        del recorded["results"]  # nothing measured yet
+        writing = Checkpointing(checkpoint, checkpoint_every, recorded, extras)
     try:
         trained = fit(net.params, plan.settings, data.X_train, data.y_train, data.X_val,
                       data.y_val, rng=net.rng, blank=blank, progress=progress,
-                      on_epoch=on_epoch)  # fmt: skip
+                      on_epoch=on_epoch, checkpoint=writing, resume=resume)  # fmt: skip
     except TrainingDivergedError as diverged:
         net.params = diverged.params
         raise

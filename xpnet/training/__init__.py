@@ -7,12 +7,20 @@ parameters and a record (:class:`TrainResult`); ``TwoLayerNet.train`` calls it. 
 too are the step (:class:`TrainStep`), the runners that take steps eagerly or
 compiled (:func:`select_runner`), every random number of a run
 (:mod:`xpnet.training._randomness`), the bookkeeping (batches, learning rates,
-chunks, the record), and :class:`TrainingProgress`, a tqdm bar for ``progress=``.
+chunks, the record), checkpoints (:class:`Checkpointing` to write them,
+:func:`read_checkpoint` and ``fit(..., resume=)`` to go on exactly where one was
+written), and :class:`TrainingProgress`, a tqdm bar for ``progress=``.
 Nothing here imports the model.
 """
 
 from xpnet._progress import TrainingProgress
 from xpnet._typing import SCHEDULES, Schedule
+from xpnet.training._checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    Checkpointing,
+    read_checkpoint,
+)
 from xpnet.training._loop import fit
 from xpnet.training._randomness import STREAMS, BatchSampler, distortion_noise, stream_keys
 from xpnet.training._record import (
@@ -32,9 +40,12 @@ from xpnet.training._settings import ComputeSettings, TrainSettings, num_iters_f
 from xpnet.training._step import TrainStep
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "SCHEDULES",
     "STREAMS",
     "BatchSampler",
+    "Checkpoint",
+    "Checkpointing",
     "ChunkCallback",
     "ComputeSettings",
     "EpochCallback",
@@ -55,6 +66,7 @@ __all__ = [
     "iterations_per_epoch",
     "learning_rates",
     "num_iters_for",
+    "read_checkpoint",
     "select_runner",
     "stream_keys",
 ]

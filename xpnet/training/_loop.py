@@ -13,16 +13,29 @@ drives them.
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 
 from xpnet import _checks
-from xpnet._interrupt import deferred_interrupt
-from xpnet._typing import Array, ArrayLike, JSONObject, Namespace, Params
+from xpnet._interrupt import Interruption, deferred_interrupt
+from xpnet._typing import Array, ArrayLike, Namespace, Params, map_params
 from xpnet.backend import to_numpy, using_threads
-from xpnet.errors import TrainingInterrupted
+from xpnet.errors import TrainingDivergedError, TrainingInterrupted
 from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
 from xpnet.optim import make_optimizer
+from xpnet.training._checkpoint import (
+    Checkpoint,
+    Checkpointing,
+    data_record,
+)
+from xpnet.training._checkpointing import (
+    CheckpointSaver,
+    generator_state,
+    restore_generator,
+    take_up,
+)
 from xpnet.training._randomness import BatchSampler, DrawnAhead, lab_rows, run_seed, stream_keys
 from xpnet.training._record import (
     ChunkCallback,
@@ -60,6 +73,8 @@ def fit(
     progress: ProgressCallback | None = None,
     on_epoch: EpochCallback | None = None,
     on_chunk: ChunkCallback | None = None,
+    checkpoint: Checkpointing | None = None,
+    resume: Checkpoint | None = None,
 ) -> TrainResult:
     """Train ``params`` by ``settings`` on rows ``X`` (N, D) and labels ``y`` (N,).
 
@@ -86,6 +101,19 @@ def fit(
         ``on_chunk(params)`` after every chunk of steps, before ``progress`` and
         ``on_epoch``, with the parameters so far (arrays that later steps may update in
         place: copy what you keep).
+    checkpoint : Checkpointing, optional
+        Write the run's checkpoint (:mod:`xpnet.training._checkpoint`) every
+        ``checkpoint.every`` epochs, at its end, and when it is stopped: by Ctrl-C or
+        SIGTERM (both then stop it after the current step or chunk), or by an exception
+        from a callback. A write that fails (a full disk) leaves the previous file whole
+        and warns; the run goes on.
+    resume : Checkpoint, optional
+        Continue the run a checkpoint holds (:func:`~xpnet.training.read_checkpoint`),
+        from its parameters (``params`` gives only the sizes) and its state: the result
+        is that of the run never stopped, bit for bit. ``settings`` and the data must be
+        the checkpoint's, but ``num_iters``, which may grow (to train longer; not with
+        the cosine schedule, whose rates it sets, nor for a run without a seed, whose
+        batches were drawn for its length). ``rng`` takes the state it had then.
 
     Returns
     -------
@@ -102,12 +130,16 @@ def fit(
     ------
     TypeError, ValueError
         For bad data or callbacks, or parameters of other sizes than the settings', or
-        ``early_stopping`` or ``restore_best`` without validation data.
+        ``early_stopping`` or ``restore_best`` without validation data, or a ``resume``
+        whose run differs from this one (the differences named).
+    xpnet.errors.ModelFileError
+        If ``resume``'s state does not fit its settings (a damaged file).
     xpnet.errors.TrainingDivergedError
         With the parameters of the last check with finite values.
     xpnet.errors.TrainingInterrupted
-        On Ctrl-C, with the parameters and the record after the last whole step (eager)
-        or chunk (compiled).
+        On Ctrl-C (or SIGTERM, with ``checkpoint``), with the parameters and the record
+        after the last whole step (eager) or chunk (compiled), and where the checkpoint
+        of that point was written.
     """
     sizes = (*params["W1"].shape, params["W2"].shape[1])
     if sizes != settings.sizes:
@@ -120,24 +152,34 @@ def fit(
                            ("on_chunk", on_chunk)):  # fmt: skip
         _checks.optional_callable(name, callback)
     X, y, validation = _checked_data(settings, X, y, X_val, y_val)
+    if checkpoint is not None and not isinstance(checkpoint, Checkpointing):
+        raise TypeError(f"checkpoint must be a Checkpointing, got {checkpoint!r}")
+    if resume is not None and not isinstance(resume, Checkpoint):
+        raise TypeError(f"resume must be a Checkpoint (read_checkpoint(path)), got {resume!r}")
+    data = data_record(X, y, validation) if checkpoint or resume else {}
+    if resume is not None:
+        resume.check_resumable(settings, int(X.shape[0]), data)
     callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
-    with using_threads(settings.thread_count(), settings.compute.resolved) as threads:
-        run = _Run(params, settings, X, y, validation, rng, blank)
-        stopped = run.loop(callbacks, on_epoch, on_chunk,
-                           report_every=PRINT_EVERY if verbose else None)  # fmt: skip
+    with using_threads(settings.thread_count(), settings.compute.resolved) as threads, \
+            deferred_interrupt(terminate=checkpoint is not None) as interruption:  # fmt: skip
+        run = Run(params, settings, X, y, validation, rng, blank, resume)
+        saver = CheckpointSaver(run, checkpoint, data, threads)
+        try:
+            stopped = run.loop(callbacks, on_epoch, on_chunk, interruption, saver,
+                               report_every=PRINT_EVERY if verbose else None)  # fmt: skip
+        except TrainingDivergedError:
+            raise
+        except BaseException:  # a callback's exception, or a second Ctrl-C mid-step
+            if run.consistent:
+                saver.save(final=True)
+            raise
+        finished = stopped or run.record.iterations >= settings.num_iters
+        written = saver.save(final=True)
     history = run.record.history()
-    record: JSONObject = {
-        "settings": {**settings.to_dict(), "num_train": int(X.shape[0])},
-        "path": run.runner.name,
-        "threads": threads,
-        "iterations": run.record.iterations,
-        "final_loss": history["loss_history"][-1] if history["loss_history"] else None,
-        "final_val_acc": history["val_acc_history"][-1] if history["val_acc_history"] else None,
-    }
-    if run.best is not None:
-        record.update(run.best.record(run.record.iterations // run.sampler.per_epoch))
-    if run.record.iterations < settings.num_iters and not stopped:
-        raise TrainingInterrupted(run.record.iterations, history, run.params, record)
+    record = saver.record(history)
+    if not finished:
+        raise TrainingInterrupted(run.record.iterations, history, run.params, record,
+                                  interruption.signal or signal.SIGINT, written)  # fmt: skip
     kept = run.best.best_params if run.best is not None else None
     return TrainResult(run.params if kept is None else kept, history, record)
 
@@ -167,7 +209,7 @@ def _checked_data(
     return X, y, (X_val, y_val)
 
 
-class _Run:
+class Run:
     """One training run's state: the step, its runner, the sampler, the data, the record."""
 
     def __init__(
@@ -179,6 +221,7 @@ class _Run:
         validation: tuple[Array, Array] | None,
         rng: np.random.Generator | None,
         blank: ArrayLike | None,
+        resume: Checkpoint | None = None,
     ) -> None:
         s, backend = settings, settings.compute.resolved
         xp, device, dtype = backend.xp, backend.device, backend.dtype(s.compute.dtype)
@@ -190,10 +233,19 @@ class _Run:
                                 decayed=frozenset(L2_WEIGHTS))  # fmt: skip
         self.step = TrainStep(xp, update, s.reg, s.dropout, s.augment)
         self.runner = select_runner(backend, self.step, s.compile)
-        # Without a generator, the lab's batches from NumPy's global state, then the seed.
-        drawn = lab_rows(backend, X.shape[0], s.batch_size, s.shuffle, s.num_iters) \
-            if rng is None else None  # fmt: skip
-        keys = stream_keys(xp, run_seed(rng), device)
+        if resume is None:
+            # Without a generator, the lab's batches from NumPy's global state, then the seed.
+            drawn = lab_rows(backend, X.shape[0], s.batch_size, s.shuffle, s.num_iters) \
+                if rng is None else None  # fmt: skip
+            self.seed = run_seed(rng)
+        else:
+            drawn = None if resume.lab_rows is None else backend.asarray(resume.lab_rows)
+            self.seed = resume.seed
+            restore_generator(rng, resume)
+        #: The generator's state after the run drew its seed, for a checkpoint.
+        self.rng_state = None if rng is None else generator_state(rng.bit_generator.state)
+        self.lab_rows = drawn
+        keys = stream_keys(xp, self.seed, device)
         self.sampler = BatchSampler(xp, keys["key_batch"], X.shape[0], s.batch_size, s.shuffle,
                                     drawn)  # fmt: skip
         augment = s.augment
@@ -204,12 +256,20 @@ class _Run:
             **keys,
             **(augment.constants(xp, dtype, device) if augment is not None else {}),
         }
-        self.record = RunRecord(xp, params, check_every=min(self.sampler.per_epoch, 100))
-        start = copied(xp, params)  # the run's own arrays: the caller's stay as they are
+        on_device = map_params(lambda p: backend.asarray(p, dtype), resume.params) \
+            if resume is not None else params  # fmt: skip
+        self.record = RunRecord(xp, on_device, check_every=min(self.sampler.per_epoch, 100))
+        start = copied(xp, on_device)  # the run's own arrays: the caller's stay as they are
         self.state: TrainState = {"params": start, "optimizer": update.init(xp, start)}
-        #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.
         self.best = BestEpoch(xp, s.early_stopping, s.patience, s.restore_best) \
             if needs_validation(s.early_stopping, s.restore_best) else None  # fmt: skip
+        #: Where early stopping stopped the run (None: it has not).
+        self.stopped_epoch: int | None = None
+        #: Whether the state is that after a whole step (or chunk), recorded: a checkpoint's.
+        self.consistent = True
+        if resume is not None:
+            take_up(self, resume)
+        #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.
         self.drawn = DrawnAhead(xp, self.data, s.hidden_size, dropout=s.dropout,
                                 augment=augment) if self.runner.draws_ahead else None  # fmt: skip
 
@@ -220,18 +280,21 @@ class _Run:
 
     def loop(
         self, callbacks: list[ProgressCallback], on_epoch: EpochCallback | None,
-        on_chunk: ChunkCallback | None, report_every: int | None,
+        on_chunk: ChunkCallback | None, interrupted: Interruption, saver: CheckpointSaver,
+        report_every: int | None,
     ) -> bool:  # fmt: skip
         """Run the steps; return whether ``on_epoch`` or early stopping stopped them.
         Chunks end after every iteration that is a multiple of ``report_every``, for the
-        callbacks to see (and after every epoch, where early stopping looks)."""
+        callbacks to see (and after every epoch, where early stopping looks). A resumed
+        run cuts its first epoch as the run it continues did, from the epoch's start."""
         s, record, per_epoch, xp = self.settings, self.record, self.sampler.per_epoch, self.xp
-        stopped, host_rates = False, np.zeros(1)
+        stopped, host_rates = self.stopped_epoch is not None, np.zeros(1)
         # NaN and infinity are the run's to detect (RunRecord.check), not NumPy's to warn of.
-        with deferred_interrupt() as interrupted, np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):
             while record.iterations < s.num_iters and not (stopped or interrupted()):
-                first = record.iterations
-                batches = self.sampler.epoch(first // per_epoch)
+                epoch = record.iterations // per_epoch
+                first, done = epoch * per_epoch, record.iterations - epoch * per_epoch
+                batches = self.sampler.epoch(epoch)
                 length = min(per_epoch, s.num_iters - first)
                 steps = xp.arange(first, first + length, dtype=xp.int32,
                                   device=self.backend.device)  # fmt: skip
@@ -241,17 +304,20 @@ class _Run:
                 )  # fmt: skip
                 rates = Rates(host_rates, self.backend.asarray(host_rates, dtype=self.dtype))
                 for chunk in chunks(length, first, self.runner.max_chunk, report_every):
+                    if chunk.stop <= done:  # taken before the checkpoint
+                        continue
                     if interrupted():
                         break
-                    epoch_end = self._run_chunk(batches, steps, chunk, rates, callbacks, on_chunk)
-                    if epoch_end and self._best_says_stop():
-                        stopped = True
-                        break
-                    if epoch_end and on_epoch is not None:
+                    chunk = slice(max(chunk.start, done), chunk.stop)
+                    epoch_end, stopped = self._run_chunk(batches, steps, chunk, rates, callbacks,
+                                                         on_chunk)  # fmt: skip
+                    if epoch_end and not stopped and on_epoch is not None:
                         stopped = bool(on_epoch(record.iterations // per_epoch,
                                                 *record.epoch_summary(per_epoch)))  # fmt: skip
-                        if stopped:
-                            break
+                    if epoch_end and not stopped:
+                        saver.save_after_epoch(record.iterations // per_epoch)
+                    if stopped:
+                        break
         if record.iterations > record.checked:
             self._check(float(host_rates[-1]))
         return stopped
@@ -259,16 +325,19 @@ class _Run:
     def _run_chunk(
         self, batches: Array, steps: Array, chunk: slice, rates: Rates,
         callbacks: list[ProgressCallback], on_chunk: ChunkCallback | None,
-    ) -> bool:  # fmt: skip
-        """Run one chunk of steps of an epoch; return whether the epoch ended with it."""
+    ) -> tuple[bool, bool]:  # fmt: skip
+        """Run one chunk of steps of an epoch; return whether the epoch ended with it, and
+        whether early stopping stops the run there."""
         xp, record = self.xp, self.record
         inputs = {"batch": batches[chunk, :], "step": steps[chunk]}
         if self.drawn is not None:
             inputs.update(self.drawn.take(batches, steps, chunk))
+        self.consistent = False  # until the chunk's steps are recorded
         self.state, losses = self.runner(self.state, self.data, inputs, rates[chunk])
         record.add_losses(losses)
         rate = float(rates.host[chunk.stop - 1])
         epoch_end = record.iterations % self.sampler.per_epoch == 0  # chunks end there
+        stop = False
         if epoch_end:  # the accuracy on the epoch's last batch, and on the validation set
             last = batches[chunk.stop - 1, :]
             X_last, y_last = xp.take(self.X, last, axis=0), xp.take(self.y, last, axis=0)
@@ -277,13 +346,15 @@ class _Run:
                 _accuracy(xp, self.params, X_last, y_last),
                 None if validated is None else _accuracy(xp, self.params, *validated),
             )
+            stop = self._best_says_stop()
+        self.consistent = True
         if on_chunk is not None:
             on_chunk(self.params)
         for callback in callbacks:
             callback(record.iterations - 1, losses[-1], rate)
         if record.check_due:
             self._check(rate)
-        return epoch_end
+        return epoch_end, stop
 
     def _best_says_stop(self) -> bool:
         """At an epoch end, with early stopping or restore_best: one wait for the
@@ -292,7 +363,9 @@ class _Run:
             return False
         epoch = self.record.iterations // self.sampler.per_epoch
         val_acc = float(to_numpy(self.record.val_accs[-1]))
-        return self.best.update(epoch, val_acc, self.params)
+        stop = self.best.update(epoch, val_acc, self.params)
+        self.stopped_epoch = self.best.stopped_epoch
+        return stop
 
     def _check(self, learning_rate: float) -> None:
         """Check the run for divergence; on it, raise with the last finite parameters."""

@@ -145,6 +145,17 @@ class RunRecord:
         self.iterations = 0
         self.checked = 0
         self.checkpoint = copied(xp, params)
+        #: The accuracies of a resumed run's earlier epochs, as floats (:meth:`resume`).
+        self.earlier: History = {"train_acc_history": [], "val_acc_history": []}
+
+    def resume(self, losses: Array, history: History) -> None:
+        """Begin where a checkpoint's run stopped: its ``losses`` (K,) on the device, in the
+        dtype the steps' losses have, and the accuracies of its ``history``. The run's
+        parameters at this point count as checked."""
+        self.losses.append(losses)
+        self.iterations = self.checked = int(losses.shape[0])
+        for name in self.earlier:
+            self.earlier[name] = list(history[name])
 
     def add_losses(self, losses: Array) -> None:
         """Record the (K,) losses of a chunk."""
@@ -196,10 +207,11 @@ class RunRecord:
     def history(self, iterations: int | None = None) -> History:
         """The losses (the first ``iterations`` of them) and accuracies, as Python floats."""
         losses = self._floats(self.losses, concat=True)
+        earlier = self.earlier
         return {
             "loss_history": losses[:iterations] if iterations is not None else losses,
-            "train_acc_history": self._floats(self.train_accs),
-            "val_acc_history": self._floats(self.val_accs),
+            "train_acc_history": earlier["train_acc_history"] + self._floats(self.train_accs),
+            "val_acc_history": earlier["val_acc_history"] + self._floats(self.val_accs),
         }
 
     def _unchecked_losses(self) -> Array | None:

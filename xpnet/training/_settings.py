@@ -31,7 +31,13 @@ from xpnet.hyperparameters import Hyperparameters, rows
 from xpnet.training._record import iterations_per_epoch
 from xpnet.training._runners import compiled_runner_kind
 
-__all__ = ["ComputeSettings", "TrainSettings", "num_iters_for"]
+__all__ = ["NETWORK_FIELDS", "ComputeSettings", "TrainSettings", "num_iters_for"]
+
+#: The :class:`TrainSettings` fields that describe the network itself:
+#: :meth:`xpnet.TwoLayerNet.train` takes them from the net, and every other field as a keyword.
+NETWORK_FIELDS = frozenset(
+    {"input_size", "hidden_size", "output_size", "init", "std", "seed", "compute"}
+)
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,36 @@ class TrainSettings(Hyperparameters):
         D, H, _ = self.sizes
         size = product_size(self.batch_size, D, H)
         return resolve_threads(self.threads, size, self.compute.resolved)
+
+    @classmethod
+    def of_network(
+        cls, sizes: tuple[int, int, int], network: dict[str, Any], *, rows: int,
+        epochs: int | None, num_iters: int | None, learning_rate_decay: float | None,
+        **fields: Any,
+    ) -> TrainSettings:  # fmt: skip
+        """The settings of a :meth:`xpnet.TwoLayerNet.train` call: the network's ``sizes``
+        (D, H, C) and the rest of its :data:`NETWORK_FIELDS` (``network``), and the call's
+        run ``fields``, with the lab's defaults: ``num_iters`` (or ``epochs`` of ``rows``
+        rows) 100, ``learning_rate_decay`` 0.95 (1.0 with the cosine schedule).
+
+        Raises
+        ------
+        TypeError
+            For a field that is no run field (naming those there are), or as ``__init__``.
+        """
+        # Any: the fields' values, of every type, checked by __init__.
+        run_fields = {f.name for f in dataclasses.fields(cls)} - NETWORK_FIELDS
+        if unknown := sorted(fields.keys() - run_fields):
+            raise TypeError(
+                f"train() got {unknown}: it takes epochs, on_epoch and TrainSettings' fields "
+                f"{sorted(run_fields)}; the network's {sorted(NETWORK_FIELDS)} go to TwoLayerNet()"
+            )
+        if learning_rate_decay is None:  # the step schedule's factor; cosine takes none
+            learning_rate_decay = 1.0 if fields.get("schedule") == "cosine" else 0.95
+        D, H, C = sizes
+        steps = num_iters_for(num_iters, epochs, rows, fields.get("batch_size", 200))
+        return cls(input_size=D, hidden_size=H, output_size=C, num_iters=steps,
+                   learning_rate_decay=learning_rate_decay, **network, **fields)  # fmt: skip
 
     def replace(self, **changes: Any) -> TrainSettings:
         """A copy with some fields replaced, validated again."""

@@ -59,6 +59,19 @@ class BestEpoch:
         self.stopped_epoch: int | None = None
         self.best_params: Params | None = None
 
+    def state(self) -> JSONObject:
+        """What a checkpoint records of it (the best parameters aside)."""
+        return {"best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                "stopped_epoch": self.stopped_epoch}  # fmt: skip
+
+    def resume(
+        self, best_acc: float, best_epoch: int | None, stopped_epoch: int | None,
+        best_params: Params | None,
+    ) -> None:  # fmt: skip
+        """Take up a checkpoint's best epoch (its parameters on the run's device)."""
+        self.best_acc, self.best_epoch, self.stopped_epoch = best_acc, best_epoch, stopped_epoch
+        self.best_params = best_params if self.restore_best else None
+
     def update(self, epoch: int, val_acc: float, params: Params) -> bool:
         """Take epoch ``epoch``'s (from 1) validation accuracy and its parameters (copied
         if it is the best); return whether the run stops here."""
