@@ -66,7 +66,7 @@ numpydoc_attributes_as_param_list = False
 # There is no network here for intersphinx's inventories: names from the standard library
 # and from other projects in signatures and docstrings are shown, not linked.
 nitpick_ignore_regex = [
-    ("py:.*", r"(collections\.abc|os|pathlib|types|typing|socket|http|enum)\.\w+"),
+    ("py:.*", r"(collections\.abc|os|pathlib|types|typing|socket|http|enum|signal)\.\w+"),
     ("py:.*", r"(numpy|np|npt|torch|jax|cupy|sklearn|starlette|uvicorn|matplotlib)(\..+)?"),
     ("py:.*", r"(array_api_compat|array_api_strict|optuna|dask|distributed|ndonnx|onnx)(\..+)?"),
     ("py:.*", r"(onnxruntime|threadpoolctl)(\..+)?"),

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib.image
@@ -56,7 +57,8 @@ def short_run(tmp_path_factory, mnist_dir):
 @pytest.mark.mnist
 def test_train_writes_every_file(short_run):
     out, result = short_run
-    names = {"model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png"}
+    names = {"model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png",
+             "checkpoint.npz"}  # fmt: skip
     assert {p.name for p in out.iterdir()} == names
     for name in names:
         assert f"{out / name}" in result.stdout
@@ -420,8 +422,9 @@ def test_train_replaces_another_run_only_with_overwrite(mnist_dir, tmp_path):
     assert again.returncode == 1
     assert again.stderr == (
         f"xpnet: error: output directory {out} holds another run's files (model.npz, "
-        "history.json, loss_accuracy.png, weights.png, confusion.png); give --overwrite to "
-        "replace it, or choose another directory\n"
+        "history.json, loss_accuracy.png, weights.png, confusion.png, checkpoint.npz); give "
+        "--overwrite to replace it, or choose another directory (or resume that run from its "
+        "checkpoint)\n"
     )
     assert again.stdout == ""  # refused before any training
     assert (out / "model.npz").read_bytes() == model
@@ -845,3 +848,52 @@ def test_tune_help_shares_the_compute_and_data_options(capsys, monkeypatch):
     assert "--weight-decay LOW HIGH the range of weight_decay (log scale)" in text
     assert "the array library (default: numpy)" in text
     assert "/usr/share/datasets/fashion-mnist" in text
+
+
+def _long_run(mnist_dir, out, *extra):
+    """A run of 2,000 steps on 10,000 images, a checkpoint every 2 epochs (100 steps)."""
+    return ("train", "--train-size", "10000", "--epochs", "20", "--checkpoint-every", "2",
+            "--data-dir", str(mnist_dir), "--output-dir", str(out), *extra)  # fmt: skip
+
+
+@pytest.mark.mnist
+def test_sigterm_then_resume_ends_as_the_run_never_stopped(mnist_dir, tmp_path):
+    reference = run(*_long_run(mnist_dir, tmp_path / "reference"))
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "xpnet.cli", *_long_run(mnist_dir, out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not (out / "checkpoint.npz").exists():
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert f"saved the model trained so far to {out / 'model.npz'} and its checkpoint; " \
+        f"go on with: xpnet train --resume {out}" in stdout  # fmt: skip
+    resumed = run("train", "--resume", str(out), "--data-dir", str(mnist_dir))
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"; resuming at iteration [1-9][\d,]* of 2,000\n", resumed.stdout)
+    assert resumed.stdout.split("\n")[1:3] == reference.stdout.split("\n")[1:3]  # accuracies
+    ours, theirs = np.load(out / "model.npz"), np.load(tmp_path / "reference" / "model.npz")
+    assert all(np.array_equal(ours[name], theirs[name]) for name in ("W1", "b1", "W2", "b2"))
+    history = json.loads((out / "history.json").read_text())
+    assert history == json.loads((tmp_path / "reference" / "history.json").read_text())
+
+
+@pytest.mark.mnist
+def test_resume_refuses_other_settings_and_a_directory_without_a_checkpoint(mnist_dir, tmp_path):
+    assert run(*quick(mnist_dir, tmp_path)).returncode == 0
+    other = run("train", "--resume", str(tmp_path), "--learning-rate", "0.5", "--data-dir",
+                str(mnist_dir))  # fmt: skip
+    assert other.returncode == 1
+    assert other.stderr.startswith(f"xpnet: error: cannot resume from {tmp_path}/checkpoint.npz")
+    assert "learning_rate 0.5 (the checkpoint's: 0.001)" in other.stderr
+    assert other.stderr.count("\n") == 1
+    assert run("train", "--resume", str(tmp_path), "--num-iters", "90", "--data-dir",
+               str(mnist_dir)).returncode == 0  # longer: fine  # fmt: skip
+    assert TwoLayerNet.load(tmp_path / "model.npz").last_training["iterations"] == 90
+    empty = run("train", "--resume", str(tmp_path / "nothing"), "--data-dir", str(mnist_dir))
+    assert empty.returncode == 1
+    missing = tmp_path / "nothing" / "checkpoint.npz"
+    assert empty.stderr == f"xpnet: error: {missing}: file not found\n"

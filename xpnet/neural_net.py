@@ -35,6 +35,7 @@ from xpnet.functional import forward, softmax, softmax_loss
 from xpnet.metrics import accuracy
 from xpnet.preprocess import Preprocessing
 from xpnet.training import (
+    NETWORK_FIELDS,
     Checkpoint,
     Checkpointing,
     ComputeSettings,
@@ -44,7 +45,6 @@ from xpnet.training import (
     fit,
     read_checkpoint,
 )
-from xpnet.training._settings import NETWORK_FIELDS
 
 __all__ = ["INITS", "NETWORK_FIELDS", "TwoLayerNet"]
 
@@ -285,7 +285,7 @@ class TwoLayerNet:
             says what may differ); the history returned is the whole run's.
         **settings
             The other fields of :class:`~xpnet.training.TrainSettings` (``optimizer``,
-            ``dropout``, ``augment``, ``threads``, ...) but :data:`NETWORK_FIELDS`.
+            ``dropout``, ``augment``, ``threads``, ...) but :data:`~xpnet.training.NETWORK_FIELDS`.
 
         Returns
         -------

@@ -57,6 +57,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """An option's value that must be a whole number of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {value}")
+    return value
+
+
 def add_compute_options(
     parser: argparse.ArgumentParser, dtype_default: str | None = "float64", threads: bool = False
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from xpnet.cli._options import (
     add_compute_options,
     add_data_options,
     flag,
+    non_negative_int,
     positive_int,
 )
 from xpnet.errors import TrainingInterrupted
@@ -27,13 +29,14 @@ from xpnet.pipeline import (
     PreparedData,
     RunPlan,
     check_output_dir,
+    plan_resumed,
     plan_run,
     prepare_data,
     run_plan,
     save_run,
 )
 from xpnet.recipes import RECIPES, Recipe
-from xpnet.training import compiled_runner_kind
+from xpnet.training import CHECKPOINT_FILE, Checkpoint, compiled_runner_kind, read_checkpoint
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,15 +61,33 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output-dir",
         type=Path,
-        default=Path("xpnet-output"),
-        help="where model.npz, history.json and the plots go (created with the first file)"
-        + DEFAULT,
+        help="where model.npz, history.json, the plots and checkpoint.npz go (created with "
+        "the first file; default: xpnet-output, or the --resume directory)",
     )
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the run in --output-dir (without it, a directory that holds a run's "
         "files is refused before any training)",
+    )
+    group = parser.add_argument_group("checkpoints")
+    group.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="write checkpoint.npz into the output directory every N epochs, at the end, "
+        "and when the run is stopped (Ctrl-C or SIGTERM stop it after the current step); "
+        "0: only then" + DEFAULT,
+    )
+    group.add_argument(
+        "--resume",
+        type=Path,
+        metavar="DIR",
+        help="continue the run whose checkpoint.npz is in DIR, exactly as if it had never "
+        "stopped, with its recipe, seed and compute options (options left at their "
+        "defaults take the checkpoint's; others must be its), writing into DIR; "
+        "--epochs N or --num-iters N trains it longer",
     )
 
 
@@ -134,50 +155,105 @@ def plan_of(args: argparse.Namespace, data: PreparedData | None = None) -> RunPl
 def _train(args: argparse.Namespace) -> int:
     # Everything is checked before anything is created, read or printed; the output
     # directory is made with the first file, so a failed run leaves none behind.
-    plan = plan_of(args)
+    resume = _resumed(args)
+    plan = plan_of(args) if resume is None else resumed_plan_of(args, resume)
+    output_dir = args.output_dir or args.resume or Path("xpnet-output")
+    if resume is not None and output_dir != args.resume:
+        raise ValueError(
+            f"--resume {args.resume} writes the run into that directory; leave out "
+            f"--output-dir {args.output_dir}, or copy the directory there first"
+        )
     # before any training is spent
-    out = check_output_dir(args.output_dir, create=False, overwrite=args.overwrite)
-    data = prepare_data(plan.recipe.preprocessing, dataset=args.dataset, data_dir=args.data_dir)
-    data = data.first(args.train_size)
+    out = check_output_dir(output_dir, create=False, overwrite=args.overwrite or bool(resume))
+    data = prepare_data(plan.recipe.preprocessing, dataset=plan.dataset, data_dir=args.data_dir)
+    train_size = args.train_size if resume is None else \
+        args.train_size or _recorded_rows(resume)  # fmt: skip
+    data = data.first(train_size)
     if getattr(args, "epochs", None) is not None and data.X_train.shape[0] != TRAIN_ROWS:
-        plan = plan_of(args, data)  # epochs of these files
+        plan = plan_of(args, data) if resume is None else resumed_plan_of(args, resume, data)
+    if resume is not None:  # the settings before any training (the data, as it starts)
+        resume.check_resumable(plan.settings, data.X_train.shape[0])
     backend, D, H, C = plan.settings.compute.resolved, *plan.settings.sizes
     kind = compiled_runner_kind(backend)
-    print(
-        f"training {D}-{H}-{C} on {args.dataset} ({data.X_train.shape[0]:,} images) with "
-        f"{backend} {args.dtype}, {kind.name if kind is not None else 'eager loop'}, "
-        f"{_threads_shown(plan.settings.thread_count(), backend)}, recipe {args.recipe}",
-        flush=True,
-    )
     recipe = plan.recipe
-    bar = TrainingProgress(recipe.num_iters)
+    print(
+        f"training {D}-{H}-{C} on {plan.dataset} ({data.X_train.shape[0]:,} images) with "
+        f"{backend} {plan.settings.compute.dtype}, "
+        f"{kind.name if kind is not None else 'eager loop'}, "
+        f"{_threads_shown(plan.settings.thread_count(), backend)}, "
+        + (f"recipe {args.recipe}" if resume is None else "the checkpoint's recipe")
+        + (f"; resuming at iteration {resume.iterations:,} of {recipe.num_iters:,}"
+           if resume is not None else ""),
+        flush=True,
+    )  # fmt: skip
+    bar = TrainingProgress(recipe.num_iters, initial=resume.iterations if resume else 0)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore", RuntimeWarning)  # divergence is reported, not warned
-            result = run_plan(plan, data=data, progress=bar)
+            warnings.filterwarnings("default", "could not write the checkpoint")
+            result = run_plan(plan, data=data, progress=bar, checkpoint=out / CHECKPOINT_FILE,
+                              checkpoint_every=args.checkpoint_every,
+                              resume=resume)  # fmt: skip
     except TrainingInterrupted as stop:
         bar.close()
         if getattr(stop, "result", None) is None:
             raise
-        save_run(stop.result, out, overwrite=args.overwrite)
+        save_run(stop.result, out, overwrite=True)
         print(
-            f"interrupted after {stop.iterations} of {recipe.num_iters} iterations; saved "
-            f"the model trained so far to {out / 'model.npz'}"
-        )
-        return 130
+            f"interrupted ({stop.signal.name}) after {stop.iterations:,} of "
+            f"{recipe.num_iters:,} iterations; saved the model trained so far to "
+            f"{out / 'model.npz'}"
+            + (f" and its checkpoint; go on with: xpnet train --resume {shlex.quote(str(out))}"
+               if stop.checkpoint is not None else "")
+        )  # fmt: skip
+        return 128 + stop.signal.value
     finally:
         bar.close()
     try:
         # saved before anything more is printed
-        written = save_run(result, out, overwrite=args.overwrite)
+        written = save_run(result, out, overwrite=True)
     except OSError:  # the directory went read-only or full: the measurements are still told
         _print_accuracies(result.val_acc, result.test_acc)
         raise
     _print_accuracies(result.val_acc, result.test_acc)
     if "stopped_epoch" in (record := result.net.last_training or {}):
         print(_stopping_line(record), flush=True)
+    if (out / CHECKPOINT_FILE).is_file():  # written by the run (unless the disk was full)
+        written.append(out / CHECKPOINT_FILE)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def _resumed(args: argparse.Namespace) -> Checkpoint | None:
+    """The checkpoint ``--resume DIR`` names, read and checked (None without it)."""
+    if args.resume is None:
+        return None
+    return read_checkpoint(args.resume / CHECKPOINT_FILE)
+
+
+def resumed_plan_of(
+    args: argparse.Namespace, checkpoint: Checkpoint, data: PreparedData | None = None
+) -> RunPlan:
+    """The run ``--resume`` continues: the checkpoint's, with the options given that are
+    not at their defaults (resuming refuses those that differ from the checkpoint's)."""
+    overrides = {row.name: getattr(args, row.name) for row in rows(Recipe) if row.name in args}
+    defaults = {"backend": "numpy", "dtype": "float64", "dataset": "mnist", "seed": 0,
+                "threads": None, "device": None}  # fmt: skip
+    given = {name: getattr(args, name) for name, default in defaults.items()
+             if getattr(args, name) != default}  # fmt: skip
+    if args.recipe != "lab":
+        raise ValueError(
+            "--resume takes the recipe the checkpoint records; leave out --recipe (give "
+            "--epochs N to train longer)"
+        )
+    return plan_resumed(checkpoint, data=data, epochs=getattr(args, "epochs", None),
+                        **given, **overrides)  # fmt: skip
+
+
+def _recorded_rows(checkpoint: Checkpoint) -> int | None:
+    """The training rows the checkpoint's run trained on."""
+    rows = checkpoint.settings.get("num_train")
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
 
 
 def _threads_shown(threads: int, backend: Backend) -> str:

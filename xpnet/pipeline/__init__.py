@@ -14,13 +14,15 @@ A run in its steps, each a module of its own: the data read and preprocessed
 before anything is read (:func:`plan_run`, ``_plan``); the network built, trained and
 measured (:func:`run_plan`: :func:`make_net` then :func:`train_and_measure`, ``_run``);
 its files written (:func:`save_run`, ``_outputs``); a saved model measured again
-(:func:`evaluate`, ``_evaluate``).
+(:func:`evaluate`, ``_evaluate``); a run planned again from its checkpoint, to resume
+it (:func:`plan_resumed`, ``_resume``).
 """
 
 from xpnet.pipeline._data import TRAIN_ROWS, PreparedData, prepare_data
 from xpnet.pipeline._evaluate import Evaluation, check_plots_dir, evaluate
 from xpnet.pipeline._outputs import check_output_dir, save_run
 from xpnet.pipeline._plan import RunPlan, plan_run, recipe_with
+from xpnet.pipeline._resume import plan_resumed
 from xpnet.pipeline._run import (
     RunMetadata,
     RunResult,
@@ -41,6 +43,7 @@ __all__ = [
     "check_plots_dir",
     "evaluate",
     "make_net",
+    "plan_resumed",
     "plan_run",
     "prepare_data",
     "recipe_with",

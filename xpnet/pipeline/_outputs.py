@@ -19,6 +19,7 @@ from xpnet._wording import setting
 from xpnet.data import mnist
 from xpnet.neural_net import TwoLayerNet
 from xpnet.pipeline._run import RunResult
+from xpnet.training import CHECKPOINT_FILE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,8 +27,11 @@ if TYPE_CHECKING:
 __all__ = ["check_output_dir", "refuse_another_run", "save_plots", "save_run", "write_figures"]
 
 
-#: The files a run writes into its output directory.
-RUN_FILES = ("model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png")
+#: The files a run writes into its output directory (its checkpoint with them).
+RUN_FILES = (
+    "model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png",
+    CHECKPOINT_FILE,
+)  # fmt: skip
 
 
 def check_output_dir(
@@ -37,7 +41,8 @@ def check_output_dir(
     training is spent.
 
     Unless ``overwrite``, a directory that holds another run (any of its files:
-    ``model.npz``, ``history.json`` and the three plots) is refused, so that one run never
+    ``model.npz``, ``history.json``, the three plots and ``checkpoint.npz``) is refused,
+    so that one run never
     silently replaces another; an empty or absent directory, or one with other files only,
     is fine. None of the run's files there may
     be a FIFO, a device or a directory.
@@ -72,9 +77,10 @@ def refuse_another_run(path: Path, files: Sequence[str]) -> None:
     """
     held = [name for name in files if (path / name).is_file()]
     if held:
+        resume = " (or resume that run from its checkpoint)" if CHECKPOINT_FILE in held else ""
         raise FileExistsError(
             f"output directory {path} holds another run's files ({', '.join(held)}); give "
-            f"{setting('overwrite', True)} to replace it, or choose another directory"
+            f"{setting('overwrite', True)} to replace it, or choose another directory{resume}"
         )
 
 

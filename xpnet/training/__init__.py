@@ -36,11 +36,17 @@ from xpnet.training._record import (
     learning_rates,
 )
 from xpnet.training._runners import Runner, compiled_runner_kind, select_runner
-from xpnet.training._settings import ComputeSettings, TrainSettings, num_iters_for
+from xpnet.training._settings import (
+    NETWORK_FIELDS,
+    ComputeSettings,
+    TrainSettings,
+    num_iters_for,
+)
 from xpnet.training._step import TrainStep
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "NETWORK_FIELDS",
     "SCHEDULES",
     "STREAMS",
     "BatchSampler",

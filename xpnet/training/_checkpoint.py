@@ -117,8 +117,8 @@ class Checkpoint:
         The run's settings as :meth:`xpnet.training.TrainSettings.to_dict` gives them,
         with ``num_train``.
     data : dict
-        The sizes and fingerprints (:func:`data_fingerprint`) of the training and
-        validation data.
+        Fingerprints of the training and validation data
+        (:func:`~xpnet.training._checkpoint.data_record`).
     metadata : dict
         The whole file's metadata (what the caller added: dataset, recipe, ...).
     """
@@ -139,9 +139,12 @@ class Checkpoint:
     data: JSONObject
     metadata: JSONObject
 
-    def check_resumable(self, settings: TrainSettings, num_train: int, data: JSONObject) -> None:
+    def check_resumable(
+        self, settings: TrainSettings, num_train: int, data: JSONObject | None = None
+    ) -> None:
         """Refuse to go on with this run by ``settings`` on ``num_train`` rows of ``data``
-        (:func:`data_record`) if it is not this run, naming what differs.
+        (:func:`~xpnet.training._checkpoint.data_record`; None: the data is not checked)
+        if it is not this run, naming what differs.
 
         Raises
         ------
@@ -156,8 +159,8 @@ class Checkpoint:
             f"{name} {planned.get(name)!r} (the checkpoint's: {self.settings.get(name)!r})"
             for name in sorted(set(self.settings) | set(planned))
             if name not in MAY_CHANGE and self.settings.get(name) != planned.get(name)
-        ] + [f"the {name.replace('_', ' ')} (not the checkpoint's)" for name in sorted(data)
-             if self.data.get(name) != data[name]]  # fmt: skip
+        ] + [f"the {name.replace('_', ' ')} (not the checkpoint's)" for name in sorted(self.data)
+             if self.data.get(name) != (data or self.data).get(name)]  # fmt: skip
         where = f"cannot resume from {self.path}"
         if differ:
             raise ValueError(

@@ -248,9 +248,9 @@ class TrainSettings(Hyperparameters):
         **fields: Any,
     ) -> TrainSettings:  # fmt: skip
         """The settings of a :meth:`xpnet.TwoLayerNet.train` call: the network's ``sizes``
-        (D, H, C) and the rest of its :data:`NETWORK_FIELDS` (``network``), and the call's
-        run ``fields``, with the lab's defaults: ``num_iters`` (or ``epochs`` of ``rows``
-        rows) 100, ``learning_rate_decay`` 0.95 (1.0 with the cosine schedule).
+        (D, H, C) and the rest of its :data:`~xpnet.training.NETWORK_FIELDS` (``network``),
+        and the call's run ``fields``, with the lab's defaults: ``num_iters`` (or ``epochs``
+        of ``rows`` rows) 100, ``learning_rate_decay`` 0.95 (1.0 with the cosine schedule).
 
         Raises
         ------
