@@ -481,8 +481,8 @@ def test_help_shows_defaults_and_the_output_directory(capsys):
     with pytest.raises(SystemExit):
         main(["train", "-h"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "where model.npz, history.json and the plots go" in text
-    assert "(default: xpnet-output)" in text
+    assert "where model.npz, history.json, the plots and checkpoint.npz go" in text
+    assert "default: xpnet-output, or the --resume directory" in text
     assert "lab 175, fast 128" in text  # each hyperparameter shows the recipes' values
 
 

@@ -26,6 +26,8 @@ import pytest
 optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optuna distributed")
 pytest.importorskip("distributed", reason="xpnet tune needs pip install optuna distributed")
 
+from xpnet import TwoLayerNet  # noqa: E402
+from xpnet.pipeline import prepare_data, run  # noqa: E402
 from xpnet.tune import Choices, Range, tune  # noqa: E402
 from xpnet.tune._study import open_storage, storage_spec  # noqa: E402
 
@@ -216,6 +218,16 @@ def test_a_worker_killed_mid_trial_fails_its_trial_and_it_runs_again(dask_cluste
     assert again["worker"] != killed[0]
     assert len(finished(rows)) == 4  # the failed one does not count
     assert "RUNNING" not in [r["state"] for r in result.trials]
+    # It went on from the lost run's last checkpoint (it had reported an epoch), and ends
+    # with the numbers of those settings trained without a loss.
+    assert int(again["resumed_at"]) > 0
+    assert all(row["resumed_at"] == "" for row in rows if row is not again)
+    data = prepare_data("scale_and_center", data_dir=mnist_dir).first(SMALL["train_size"])
+    recorded = ("number", "state", "value", "seconds", "worker", "error", "resumed_at")
+    params = {name: int(value) if value.isdigit() else float(value)
+              for name, value in again.items() if name not in recorded}  # fmt: skip
+    never_lost = run("fast", dtype="float32", seed=0, data=data, threads=1, **params)
+    assert float(again["value"]) == never_lost.val_acc
 
 
 @pytest.fixture
@@ -793,3 +805,25 @@ def test_a_search_says_its_budget_and_time_left_and_its_command_trains_the_best_
     assert trained.returncode == 0, trained.stderr
     assert "(2,000 images)" in trained.stdout
     assert f"validation accuracy: {float(best['value']):.4f}" in trained.stdout
+
+
+def test_early_stopping_stops_every_trial_and_the_retraining(tmp_path, mnist_dir):
+    """--early-stopping, --patience and --restore-best fix the rule for every trial and
+    the retraining; the best settings' command carries them."""
+    result = xpnet(
+        "tune", "--trials", "2", "--workers", "2", *SMALL_ARGS[:-9], "--hidden-size", "32", "32",
+        "--num-iters", "3000", "3000", "--batch-size", "128", "--early-stopping",
+        "--patience", "1", "--restore-best", "--data-dir", str(mnist_dir),
+        "--output-dir", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (command,) = [line for line in result.stdout.splitlines() if "xpnet train" in line]
+    for option in (" --early-stopping ", " --patience 1 ", " --restore-best "):
+        assert option in command + " "
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage_spec(None, tmp_path))
+    for trial in study.trials:  # 3,000 iterations are 76 epochs: each trial stopped long before
+        assert trial.state.name == "COMPLETE"
+        assert max(trial.intermediate_values) < 76
+    record = TwoLayerNet.load(tmp_path / "best" / "model.npz").last_training
+    assert 0 < record["stopped_epoch"] < 76
+    assert record["kept_epoch"] == record["stopped_epoch"] - 1

@@ -22,7 +22,11 @@ from xpnet.cli._options import (
 )
 from xpnet.errors import TuneInterrupted
 from xpnet.hyperparameters import rows
+from xpnet.pipeline import recipe_with
 from xpnet.recipes import RECIPES
+
+#: The hyperparameters of early stopping, the same for every trial and the retraining.
+STOPPING = ("early_stopping", "patience", "restore_best")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +53,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
             space.add_argument(name, type=row.kind, nargs=2, metavar=("LOW", "HIGH"), dest=dest,
                                help=f"the range of {row.name} ({scale})")  # fmt: skip
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="lab")
+    stopping = parser.add_argument_group("every trial's early stopping (default: the recipe's)")
+    for row in rows():
+        if row.name in STOPPING:
+            action = argparse.BooleanOptionalAction if row.kind is bool else None
+            stopping.add_argument(flag(row.name), type=None if action else row.kind,
+                                  action=action, default=argparse.SUPPRESS,
+                                  help=row.help)  # fmt: skip
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the sampler and every trial" + DEFAULT
     )
@@ -98,6 +109,8 @@ def _tune(args: argparse.Namespace) -> int:
             logging.getLogger(name).setLevel(logging.CRITICAL)
     space = {row.name: knob(row, getattr(args, f"range_{row.name}")) for row in rows()
              if getattr(args, f"range_{row.name}", None) is not None}  # fmt: skip
+    fixed = {name: getattr(args, name) for name in STOPPING if name in args}
+    recipe = recipe_with(args.recipe, **fixed) if fixed else args.recipe
     source = f"Dask scheduler {args.scheduler}" if args.scheduler else "a local Dask cluster"
     line = _StatusLine(
         f"searching recipe {args.recipe} on {args.dataset} with {args.backend} {args.dtype}: "
@@ -105,7 +118,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     try:
         result = tune(
-            trials=args.trials, timeout=args.timeout, space=space, recipe=args.recipe,
+            trials=args.trials, timeout=args.timeout, space=space, recipe=recipe,
             dataset=args.dataset, data_dir=args.data_dir, backend=args.backend,
             device=args.device, dtype=args.dtype, seed=args.seed,
             train_size=args.train_size, storage=args.storage, study_name=args.study_name,

@@ -30,6 +30,7 @@ import numpy as np
 
 from xpnet import model_file
 from xpnet._typing import JSON, Array, JSONObject, Params, params_from
+from xpnet._wording import on_command_line
 from xpnet.backend import to_numpy
 from xpnet.errors import ModelFileError
 from xpnet.training._record import History
@@ -276,10 +277,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     state = metadata.get("checkpoint")
     record = metadata.get("training")
     if not isinstance(state, dict) or not isinstance(record, dict):
-        raise ModelFileError(
-            f"{path}: a model file, not a checkpoint; a checkpoint is written by a run "
-            f"with checkpoint= (xpnet train writes {CHECKPOINT_FILE} in its --output-dir)"
-        )
+        writes = f"xpnet train writes {CHECKPOINT_FILE} beside model.npz" if on_command_line() \
+            else "a training run given checkpoint=PATH writes one"  # fmt: skip
+        raise ModelFileError(f"{path}: a model file, not a checkpoint ({writes})")
 
     def field_of(name: str, kinds: tuple[type, ...], holder: JSONObject = state) -> JSON:
         value = holder.get(name)

@@ -103,10 +103,10 @@ def fit(
         place: copy what you keep).
     checkpoint : Checkpointing, optional
         Write the run's checkpoint (:mod:`xpnet.training._checkpoint`) every
-        ``checkpoint.every`` epochs, at its end, and when it is stopped: by Ctrl-C or
-        SIGTERM (both then stop it after the current step or chunk), or by an exception
-        from a callback. A write that fails (a full disk) leaves the previous file whole
-        and warns; the run goes on.
+        ``checkpoint.every`` epochs (before ``on_epoch``), at its end, and when it is
+        stopped: by Ctrl-C or SIGTERM (both then stop it after the current step or
+        chunk), or by an exception from a callback. A write that fails (a full disk)
+        leaves the previous file whole and warns; the run goes on.
     resume : Checkpoint, optional
         Continue the run a checkpoint holds (:func:`~xpnet.training.read_checkpoint`),
         from its parameters (``params`` gives only the sizes) and its state: the result
@@ -311,11 +311,11 @@ class Run:
                     chunk = slice(max(chunk.start, done), chunk.stop)
                     epoch_end, stopped = self._run_chunk(batches, steps, chunk, rates, callbacks,
                                                          on_chunk)  # fmt: skip
-                    if epoch_end and not stopped and on_epoch is not None:
-                        stopped = bool(on_epoch(record.iterations // per_epoch,
-                                                *record.epoch_summary(per_epoch)))  # fmt: skip
-                    if epoch_end and not stopped:
+                    if epoch_end and not stopped:  # the epoch's checkpoint, then on_epoch
                         saver.save_after_epoch(record.iterations // per_epoch)
+                        if on_epoch is not None:
+                            stopped = bool(on_epoch(record.iterations // per_epoch,
+                                                    *record.epoch_summary(per_epoch)))  # fmt: skip
                     if stopped:
                         break
         if record.iterations > record.checked:

@@ -81,7 +81,8 @@ def run_trials(
                     break
                 relay.add(trial)
                 future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
-                                       trial.number, pure=False)  # fmt: skip
+                                       trial.number, _study.first_of(study, trial),
+                                       pure=False)  # fmt: skip
                 running[future] = trial
                 clock.started(future)
             if not announced and running and progress is not None:
@@ -207,7 +208,7 @@ def _tell(study: optuna.Study, trial: Trial, future: Future[Outcome]) -> None:
         _study.retry(study, trial, "its worker died mid-trial")
     else:
         with contextlib.suppress(UpdateFinishedTrialError):  # another search ended it
-            for key in ("seconds", "worker", "error"):
+            for key in ("seconds", "worker", "error", "resumed_at"):
                 if key in outcome:
                     trial.set_user_attr(key, outcome[key])
             study.tell(trial, outcome.get("value"), state=_ENDS[outcome["state"]])

@@ -11,7 +11,7 @@ from typing import Any
 from xpnet._atomic import atomic_write
 from xpnet.tune._space import Choices, Range, SearchSpace
 
-_COLUMNS = ("number", "state", "value", "seconds", "worker", "error")
+_COLUMNS = ("number", "state", "value", "seconds", "worker", "error", "resumed_at")
 
 
 #: The files :func:`write` writes into the output directory.

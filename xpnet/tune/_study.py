@@ -245,9 +245,19 @@ def retry(study: optuna.Study, trial: Trial, reason: str) -> None:
         RetryHeartbeatStaleTrialCallback(MAX_RETRIES)(study, failed)
 
 
+def first_of(study: optuna.Study, trial: Trial) -> int | None:
+    """The number of the first trial of ``trial``'s settings when it runs them again after
+    a lost one (:func:`retry`), else None."""
+    frozen = [t for t in study.get_trials(deepcopy=False) if t.number == trial.number]
+    with quiet():
+        history = RetryHeartbeatStaleTrialCallback.retry_history(frozen[0]) if frozen else []
+    return history[0] if history else None
+
+
 def rows(study: optuna.Study) -> list[dict[str, Any]]:
     """Every trial as a row of ``trials.csv``: ``number``, ``state``, ``value``, ``seconds``,
-    ``worker``, ``error`` and the settings.
+    ``worker``, ``error``, ``resumed_at`` (the iteration a trial run again after a lost one
+    went on from) and the settings.
 
     ``state`` is Optuna's, but CANCELLED for a trial the search stopped and RETRIED for one
     lost through no fault of its own and run again (Optuna's FAIL, for both).
@@ -270,7 +280,8 @@ def rows(study: optuna.Study) -> list[dict[str, Any]]:
             error = f"lost {MAX_RETRIES + 1} times, the last: {why}"
         found.append({"number": t.number, "state": state, "value": t.value,
                       "seconds": t.user_attrs.get("seconds"), "worker": t.user_attrs.get("worker"),
-                      "error": error, **t.params})  # fmt: skip
+                      "error": error, "resumed_at": t.user_attrs.get("resumed_at"),
+                      **t.params})  # fmt: skip
     return found
 
 

@@ -5,24 +5,29 @@ search. The trial (:func:`run_trial`) puts its start and each epoch's validation
 in a queue on the scheduler and waits for the answer; a thread of the search
 (:class:`Relay`) records each report in the study, asks the pruner and answers. A trial
 that starts a second time had its first worker die under it (Dask runs the task again
-elsewhere): it is told that it was lost, and is queued again.
+elsewhere): it is told that it was lost, and is queued again. After each epoch a trial
+puts its checkpoint (:class:`xpnet.training.Checkpointing`) in a variable on the
+scheduler, under the number of the first trial of its settings; the trial that runs them
+again after a lost one resumes from there, and ends with the numbers of a trial never lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 from xpnet._typing import Device
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan
-from xpnet.training import ComputeSettings
+from xpnet.training import CHECKPOINT_FILE, Checkpoint, ComputeSettings, read_checkpoint
 
 if TYPE_CHECKING:  # the workers need no Optuna
     import optuna
@@ -72,12 +77,14 @@ class _Ending(TypedDict):
 class Outcome(_Ending, total=False):
     """How a trial ended on its worker: ``state`` ("complete", with the validation accuracy
     as ``value``; "failed", with ``error``; or the search's answer that ended it), the
-    ``seconds`` it took and its ``worker``."""
+    ``seconds`` it took, its ``worker``, and, for a trial that went on from a lost one's
+    checkpoint, the iteration it resumed at (``resumed_at``)."""
 
     value: float | None  # the validation accuracy (a trial always validates)
     error: str
     worker: str
     seconds: float
+    resumed_at: int
 
 
 class _Stop(Exception):
@@ -85,16 +92,20 @@ class _Stop(Exception):
 
 
 def run_trial(
-    data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int
-) -> Outcome:
+    data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int,
+    first: int | None = None,
+) -> Outcome:  # fmt: skip
     """Train trial ``number`` with ``params``, reporting each epoch's validation accuracy.
+
+    ``first`` is the number of the first trial of these settings, when this one runs them
+    again after it was lost: it resumes from that run's last checkpoint, if there is one.
 
     Returns
     -------
     Outcome
         How it ended, with the ``seconds`` it took and its ``worker``.
     """
-    from distributed import Queue, get_worker
+    from distributed import Queue, Variable, get_worker
 
     start, worker = time.perf_counter(), str(get_worker().name)
     requests = Queue(task.channel)
@@ -107,30 +118,57 @@ def run_trial(
         except Exception:  # no answer in time, or the scheduler is gone: so is the search
             return STOPPED
 
-    def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
-        assert val_acc is not None  # run() always validates
-        if (answer := ask(epoch, val_acc)) != GO:
-            raise _Stop(answer)
-
+    saved = Variable(f"{task.channel}-checkpoint-{number if first is None else first}")
     outcome: Outcome
-    try:
-        if (answer := ask(0)) != GO:  # step 0: the start
-            outcome = {"state": answer}
-        else:
-            plan = _on_device(task, worker)
-            limit_threads(plan.settings.compute.name, task.threads)
-            result = run_plan(plan.replace(**params), data=data, on_epoch=report_each_epoch)
-            outcome = {"state": "complete", "value": result.val_acc}
-    except _Stop as stop:
-        outcome = {"state": stop.args[0]}
-    except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
-        outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
-    finally:
-        for queue in (answers, requests):  # the scheduler drops a queue no one holds
-            with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
-                queue.close()
+    with tempfile.TemporaryDirectory(prefix="xpnet-trial-") as scratch:
+        checkpoint = Path(scratch) / CHECKPOINT_FILE
+
+        def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
+            assert val_acc is not None  # run() always validates
+            with contextlib.suppress(OSError):  # not written (a full disk): the last stays
+                saved.set(checkpoint.read_bytes())
+            if (answer := ask(epoch, val_acc)) != GO:
+                raise _Stop(answer)
+
+        trained = False
+        try:
+            if (answer := ask(0)) != GO:  # step 0: the start
+                outcome = {"state": answer}
+            else:
+                plan = _on_device(task, worker).replace(**params)
+                limit_threads(plan.settings.compute.name, task.threads)
+                resume = _lost_run(saved, checkpoint) if first is not None else None
+                trained = True
+                result = run_plan(plan, data=data, on_epoch=report_each_epoch,
+                                  checkpoint=checkpoint, resume=resume)  # fmt: skip
+                outcome = {"state": "complete", "value": result.val_acc}
+                if resume is not None:
+                    outcome["resumed_at"] = resume.iterations
+        except _Stop as stop:
+            outcome = {"state": stop.args[0]}
+        except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
+            outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+        finally:
+            for queue in (answers, requests):  # the scheduler drops a queue no one holds
+                with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
+                    queue.close()
+            if trained:  # its run is over: a lost one's checkpoint stays for the next run
+                with contextlib.suppress(Exception):
+                    saved.delete()
     outcome["worker"], outcome["seconds"] = worker, round(time.perf_counter() - start, 3)
     return outcome
+
+
+def _lost_run(saved: Any, checkpoint: Path) -> Checkpoint | None:
+    """The last checkpoint a lost run of these settings put on the scheduler, written to
+    ``checkpoint`` and read; None where it put none (it died in its first epoch)."""
+    # Any: a distributed.Variable, whose package the type checker need not follow here.
+    try:
+        content = saved.get(timeout=1)
+    except Exception:  # no such variable: nothing was saved
+        return None
+    checkpoint.write_bytes(content)
+    return read_checkpoint(checkpoint)
 
 
 def _on_device(task: TrialTask, worker: str) -> RunPlan:
