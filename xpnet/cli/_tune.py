@@ -55,10 +55,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="lab")
     stopping = parser.add_argument_group("every trial's early stopping (default: the recipe's)")
     for row in rows():
-        if row.name in STOPPING:
-            action = argparse.BooleanOptionalAction if row.kind is bool else None
-            stopping.add_argument(flag(row.name), type=None if action else row.kind,
-                                  action=action, default=argparse.SUPPRESS,
+        if row.name in STOPPING and row.kind is bool:
+            stopping.add_argument(flag(row.name), action=argparse.BooleanOptionalAction,
+                                  default=argparse.SUPPRESS, help=row.help)  # fmt: skip
+        elif row.name in STOPPING:
+            stopping.add_argument(flag(row.name), type=row.kind, default=argparse.SUPPRESS,
                                   help=row.help)  # fmt: skip
     parser.add_argument(
         "--seed", type=int, default=0, help="seeds the sampler and every trial" + DEFAULT
