@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -20,14 +21,23 @@ import numpy as np
 import pytest
 
 from xpnet import TwoLayerNet
+from xpnet.augment import Augmentation
 from xpnet.backend import to_numpy
 from xpnet.errors import ModelFileError, TrainingInterrupted
 from xpnet.training import CHECKPOINT_FILE, read_checkpoint
 
-#: Every piece of a run's state a checkpoint must hold, in two runs: momentum, dropout and
-#: shuffled epochs; AdamW's moments and step count, early stopping and the best epoch kept.
+#: Every piece of a run's state a checkpoint must hold, in three runs: momentum, dropout and
+#: shuffled epochs; distortions (their settings recorded, their noise counted by the step);
+#: AdamW's moments and step count, early stopping and the best epoch kept.
 SETUPS = {
     "sgd": {"momentum": 0.9, "dropout": 0.2, "shuffle": True, "num_iters": 200},
+    "augmented": {
+        "augment": Augmentation(
+            rotation=10, shift=1, elastic_alpha=1.0, elastic_sigma=1.0, image_shape=(3, 4)
+        ),
+        "momentum": 0.9,
+        "num_iters": 150,
+    },
     "adamw": {
         "optimizer": "adamw",
         "weight_decay": 0.01,
@@ -104,6 +114,21 @@ def test_a_run_stopped_by_a_callback_resumes_bit_for_bit(backend, setup, tmp_pat
         resumed = _net(backend)
         history = _train(resumed, resume=checkpoint, **SETUPS[setup])
         _assert_same_run(resumed, history, reference, expected)
+
+
+def test_one_checkpoint_resumed_twice_gives_the_same_run_twice(backend, tmp_path):
+    """Resuming copies the checkpoint's arrays: the run does not write into them."""
+    checkpoint_file = tmp_path / "checkpoint.npz"
+    _train(_net(backend), checkpoint=checkpoint_file, **dict(SETUPS["adamw"], num_iters=60))
+    checkpoint = read_checkpoint(checkpoint_file)
+    before = {name: values.copy() for name, values in checkpoint.optimizer.items()}
+    runs = []
+    for _ in range(2):
+        net = _net(backend)
+        runs.append((_train(net, resume=checkpoint, **SETUPS["adamw"]), _host(net.params)))
+    assert runs[0][0] == runs[1][0]
+    assert all(np.array_equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+    assert all(np.array_equal(before[k], v) for k, v in checkpoint.optimizer.items())
 
 
 def test_ctrl_c_writes_the_checkpoint_of_the_step_it_stopped_after(backend, tmp_path):
@@ -250,6 +275,70 @@ def test_a_model_file_or_a_damaged_checkpoint_is_refused(tmp_path):
         read_checkpoint(tmp_path / "longer.npz")
 
 
+def _edited(checkpoint, tmp_path, name, *, metadata=None, arrays=None):
+    """A copy of ``checkpoint`` with its metadata's ``checkpoint`` (or ``training``) fields
+    and some arrays replaced, as a hostile or damaged file would have them."""
+    stored = dict(np.load(checkpoint))
+    described = json.loads(str(stored["metadata"]))
+    for path, value in (metadata or {}).items():
+        *outer, last = path.split(".")
+        holder = described
+        for key in outer:
+            holder = holder[key]
+        holder[last] = value
+    for key, value in (arrays or {}).items():
+        stored[key] = value
+        described["checkpoint"]["arrays"][key.removeprefix("checkpoint.")] = {
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+        }
+    edited = tmp_path / f"{name}.npz"
+    np.savez(edited, **{**stored, "metadata": np.array(json.dumps(described))})
+    return edited
+
+
+@pytest.mark.parametrize(
+    ("metadata", "arrays", "message"),
+    [
+        ({"checkpoint.best_acc": float("nan")}, None, "iterations, seed or epochs out of range"),
+        ({"checkpoint.best_acc": 2.0}, None, "iterations, seed or epochs out of range"),
+        ({"checkpoint.best_epoch": None}, None, "best and stopped epochs do not fit"),
+        ({"checkpoint.stopped_epoch": 99}, None, "best and stopped epochs do not fit"),
+        ({"checkpoint.rng_state.state.state": 2**200}, None, "generator state does not fit"),
+        ({"checkpoint.checked": -1}, None, "checked step is malformed"),
+        (None, {"checkpoint.train_acc_history": np.zeros(1)}, "accuracy histories do not fit"),
+        (None, {"checkpoint.lab_rows": np.zeros((45, 20), np.int64)}, "batch rows (kept for"),
+    ],
+)
+def test_a_hostile_checkpoint_is_refused_before_any_step(tmp_path, metadata, arrays, message):
+    """Fields that do not add up are a ModelFileError naming the file, never another
+    error or a run on nonsense."""
+    checkpoint = tmp_path / "checkpoint.npz"
+    settings = {"num_iters": 45, "early_stopping": True, "patience": 5}
+    _train(_net("numpy"), checkpoint=checkpoint, **settings)
+    edited = _edited(checkpoint, tmp_path, "edited", metadata=metadata, arrays=arrays)
+    net = _net("numpy")
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        _train(net, resume=edited, **settings)
+    assert net.last_training is None
+
+
+def test_a_checkpoint_of_other_sizes_or_lab_rows_out_of_range_is_refused(tmp_path):
+    checkpoint = tmp_path / "checkpoint.npz"
+    np.random.seed(0)
+    _train(TwoLayerNet(12, 16, 4, std=0.1), checkpoint=checkpoint, num_iters=30)
+    rows = np.load(checkpoint)["checkpoint.lab_rows"].copy()
+    rows[0, 0] = 300  # one past the last row
+    edited = _edited(checkpoint, tmp_path, "rows", arrays={"checkpoint.lab_rows": rows})
+    with pytest.raises(ModelFileError, match="batch rows do not fit its run"):
+        _train(TwoLayerNet(12, 16, 4, std=0.1), resume=edited, num_iters=30)
+    smaller = {"W1": np.zeros((12, 8)), "b1": np.zeros(8), "W2": np.zeros((8, 4))}
+    edited = _edited(checkpoint, tmp_path, "sizes", metadata={"sizes.hidden_size": 8},
+                     arrays=smaller)  # fmt: skip
+    with pytest.raises(ModelFileError):
+        _train(TwoLayerNet(12, 16, 4, std=0.1), resume=edited, num_iters=30)
+
+
 # -- processes stopped from outside ---------------------------------------------------------
 
 _CHILD = textwrap.dedent(
@@ -344,6 +433,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_whole(tmp_path):
     count, _, message = result.stdout.partition(" ")
     assert int(count) >= 1  # the writes after the first epoch all failed
     assert "could not write the checkpoint" in message
-    assert "the previous one is whole (step 15); training goes on" in message
+    assert " at step 30 (" in message
+    assert message.endswith("; the previous one (step 15) is whole; training goes on\n")
     assert read_checkpoint(checkpoint).iterations == 15
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_FILE]  # no part file

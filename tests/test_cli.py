@@ -883,13 +883,17 @@ def test_sigterm_then_resume_ends_as_the_run_never_stopped(mnist_dir, tmp_path):
 
 @pytest.mark.mnist
 def test_resume_refuses_other_settings_and_a_directory_without_a_checkpoint(mnist_dir, tmp_path):
-    assert run(*quick(mnist_dir, tmp_path)).returncode == 0
+    assert run(*quick(mnist_dir, tmp_path, "--dtype", "float32")).returncode == 0
     other = run("train", "--resume", str(tmp_path), "--learning-rate", "0.5", "--data-dir",
                 str(mnist_dir))  # fmt: skip
     assert other.returncode == 1
     assert other.stderr.startswith(f"xpnet: error: cannot resume from {tmp_path}/checkpoint.npz")
     assert "learning_rate 0.5 (the checkpoint's: 0.001)" in other.stderr
     assert other.stderr.count("\n") == 1
+    typed = run("train", "--resume", str(tmp_path), "--dtype", "float64", "--data-dir",
+                str(mnist_dir))  # fmt: skip
+    assert typed.returncode == 1  # an option typed, even at its default, is the user's
+    assert "'dtype': 'float64'} (the checkpoint's: {" in typed.stderr
     assert run("train", "--resume", str(tmp_path), "--num-iters", "90", "--data-dir",
                str(mnist_dir)).returncode == 0  # longer: fine  # fmt: skip
     assert TwoLayerNet.load(tmp_path / "model.npz").last_training["iterations"] == 90

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optuna distributed")
@@ -228,6 +229,11 @@ def test_a_worker_killed_mid_trial_fails_its_trial_and_it_runs_again(dask_cluste
               for name, value in again.items() if name not in recorded}  # fmt: skip
     never_lost = run("fast", dtype="float32", seed=0, data=data, threads=1, **params)
     assert float(again["value"]) == never_lost.val_acc
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage_spec(None, tmp_path))
+    reported = study.trials[int(again["number"])].intermediate_values  # the epochs after
+    assert reported  # the resumed point, each as the run never lost had it
+    accuracies = never_lost.history["val_acc_history"]  # reported in the losses' float32
+    assert reported == {epoch: float(np.float32(accuracies[epoch - 1])) for epoch in reported}
 
 
 @pytest.fixture

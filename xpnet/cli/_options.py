@@ -44,6 +44,30 @@ class Command:
     description: str | None = None
 
 
+class _DefaultText(str):
+    """An option's default text: what argparse gives when the option is left out."""
+
+
+class _DefaultNumber(int):
+    """An option's default number: what argparse gives when the option is left out."""
+
+
+def default(value: str | int | None) -> str | int | None:
+    """``value`` as an option's default, marked so that :func:`given` can tell it from the
+    same value typed on the command line (``--backend numpy``)."""
+    if isinstance(value, str):
+        return _DefaultText(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _DefaultNumber(value)
+    return value
+
+
+def given(value: object) -> bool:
+    """Whether an option's value was given on the command line (not its default; None,
+    the default of an option without one, counts as not given)."""
+    return value is not None and not isinstance(value, (_DefaultText, _DefaultNumber))
+
+
 def flag(name: str) -> str:
     """A hyperparameter's option: ``--learning-rate`` for ``learning_rate``."""
     return "--" + name.replace("_", "-")
@@ -73,7 +97,7 @@ def add_compute_options(
     group = parser.add_argument_group("compute")
     group.add_argument(
         "--backend",
-        default="numpy",
+        default=default("numpy"),
         choices=list(SUPPORTED_BACKENDS),
         help="the array library" + DEFAULT,
     )
@@ -85,7 +109,7 @@ def add_compute_options(
     )
     group.add_argument(
         "--dtype",
-        default=dtype_default,
+        default=default(dtype_default),
         choices=["float64", "float32"],
         help="float64 on JAX turns on its 64-bit mode"
         + (DEFAULT if dtype_default else "; default: the model file's"),
@@ -114,7 +138,7 @@ def add_data_options(parser: argparse.ArgumentParser, dataset: bool = True) -> N
     if dataset:
         group.add_argument(
             "--dataset",
-            default="mnist",
+            default=default("mnist"),
             choices=sorted(mnist.DATASETS),
             help="the images" + DEFAULT,
         )

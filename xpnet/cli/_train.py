@@ -18,7 +18,9 @@ from xpnet.cli._options import (
     Command,
     add_compute_options,
     add_data_options,
+    default,
     flag,
+    given,
     non_negative_int,
     positive_int,
 )
@@ -43,7 +45,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
-        default="lab",
+        default=default("lab"),
         help="lab: the handout's best settings; fast: scaled inputs, He init, momentum and "
         "a cosine schedule over shuffled epochs; best: a wide layer, dropout, AdamW; "
         "best-augmented: best on distorted digits, longer" + DEFAULT,
@@ -115,7 +117,7 @@ def _add_recipe_options(parser: argparse.ArgumentParser) -> None:
         if row.name == "num_iters":
             length.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
                                 metavar="N", help=_epochs_help())  # fmt: skip
-    group.add_argument("--seed", type=int, default=0, help="random seed" + DEFAULT)
+    group.add_argument("--seed", type=int, default=default(0), help="random seed" + DEFAULT)
 
 
 def _epochs_help() -> str:
@@ -234,20 +236,18 @@ def _resumed(args: argparse.Namespace) -> Checkpoint | None:
 def resumed_plan_of(
     args: argparse.Namespace, checkpoint: Checkpoint, data: PreparedData | None = None
 ) -> RunPlan:
-    """The run ``--resume`` continues: the checkpoint's, with the options given that are
-    not at their defaults (resuming refuses those that differ from the checkpoint's)."""
+    """The run ``--resume`` continues: the checkpoint's, with the options given on the
+    command line (resuming refuses those that differ from the checkpoint's)."""
     overrides = {row.name: getattr(args, row.name) for row in rows(Recipe) if row.name in args}
-    defaults = {"backend": "numpy", "dtype": "float64", "dataset": "mnist", "seed": 0,
-                "threads": None, "device": None}  # fmt: skip
-    given = {name: getattr(args, name) for name, default in defaults.items()
-             if getattr(args, name) != default}  # fmt: skip
-    if args.recipe != "lab":
+    typed = {name: getattr(args, name) for name in ("backend", "dtype", "dataset", "seed",
+             "threads", "device") if given(getattr(args, name))}  # fmt: skip
+    if given(args.recipe):
         raise ValueError(
             "--resume takes the recipe the checkpoint records; leave out --recipe (give "
             "--epochs N to train longer)"
         )
     return plan_resumed(checkpoint, data=data, epochs=getattr(args, "epochs", None),
-                        **given, **overrides)  # fmt: skip
+                        **typed, **overrides)  # fmt: skip
 
 
 def _recorded_rows(checkpoint: Checkpoint) -> int | None:

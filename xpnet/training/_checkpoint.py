@@ -21,6 +21,7 @@ the record so far, as a model file's does.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from xpnet._typing import JSON, Array, JSONObject, Params, params_from
 from xpnet._wording import on_command_line
 from xpnet.backend import to_numpy
 from xpnet.errors import ModelFileError
-from xpnet.training._record import History
+from xpnet.training._record import History, iterations_per_epoch
 from xpnet.training._settings import TrainSettings
 
 __all__ = [
@@ -41,8 +42,6 @@ __all__ = [
     "Checkpoint",
     "Checkpointing",
     "data_record",
-    "flat_state",
-    "nested_state",
     "read_checkpoint",
     "write_checkpoint",
 ]
@@ -155,7 +154,8 @@ class Checkpoint:
             another length with the cosine schedule (whose rates it sets) or for a
             network without a seed (whose batches were drawn for its length).
         """
-        planned = {**settings.to_dict(), "num_train": num_train}
+        # As the file holds them: JSON's lists for tuples (an augmentation's image shape).
+        planned = json.loads(json.dumps({**settings.to_dict(), "num_train": num_train}))
         differ = [
             f"{name} {planned.get(name)!r} (the checkpoint's: {self.settings.get(name)!r})"
             for name in sorted(set(self.settings) | set(planned))
@@ -180,12 +180,45 @@ class Checkpoint:
                 f"{where} with num_iters={after}: the cosine schedule's rates are set by the "
                 f"run's length ({before} steps); resume with its length"
             )
-        if self.lab_rows is not None and after > self.lab_rows.shape[0]:
+        if after != before and self.lab_rows is not None:
             raise ValueError(
                 f"{where} with num_iters={after}: a network without a seed drew the batches "
-                f"of its {before} steps before it began, and no more; resume with its "
-                "length, or train with a seed"
+                f"of its {before} steps from NumPy's global state before it began; resume "
+                "with its length, or train with a seed"
             )
+        self._check_state(settings, num_train)
+
+    def _check_state(self, settings: TrainSettings, num_train: int) -> None:
+        """Refuse a state that does not fit the settings it records: a damaged file."""
+
+        def corrupt(what: str) -> ModelFileError:
+            return ModelFileError(f"{self.path}: its {what} do not fit its run: corrupt")
+
+        D, H, C = settings.sizes
+        if (self.params["W1"].shape, self.params["W2"].shape) != ((D, H), (H, C)):
+            raise corrupt("parameters")
+        per_epoch = iterations_per_epoch(num_train, settings.batch_size)
+        epochs = self.iterations // per_epoch
+        accuracies = self.history["train_acc_history"], self.history["val_acc_history"]
+        if len(accuracies[0]) != epochs or len(accuracies[1]) not in (0, epochs) or not all(
+            0 <= a <= 1 for a in (*accuracies[0], *accuracies[1])
+        ):  # fmt: skip
+            raise corrupt("accuracy histories")
+        best, stopped = self.best_epoch, self.stopped_epoch
+        if (best is None and self.best_acc != -1) or (best is not None and not (
+            1 <= best <= epochs and 0 <= self.best_acc <= 1
+        )) or (stopped is not None and not (best or 0) < stopped <= epochs):  # fmt: skip
+            raise corrupt("best and stopped epochs")
+        rows = self.lab_rows
+        if (rows is None) == (settings.seed is None):
+            raise corrupt("batch rows (kept for a network without a seed only)")
+        size = min(settings.batch_size, num_train) if settings.shuffle else settings.batch_size
+        if rows is not None and not (
+            rows.dtype == np.int64 and rows.ndim == 2 and rows.shape[1] == size
+            and rows.shape[0] % per_epoch == 0 and rows.shape[0] >= settings.num_iters
+            and (rows.size == 0 or (rows.min() >= 0 and rows.max() < num_train))
+        ):  # fmt: skip
+            raise corrupt("batch rows")
 
 
 def data_record(X: Array, y: Array, validation: tuple[Array, Array] | None) -> JSONObject:
@@ -195,31 +228,6 @@ def data_record(X: Array, y: Array, validation: tuple[Array, Array] | None) -> J
         "training_data": _fingerprint(X, y),
         "validation_data": None if validation is None else _fingerprint(*validation),
     }
-
-
-def flat_state(state: Mapping[str, Array | Mapping[str, Array]]) -> dict[str, Array]:
-    """An optimiser's state by flat name: ``{"velocity": {"W1": a}}`` as ``{"velocity.W1": a}``."""
-    flat: dict[str, Array] = {}
-    for name, value in state.items():
-        if isinstance(value, Mapping):
-            flat.update({f"{name}.{key}": array for key, array in value.items()})
-        else:
-            flat[name] = value
-    return flat
-
-
-def nested_state(flat: Mapping[str, Array]) -> dict[str, Array | dict[str, Array]]:
-    """The inverse of :func:`flat_state`."""
-    state: dict[str, Array | dict[str, Array]] = {}
-    for name, array in flat.items():
-        outer, _, inner = name.partition(".")
-        if not inner:
-            state[outer] = array
-            continue
-        nested = state.setdefault(outer, {})
-        assert isinstance(nested, dict)  # the names of one state are all flat or all dotted
-        nested[inner] = array
-    return state
 
 
 def _fingerprint(X: Array, y: Array) -> str:
@@ -304,8 +312,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     assert best_epoch is None or isinstance(best_epoch, int)
     assert stopped_epoch is None or isinstance(stopped_epoch, int)
     assert rng_state is None or isinstance(rng_state, dict)
-    if iterations < 0 or not 0 <= seed < 2**63:
-        raise ModelFileError(f"{path}: checkpoint iterations or seed out of range: corrupt")
+    if (
+        iterations < 0
+        or not 0 <= seed < 2**63
+        or not -1 <= best_acc <= 1
+        or any(epoch is not None and epoch < 1 for epoch in (best_epoch, stopped_epoch))
+    ):  # fmt: skip  (NaN, which JSON may hold, fails the comparisons)
+        raise ModelFileError(f"{path}: checkpoint's iterations, seed or epochs out of range")
 
     def taken(prefix: str) -> dict[str, np.ndarray]:
         return {name[len(prefix):]: extras[name] for name in sorted(extras)

@@ -9,26 +9,28 @@ file whole, and parameters that are no longer finite are never written.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from xpnet._typing import JSONObject, map_params
+from xpnet._typing import Array, JSONObject, map_params
 from xpnet.errors import ModelFileError
-from xpnet.training._checkpoint import (
-    Checkpoint,
-    Checkpointing,
-    flat_state,
-    nested_state,
-    write_checkpoint,
-)
+from xpnet.training._checkpoint import Checkpoint, Checkpointing, write_checkpoint
 from xpnet.training._record import History
 
 if TYPE_CHECKING:
     from xpnet.training._loop import Run
 
-__all__ = ["CheckpointSaver", "generator_state", "restore_generator", "take_up"]
+__all__ = [
+    "CheckpointSaver",
+    "flat_state",
+    "generator_state",
+    "nested_state",
+    "restore_generator",
+    "take_up",
+]
 
 
 class CheckpointSaver:
@@ -38,7 +40,14 @@ class CheckpointSaver:
         self, run: Run, checkpointing: Checkpointing | None, data: JSONObject, threads: int
     ):
         self.run, self.checkpointing, self.data, self.threads = run, checkpointing, data, threads
-        self.saved_at = run.record.iterations  # nothing new to write yet
+        #: The step of the last checkpoint in the file, and the file, where there is one:
+        #: a resumed run's, if it writes where it read; None for a fresh run's.
+        self.saved_at: int | None = None
+        self.saved: Path | None = None
+        resumed = run.resumed_from
+        if checkpointing is not None and resumed is not None and \
+                _same_file(resumed.path, Path(checkpointing.path)):  # fmt: skip
+            self.saved_at, self.saved = resumed.iterations, Path(checkpointing.path)
 
     def record(self, history: History) -> JSONObject:
         """What the run did so far, as :attr:`TrainResult.record` says."""
@@ -64,22 +73,20 @@ class CheckpointSaver:
             self.save()
 
     def save(self, final: bool = False) -> Path | None:
-        """Write the checkpoint of the run as it is now (a consistent point), unless it was
-        written at this step; return its path (None: none written). Parameters that are
-        no longer finite are not written: the previous checkpoint stays. A write that
+        """Write the checkpoint of the run as it is now (a consistent point), unless the
+        file holds this step already; return the file (None: it holds no checkpoint of
+        this run). Parameters that are no longer finite are not written (the run's
+        divergence check tells of them): the previous checkpoint stays. A write that
         fails warns, and leaves the previous file whole."""
         run, checkpointing = self.run, self.checkpointing
-        if checkpointing is None:
-            return None
-        if self.saved_at == run.record.iterations:
-            return Path(checkpointing.path)
-        if not run.record.check(run.params):
-            if final:
-                return None
-            raise run.record.divergence(float("nan"))
+        if checkpointing is None or self.saved_at == run.record.iterations:
+            return self.saved
+        if not run.record.finite(run.params):
+            return self.saved
         history = run.record.history()
         state: JSONObject = {
             "iterations": run.record.iterations,
+            "checked": run.record.checked,
             "seed": run.seed,
             "rng_state": run.rng_state,
             "best_acc": run.best.best_acc if run.best is not None else -1.0,
@@ -93,14 +100,25 @@ class CheckpointSaver:
                              self.record(history), state, history, best,
                              run.lab_rows)  # fmt: skip
         except OSError as err:
+            kept = "no checkpoint of this run was written before" if self.saved_at is None \
+                else f"the previous one (step {self.saved_at}) is whole"  # fmt: skip
+            goes_on = "" if final else "; training goes on"
             warnings.warn(
-                f"could not write the checkpoint {checkpointing.path} ({err.strerror or err}); "
-                f"the previous one is whole (step {self.saved_at}); training goes on",
+                f"could not write the checkpoint {checkpointing.path} at step "
+                f"{run.record.iterations} ({err.strerror or err}); {kept}{goes_on}",
                 RuntimeWarning, stacklevel=2,
             )  # fmt: skip
-            return None
-        self.saved_at = run.record.iterations
-        return Path(checkpointing.path)
+            return self.saved
+        self.saved_at, self.saved = run.record.iterations, Path(checkpointing.path)
+        return self.saved
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (both existing), or are the same path."""
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def restore_generator(rng: np.random.Generator | None, resume: Checkpoint) -> None:
@@ -109,11 +127,36 @@ def restore_generator(rng: np.random.Generator | None, resume: Checkpoint) -> No
         return
     try:
         rng.bit_generator.state = resume.rng_state
-    except (TypeError, ValueError, KeyError) as err:
+    except Exception as err:  # whatever a bad state makes NumPy raise (OverflowError too)
         raise ModelFileError(
             f"{resume.path}: its generator state does not fit this network's generator "
             f"({err}): corrupt, or written by another kind of generator"
         ) from None
+
+
+def flat_state(state: Mapping[str, Array | Mapping[str, Array]]) -> dict[str, Array]:
+    """An optimiser's state by flat name: ``{"velocity": {"W1": a}}`` as ``{"velocity.W1": a}``."""
+    flat: dict[str, Array] = {}
+    for name, value in state.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{name}.{key}": array for key, array in value.items()})
+        else:
+            flat[name] = value
+    return flat
+
+
+def nested_state(flat: Mapping[str, Array]) -> dict[str, Array | dict[str, Array]]:
+    """The inverse of :func:`flat_state`."""
+    state: dict[str, Array | dict[str, Array]] = {}
+    for name, array in flat.items():
+        outer, _, inner = name.partition(".")
+        if not inner:
+            state[outer] = array
+            continue
+        nested = state.setdefault(outer, {})
+        assert isinstance(nested, dict)  # the names of one state are all flat or all dotted
+        nested[inner] = array
+    return state
 
 
 def generator_state(state: object) -> JSONObject:
@@ -135,14 +178,19 @@ def take_up(run: Run, resume: Checkpoint) -> None:
             f"{resume.path}: its optimiser's state holds {sorted(resume.optimizer)}, where "
             f"{run.settings.optimizer}'s has {sorted(optimizer)}: corrupt"
         )
-    run.state["optimizer"] = nested_state(  # type: ignore[typeddict-item]
-        {name: backend.asarray(values, dtype) for name, values in resume.optimizer.items()}
-    )
+    # Copies: the run updates its arrays in place, and the checkpoint may be resumed again.
+    copies = {name: backend.asarray(np.array(values), dtype)
+              for name, values in resume.optimizer.items()}  # fmt: skip
+    run.state["optimizer"] = nested_state(copies)  # type: ignore[typeddict-item]
     losses = backend.asarray(np.asarray(resume.history["loss_history"]), dtype)
-    run.record.resume(losses, resume.history)
+    state = resume.metadata["checkpoint"]
+    checked = state.get("checked") if isinstance(state, dict) else None
+    if not isinstance(checked, int) or not 0 <= checked <= resume.iterations:
+        raise ModelFileError(f"{resume.path}: checkpoint's checked step is malformed: corrupt")
+    run.record.resume(losses, resume.history, checked)
     run.stopped_epoch = resume.stopped_epoch
     if run.best is not None:
         best = resume.best_params
         run.best.resume(resume.best_acc, resume.best_epoch, run.stopped_epoch,
                         None if best is None else map_params(
-                            lambda p: backend.asarray(p, dtype), best))  # fmt: skip
+                            lambda p: backend.asarray(np.array(p), dtype), best))  # fmt: skip

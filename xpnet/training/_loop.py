@@ -267,6 +267,8 @@ class Run:
         self.stopped_epoch: int | None = None
         #: Whether the state is that after a whole step (or chunk), recorded: a checkpoint's.
         self.consistent = True
+        #: The checkpoint the run goes on from (None: it starts afresh).
+        self.resumed_from = resume
         if resume is not None:
             take_up(self, resume)
         #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.

@@ -145,15 +145,20 @@ class RunRecord:
         self.iterations = 0
         self.checked = 0
         self.checkpoint = copied(xp, params)
+        #: The iteration of the parameters ``checkpoint`` holds.
+        self.kept_at = 0
         #: The accuracies of a resumed run's earlier epochs, as floats (:meth:`resume`).
         self.earlier: History = {"train_acc_history": [], "val_acc_history": []}
 
-    def resume(self, losses: Array, history: History) -> None:
+    def resume(self, losses: Array, history: History, checked: int) -> None:
         """Begin where a checkpoint's run stopped: its ``losses`` (K,) on the device, in the
-        dtype the steps' losses have, and the accuracies of its ``history``. The run's
-        parameters at this point count as checked."""
+        dtype the steps' losses have, the accuracies of its ``history``, and the iteration
+        of its last divergence check, so that the checks fall where they would have. The
+        parameters at this point (finite: a checkpoint holds no others) are the ones a
+        divergence goes back to until the next check."""
         self.losses.append(losses)
-        self.iterations = self.checked = int(losses.shape[0])
+        self.iterations = self.kept_at = int(losses.shape[0])
+        self.checked = checked
         for name in self.earlier:
             self.earlier[name] = list(history[name])
 
@@ -194,15 +199,21 @@ class RunRecord:
 
         One wait on the device. When they are, ``params`` becomes the checkpoint.
         """
+        if not self.finite(params):
+            return False
+        self.checkpoint, self.checked = copied(self.xp, params), self.iterations
+        self.kept_at = self.iterations
+        return True
+
+    def finite(self, params: Params) -> bool:
+        """Whether the losses since the last check and ``params`` are all finite; one wait
+        on the device, and nothing else changes."""
         xp = self.xp
         unchecked = self._unchecked_losses()
         finite = [xp.all(xp.isfinite(p)) for p in params.values()]
         if unchecked is not None:
             finite.append(xp.all(xp.isfinite(unchecked)))
-        if not bool(xp.all(xp.stack(finite))):
-            return False
-        self.checkpoint, self.checked = copied(xp, params), self.iterations
-        return True
+        return bool(xp.all(xp.stack(finite)))
 
     def history(self, iterations: int | None = None) -> History:
         """The losses (the first ``iterations`` of them) and accuracies, as Python floats."""
@@ -238,7 +249,7 @@ class RunRecord:
         return TrainingDivergedError(
             f"training diverged at iteration {iteration}: the loss became {value} with "
             f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
-            f"iteration {self.checked}, the last check with a finite loss. Lower the learning "
+            f"iteration {self.kept_at}, the last check with a finite loss. Lower the learning "
             "rate (or the momentum) and train again.",
             iteration,
             self.history(iteration),

@@ -79,6 +79,9 @@ class ComputeSettings:
     def __post_init__(self) -> None:
         _checks.flag("enable_float64", self.enable_float64)
         _checks.dtype(self.dtype)
+        object.__setattr__(self, "dtype", str(self.dtype))  # a plain str (not a subclass)
+        if isinstance(self.backend, str):
+            object.__setattr__(self, "backend", str(self.backend))
         if self.enable_float64 and self.dtype == "float64" and isinstance(self.backend, str):
             allow_float64(self.backend)
         resolved = resolve_backend(self.backend, self.device)

@@ -70,7 +70,9 @@ def run_trials(
             progress({**counts(study, len(running)), "seconds_left": clock.seconds_left()})
 
     announced = False
-    with relay, deferred_interrupt() as interrupted, _cancelled_at_exit(study, running):
+    firsts: set[int] = set()  # the keys of the trials' checkpoints on the scheduler
+    with relay, deferred_interrupt() as interrupted, _cancelled_at_exit(study, running), \
+            _checkpoints_dropped_at_exit(client, task.channel, firsts):  # fmt: skip
         while not interrupted():
             _study.fail_stale(study)  # a dead search's trials: queued again
             while len(running) < capacity and _may_ask(study, trials, deadline):
@@ -80,9 +82,10 @@ def run_trials(
                     _study.cancel(study, trial)
                     break
                 relay.add(trial)
+                first = _study.first_of(study, trial)
+                firsts.add(trial.number if first is None else first)
                 future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
-                                       trial.number, _study.first_of(study, trial),
-                                       pure=False)  # fmt: skip
+                                       trial.number, first, pure=False)  # fmt: skip
                 running[future] = trial
                 clock.started(future)
             if not announced and running and progress is not None:
@@ -153,6 +156,20 @@ def _cancelled_at_exit(
         for future, trial in running.items():
             future.cancel()
             _study.cancel(study, trial)
+
+
+@contextlib.contextmanager
+def _checkpoints_dropped_at_exit(client: Client, channel: str, firsts: set[int]) -> Iterator[None]:
+    """When the search ends, the checkpoints its trials left on the scheduler (a lost
+    trial's, kept for one that runs it again) are dropped: no scheduler memory kept."""
+    from distributed import Variable
+
+    try:
+        yield
+    finally:
+        for first in firsts if client.status == "running" else ():  # gone: nothing kept
+            with contextlib.suppress(Exception):  # deleted already, or the scheduler is gone
+                Variable(f"{channel}-checkpoint-{first}", client=client).delete()
 
 
 def _may_ask(study: optuna.Study, trials: int | None, deadline: float) -> bool:

@@ -137,8 +137,8 @@ def run_trial(
             else:
                 plan = _on_device(task, worker).replace(**params)
                 limit_threads(plan.settings.compute.name, task.threads)
-                resume = _lost_run(saved, checkpoint) if first is not None else None
-                trained = True
+                trained = True  # from here on, the variable is this run's to delete
+                resume = _lost_run(saved, checkpoint, plan, data) if first is not None else None
                 result = run_plan(plan, data=data, on_epoch=report_each_epoch,
                                   checkpoint=checkpoint, resume=resume)  # fmt: skip
                 outcome = {"state": "complete", "value": result.val_acc}
@@ -159,16 +159,23 @@ def run_trial(
     return outcome
 
 
-def _lost_run(saved: Any, checkpoint: Path) -> Checkpoint | None:
+def _lost_run(saved: Any, checkpoint: Path, plan: RunPlan, data: PreparedData) -> Checkpoint | None:
     """The last checkpoint a lost run of these settings put on the scheduler, written to
-    ``checkpoint`` and read; None where it put none (it died in its first epoch)."""
+    ``checkpoint`` and read; None where it put none (it died in its first epoch), or one
+    this run cannot go on from (another GPU's: this worker's device differs), which then
+    starts over."""
     # Any: a distributed.Variable, whose package the type checker need not follow here.
     try:
         content = saved.get(timeout=1)
     except Exception:  # no such variable: nothing was saved
         return None
     checkpoint.write_bytes(content)
-    return read_checkpoint(checkpoint)
+    try:
+        resume = read_checkpoint(checkpoint)
+        resume.check_resumable(plan.settings, data.X_train.shape[0])
+    except ValueError:  # ModelFileError included
+        return None
+    return resume
 
 
 def _on_device(task: TrialTask, worker: str) -> RunPlan:
