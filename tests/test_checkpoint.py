@@ -201,6 +201,16 @@ def test_a_checkpoint_loads_as_the_network_it_holds(tmp_path):
     assert loaded.last_training["iterations"] == 60
 
 
+def test_a_temporary_file_left_by_a_killed_write_is_removed(tmp_path):
+    checkpoint = tmp_path / "checkpoint.npz"
+    stale = tmp_path / ".checkpoint.npz.k2j4x1.part"  # as a kill mid-write leaves it
+    stale.write_bytes(b"half a checkpoint")
+    other = tmp_path / ".model.npz.k2j4x1.part"
+    other.write_bytes(b"not the checkpoint's")
+    _train(_net("numpy"), checkpoint=checkpoint, num_iters=15)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "checkpoint.npz"]
+
+
 def test_checkpoints_are_written_every_n_epochs(tmp_path):
     """300 rows in batches of 20: 15 steps an epoch; every 2 epochs, and at the end."""
     checkpoint = tmp_path / "checkpoint.npz"

@@ -48,6 +48,10 @@ class CheckpointSaver:
         if checkpointing is not None and resumed is not None and \
                 _same_file(resumed.path, Path(checkpointing.path)):  # fmt: skip
             self.saved_at, self.saved = resumed.iterations, Path(checkpointing.path)
+        if checkpointing is not None:  # what a write cut short by a kill left behind
+            target = Path(checkpointing.path)
+            for stale in target.parent.glob(f".{target.name}.*.part"):
+                stale.unlink(missing_ok=True)
 
     def record(self, history: History) -> JSONObject:
         """What the run did so far, as :attr:`TrainResult.record` says."""
