@@ -24,7 +24,7 @@ from xpnet import TwoLayerNet
 from xpnet.augment import Augmentation
 from xpnet.backend import to_numpy
 from xpnet.errors import ModelFileError, TrainingInterrupted
-from xpnet.training import CHECKPOINT_FILE, read_checkpoint
+from xpnet.training import CHECKPOINT_FILE, TrainSettings, fit, read_checkpoint
 
 #: Every piece of a run's state a checkpoint must hold, in three runs: momentum, dropout and
 #: shuffled epochs; distortions (their settings recorded, their noise counted by the step);
@@ -255,6 +255,12 @@ def test_resuming_on_other_data_or_network_is_refused(tmp_path):
                             num_iters=40, resume=checkpoint)  # fmt: skip
     with pytest.raises(ValueError, match="seed 4 \\(the checkpoint's: 3\\)"):
         _train(_net("numpy", seed=4), resume=checkpoint, num_iters=40)
+    X, y, X_val, y_val = _data()
+    settings = TrainSettings(input_size=12, hidden_size=16, output_size=4, seed=3, std=0.1,
+                             learning_rate=0.05, batch_size=20, num_iters=40)  # fmt: skip
+    with pytest.raises(ValueError, match="its run drew its seed from a generator"):
+        fit(_net("numpy").params, settings, X, y, X_val, y_val, rng=None,
+            resume=read_checkpoint(checkpoint))  # fmt: skip
 
 
 def test_a_longer_cosine_run_is_refused(tmp_path):
@@ -316,6 +322,10 @@ def _edited(checkpoint, tmp_path, name, *, metadata=None, arrays=None):
         ({"checkpoint.stopped_epoch": 99}, None, "best and stopped epochs do not fit"),
         ({"checkpoint.rng_state.state.state": 2**200}, None, "generator state does not fit"),
         ({"checkpoint.checked": -1}, None, "checked step is malformed"),
+        ({"checkpoint.checked": True}, None, "checked step is malformed"),
+        ({"checkpoint.stopped_epoch": 1}, None, "best and stopped epochs do not fit"),
+        ({"checkpoint.data": {}}, None, "checkpoint's state is incomplete"),
+        ({"checkpoint.rng_state": None}, None, "batch rows (kept for a run without"),
         (None, {"checkpoint.train_acc_history": np.zeros(1)}, "accuracy histories do not fit"),
         (None, {"checkpoint.lab_rows": np.zeros((45, 20), np.int64)}, "batch rows (kept for"),
     ],
@@ -331,6 +341,20 @@ def test_a_hostile_checkpoint_is_refused_before_any_step(tmp_path, metadata, arr
     with pytest.raises(ModelFileError, match=re.escape(message)):
         _train(net, resume=edited, **settings)
     assert net.last_training is None
+
+
+def test_a_checkpoint_without_its_best_parameters_is_refused(tmp_path):
+    checkpoint = tmp_path / "checkpoint.npz"
+    settings = {"num_iters": 45, "restore_best": True}
+    _train(_net("numpy"), checkpoint=checkpoint, **settings)
+    stored = dict(np.load(checkpoint))
+    described = json.loads(str(stored["metadata"]))
+    for name in ("W1", "b1", "W2", "b2"):
+        del stored[f"checkpoint.best.{name}"], described["checkpoint"]["arrays"][f"best.{name}"]
+    edited = tmp_path / "edited.npz"
+    np.savez(edited, **{**stored, "metadata": np.array(json.dumps(described))})
+    with pytest.raises(ModelFileError, match="best and stopped epochs do not fit"):
+        _train(_net("numpy"), resume=edited, **settings)
 
 
 def test_a_checkpoint_of_other_sizes_or_lab_rows_out_of_range_is_refused(tmp_path):

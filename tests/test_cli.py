@@ -869,8 +869,8 @@ def test_sigterm_then_resume_ends_as_the_run_never_stopped(mnist_dir, tmp_path):
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 143, stderr
-    assert f"saved the model trained so far to {out / 'model.npz'} and its checkpoint; " \
-        f"go on with: xpnet train --resume {out}" in stdout  # fmt: skip
+    assert f"saved the model trained so far to {out / 'model.npz'}; its last checkpoint is " \
+        f"{out / 'checkpoint.npz'}; go on with: xpnet train --resume {out}" in stdout  # fmt: skip
     resumed = run("train", "--resume", str(out), "--data-dir", str(mnist_dir))
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(r"; resuming at iteration [1-9][\d,]* of 2,000\n", resumed.stdout)

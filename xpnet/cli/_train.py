@@ -87,9 +87,9 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="continue the run whose checkpoint.npz is in DIR, exactly as if it had never "
-        "stopped, with its recipe, seed and compute options (options left at their "
-        "defaults take the checkpoint's; others must be its), writing into DIR; "
-        "--epochs N or --num-iters N trains it longer",
+        "stopped, with its recipe, seed, backend, dtype and training rows (options left "
+        "out take the checkpoint's; options given must be its; --device where it was not "
+        "the default), writing into DIR; --epochs N or --num-iters N trains it longer",
     )
 
 
@@ -160,7 +160,7 @@ def _train(args: argparse.Namespace) -> int:
     resume = _resumed(args)
     plan = plan_of(args) if resume is None else resumed_plan_of(args, resume)
     output_dir = args.output_dir or args.resume or Path("xpnet-output")
-    if resume is not None and output_dir != args.resume:
+    if resume is not None and Path(output_dir).resolve() != Path(args.resume).resolve():
         raise ValueError(
             f"--resume {args.resume} writes the run into that directory; leave out "
             f"--output-dir {args.output_dir}, or copy the directory there first"
@@ -205,8 +205,8 @@ def _train(args: argparse.Namespace) -> int:
             f"interrupted ({stop.signal.name}) after {stop.iterations:,} of "
             f"{recipe.num_iters:,} iterations; saved the model trained so far to "
             f"{out / 'model.npz'}"
-            + (f" and its checkpoint; go on with: xpnet train --resume {shlex.quote(str(out))}"
-               if stop.checkpoint is not None else "")
+            + (f"; its last checkpoint is {stop.checkpoint}; go on with: xpnet train "
+               f"--resume {shlex.quote(str(out))}" if stop.checkpoint is not None else "")
         )  # fmt: skip
         return 128 + stop.signal.value
     finally:

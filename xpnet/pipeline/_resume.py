@@ -63,6 +63,11 @@ def plan_resumed(
     }  # fmt: skip
     given = {name: value for name, value in changes.items() if name in _COMPUTE}
     fields = {name: value for name, value in changes.items() if name not in _COMPUTE}
+    try:  # what the file records, checked by itself: a bad value is the file's
+        plan_run(Recipe(**recipe), **recorded, enable_float64=True, data=data)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{checkpoint.path}: its recorded run is not one xpnet runs "
+                             f"({err}): corrupt") from None  # fmt: skip
     return plan_run(
         Recipe(**recipe), **{**recorded, **given}, enable_float64=True, data=data,
         epochs=epochs, **fields,

@@ -52,6 +52,9 @@ CHECKPOINT_FILE = "checkpoint.npz"
 MAY_CHANGE = ("num_iters",)
 _PREFIX = model_file.CHECKPOINT_PREFIX
 _HISTORIES = ("loss_history", "train_acc_history", "val_acc_history")
+#: What a checkpoint's metadata ``checkpoint`` holds (besides ``arrays``).
+_STATE = {"iterations", "checked", "seed", "rng_state", "best_acc", "best_epoch",
+          "stopped_epoch", "data"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -205,13 +208,19 @@ class Checkpoint:
         ):  # fmt: skip
             raise corrupt("accuracy histories")
         best, stopped = self.best_epoch, self.stopped_epoch
-        if (best is None and self.best_acc != -1) or (best is not None and not (
-            1 <= best <= epochs and 0 <= self.best_acc <= 1
-        )) or (stopped is not None and not (best or 0) < stopped <= epochs):  # fmt: skip
-            raise corrupt("best and stopped epochs")
+        if (
+            (best is None and self.best_acc != -1)
+            or (best is not None and not (1 <= best <= epochs and 0 <= self.best_acc <= 1))
+            or (
+                stopped is not None
+                and not (settings.early_stopping and (best or 0) < stopped == epochs)
+            )
+            or (self.best_params is not None) != (settings.restore_best and best is not None)
+        ):
+            raise corrupt("best and stopped epochs")  # fmt: skip
         rows = self.lab_rows
-        if (rows is None) == (settings.seed is None):
-            raise corrupt("batch rows (kept for a network without a seed only)")
+        if (rows is None) == (self.rng_state is None):
+            raise corrupt("batch rows (kept for a run without a generator only)")
         size = min(settings.batch_size, num_train) if settings.shuffle else settings.batch_size
         if rows is not None and not (
             rows.dtype == np.int64 and rows.ndim == 2 and rows.shape[1] == size
@@ -325,8 +334,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
                 if name.startswith(prefix)}  # fmt: skip
 
     history = {name: extras.get(_PREFIX + name) for name in _HISTORIES}
-    if any(values is None or values.ndim != 1 for values in history.values()):
+    if any(values is None or values.ndim != 1 or values.dtype != np.float64
+           for values in history.values()):  # fmt: skip
         raise ModelFileError(f"{path}: checkpoint lacks its history: corrupt")
+    if set(state) < _STATE or set(data) != {"training_data", "validation_data"} or not all(
+        value is None or isinstance(value, str) for value in data.values()
+    ):  # fmt: skip
+        raise ModelFileError(f"{path}: checkpoint's state is incomplete: corrupt")
     if history["loss_history"].shape[0] != iterations:  # type: ignore[union-attr]
         raise ModelFileError(
             f"{path}: checkpoint of {iterations} steps holds a loss history of another "

@@ -8,6 +8,9 @@ file whole, and parameters that are no longer finite are never written.
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,10 +51,8 @@ class CheckpointSaver:
         if checkpointing is not None and resumed is not None and \
                 _same_file(resumed.path, Path(checkpointing.path)):  # fmt: skip
             self.saved_at, self.saved = resumed.iterations, Path(checkpointing.path)
-        if checkpointing is not None:  # what a write cut short by a kill left behind
-            target = Path(checkpointing.path)
-            for stale in target.parent.glob(f".{target.name}.*.part"):
-                stale.unlink(missing_ok=True)
+        if checkpointing is not None:
+            _remove_stale_parts(Path(checkpointing.path))
 
     def record(self, history: History) -> JSONObject:
         """What the run did so far, as :attr:`TrainResult.record` says."""
@@ -117,6 +118,18 @@ class CheckpointSaver:
         return self.saved
 
 
+def _remove_stale_parts(path: Path) -> None:
+    """Remove the temporary files a write of the checkpoint ``path`` left when a kill cut
+    it short (``.NAME.*.part`` beside the file it replaces, a symlink followed); what
+    cannot be removed stays, and the run goes on."""
+    target = Path(os.path.realpath(path))
+    with contextlib.suppress(OSError):
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):
+            if stale.is_file() and not stale.is_symlink():
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """Whether two paths name one file (both existing), or are the same path."""
     try:
@@ -126,7 +139,20 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def restore_generator(rng: np.random.Generator | None, resume: Checkpoint) -> None:
-    """Give ``rng`` the state it had after the checkpoint's run drew its seed."""
+    """Give ``rng`` the state it had after the checkpoint's run drew its seed.
+
+    Raises
+    ------
+    ValueError
+        If the run had a generator and ``rng`` is None, or the other way round.
+    """
+    if (rng is None) != (resume.rng_state is None):
+        had = "from a generator" if resume.rng_state is not None else \
+            "from NumPy's global state (no generator)"  # fmt: skip
+        raise ValueError(
+            f"cannot resume from {resume.path}: its run drew its seed {had}; resume on a "
+            "network made as the checkpoint's was (with its seed, or without one)"
+        )
     if rng is None or resume.rng_state is None:
         return
     try:
@@ -189,7 +215,8 @@ def take_up(run: Run, resume: Checkpoint) -> None:
     losses = backend.asarray(np.asarray(resume.history["loss_history"]), dtype)
     state = resume.metadata["checkpoint"]
     checked = state.get("checked") if isinstance(state, dict) else None
-    if not isinstance(checked, int) or not 0 <= checked <= resume.iterations:
+    if not isinstance(checked, int) or isinstance(checked, bool) or \
+            not 0 <= checked <= resume.iterations:  # fmt: skip
         raise ModelFileError(f"{resume.path}: checkpoint's checked step is malformed: corrupt")
     run.record.resume(losses, resume.history, checked)
     run.stopped_epoch = resume.stopped_epoch

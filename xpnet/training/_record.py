@@ -158,7 +158,10 @@ class RunRecord:
         divergence goes back to until the next check."""
         self.losses.append(losses)
         self.iterations = self.kept_at = int(losses.shape[0])
-        self.checked = checked
+        # A check was due here (a callback that raised came before it): it is, as it would
+        # have been, and passed (a checkpoint's state is finite).
+        self.checked = self.iterations if self.iterations - checked >= self.check_every \
+            else checked  # fmt: skip
         for name in self.earlier:
             self.earlier[name] = list(history[name])
 
@@ -249,7 +252,7 @@ class RunRecord:
         return TrainingDivergedError(
             f"training diverged at iteration {iteration}: the loss became {value} with "
             f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
-            f"iteration {self.kept_at}, the last check with a finite loss. Lower the learning "
+            f"iteration {self.kept_at}, the last known to be finite. Lower the learning "
             "rate (or the momentum) and train again.",
             iteration,
             self.history(iteration),
