@@ -219,7 +219,12 @@ class RunRecord:
         return bool(xp.all(xp.stack(finite)))
 
     def history(self, iterations: int | None = None) -> History:
-        """The losses (the first ``iterations`` of them) and accuracies, as Python floats."""
+        """The losses (the first ``iterations`` of them) and accuracies, as Python floats.
+
+        The losses so far are joined into one array on the device, so that a run asked
+        for its history every epoch (for a checkpoint) joins each loss once."""
+        if len(self.losses) > 1:
+            self.losses = [self.xp.concat(self.losses)]
         losses = self._floats(self.losses, concat=True)
         earlier = self.earlier
         return {
