@@ -102,6 +102,8 @@ class Checkpoint:
         The optimiser's state by flat name (``velocity.W1``, ``m.W1``, ``t``, ...).
     iterations : int
         The steps taken.
+    checked : int
+        The step of the run's last divergence check.
     seed : int
         The run's seed, from which its random streams are keyed.
     rng_state : dict or None
@@ -130,6 +132,7 @@ class Checkpoint:
     params: Params
     optimizer: dict[str, np.ndarray]
     iterations: int
+    checked: int
     seed: int
     rng_state: JSONObject | None
     history: History
@@ -305,6 +308,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         return value
 
     iterations = field_of("iterations", (int,))
+    checked = state.get("checked")
+    if not isinstance(checked, int) or isinstance(checked, bool) or \
+            not 0 <= checked <= iterations:  # fmt: skip
+        raise ModelFileError(f"{path}: checkpoint's checked step is malformed: corrupt")
     seed = field_of("seed", (int,))
     best_acc = field_of("best_acc", (int, float))
     best_epoch = field_of("best_epoch", (int, type(None)))
@@ -363,6 +370,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         params=params_from(params),
         optimizer=optimizer,
         iterations=iterations,
+        checked=checked,
         seed=seed,
         rng_state=rng_state,
         history={name: values.tolist() for name, values in history.items()},  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ from xpnet._typing import Array, JSONObject, map_params
 from xpnet.errors import ModelFileError
 from xpnet.training._checkpoint import Checkpoint, Checkpointing, write_checkpoint
 from xpnet.training._record import History
+from xpnet.training._stopping import BestEpoch
 
 if TYPE_CHECKING:
     from xpnet.training._loop import Run
@@ -94,9 +95,7 @@ class CheckpointSaver:
             "checked": run.record.checked,
             "seed": run.seed,
             "rng_state": run.rng_state,
-            "best_acc": run.best.best_acc if run.best is not None else -1.0,
-            "best_epoch": run.best.best_epoch if run.best is not None else None,
-            "stopped_epoch": run.stopped_epoch,
+            **(run.best.state() if run.best is not None else BestEpoch.NONE),
             "data": self.data,
         }
         best = run.best.best_params if run.best is not None else None
@@ -213,15 +212,9 @@ def take_up(run: Run, resume: Checkpoint) -> None:
               for name, values in resume.optimizer.items()}  # fmt: skip
     run.state["optimizer"] = nested_state(copies)  # type: ignore[typeddict-item]
     losses = backend.asarray(np.asarray(resume.history["loss_history"]), dtype)
-    state = resume.metadata["checkpoint"]
-    checked = state.get("checked") if isinstance(state, dict) else None
-    if not isinstance(checked, int) or isinstance(checked, bool) or \
-            not 0 <= checked <= resume.iterations:  # fmt: skip
-        raise ModelFileError(f"{resume.path}: checkpoint's checked step is malformed: corrupt")
-    run.record.resume(losses, resume.history, checked)
-    run.stopped_epoch = resume.stopped_epoch
+    run.record.resume(losses, resume.history, resume.checked)
     if run.best is not None:
         best = resume.best_params
-        run.best.resume(resume.best_acc, resume.best_epoch, run.stopped_epoch,
+        run.best.resume(resume.best_acc, resume.best_epoch, resume.stopped_epoch,
                         None if best is None else map_params(
                             lambda p: backend.asarray(np.array(p), dtype), best))  # fmt: skip

@@ -263,8 +263,6 @@ class Run:
         self.state: TrainState = {"params": start, "optimizer": update.init(xp, start)}
         self.best = BestEpoch(xp, s.early_stopping, s.patience, s.restore_best) \
             if needs_validation(s.early_stopping, s.restore_best) else None  # fmt: skip
-        #: Where early stopping stopped the run (None: it has not).
-        self.stopped_epoch: int | None = None
         #: Whether the state is that after a whole step (or chunk), recorded: a checkpoint's.
         self.consistent = True
         #: The checkpoint the run goes on from (None: it starts afresh).
@@ -274,6 +272,11 @@ class Run:
         #: The eager loop's random numbers, drawn ahead; compiled steps draw their own.
         self.drawn = DrawnAhead(xp, self.data, s.hidden_size, dropout=s.dropout,
                                 augment=augment) if self.runner.draws_ahead else None  # fmt: skip
+
+    @property
+    def stopped_epoch(self) -> int | None:
+        """Where early stopping stopped the run (None: it has not, or has no early stopping)."""
+        return None if self.best is None else self.best.stopped_epoch
 
     @property
     def params(self) -> Params:
@@ -365,9 +368,7 @@ class Run:
             return False
         epoch = self.record.iterations // self.sampler.per_epoch
         val_acc = float(to_numpy(self.record.val_accs[-1]))
-        stop = self.best.update(epoch, val_acc, self.params)
-        self.stopped_epoch = self.best.stopped_epoch
-        return stop
+        return self.best.update(epoch, val_acc, self.params)
 
     def _check(self, learning_rate: float) -> None:
         """Check the run for divergence; on it, raise with the last finite parameters."""

@@ -8,6 +8,8 @@ the parameters of the best epoch when asked to restore it, and says when the run
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from xpnet._typing import JSONObject, Namespace, Params
 from xpnet.training._record import copied
 
@@ -58,6 +60,9 @@ class BestEpoch:
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
         self.best_params: Params | None = None
+
+    #: What a checkpoint records of a run without one.
+    NONE: ClassVar[JSONObject] = {"best_acc": -1.0, "best_epoch": None, "stopped_epoch": None}
 
     def state(self) -> JSONObject:
         """What a checkpoint records of it (the best parameters aside)."""
