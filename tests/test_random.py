@@ -380,7 +380,9 @@ def test_jax_jit_and_scan_draw_what_the_eager_code_draws():
     xp, on = backend.xp, {"xp": backend.xp, "device": backend.device}
     k = key(backend, 3)
 
-    def draw(step):
+    # the key is an argument, as the compiled runner passes it: a device array closed over
+    # would be baked into the program as a constant, read back to the host to do so
+    def draw(k, step):
         return (
             xr.uniform(k, step, (3, 4), dtype=xp.float32, **on),
             xr.bernoulli(k, step, (3, 4), 0.8, **on),
@@ -393,19 +395,19 @@ def test_jax_jit_and_scan_draw_what_the_eager_code_draws():
     for step in (0, 12, 2**31 + 1):
         step_array = words(backend, step)
         with jax.transfer_guard("disallow"):  # nothing comes from the host but the program
-            drawn = compiled(step_array)
-        for eager, jitted in zip(draw(step), drawn, strict=True):
+            drawn = compiled(k, step_array)
+        for eager, jitted in zip(draw(k, step), drawn, strict=True):
             np.testing.assert_array_equal(np.asarray(jitted), np.asarray(eager))
     with jax.transfer_guard("disallow"), pytest.raises(Exception, match="host-to-device"):
-        compiled(np.int32(12))  # the guard is on: a step from the host is refused
+        compiled(k, np.int32(12))  # the guard is on: a step from the host is refused
 
     # a scan over steps, as a compiled training loop runs them, draws the chunk
     def body(carry, step):
-        return carry, draw(step)
+        return carry, draw(k, step)
 
     steps = words(backend, [3, 4, 5])
     _, scanned = jax.jit(lambda s: jax.lax.scan(body, 0, s))(steps)
-    for chunk, in_scan in zip(draw(steps), scanned, strict=True):
+    for chunk, in_scan in zip(draw(k, steps), scanned, strict=True):
         np.testing.assert_array_equal(np.asarray(in_scan), np.asarray(chunk))
 
 
