@@ -9,6 +9,8 @@ The network computes::
 Pure functions of ``(xp, params, ...)``, as ``torch.nn.functional``: ``xp`` is the Array
 API namespace of the arrays, so the same lines run on NumPy, CuPy, PyTorch, JAX and
 array-api-strict, eagerly or compiled (:class:`xpnet.TwoLayerNet` and :mod:`xpnet.training`).
+Each takes one network's arrays, or K networks' stacked on a first axis (``W1`` (K, D, H),
+``X`` (K, N, D), ``reg`` (K,)), for :func:`xpnet.training.fit_many`.
 """
 
 from __future__ import annotations
@@ -55,12 +57,12 @@ def forward(
         ``hidden @ W2 + b2``, the scores before the softmax.
     """
     pre_activation = X @ params["W1"]
-    pre_activation += params["b1"]  # in place where arrays are mutable: no extra (N, H) array
+    pre_activation += _rows(xp, params["b1"])  # in place where mutable: no extra (N, H) array
     hidden = xp.clip(pre_activation, min=0.0)  # ReLU; a Python bound needs no device constant
     if dropout is not None:
         hidden *= dropout
     scores = hidden @ params["W2"]
-    scores += params["b2"]
+    scores += _rows(xp, params["b2"])
     return hidden, scores
 
 
@@ -88,31 +90,31 @@ def backward(
     # scores = hidden @ W2 + b2: dL/dW2 = hidden.T @ dscores, computed as its transpose
     # (dscores.T @ hidden).T, a product whose layout BLAS libraries (torch's above all)
     # run several times faster for a few classes; dL/db2 = sum_i dscores_i
-    dW2 = (dscores.T @ hidden).T
-    db2 = xp.sum(dscores, axis=0)
+    dW2 = _T(xp, _T(xp, dscores) @ hidden)
+    db2 = xp.sum(dscores, axis=-2)
     # dL/dhidden = dscores @ W2.T
-    dhidden = dscores @ params["W2"].T
+    dhidden = dscores @ _T(xp, params["W2"])
     # hidden = dropout * ReLU(X @ W1 + b1): dL/d(X @ W1 + b1) = dL/dhidden * dropout * [hidden > 0]
     # (a 0/1 mask multiplied in place is several times faster than where())
     if dropout is not None:
         dhidden *= dropout
     dhidden *= xp.astype(hidden > 0, dhidden.dtype)
     # dL/dW1 = X.T @ dL/d(X @ W1 + b1); dL/db1 = its sum over the rows
-    dW1 = X.T @ dhidden
-    db1 = xp.sum(dhidden, axis=0)
+    dW1 = _T(xp, X) @ dhidden
+    db1 = xp.sum(dhidden, axis=-2)
     return Params(W1=dW1, b1=db1, W2=dW2, b2=db2)
 
 
 def softmax(xp: Namespace, scores: Array) -> Array:
     """``softmax(scores)[i, j] = exp(s_ij) / sum_k exp(s_ik)``, shifted by each row's maximum."""
-    exp_scores = xp.exp(scores - xp.max(scores, axis=1, keepdims=True))
-    return exp_scores / xp.sum(exp_scores, axis=1, keepdims=True)
+    exp_scores = xp.exp(scores - xp.max(scores, axis=-1, keepdims=True))
+    return exp_scores / xp.sum(exp_scores, axis=-1, keepdims=True)
 
 
 def one_hot(xp: Namespace, y: Array, num_classes: int, dtype: ArrayDType) -> Array:
     """``one_hot(y)[i, j] = 1.0 if y[i] == j else 0.0``: shape (N,) to (N, C), by broadcasting."""
     classes = xp.arange(num_classes, dtype=y.dtype, device=device_of(y))
-    return xp.astype(y[:, None] == classes, dtype)
+    return xp.astype(y[..., None] == classes, dtype)
 
 
 def cross_entropy(
@@ -137,11 +139,11 @@ def cross_entropy(
     N = _num_rows(xp, X)
     hidden, scores = forward(xp, params, X, dropout)
     # Softmax, shifted by the row maximum so exp cannot overflow.
-    scores -= xp.max(scores, axis=1, keepdims=True)
+    scores -= xp.max(scores, axis=-1, keepdims=True)
     exp_scores = xp.exp(scores)
-    sum_exp = xp.sum(exp_scores, axis=1, keepdims=True)
+    sum_exp = xp.sum(exp_scores, axis=-1, keepdims=True)
     # -log softmax(s_i)[y_i] = log(sum_j exp(s_ij)) - s_i[y_i];  sum_i s_i[y_i] = <scores, T>
-    loss = (xp.sum(xp.log(sum_exp)) - _flat(xp, scores) @ _flat(xp, T)) / N
+    loss = (xp.sum(xp.log(sum_exp), axis=(-2, -1)) - _inner(xp, scores, T)) / N
     # dL/dscores = (softmax - one_hot(y)) / N, built in the exp_scores buffer
     dscores = exp_scores
     dscores /= sum_exp
@@ -152,8 +154,8 @@ def cross_entropy(
 
 def l2_penalty(xp: Namespace, params: Params, reg: float) -> Array:
     """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
-    W1, W2 = _flat(xp, params["W1"]), _flat(xp, params["W2"])
-    return 0.5 * reg * (W1 @ W1 + W2 @ W2)
+    W1, W2 = params["W1"], params["W2"]
+    return 0.5 * reg * (_inner(xp, W1, W1) + _inner(xp, W2, W2))
 
 
 def softmax_loss(
@@ -184,15 +186,24 @@ def softmax_loss(
     return loss + l2_penalty(xp, params, reg), grads
 
 
-def _flat(xp: Namespace, x: Array) -> Array:
-    """``x`` as a vector, for dot products: ``_flat(a) @ _flat(b) = sum(a * b)``."""
-    return xp.reshape(x, (-1,))
+def _T(xp: Namespace, x: Array) -> Array:
+    """The transpose of a matrix, or of each of a stack (products broadcast over it)."""
+    return xp.matrix_transpose(x) if x.ndim > 2 else x.T
+
+
+def _rows(xp: Namespace, b: Array) -> Array:
+    """A bias as a row to add to every row: (H,) as it is, (K, H) as (K, 1, H)."""
+    return b if b.ndim == 1 else xp.expand_dims(b, axis=-2)
+
+
+def _inner(xp: Namespace, a: Array, b: Array) -> Array:
+    """``sum(a * b)``, as a dot product (no temporary array): shape (), or (K,) for stacks."""
+    if a.ndim <= 2:
+        return xp.reshape(a, (-1,)) @ xp.reshape(b, (-1,))
+    return xp.vecdot(xp.reshape(a, (a.shape[0], -1)), xp.reshape(b, (b.shape[0], -1)))
 
 
 def _num_rows(xp: Namespace, X: Array) -> Array | int:
-    """N, the rows of ``X``: an int, or a 0-d array of X's dtype where the batch size is
-    unknown until run time (a traced graph's placeholder, a Dask array of unknown chunks)."""
-    N = X.shape[0]
-    if isinstance(N, int):
-        return N
-    return xp.sum(xp.ones_like(X[:, 0]))
+    """N, the rows of ``X``: an int, or a 0-d array where it is known only at run time."""
+    N = X.shape[-2]
+    return N if isinstance(N, int) else xp.sum(xp.ones_like(X[..., 0]))

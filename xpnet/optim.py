@@ -12,6 +12,11 @@ torch) updates them in place, without temporary arrays and at fixed addresses (a
 CUDA graph needs), and one whose arrays are immutable (JAX) stores the new arrays
 under the same keys. ``learning_rate`` may be a Python float or a 0-d array on the
 device, which is how compiled runs pass it.
+
+For K networks trained together (:func:`xpnet.training.fit_many`), each parameter is
+a stack of K (a first axis), ``learning_rate`` a (K,) array, and ``step``'s ``values``
+gives the K networks' own ``momentum``, ``reg`` or ``weight_decay`` as (K,) arrays; the
+fields then say only which terms the update has (a nonzero ``reg``: an L2 term).
 """
 
 from __future__ import annotations
@@ -74,23 +79,25 @@ class SGD:
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: OptimizerState,
-        learning_rate: Array | float,
+        state: OptimizerState, learning_rate: Array | float, values: Arrays | None = None,
     ) -> None:  # fmt: skip
-        """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
-        lr, mu = learning_rate, self.momentum
+        """Update every parameter from its gradient, ``grads[name]``, which it may overwrite;
+        ``values``: each network's ``momentum`` and ``reg`` when the parameters are a stack."""
         for name, g in grads.items():
-            reg = self.reg if name in self.decayed else 0.0
+            p = params[name]
+            lr = _each(xp, learning_rate, p)
+            decayed = bool(self.reg) and name in self.decayed
+            reg = _each(xp, _value(values, "reg", self.reg), p)
             g *= lr
-            if mu > 0:
+            if self.momentum > 0:
                 velocity = state["velocity"]
-                if reg:
-                    g += (lr * reg) * params[name]
-                velocity[name] *= mu
+                if decayed:
+                    g += (lr * reg) * p
+                velocity[name] *= _each(xp, _value(values, "momentum", self.momentum), p)
                 velocity[name] -= g
                 params[name] += velocity[name]
             else:
-                if reg:
+                if decayed:
                     params[name] *= 1 - lr * reg
                 params[name] -= g
 
@@ -135,10 +142,10 @@ class Adam:
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: OptimizerState,
-        learning_rate: Array | float,
+        state: OptimizerState, learning_rate: Array | float, values: Arrays | None = None,
     ) -> None:  # fmt: skip
-        """Update every parameter from its gradient, ``grads[name]``, which it may overwrite."""
+        """Update every parameter from its gradient, ``grads[name]``, which it may overwrite;
+        ``values``: each network's ``reg`` when the parameters are a stack."""
         b1, b2 = self.beta1, self.beta2
         state["t"] += 1
         t = state["t"]
@@ -146,17 +153,20 @@ class Adam:
         root_correction = (1 - b2**t) ** 0.5
         m, v = state["m"], state["v"]
         for name, g in grads.items():
-            g = self._with_decay(name, g, params)
+            g = self._with_decay(xp, name, g, params, values)
             m[name] *= b1
             m[name] += (1 - b1) * g
             v[name] *= b2
             v[name] += (1 - b2) * (g * g)
-            params[name] -= step_size * m[name] / (xp.sqrt(v[name]) / root_correction + self.eps)
+            denominator = xp.sqrt(v[name]) / root_correction + self.eps
+            params[name] -= _each(xp, step_size, g) * m[name] / denominator
 
-    def _with_decay(self, name: str, g: Array, params: Arrays) -> Array:
+    def _with_decay(
+        self, xp: Namespace, name: str, g: Array, params: Arrays, values: Arrays | None
+    ) -> Array:
         """The gradient plus the L2 term's, for the parameters in ``decayed``."""
         if self.reg and name in self.decayed:
-            return g + self.reg * params[name]
+            return g + _each(xp, _value(values, "reg", self.reg), g) * params[name]
         return g
 
 
@@ -178,19 +188,22 @@ class AdamW(Adam):
 
     def step(
         self, xp: Namespace, params: MutableMapping[str, Array], grads: Arrays,
-        state: OptimizerState,
-        learning_rate: Array | float,
+        state: OptimizerState, learning_rate: Array | float, values: Arrays | None = None,
     ) -> None:  # fmt: skip
         if self.reg:  # the L2 term's gradient, at the parameters the gradient was taken at
-            grads = {name: g + self.reg * params[name] if name in self.decayed else g
+            grads = {name: Adam._with_decay(self, xp, name, g, params, values)
                      for name, g in grads.items()}  # fmt: skip
         if self.weight_decay:
+            decay = _value(values, "weight_decay", self.weight_decay)
             for name in grads:
                 if name in self.decayed:
-                    params[name] *= 1 - learning_rate * self.weight_decay
-        super().step(xp, params, grads, state, learning_rate)
+                    p = params[name]
+                    params[name] *= 1 - _each(xp, learning_rate, p) * _each(xp, decay, p)
+        super().step(xp, params, grads, state, learning_rate, values)
 
-    def _with_decay(self, name: str, g: Array, params: Arrays) -> Array:
+    def _with_decay(
+        self, xp: Namespace, name: str, g: Array, params: Arrays, values: Arrays | None
+    ) -> Array:
         """Decoupled: the decay is applied to the parameters, not the gradient."""
         return g
 
@@ -229,6 +242,20 @@ def make_optimizer(
     if name == "adam":
         return Adam(reg=reg, decayed=decayed)
     return AdamW(weight_decay=weight_decay, decayed=decayed, reg=reg)
+
+
+def _value(values: Arrays | None, name: str, default: float) -> Array | float:
+    """The networks' own ``name`` from ``values`` (a stack's), else the field's ``default``."""
+    return default if values is None or name not in values else values[name]
+
+
+def _each(xp: Namespace, value: Array | float, like: Array) -> Array | float:
+    """A learning rate or hyperparameter for the parameter ``like``: a float or 0-d array
+    as it is; a (K,) array, one value per network of a stack, as (K, 1, ...), to broadcast
+    over ``like`` (K, ...)."""
+    if isinstance(value, (int, float)) or value.ndim == 0:
+        return value
+    return xp.reshape(value, (value.shape[0],) + (1,) * (like.ndim - 1))
 
 
 def _zeros_like(xp: Namespace, params: Arrays) -> dict[str, Array]:

@@ -3,7 +3,8 @@
 :class:`TrainSettings` (with its :class:`ComputeSettings`) holds every choice of a
 run and checks them all when it is built; every entry point builds one before it
 changes anything. :func:`fit` takes parameters, settings and data and returns new
-parameters and a record (:class:`TrainResult`); ``TwoLayerNet.train`` calls it. Here
+parameters and a record (:class:`TrainResult`); ``TwoLayerNet.train`` calls it;
+:func:`fit_many` trains many networks together, in one array program. Here
 too are the step (:class:`TrainStep`), the runners that take steps eagerly or
 compiled (:func:`select_runner`), every random number of a run
 (:mod:`xpnet.training._randomness`), the bookkeeping (batches, learning rates,
@@ -21,7 +22,9 @@ from xpnet.training._checkpoint import (
     Checkpointing,
     read_checkpoint,
 )
+from xpnet.training._group import GroupEpochCallback
 from xpnet.training._loop import fit
+from xpnet.training._many import fit_many, group_key
 from xpnet.training._randomness import STREAMS, BatchSampler, distortion_noise, stream_keys
 from xpnet.training._record import (
     ChunkCallback,
@@ -55,6 +58,7 @@ __all__ = [
     "ChunkCallback",
     "ComputeSettings",
     "EpochCallback",
+    "GroupEpochCallback",
     "History",
     "ProgressCallback",
     "Rates",
@@ -69,6 +73,8 @@ __all__ = [
     "compiled_runner_kind",
     "distortion_noise",
     "fit",
+    "fit_many",
+    "group_key",
     "iterations_per_epoch",
     "learning_rates",
     "num_iters_for",

@@ -18,6 +18,8 @@ drawn on the host once the steps have begun.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from xpnet import random as xr
@@ -32,6 +34,7 @@ __all__ = [
     "STREAMS",
     "BatchSampler",
     "DrawnAhead",
+    "Members",
     "distortion_noise",
     "draw_noise",
     "lab_rows",
@@ -181,6 +184,16 @@ def distortion_noise(
     return noise
 
 
+@dataclass(frozen=True)
+class Members:
+    """What K networks trained together (:func:`~xpnet.training.fit_many`) draw apart:
+    each its own dropout masks, of its own hidden size and rate. (Each has its own
+    streams too: the keys in a stack's ``data`` are (K, 2), one per network.)"""
+
+    hidden_sizes: tuple[int, ...]
+    dropouts: tuple[float, ...]
+
+
 def noise_names(dropout: float, augment: Augmentation | None) -> tuple[str, ...]:
     """The names of the arrays :func:`draw_noise` makes: ``affine`` and ``field`` (the
     distortions'), ``keep`` (dropout's); none for a step without randomness."""
@@ -192,7 +205,7 @@ def noise_names(dropout: float, augment: Augmentation | None) -> tuple[str, ...]
 
 def draw_noise(
     xp: Namespace, data: dict[str, Array], step: Array, batch_size: int, hidden_size: int,
-    *, dropout: float, augment: Augmentation | None,
+    *, dropout: float, augment: Augmentation | None, members: Members | None = None,
 ) -> dict[str, Array]:  # fmt: skip
     """The random numbers of one training step, or of several at once.
 
@@ -217,8 +230,13 @@ def draw_noise(
         :func:`noise_names` to arrays of shape S + (...): ``affine`` (B, 5) and
         ``field`` (B, 2, r, r'), float32; ``keep`` (B, H), bool, true with
         probability ``1 - dropout``. Row ``k`` of a draw of ``(K,)`` steps is
-        the draw of step ``step[k]`` alone, bit for bit.
+        the draw of step ``step[k]`` alone, bit for bit. With ``members``, each
+        network's draws from its own keys, stacked after the steps' axes: shape
+        S + (K, ...), each mask that of the network alone, padded with False to
+        ``hidden_size``.
     """
+    if members is not None:
+        return _members_noise(xp, data, step, batch_size, hidden_size, members, augment)
     device = device_of(data["X"])
     draws: dict[str, Array] = {}
     if augment is not None:
@@ -228,6 +246,31 @@ def draw_noise(
         draws["keep"] = xr.bernoulli(data["key_dropout"], step, (batch_size, hidden_size),
                                      1 - dropout, xp=xp, device=device)  # fmt: skip
     return draws
+
+
+def _members_noise(
+    xp: Namespace, data: dict[str, Array], step: Array, batch_size: int, hidden_size: int,
+    members: Members, augment: Augmentation | None,
+) -> dict[str, Array]:  # fmt: skip
+    """:func:`draw_noise` of K networks, each from its own keys, stacked."""
+    drawn: dict[str, list[Array]] = {}
+    dropout = max(members.dropouts)
+    for k, (size, rate) in enumerate(zip(members.hidden_sizes, members.dropouts, strict=True)):
+        own = {"X": data["X"], **{name: data[name][k, :] for name in data if name[:4] == "key_"}}
+        draws = draw_noise(xp, own, step, batch_size, size, dropout=rate, augment=augment)
+        if dropout:
+            keep = draws.get("keep")
+            if keep is None:  # a network without dropout in a group with it: all kept
+                keep = xp.ones((*step.shape, batch_size, size), dtype=xp.bool,
+                               device=device_of(data["X"]))  # fmt: skip
+            if size < hidden_size:  # the units it lacks are dropped: they are zeros anyway
+                padding = xp.zeros((*keep.shape[:-1], hidden_size - size), dtype=xp.bool,
+                                   device=device_of(keep))  # fmt: skip
+                keep = xp.concat([keep, padding], axis=-1)
+            draws["keep"] = keep
+        for name, values in draws.items():
+            drawn.setdefault(name, []).append(values)
+    return {name: xp.stack(values, axis=step.ndim) for name, values in drawn.items()}
 
 
 class DrawnAhead:
@@ -243,10 +286,10 @@ class DrawnAhead:
 
     def __init__(
         self, xp: Namespace, data: dict[str, Array], hidden_size: int, *, dropout: float,
-        augment: Augmentation | None,
+        augment: Augmentation | None, members: Members | None = None,
     ) -> None:  # fmt: skip
         self.xp, self.data, self.hidden_size = xp, data, hidden_size
-        self.dropout, self.augment = dropout, augment
+        self.dropout, self.augment, self.members = dropout, augment, members
         self.block: dict[str, Array] = {}
         self.start = self.stop = 0  # the block's steps, as slice bounds within its epoch
         self.epoch_steps: Array | None = None
@@ -258,15 +301,17 @@ class DrawnAhead:
             return {}
         held = steps is self.epoch_steps and self.start <= chunk.start and chunk.stop <= self.stop
         if not held:
-            batch_size = batches.shape[1]
-            per_step = batch_size * self.hidden_size  # a dropout mask, the largest draw
+            batch_size = batches.shape[-1]
+            # a dropout mask, the largest draw (K of them for K networks)
+            per_step = batch_size * self.hidden_size * (len(self.members.dropouts)
+                                                        if self.members else 1)  # fmt: skip
             size = max(1, min(DRAW_AHEAD_STEPS, DRAW_AHEAD_ELEMENTS // per_step))
             self.start = chunk.start
             self.stop = min(max(chunk.stop, chunk.start + size), steps.shape[0])
             self.epoch_steps = steps
             self.block = draw_noise(
                 self.xp, self.data, steps[self.start : self.stop], batch_size, self.hidden_size,
-                dropout=self.dropout, augment=self.augment,
+                dropout=self.dropout, augment=self.augment, members=self.members,
             )  # fmt: skip
         part = slice(chunk.start - self.start, chunk.stop - self.start)
         return {name: values[part, ...] for name, values in self.block.items()}

@@ -72,7 +72,7 @@ class Rates:
     device: Array
 
     def __getitem__(self, index: slice) -> Rates:
-        return Rates(self.host[index], self.device[index])
+        return Rates(self.host[index, ...], self.device[index, ...])
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,14 @@ class EagerRunner:
     def __call__(
         self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array], rates: Rates
     ) -> tuple[TrainState, Array]:
+        # one network's rate as a Python float; K networks' (K,) rates as a device array
         losses = [
-            self.step(state, data, {name: a[k, ...] for name, a in inputs.items()}, float(rate))
+            self.step(
+                state,
+                data,
+                {name: a[k, ...] for name, a in inputs.items()},
+                float(rate) if rate.ndim == 0 else rates.device[k, ...],
+            )
             for k, rate in enumerate(rates.host)
         ]
         return state, self.xp.stack(losses)

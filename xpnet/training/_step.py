@@ -8,8 +8,8 @@ from typing import TypedDict, cast
 from xpnet._typing import Array, Namespace, Params
 from xpnet.augment import Augmentation
 from xpnet.functional import cross_entropy, l2_penalty
-from xpnet.optim import SGD, Adam, OptimizerState
-from xpnet.training._randomness import draw_noise, noise_names
+from xpnet.optim import SGD, Adam, OptimizerState, _each
+from xpnet.training._randomness import Members, draw_noise, noise_names
 
 __all__ = ["TrainState", "TrainStep"]
 
@@ -46,6 +46,12 @@ class TrainStep:
         The rate of inverted dropout on the hidden layer; 0 for none.
     augment : Augmentation or None
         Random distortions of each batch's images.
+    members : Members or None
+        For K networks trained together (:func:`~xpnet.training.fit_many`), their
+        hidden sizes and dropout rates; their parameters are then stacks of K, their
+        batches (K, B) and their ``reg``, ``momentum``, ``weight_decay`` and
+        ``dropout_scale`` (K,) arrays in ``data`` (``reg`` and ``dropout`` above then
+        say only whether the step has these terms). None: one network.
     """
 
     xp: Namespace
@@ -53,6 +59,7 @@ class TrainStep:
     reg: float
     dropout: float = 0.0
     augment: Augmentation | None = None
+    members: Members | None = None
 
     def __call__(
         self, state: TrainState, data: dict[str, Array], inputs: dict[str, Array],
@@ -77,31 +84,56 @@ class TrainStep:
             they were drawn ahead, the step's noise (all of
             :func:`~xpnet.training._randomness.noise_names`), else the step draws it.
         lr : float or 0-d array
-            The learning rate.
+            The learning rate; (K,), one per network, for a stack.
 
         Returns
         -------
-        array, shape ()
-            The lab's loss on the batch, before the update.
+        array, shape () or (K,)
+            The lab's loss on the batch, before the update (of each network).
         """
         xp, params = self.xp, state["params"]
         batch, step = inputs["batch"], inputs["step"]
-        X_batch = xp.take(data["X"], batch, axis=0)
-        T_batch = xp.take(data["T"], batch, axis=0)
+        X_batch, T_batch = _take(xp, data["X"], batch), _take(xp, data["T"], batch)
         names = noise_names(self.dropout, self.augment)
         if all(name in inputs for name in names):
             draws = {name: inputs[name] for name in names}
         else:
-            draws = draw_noise(xp, data, step, X_batch.shape[0], params["W1"].shape[1],
-                               dropout=self.dropout, augment=self.augment)  # fmt: skip
-        if self.augment is not None:
-            images = X_batch - data["blank"]
-            X_batch = self.augment.apply(xp, images, draws, data) + data["blank"]
+            draws = draw_noise(xp, data, step, batch.shape[-1], params["W1"].shape[-1],
+                               dropout=self.dropout, augment=self.augment,
+                               members=self.members)  # fmt: skip
+        if self.augment is not None:  # each image alone: K batches' as one of K * B
+            joined = _joined if self.members is not None else _as_is
+            images = joined(xp, X_batch - data["blank"])
+            noise = {name: joined(xp, draws[name]) for name in names if name != "keep"}
+            distorted = self.augment.apply(xp, images, noise, data)
+            X_batch = xp.reshape(distorted, X_batch.shape) + data["blank"]
         mask = None
         if self.dropout:
-            mask = xp.astype(draws["keep"], X_batch.dtype) * (1 / (1 - self.dropout))
+            scale = 1 / (1 - self.dropout) if self.members is None else data["dropout_scale"]
+            keep = xp.astype(draws["keep"], X_batch.dtype)
+            mask = keep * _each(xp, scale, keep)
+        values = None if self.members is None else \
+            {name: data[name] for name in ("reg", "momentum", "weight_decay")}  # fmt: skip
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
-        loss = loss + l2_penalty(xp, params, self.reg)  # the L2 gradient is the optimizer's
+        reg = self.reg if values is None else values["reg"]
+        loss = loss + l2_penalty(xp, params, reg)  # the L2 gradient is the optimizer's
         updated = cast("dict[str, Array]", params)  # a TypedDict is a dict: updated by name
-        self.optimizer.step(xp, updated, grads, state["optimizer"], lr)
+        self.optimizer.step(xp, updated, grads, state["optimizer"], lr, values)
         return loss
+
+
+def _take(xp: Namespace, rows: Array, batch: Array) -> Array:
+    """The rows a batch names: (B,) indices give (B, ...); (K, B), a stack's, (K, B, ...)."""
+    if batch.ndim == 1:
+        return xp.take(rows, batch, axis=0)
+    taken = xp.take(rows, xp.reshape(batch, (-1,)), axis=0)
+    return xp.reshape(taken, (*batch.shape, *rows.shape[1:]))
+
+
+def _joined(xp: Namespace, x: Array) -> Array:
+    """K batches of B rows, (K, B, ...), as one of K * B rows."""
+    return xp.reshape(x, (-1, *x.shape[2:]))
+
+
+def _as_is(xp: Namespace, x: Array) -> Array:
+    return x
