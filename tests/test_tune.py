@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -833,3 +834,31 @@ def test_early_stopping_stops_every_trial_and_the_retraining(tmp_path, mnist_dir
     record = TwoLayerNet.load(tmp_path / "best" / "model.npz").last_training
     assert 0 < record["stopped_epoch"] < 76
     assert record["kept_epoch"] == record["stopped_epoch"] - 1
+
+
+def test_trials_trained_together_report_alone_and_equal_their_runs_alone(tmp_path, mnist_dir):
+    """``--together 3``: each task asks for three trials and trains them in one program;
+    each reports its own epochs, and ends as the same settings trained alone."""
+    done = xpnet("tune", "--trials", "6", "--together", "3", "--workers", "1", *SMALL_ARGS,
+                 "--dtype", "float64", "--data-dir", str(mnist_dir), "--output-dir",
+                 str(tmp_path), "--no-retrain")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "6 trials, 3 at a time" in done.stdout
+    rows = read_trials(tmp_path)
+    assert len(finished(rows)) == 6
+    # two tasks of three trials: each task's trials end together, and say so
+    assert sorted(Counter(r["seconds"] for r in rows).values()) == [3, 3]
+    study = optuna.load_study(study_name="xpnet-tune", storage=storage_spec(None, tmp_path))
+    data = prepare_data("scale_and_center", data_dir=mnist_dir).first(SMALL["train_size"])
+    recorded = ("number", "state", "value", "seconds", "worker", "error", "resumed_at")
+    complete = [r for r in rows if r["state"] == "COMPLETE"]
+    assert complete
+    for row in complete:
+        params = {name: int(value) if value.isdigit() else float(value)
+                  for name, value in row.items() if name not in recorded}  # fmt: skip
+        alone = run("fast", dtype="float64", seed=0, data=data, threads=1, **params)
+        assert float(row["value"]) == alone.val_acc
+        reported = study.trials[int(row["number"])].intermediate_values
+        accuracies = alone.history["val_acc_history"]
+        assert sorted(reported) == list(range(1, len(accuracies) + 1))
+        assert [reported[e] for e in sorted(reported)] == accuracies

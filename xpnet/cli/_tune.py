@@ -81,6 +81,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     engines.add_argument(
         "--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786"
     )
+    engines.add_argument(
+        "--together", type=positive_int, default=1, metavar="K",
+        help="trials each Dask task trains together, in one array program (each pruned "
+        "alone; results as trained alone)" + DEFAULT,
+    )  # fmt: skip
     parser.add_argument("--no-retrain", dest="retrain", action="store_false",
                         help="skip retraining the best settings and measuring them on the test "
                         "set (by default they are retrained, into best/)")  # fmt: skip
@@ -124,7 +129,7 @@ def _tune(args: argparse.Namespace) -> int:
             device=args.device, dtype=args.dtype, seed=args.seed,
             train_size=args.train_size, storage=args.storage, study_name=args.study_name,
             output_dir=args.output_dir, workers=args.workers, scheduler=args.scheduler,
-            retrain=args.retrain, progress=line,
+            retrain=args.retrain, progress=line, together=args.together,
         )  # fmt: skip
     except TuneInterrupted as stop:
         line.close()

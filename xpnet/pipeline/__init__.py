@@ -15,7 +15,8 @@ before anything is read (:func:`plan_run`, ``_plan``); the network built, traine
 measured (:func:`run_plan`: :func:`make_net` then :func:`train_and_measure`, ``_run``);
 its files written (:func:`save_run`, ``_outputs``); a saved model measured again
 (:func:`evaluate`, ``_evaluate``); a run planned again from its checkpoint, to resume
-it (:func:`plan_resumed`, ``_resume``).
+it (:func:`plan_resumed`, ``_resume``); several plans trained together
+(:func:`run_plans_together`, ``_together``).
 """
 
 from xpnet.pipeline._data import TRAIN_ROWS, PreparedData, prepare_data
@@ -31,6 +32,7 @@ from xpnet.pipeline._run import (
     run_plan,
     train_and_measure,
 )
+from xpnet.pipeline._together import run_plans_together
 
 __all__ = [
     "TRAIN_ROWS",
@@ -49,6 +51,7 @@ __all__ = [
     "recipe_with",
     "run",
     "run_plan",
+    "run_plans_together",
     "save_run",
     "train_and_measure",
 ]

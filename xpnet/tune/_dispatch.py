@@ -19,7 +19,15 @@ from xpnet.pipeline import PreparedData
 from xpnet.tune import _study
 from xpnet.tune._cluster import lost_to_cluster
 from xpnet.tune._space import SearchSpace, distributions, fixed
-from xpnet.tune._trial import LOST, STOPPED, Outcome, Relay, TrialTask, run_trial
+from xpnet.tune._trial import (
+    LOST,
+    STOPPED,
+    Outcome,
+    Relay,
+    TrialTask,
+    run_trial,
+    run_trials_together,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -33,8 +41,12 @@ def run_trials(
     client: Client, study: optuna.Study, storage: optuna.storages.BaseStorage, spec: str,
     data: PreparedData, task: TrialTask, space: SearchSpace, trials: int | None,
     timeout: float | None, progress: Progress | None, wait_for_workers: float = 120.0,
+    together: int = 1,
 ) -> None:  # fmt: skip
     """Ask, submit, wait, tell: until the study holds ``trials`` finished ones or time is up.
+
+    Each Dask task trains one trial, or up to ``together`` trials asked at once, trained
+    together (:func:`~xpnet.tune._trial.run_trials_together`).
 
     Finished trials of other searches of the study count too, and while they run this
     search waits for them (if their search died, their trials are queued again after the
@@ -52,22 +64,26 @@ def run_trials(
     capacity = max(sum(client.nthreads().values()), 1)
     shared = [client.scatter(data, broadcast=True)]  # the data reaches each worker once
     heartbeat = _study.heartbeats(storage)
-    running: dict[Future[Outcome], Trial] = {}
+    running: dict[Future[list[Outcome]], list[Trial]] = {}
     relay = Relay(task.channel, client, study, heartbeat, _study.HEARTBEAT_INTERVAL)
     # The budget of this search: the trials the study still needs (None: until the deadline).
     budget = None if trials is None else max(trials - _study.finished_count(study), 0)
-    clock = _Clock(budget, capacity, deadline)
+    clock = _Clock(budget, capacity, deadline, together)
 
-    def end(future: Future[Outcome], lost: str | None = None) -> None:
-        trial = running.pop(future)
-        relay.remove(trial.number)
+    def end(future: Future[list[Outcome]], lost: str | None = None) -> None:
+        ended = running.pop(future)
+        for trial in ended:
+            relay.remove(trial.number)
         if lost is None:
-            _tell(study, trial, future)
-            clock.ended(future)
+            for trial, outcome in zip(ended, _outcomes(future, len(ended)), strict=True):
+                _tell(study, trial, outcome)
+            clock.ended(future, len(ended))
         else:
-            _study.retry(study, trial, f"lost with the cluster: {lost}")
+            for trial in ended:
+                _study.retry(study, trial, f"lost with the cluster: {lost}")
         if progress is not None:
-            progress({**counts(study, len(running)), "seconds_left": clock.seconds_left()})
+            progress({**counts(study, _trial_count(running)),
+                      "seconds_left": clock.seconds_left()})  # fmt: skip
 
     announced = False
     firsts: set[int] = set()  # the keys of the trials' checkpoints on the scheduler
@@ -76,21 +92,33 @@ def run_trials(
         while not interrupted():
             _study.fail_stale(study)  # a dead search's trials: queued again
             while len(running) < capacity and _may_ask(study, trials, deadline):
-                with _study.quiet():
-                    trial = study.ask(to_search)
-                if trial.number not in _study.to_run(study, trials):  # another was quicker
-                    _study.cancel(study, trial)
+                asked: list[Trial] = []
+                while len(asked) < together and _may_ask(study, trials, deadline):
+                    with _study.quiet():
+                        trial = study.ask(to_search)
+                    if trial.number not in _study.to_run(study, trials):  # another was quicker
+                        _study.cancel(study, trial)
+                        break
+                    relay.add(trial)
+                    asked.append(trial)
+                if not asked:
                     break
-                relay.add(trial)
-                first = _study.first_of(study, trial)
-                firsts.add(trial.number if first is None else first)
-                future = client.submit(run_trial, shared[0], task, {**pinned, **trial.params},
-                                       trial.number, first, pure=False)  # fmt: skip
-                running[future] = trial
+                if together == 1:  # one trial a task, resumed from its checkpoint if lost
+                    first = _study.first_of(study, asked[0])
+                    firsts.add(asked[0].number if first is None else first)
+                    future = client.submit(_one_trial, shared[0], task,
+                                           {**pinned, **asked[0].params}, asked[0].number, first,
+                                           pure=False)  # fmt: skip
+                else:
+                    future = client.submit(run_trials_together, shared[0], task,
+                                           [{**pinned, **t.params} for t in asked],
+                                           [t.number for t in asked], pure=False)  # fmt: skip
+                running[future] = asked
                 clock.started(future)
             if not announced and running and progress is not None:
-                progress({**counts(study, len(running)), "starting": len(running),
-                          "budget": budget, "timeout": timeout})  # fmt: skip
+                progress({**counts(study, _trial_count(running)),
+                          "starting": _trial_count(running), "budget": budget,
+                          "timeout": timeout})  # fmt: skip
             announced = announced or bool(running)
             if not running:
                 if not _others_running(study, trials, deadline, heartbeat is not None):
@@ -115,24 +143,49 @@ def run_trials(
     raise TuneInterrupted(_study.finished_count(study), spec)
 
 
+def _one_trial(
+    data: PreparedData, task: TrialTask, params: dict[str, Any], number: int, first: int | None
+) -> list[Outcome]:
+    """:func:`~xpnet.tune._trial.run_trial` on a worker, its outcome as a task's list."""
+    return [run_trial(data, task, params, number, first)]
+
+
+def _trial_count(running: dict[Future[list[Outcome]], list[Trial]]) -> int:
+    """The trials the running tasks train."""
+    return sum(len(trials) for trials in running.values())
+
+
+def _outcomes(future: Future[list[Outcome]], count: int) -> list[Outcome]:
+    """A task's outcomes; where it raised on its worker, or killed its workers
+    (KilledWorker), each of its ``count`` trials failed so."""
+    try:
+        return future.result()
+    except Exception as err:
+        return [{"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}] * count
+
+
 class _Clock:
     """How long the trials of this search take, and what is left of it.
 
-    ``seconds_left`` is None until a trial has ended; then the trials not yet ended
-    (of ``budget``), ``capacity`` at a time, each as long as those ended took on average,
-    and no longer than the deadline allows (the running trials finish after it).
+    ``seconds_left`` is None until a task has ended; then the trials not yet ended (of
+    ``budget``), ``capacity`` tasks of ``together`` trials at a time, each task as long as
+    those ended took on average, and no longer than the deadline allows (the running
+    trials finish after it).
     """
 
-    def __init__(self, budget: int | None, capacity: int, deadline: float) -> None:
+    def __init__(self, budget: int | None, capacity: int, deadline: float, together: int) -> None:
         self.budget, self.capacity, self.deadline = budget, capacity, deadline
+        self.together = together
         self.starts: dict[object, float] = {}
         self.durations: list[float] = []
+        self.trials = 0  # the trials of the tasks ended
 
     def started(self, future: object) -> None:
         self.starts[future] = time.monotonic()
 
-    def ended(self, future: object) -> None:
+    def ended(self, future: object, trials: int) -> None:
         self.durations.append(time.monotonic() - self.starts.pop(future))
+        self.trials += trials
 
     def seconds_left(self) -> float | None:
         if not self.durations:
@@ -140,22 +193,23 @@ class _Clock:
         each = sum(self.durations) / len(self.durations)
         left = math.inf
         if self.budget is not None:
-            rest = max(self.budget - len(self.durations), 0)
-            left = math.ceil(rest / self.capacity) * each
+            rest = max(self.budget - self.trials, 0)
+            left = math.ceil(rest / (self.capacity * self.together)) * each
         return min(left, max(self.deadline - time.monotonic(), 0.0) + each)
 
 
 @contextlib.contextmanager
 def _cancelled_at_exit(
-    study: optuna.Study, running: dict[Future[Outcome], Trial]
+    study: optuna.Study, running: dict[Future[list[Outcome]], list[Trial]]
 ) -> Iterator[None]:
     """Ctrl-C, the cluster lost: the trials still running are cancelled (not counted)."""
     try:
         yield
     finally:
-        for future, trial in running.items():
+        for future, trials in running.items():
             future.cancel()
-            _study.cancel(study, trial)
+            for trial in trials:
+                _study.cancel(study, trial)
 
 
 @contextlib.contextmanager
@@ -213,12 +267,8 @@ def _regroup(
     return None
 
 
-def _tell(study: optuna.Study, trial: Trial, future: Future[Outcome]) -> None:
+def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> None:
     """Record a trial's end: its value, its pruning, why it failed, or that it runs again."""
-    try:
-        outcome = future.result()
-    except Exception as err:  # it raised on its worker, or killed its workers (KilledWorker)
-        outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
     if outcome["state"] == STOPPED:  # the search stopped it: not the trial's doing
         _study.cancel(study, trial)
     elif outcome["state"] == LOST:

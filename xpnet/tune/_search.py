@@ -109,6 +109,7 @@ def tune(
     connect_timeout: float = 10.0,
     retrain: bool = True,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    together: int = 1,
 ) -> TuneResult:
     """Search the lab's hyperparameters with Optuna, training the trials on Dask workers.
 
@@ -162,6 +163,14 @@ def tune(
         ``budget`` (the trials this run is to finish, None for a timeout alone) and
         ``timeout`` added, when the first trials of this run start; and with
         ``{"retraining": trial}`` when retraining begins.
+    together : int, default 1
+        Trials each Dask task trains together, in one array program
+        (:func:`xpnet.training.fit_many`): it asks the study for this many, trains them
+        together and reports each one's epochs, so that the pruner stops each alone.
+        The trials' results are those of trials run alone (to rounding); trials whose
+        batch sizes differ train one group after another within the task. A trial of a
+        task lost with its worker runs again from its start (alone, a trial resumes
+        from its last epoch's checkpoint).
 
     Returns
     -------
@@ -202,6 +211,7 @@ def tune(
     trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
     _checks.flag("retrain", retrain)
     _checks.optional_callable("progress", progress)
+    together = _checks.positive_int("together", together)
     _checks.real("connect_timeout", connect_timeout, low=0.0, low_open=True)
     for name, text in (("study_name", study_name), ("scheduler", scheduler or "")):
         if not isinstance(text, str):
@@ -246,7 +256,7 @@ def tune(
             study = _study.open_study(kept, spec, study_name, search, seed, searched)
             assert study is not None
             run_trials(client, study, kept, spec, data, task, searched, trials, timeout,
-                       progress)  # fmt: skip
+                       progress, together=together)  # fmt: skip
     else:
         _check_output_dir(out, retrain)
 

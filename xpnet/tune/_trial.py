@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 from xpnet._typing import Device
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
-from xpnet.pipeline import PreparedData, RunPlan, run_plan
+from xpnet.pipeline import PreparedData, RunPlan, run_plan, run_plans_together
 from xpnet.training import CHECKPOINT_FILE, Checkpoint, ComputeSettings, read_checkpoint
 
 if TYPE_CHECKING:  # the workers need no Optuna
@@ -157,6 +157,87 @@ def run_trial(
                     saved.delete()
     outcome["worker"], outcome["seconds"] = worker, round(time.perf_counter() - start, 3)
     return outcome
+
+
+def run_trials_together(
+    data: PreparedData, task: TrialTask, params: Sequence[Mapping[str, Any]],
+    numbers: Sequence[int],
+) -> list[Outcome]:  # fmt: skip
+    """Train trials ``numbers`` with ``params`` together (:func:`xpnet.training.fit_many`),
+    each reporting its own epochs: a trial the search prunes or stops stops alone.
+
+    A trial lost with its worker runs again from its start (no checkpoint is kept for
+    trials trained together).
+
+    Returns
+    -------
+    list of Outcome
+        How each ended, in the order of ``numbers``, each with the ``seconds`` the task
+        took and its ``worker``.
+    """
+    from distributed import Queue, get_worker
+
+    start, worker = time.perf_counter(), str(get_worker().name)
+    requests = Queue(task.channel)
+    answers = {n: Queue(f"{task.channel}-{n}-{uuid.uuid4().hex}") for n in numbers}
+
+    def ask(number: int, step: int, value: float = 0.0) -> Answer:
+        try:
+            requests.put([number, step, float(value), answers[number].name])
+            return _ANSWERS.get(answers[number].get(timeout=ANSWER_TIMEOUT), STOPPED)
+        except Exception:  # no answer in time, or the scheduler is gone: so is the search
+            return STOPPED
+
+    outcomes: dict[int, Outcome] = {}
+    going: list[tuple[int, RunPlan]] = []
+    try:
+        for number, trial_params in zip(numbers, params, strict=True):
+            if (answer := ask(number, 0)) != GO:  # step 0: the start
+                outcomes[number] = {"state": answer}
+                continue
+            try:
+                going.append((number, _on_device(task, worker).replace(**trial_params)))
+            except (TypeError, ValueError) as err:
+                outcomes[number] = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+
+        def report_each_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
+            stop = []
+            for index, ((number, _), value) in enumerate(zip(going, val_accs, strict=True)):
+                if value is not None and (answer := ask(number, epoch, value)) != GO:
+                    outcomes[number] = {"state": answer}
+                    stop.append(index)
+            return stop
+
+        if going:
+            limit_threads(going[0][1].settings.compute.name, task.threads)
+            try:
+                results = run_plans_together([plan for _, plan in going], data,
+                                             on_epoch=report_each_epoch)  # fmt: skip
+            except (TypeError, ValueError, RuntimeError) as err:
+                results = []
+                for number, _ in going:
+                    outcomes[number] = {"state": "failed",
+                                        "error": f"{type(err).__name__}: {err}"[:500]}  # fmt: skip
+            for (number, _), result in zip(going, results, strict=False):
+                if number in outcomes:  # pruned or stopped
+                    continue
+                record = result.net.last_training or {}
+                if record.get("diverged_at") is not None:
+                    outcomes[number] = {
+                        "state": "failed",
+                        "error": "TrainingDivergedError: "
+                        f"training diverged at iteration {record['diverged_at']}",
+                    }
+                else:
+                    outcomes[number] = {"state": "complete", "value": result.val_acc}
+    finally:
+        for queue in (*answers.values(), requests):  # the scheduler drops a queue no one holds
+            with contextlib.suppress(Exception):
+                queue.close()
+    seconds = round(time.perf_counter() - start, 3)
+    for outcome in outcomes.values():
+        outcome["worker"], outcome["seconds"] = worker, seconds
+    return [outcomes[number] for number in numbers]
 
 
 def _lost_run(saved: Any, checkpoint: Path, plan: RunPlan, data: PreparedData) -> Checkpoint | None:
