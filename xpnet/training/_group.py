@@ -103,7 +103,13 @@ class Group:
         members = Members(self.sizes, dropouts)
         self.step = TrainStep(xp, update, max(s.reg for s in settings), max(dropouts),
                               first.augment, members)  # fmt: skip
-        self.runner = select_runner(backend, self.step, first.compile)
+        # CUDA graphs of a stacked step failed to capture on an H200 at K = 64 (cuBLAS's
+        # strided-batched product, CUBLAS_STATUS_EXECUTION_FAILED): a group on torch's CUDA
+        # runs eagerly unless compile=True asks for the graphs
+        compile = first.compile
+        if compile == "auto" and len(settings) > 1 and backend.compiled_path == "cuda graph":
+            compile = False
+        self.runner = select_runner(backend, self.step, compile)
         stacked = _stacked(xp, [map_params(lambda p: backend.asarray(p, dtype), p)
                                 for p in params], H)  # fmt: skip
         self.state: TrainState = {"params": stacked, "optimizer": update.init(xp, stacked)}

@@ -99,6 +99,12 @@ def fit_many(
     ------
     TypeError, ValueError
         For sequences of different lengths or none, or bad data, or early stopping.
+
+    Notes
+    -----
+    A group runs on its settings' runner, but on torch's CUDA, whose CUDA graphs of a
+    stacked step failed to capture on an H200 at K = 64: there a group of more than one
+    runs eagerly unless ``compile=True``.
     """
     params, settings, rngs = list(params), list(settings), list(rngs)
     if not settings or not len(params) == len(settings) == len(rngs):
