@@ -25,7 +25,7 @@ from xpnet.tune._trial import (
     Outcome,
     Relay,
     TrialTask,
-    run_trial,
+    run_one_trial,
     run_trials_together,
 )
 
@@ -106,7 +106,7 @@ def run_trials(
                 if together == 1:  # one trial a task, resumed from its checkpoint if lost
                     first = _study.first_of(study, asked[0])
                     firsts.add(asked[0].number if first is None else first)
-                    future = client.submit(_one_trial, shared[0], task,
+                    future = client.submit(run_one_trial, shared[0], task,
                                            {**pinned, **asked[0].params}, asked[0].number, first,
                                            pure=False)  # fmt: skip
                 else:
@@ -141,13 +141,6 @@ def run_trials(
                 for future, reason in lost.items():
                     end(future, reason)
     raise TuneInterrupted(_study.finished_count(study), spec)
-
-
-def _one_trial(
-    data: PreparedData, task: TrialTask, params: dict[str, Any], number: int, first: int | None
-) -> list[Outcome]:
-    """:func:`~xpnet.tune._trial.run_trial` on a worker, its outcome as a task's list."""
-    return [run_trial(data, task, params, number, first)]
 
 
 def _trial_count(running: dict[Future[list[Outcome]], list[Trial]]) -> int:

@@ -159,6 +159,15 @@ def run_trial(
     return outcome
 
 
+def run_one_trial(
+    data: PreparedData, task: TrialTask, params: Mapping[str, Any], number: int,
+    first: int | None,
+) -> list[Outcome]:  # fmt: skip
+    """:func:`run_trial`, its outcome as a task's list (a worker imports this module, which
+    needs no Optuna)."""
+    return [run_trial(data, task, params, number, first)]
+
+
 def run_trials_together(
     data: PreparedData, task: TrialTask, params: Sequence[Mapping[str, Any]],
     numbers: Sequence[int],
