@@ -211,3 +211,47 @@ def test_members_without_a_seed_draw_the_lab_batches_in_order():
     np.random.seed(5)  # the same runs one after another, from the same global state
     for net, s, result in zip(nets, settings, together, strict=True):
         _assert_same_run(result, fit(net.params, s, *data, rng=None))
+
+
+# 150 steps an epoch: fit's chunks of 100 steps end at 100, 150, 250, 300, ..., and it
+# checks for divergence at 100, 250, 400, ... (100 steps or more since the last check)
+QUICK = {"batch_size": 4, "num_iters": 600, "momentum": 0.9, "learning_rate_decay": 1.0}
+
+
+def test_members_are_checked_for_divergence_where_their_runs_alone_are(backend: Backend):
+    data = _data()
+    diverging = {"hidden": 20, "seed": 1, "learning_rate": 3.831e4, **QUICK}
+    members = [diverging, {"hidden": 30, "seed": 2, "learning_rate": 1e-2, **QUICK,
+                           "num_iters": 175}]  # fmt: skip
+    with pytest.raises(TrainingDivergedError) as alone:
+        _alone(backend, **diverging, data=data)
+    assert 200 < alone.value.iteration < 250  # after the check at 100, before that at 250
+    together = _together(backend, members, data)
+    assert together[0].record["diverged_at"] == alone.value.iteration
+    for name, expected in alone.value.params.items():  # the check at 100's
+        want = to_numpy(expected)
+        np.testing.assert_allclose(to_numpy(together[0].params[name]), want, rtol=0,
+                                   atol=1e-10 * np.abs(want).max())  # fmt: skip
+    assert together[0].history["val_acc_history"] == alone.value.history["val_acc_history"]
+    _assert_same_run(together[1], _alone(backend, **members[1], data=data))
+
+
+def test_a_member_stopped_by_on_epoch_is_checked_as_its_run_alone_is():
+    data = _data()
+    diverging = {"hidden": 20, "seed": 1, "learning_rate": 8.254e4, **QUICK}
+
+    def stop_first_at_epoch_1(epoch: int, val_accs: list[float | None]) -> list[int]:
+        return [0] if epoch == 1 else []
+
+    net, settings = _member("numpy", 20, 1, **{k: v for k, v in diverging.items()
+                                              if k not in ("hidden", "seed")})  # fmt: skip
+    with pytest.raises(TrainingDivergedError) as alone:
+        fit(net.params, settings, *data, rng=net.rng,
+            on_epoch=lambda epoch, loss, val: epoch == 1)  # fmt: skip
+    assert 100 < alone.value.iteration < 150  # after the check at 100, before the epoch's end
+    other = {"hidden": 30, "seed": 2, "learning_rate": 1e-2, **QUICK}
+    together = _together("numpy", [diverging, other], data, on_epoch=stop_first_at_epoch_1)
+    assert together[0].record["together"] == 2
+    assert together[0].record["diverged_at"] == alone.value.iteration
+    assert together[0].record["stopped_epoch"] is None
+    _assert_same_run(together[1], _alone("numpy", **other, data=data))

@@ -54,6 +54,16 @@ class _Member:
     diverged_at: int | None = None
     stopped_epoch: int | None = None
     kept: Params | None = None  # its parameters where it stopped
+    epochs: int | None = None  # the epochs' accuracies its record keeps (None: all)
+
+
+@dataclass
+class _Checks:
+    """Where the group's divergence checks stand: the iteration of the last one, and every
+    member's parameters there (what one that diverges after it keeps)."""
+
+    kept: Params
+    checked: int = 0
 
 
 class Group:
@@ -124,14 +134,18 @@ class Group:
             return self._loop(indices, on_epoch)
 
     def _loop(self, indices: list[int], on_epoch: GroupEpochCallback | None) -> list[TrainResult]:
+        """:func:`~xpnet.training.fit`'s loop for K: the same chunks (cut again where a
+        member ends), its divergence checks where it makes them, and, at an epoch's end,
+        its order: the accuracies, a check if one is due, ``on_epoch``, and then a final
+        check of each member that stops there."""
         xp = self.xp
         per_epoch = self.samplers[0].per_epoch
         members = [_Member(s.num_iters) for s in self.settings]
         total = max(m.num_iters for m in members)
         losses: list[Array] = []
         accs: dict[str, list[Array]] = {"train": [], "val": []}
-        checked, check_every = 0, min(per_epoch, 100)
-        kept = copied(xp, self.state["params"])  # every member's, at the last check
+        check_every = min(per_epoch, 100)
+        run = _Checks(kept=copied(xp, self.state["params"]))  # every member's, at the last check
         done = 0
         while done < total and any(m.stopped_at is None for m in members):
             epoch, first = done // per_epoch, done
@@ -142,10 +156,10 @@ class Group:
                                             s.num_iters, per_epoch, first, first + length)
                              for s in self.settings], axis=1)  # fmt: skip
             rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
-            ends = sorted(
-                {m.num_iters - first for m in members if 0 < m.num_iters - first < length}
-            )
-            for chunk in _cut(chunks(length, first, self.runner.max_chunk, check_every), ends):
+            ends = sorted({m.num_iters - first for m in members
+                           if 0 < m.num_iters - first < length})  # fmt: skip
+            pieces = chunks(length, first, self.runner.max_chunk, None)  # fit's
+            for chunk, fits_end in _cut(pieces, ends):
                 inputs = {"batch": batches[chunk, ...], "step": steps[chunk]}
                 if self.drawn is not None:
                     inputs.update(self.drawn.take(batches, steps, chunk))
@@ -153,37 +167,41 @@ class Group:
                                                        rates[chunk])  # fmt: skip
                 losses.append(chunk_losses)
                 done = first + chunk.stop
-                ending = [k for k, m in enumerate(members)
-                          if m.stopped_at is None and m.num_iters == done]  # fmt: skip
-                if done - checked >= check_every or ending:
-                    losses[:] = [xp.concat(losses)]  # each loss joined once
-                    due = done - checked >= check_every
-                    checking = [k for k, m in enumerate(members) if m.stopped_at is None] \
-                        if due else ending  # fmt: skip
-                    self._check(members, checking, losses[0][checked:done, ...], checked, kept)
-                    if due:
-                        kept, checked = copied(xp, self.state["params"]), done
-                for k in ending:  # its run is over: it keeps its parameters as they are
-                    if members[k].stopped_at is None:
-                        members[k].stopped_at = done
-                        members[k].kept = _member(xp, self.state["params"], k, self.sizes[k])
-            if (
-                done % per_epoch == 0
-            ):  # the accuracies on each member's last batch and on validation
-                accs["train"].append(self._accuracies(self.X, self.y, batches[length - 1, ...]))
-                if self.validation is not None:
-                    accs["val"].append(self._accuracies(*self.validation))
-                if on_epoch is not None:
-                    self._ask(on_epoch, indices, members, accs["val"], done, per_epoch)
-        return self._results(indices, members, losses, accs, done, per_epoch)
+                if done % per_epoch == 0:  # each member's accuracy on its last batch, on validation
+                    accs["train"].append(self._accuracies(self.X, self.y, batches[length - 1, ...]))
+                    if self.validation is not None:
+                        accs["val"].append(self._accuracies(*self.validation))
+                active = [k for k, m in enumerate(members) if m.stopped_at is None]
+                if fits_end and done - run.checked >= check_every:  # where fit checks
+                    self._check(members, active, losses, run, done, len(accs["train"]))
+                    run.kept, run.checked = copied(xp, self.state["params"]), done
+                stopping = [k for k in active if members[k].stopped_at is None
+                            and members[k].num_iters == done]  # fmt: skip
+                asked = []
+                if done % per_epoch == 0 and on_epoch is not None:
+                    asked = self._ask(on_epoch, indices, members, accs["val"], done, per_epoch)
+                    stopping += [k for k in asked if k not in stopping]
+                if stopping:  # fit's final check, then each keeps its parameters as they are
+                    if done > run.checked:
+                        self._check(members, stopping, losses, run, done, len(accs["train"]))
+                    for k in stopping:
+                        member = members[k]
+                        if member.stopped_at is None:
+                            member.stopped_at, member.epochs = done, len(accs["train"])
+                            member.kept = _member(xp, self.state["params"], k, self.sizes[k])
+                            if k in asked:
+                                member.stopped_epoch = done // per_epoch
+        return self._results(indices, members, losses, accs, done)
 
-    def _check(self, members: list[_Member], checking: list[int], recent: Array, checked: int,
-               kept: Params) -> None:  # fmt: skip
-        """Whether the members ``checking`` have finite losses since the last check
-        (``recent``, (steps, K)) and finite parameters: one wait on the device. One that
-        has not stops at its first bad loss, with its parameters of the last check
-        (``kept``), as a run alone raises there."""
+    def _check(self, members: list[_Member], checking: list[int], losses: list[Array],
+               run: _Checks, done: int, epochs: int) -> None:  # fmt: skip
+        """Whether the members ``checking`` have finite losses since the last check and
+        finite parameters: one wait on the device. One that has not stops at its first
+        bad loss, with its parameters of the last check and the ``epochs`` accuracies
+        recorded, as a run alone raises there."""
         xp, params = self.xp, self.state["params"]
+        losses[:] = [xp.concat(losses)]  # each loss joined once
+        recent = losses[0][run.checked : done, ...]  # (steps, K)
         finite = [xp.all(xp.isfinite(recent), axis=0)]
         every = (params["W1"], params["b1"], params["W2"], params["b2"])
         finite += [xp.all(xp.reshape(xp.isfinite(p), (p.shape[0], -1)), axis=1) for p in every]
@@ -195,10 +213,10 @@ class Group:
             if not ok[k]:
                 bad = np.flatnonzero(bad_losses[:, k])
                 member = members[k]
-                member.diverged_at = member.stopped_at = checked + (
+                member.diverged_at = member.stopped_at = run.checked + (
                     int(bad[0]) if bad.size else int(recent.shape[0])
                 )
-                member.kept = _member(xp, kept, k, self.sizes[k])
+                member.kept, member.epochs = _member(xp, run.kept, k, self.sizes[k]), epochs
 
     def _accuracies(self, X: Array, y: Array, batch: Array | None = None) -> Array:
         """Each member's accuracy on rows ``X`` (or on its rows ``batch`` names), (K,)."""
@@ -213,27 +231,22 @@ class Group:
         return xp.stack(values)
 
     def _ask(self, on_epoch: GroupEpochCallback, indices: list[int], members: list[_Member],
-             val: list[Array], done: int, per_epoch: int) -> None:  # fmt: skip
-        """``on_epoch`` at an epoch's end, for the members still training and those whose
-        last iteration ends it (as a run alone calls it at its last epoch's end); the
-        members it names stop there."""
-        epoch = done // per_epoch
+             val: list[Array], done: int, per_epoch: int) -> list[int]:  # fmt: skip
+        """``on_epoch`` at an epoch's end, told of the members still training (those whose
+        last iteration ends it included, as a run alone calls it at its last epoch's end);
+        the members it names, by their indices in this group."""
         last = to_numpy(val[-1]).tolist() if val else [None] * len(members)
-        told = [m.stopped_at is None or (m.stopped_at == done == m.num_iters
-                                         and m.diverged_at is None) for m in members]  # fmt: skip
-        stop = on_epoch(epoch, [v if t else None
-                                for v, t in zip(last, told, strict=True)]) or ()  # fmt: skip
-        for index in stop:
-            if index not in indices:  # not this group's
-                continue
-            k = indices.index(index)
-            if members[k].stopped_at is None:
-                members[k].stopped_at, members[k].stopped_epoch = done, epoch
-                members[k].kept = _member(self.xp, self.state["params"], k, self.sizes[k])
+        told = [v if m.stopped_at is None else None for v, m in zip(last, members, strict=True)]
+        stop = on_epoch(done // per_epoch, told) or ()
+        return [
+            indices.index(index)
+            for index in stop
+            if index in indices and members[indices.index(index)].stopped_at is None
+        ]
 
     def _results(
         self, indices: list[int], members: list[_Member], losses: list[Array],
-        accs: dict[str, list[Array]], done: int, per_epoch: int,
+        accs: dict[str, list[Array]], done: int,
     ) -> list[TrainResult]:  # fmt: skip
         xp = self.xp
         all_losses = to_numpy(xp.concat(losses)).astype(float)  # (iterations, K)
@@ -242,7 +255,7 @@ class Group:
         results = []
         for k, (member, s) in enumerate(zip(members, self.settings, strict=True)):
             iterations = done if member.stopped_at is None else member.stopped_at
-            epochs = iterations // per_epoch
+            epochs = len(accs["train"]) if member.epochs is None else member.epochs
             history: History = {
                 "loss_history": all_losses[:iterations, k].tolist(),
                 "train_acc_history": [] if train is None else train[:epochs, k].tolist(),
@@ -298,16 +311,17 @@ def _member(xp: Namespace, params: Params, k: int, hidden: int, copy: bool = Tru
     return copied(xp, own) if copy else own
 
 
-def _cut(pieces: Iterable[slice], ends: list[int]) -> list[slice]:
-    """The chunks ``pieces`` (slices of an epoch), cut again at each of ``ends``."""
+def _cut(pieces: Iterable[slice], ends: list[int]) -> list[tuple[slice, bool]]:
+    """The chunks ``pieces`` (fit's slices of an epoch), cut again at each of ``ends``; each
+    with whether it ends where one of ``pieces`` does (where fit would check)."""
     cut = []
     for piece in pieces:
         start = piece.start
         for end in ends:
             if start < end < piece.stop:
-                cut.append(slice(start, end))
+                cut.append((slice(start, end), False))
                 start = end
-        cut.append(slice(start, piece.stop))
+        cut.append((slice(start, piece.stop), True))
     return cut
 
 
