@@ -29,7 +29,7 @@ optuna = pytest.importorskip("optuna", reason="xpnet tune needs pip install optu
 pytest.importorskip("distributed", reason="xpnet tune needs pip install optuna distributed")
 
 from xpnet import TwoLayerNet  # noqa: E402
-from xpnet.pipeline import prepare_data, run  # noqa: E402
+from xpnet.pipeline import prepare_data, recipe_with, run  # noqa: E402
 from xpnet.tune import Choices, Range, tune  # noqa: E402
 from xpnet.tune._study import open_storage, storage_spec  # noqa: E402
 
@@ -405,6 +405,12 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
         ({"connect_timeout": 0}, ValueError, "connect_timeout must be in"),
         ({"workers": 0}, ValueError, "workers must be a positive integer"),
         ({"workers": True}, TypeError, "workers must be a positive integer"),
+        ({"together": 0}, ValueError, "together must be a positive integer"),
+        (
+            {"together": 2, "recipe": recipe_with("fast", early_stopping=True)},
+            ValueError,
+            "together > 1 stops no trial early",
+        ),
     ],
 )
 def test_a_refused_search_from_python_starts_and_writes_nothing(

@@ -31,7 +31,8 @@ def run_plans_together(
     Parameters
     ----------
     plans : sequence of RunPlan
-        Each run's plan (:func:`~xpnet.pipeline.plan_run`), all of ``data``'s preprocessing.
+        Each run's plan (:func:`~xpnet.pipeline.plan_run`), all of ``data``'s preprocessing,
+        each with a seed.
     data : PreparedData
     on_epoch : callable, optional
         As for :func:`xpnet.training.fit_many`: ``on_epoch(epoch, val_accs)`` after each
@@ -46,6 +47,8 @@ def run_plans_together(
     """
     for plan in plans:
         data.check_preprocessing(plan.recipe.preprocessing)
+        if plan.settings.seed is None:  # each net's weights would come before the others' rows
+            raise ValueError("run_plans_together trains seeded plans only: give each a seed")
     nets = [make_net(plan.settings, data) for plan in plans]
     blank = data.preprocessing(np.zeros((1, data.X_train.shape[1]), dtype=np.float32))[0]
     trained = fit_many(

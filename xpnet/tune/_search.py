@@ -164,13 +164,9 @@ def tune(
         ``timeout`` added, when the first trials of this run start; and with
         ``{"retraining": trial}`` when retraining begins.
     together : int, default 1
-        Trials each Dask task trains together, in one array program
-        (:func:`xpnet.training.fit_many`): it asks the study for this many, trains them
-        together and reports each one's epochs, so that the pruner stops each alone.
-        The trials' results are those of trials run alone (to rounding); trials whose
-        batch sizes differ train one group after another within the task. A trial of a
-        task lost with its worker runs again from its start (alone, a trial resumes
-        from its last epoch's checkpoint).
+        Trials each Dask task asks for and trains together (:func:`xpnet.training.fit_many`),
+        each reporting its epochs and pruned alone, its result as alone (to rounding); a
+        lost task's trials start over. Not with early stopping.
 
     Returns
     -------
@@ -221,6 +217,9 @@ def tune(
     # settings) in every worker.
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
                     seed=seed, enable_float64=dtype == "float64")  # fmt: skip
+    if together > 1 and (plan.settings.early_stopping or plan.settings.restore_best):
+        raise ValueError("together > 1 stops no trial early: leave early stopping and "
+                         "restore_best off, or together=1")  # fmt: skip
     searched = searched_space(plan.recipe, space)
     check_space(searched, plan)
     from xpnet.tune import _report, _study

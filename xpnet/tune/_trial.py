@@ -224,9 +224,10 @@ def run_trials_together(
                                              on_epoch=report_each_epoch)  # fmt: skip
             except (TypeError, ValueError, RuntimeError) as err:
                 results = []
-                for number, _ in going:
-                    outcomes[number] = {"state": "failed",
-                                        "error": f"{type(err).__name__}: {err}"[:500]}  # fmt: skip
+                for number, _ in going:  # those the search ended keep their ends
+                    outcomes.setdefault(
+                        number, {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+                    )
             for (number, _), result in zip(going, results, strict=False):
                 if number in outcomes:  # pruned or stopped
                     continue
