@@ -28,7 +28,7 @@ from typing import TypedDict
 from xpnet._typing import OPTIMIZERS, Array, Namespace, OptimizerName
 from xpnet.backend import device_of
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "OptimizerState", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "OptimizerState", "make_optimizer", "per_network"]
 
 #: Named arrays: the network's parameters (:class:`xpnet._typing.Params`), their
 #: gradients, or any other set of arrays an optimiser updates.
@@ -85,15 +85,15 @@ class SGD:
         ``values``: each network's ``momentum`` and ``reg`` when the parameters are a stack."""
         for name, g in grads.items():
             p = params[name]
-            lr = _each(xp, learning_rate, p)
+            lr = per_network(xp, learning_rate, p)
             decayed = bool(self.reg) and name in self.decayed
-            reg = _each(xp, _value(values, "reg", self.reg), p)
+            reg = per_network(xp, _value(values, "reg", self.reg), p)
             g *= lr
             if self.momentum > 0:
                 velocity = state["velocity"]
                 if decayed:
                     g += (lr * reg) * p
-                velocity[name] *= _each(xp, _value(values, "momentum", self.momentum), p)
+                velocity[name] *= per_network(xp, _value(values, "momentum", self.momentum), p)
                 velocity[name] -= g
                 params[name] += velocity[name]
             else:
@@ -159,14 +159,14 @@ class Adam:
             v[name] *= b2
             v[name] += (1 - b2) * (g * g)
             denominator = xp.sqrt(v[name]) / root_correction + self.eps
-            params[name] -= _each(xp, step_size, g) * m[name] / denominator
+            params[name] -= per_network(xp, step_size, g) * m[name] / denominator
 
     def _with_decay(
         self, xp: Namespace, name: str, g: Array, params: Arrays, values: Arrays | None
     ) -> Array:
         """The gradient plus the L2 term's, for the parameters in ``decayed``."""
         if self.reg and name in self.decayed:
-            return g + _each(xp, _value(values, "reg", self.reg), g) * params[name]
+            return g + per_network(xp, _value(values, "reg", self.reg), g) * params[name]
         return g
 
 
@@ -198,7 +198,9 @@ class AdamW(Adam):
             for name in grads:
                 if name in self.decayed:
                     p = params[name]
-                    params[name] *= 1 - _each(xp, learning_rate, p) * _each(xp, decay, p)
+                    params[name] *= 1 - per_network(xp, learning_rate, p) * per_network(
+                        xp, decay, p
+                    )
         super().step(xp, params, grads, state, learning_rate, values)
 
     def _with_decay(
@@ -249,7 +251,7 @@ def _value(values: Arrays | None, name: str, default: float) -> Array | float:
     return default if values is None or name not in values else values[name]
 
 
-def _each(xp: Namespace, value: Array | float, like: Array) -> Array | float:
+def per_network(xp: Namespace, value: Array | float, like: Array) -> Array | float:
     """A learning rate or hyperparameter for the parameter ``like``: a float or 0-d array
     as it is; a (K,) array, one value per network of a stack, as (K, 1, ...), to broadcast
     over ``like`` (K, ...)."""

@@ -151,7 +151,7 @@ def fit(
     for name, callback in (("progress", progress), ("on_epoch", on_epoch),
                            ("on_chunk", on_chunk)):  # fmt: skip
         _checks.optional_callable(name, callback)
-    X, y, validation = _checked_data(settings, X, y, X_val, y_val)
+    X, y, validation = checked_data(settings, X, y, X_val, y_val)
     if checkpoint is not None and not isinstance(checkpoint, Checkpointing):
         raise TypeError(f"checkpoint must be a Checkpointing, got {checkpoint!r}")
     if resume is not None and not isinstance(resume, Checkpoint):
@@ -184,7 +184,7 @@ def fit(
     return TrainResult(run.params if kept is None else kept, history, record)
 
 
-def _checked_data(
+def checked_data(
     settings: TrainSettings, X: ArrayLike, y: ArrayLike, X_val: ArrayLike | None,
     y_val: ArrayLike | None,
 ) -> tuple[Array, Array, tuple[Array, Array] | None]:  # fmt: skip

@@ -25,7 +25,7 @@ from xpnet import _checks
 from xpnet._typing import ArrayLike, Params
 from xpnet.backend import to_numpy
 from xpnet.training._group import Group, GroupEpochCallback
-from xpnet.training._loop import _checked_data
+from xpnet.training._loop import checked_data
 from xpnet.training._randomness import lab_rows, run_seed
 from xpnet.training._record import TrainResult
 from xpnet.training._settings import TrainSettings
@@ -131,7 +131,7 @@ def fit_many(
     checked = {}  # every group's data and memory, before any generator draws
     for key, members in groups.items():
         _check_memory([settings[k] for k in members])
-        checked[key] = _checked_data(settings[members[0]], X, y, X_val, y_val)
+        checked[key] = checked_data(settings[members[0]], X, y, X_val, y_val)
     # The lab's batches and the seeds from NumPy's global state, in the members' order.
     seeds = {k: _seed_and_rows(settings[k], X, rngs[k]) for k in range(len(settings))}
     results: dict[int, TrainResult] = {}

@@ -8,7 +8,7 @@ from typing import TypedDict, cast
 from xpnet._typing import Array, Namespace, Params
 from xpnet.augment import Augmentation
 from xpnet.functional import cross_entropy, l2_penalty
-from xpnet.optim import SGD, Adam, OptimizerState, _each
+from xpnet.optim import SGD, Adam, OptimizerState, per_network
 from xpnet.training._randomness import Members, draw_noise, noise_names
 
 __all__ = ["TrainState", "TrainStep"]
@@ -111,7 +111,7 @@ class TrainStep:
         if self.dropout:
             scale = 1 / (1 - self.dropout) if self.members is None else data["dropout_scale"]
             keep = xp.astype(draws["keep"], X_batch.dtype)
-            mask = keep * _each(xp, scale, keep)
+            mask = keep * per_network(xp, scale, keep)
         values = None if self.members is None else \
             {name: data[name] for name in ("reg", "momentum", "weight_decay")}  # fmt: skip
         loss, grads = cross_entropy(xp, params, X_batch, T_batch, mask)
