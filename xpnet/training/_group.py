@@ -191,6 +191,8 @@ class Group:
                             member.kept = _member(xp, self.state["params"], k, self.sizes[k])
                             if k in asked:
                                 member.stopped_epoch = done // per_epoch
+                if all(m.stopped_at is not None for m in members):
+                    break  # all stopped: the rest of the epoch is no one's
         return self._results(indices, members, losses, accs, done)
 
     def _check(self, members: list[_Member], checking: list[int], losses: list[Array],
