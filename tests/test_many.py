@@ -144,10 +144,20 @@ def test_on_epoch_stops_the_members_it_names():
 def test_settings_that_cannot_share_a_program_are_grouped_in_order():
     data = _data()
     members = [MIXED[0], {**MIXED[1], "batch_size": 20}, {**MIXED[2], "num_iters": 100}]
-    together = _together("numpy", members, data)
+    told: list[tuple[int, ...]] = []
+
+    def on_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
+        told.append(tuple(k for k, value in enumerate(val_accs) if value is not None))
+        assert len(val_accs) == 3  # every network's place, whichever group is training
+        return [1] if 0 not in told[-1] else []  # stop network 1 (the second group's) at once
+
+    together = _together("numpy", members, data, on_epoch=on_epoch)
+    assert told[:3] == [(0, 2)] * 3  # the first group first; the second stopped after one
+    assert told[-1] == (1,)
+    assert together[1].record["stopped_epoch"] == 1
     assert [r.record["together"] for r in together] == [2, 1, 2]
     assert [r.record["index"] for r in together] == [0, 1, 2]
-    _assert_same_run(together[1], _alone("numpy", **members[1], data=data))
+    _assert_same_run(together[1], _alone("numpy", **members[1], num_iters=30, data=data))
 
 
 def test_bad_calls_are_refused_before_training():

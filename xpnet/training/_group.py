@@ -128,8 +128,12 @@ class Group:
         size = product_size(first.batch_size, first.input_size, H)
         self.threads = resolve_threads(first.threads, size, backend)
 
-    def run(self, indices: list[int], on_epoch: GroupEpochCallback | None) -> list[TrainResult]:
-        """Train the group; one result per member (``indices``: theirs in ``fit_many``)."""
+    def run(
+        self, indices: list[int], count: int, on_epoch: GroupEpochCallback | None
+    ) -> list[TrainResult]:
+        """Train the group; one result per member (``indices``: theirs among the ``count``
+        networks of ``fit_many``, whose ``on_epoch`` is told of all of them)."""
+        self.count = count
         with using_threads(self.threads, self.backend), np.errstate(all="ignore"):
             return self._loop(indices, on_epoch)
 
@@ -235,10 +239,12 @@ class Group:
     def _ask(self, on_epoch: GroupEpochCallback, indices: list[int], members: list[_Member],
              val: list[Array], done: int, per_epoch: int) -> list[int]:  # fmt: skip
         """``on_epoch`` at an epoch's end, told of the members still training (those whose
-        last iteration ends it included, as a run alone calls it at its last epoch's end);
-        the members it names, by their indices in this group."""
+        last iteration ends it included, as a run alone calls it at its last epoch's end)
+        among all ``fit_many``'s networks; the members it names, by their indices here."""
         last = to_numpy(val[-1]).tolist() if val else [None] * len(members)
-        told = [v if m.stopped_at is None else None for v, m in zip(last, members, strict=True)]
+        told: list[float | None] = [None] * self.count
+        for index, value, member in zip(indices, last, members, strict=True):
+            told[index] = value if member.stopped_at is None else None
         stop = on_epoch(done // per_epoch, told) or ()
         return [
             indices.index(index)

@@ -138,22 +138,9 @@ def fit_many(
     for key, members in groups.items():
         group = Group([params[k] for k in members], [settings[k] for k in members],
                       [seeds[k] for k in members], checked[key], blank)  # fmt: skip
-        group_epoch = None if on_epoch is None else _for_all(on_epoch, members, len(settings))
-        for k, result in zip(members, group.run(members, group_epoch), strict=True):
+        for k, result in zip(members, group.run(members, len(settings), on_epoch), strict=True):
             results[k] = result
     return [results[k] for k in range(len(settings))]
-
-
-def _for_all(on_epoch: GroupEpochCallback, members: list[int], count: int) -> GroupEpochCallback:
-    """``on_epoch`` for one group: its members' accuracies placed among all ``count``."""
-
-    def group_epoch(epoch: int, val_accs: list[float | None]) -> Sequence[int] | None:
-        every: list[float | None] = [None] * count
-        for k, value in zip(members, val_accs, strict=True):
-            every[k] = value
-        return on_epoch(epoch, every)
-
-    return group_epoch
 
 
 def _check_memory(settings: list[TrainSettings]) -> None:
