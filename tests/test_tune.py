@@ -628,7 +628,8 @@ def test_every_worker_killed_mid_trial_costs_no_trial(tmp_path, mnist_dir):
     assert len(killed) == 2
     rows = read_trials(tmp_path)
     # The two lost with their workers failed and ran again (not counted), then one more.
-    assert [r["state"] for r in rows] == ["RETRIED"] * 2 + ["COMPLETE"] * 3, rows
+    states = [r["state"] for r in rows]
+    assert states == ["RETRIED"] * 2 + ["COMPLETE"] * 3, [(r["state"], r["error"]) for r in rows]
     knobs = ("hidden_size", "num_iters", "batch_size")
     for lost in rows[:2]:
         again = rows[int(lost["error"].rsplit(" ", 1)[1])]
@@ -654,6 +655,25 @@ def test_a_task_that_raised_is_told_from_one_the_cluster_cancelled():
         assert cancelled.status == "cancelled"
         assert lost_to_cluster(raised) is None
         assert lost_to_cluster(cancelled) == "scheduler-connection-lost"
+
+
+def test_a_task_whose_result_is_lost_before_it_is_gathered_was_lost_not_failed():
+    """A task that finished on a worker which then died with its result (and the data it
+    needed, so it cannot run again) was lost with the cluster: its trials run again."""
+    from distributed import Client, LocalCluster, wait
+
+    from xpnet.tune._dispatch import _ending
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:  # fmt: skip
+        data = client.scatter([{"state": "complete", "value": 0.5}], broadcast=True)
+        task = client.submit(list, data, pure=False)
+        wait([task])
+        for pid in client.run(os.getpid).values():
+            os.kill(pid, signal.SIGKILL)
+        ending = _ending(task, 1)
+    assert isinstance(ending, str), ending
+    assert "lost" in ending
 
 
 def test_a_lost_scheduler_stops_in_one_line_and_costs_no_trial(dask_cluster, tmp_path,

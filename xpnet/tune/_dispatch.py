@@ -70,17 +70,18 @@ def run_trials(
     budget = None if trials is None else max(trials - _study.finished_count(study), 0)
     clock = _Clock(budget, capacity, deadline, together)
 
-    def end(future: Future[list[Outcome]], lost: str | None = None) -> None:
+    def end(future: Future[list[Outcome]], ending: list[Outcome] | str) -> None:
+        """Tell a task's trials how it ended: its outcomes, or why the cluster lost it."""
         ended = running.pop(future)
         for trial in ended:
             relay.remove(trial.number)
-        if lost is None:
-            for trial, outcome in zip(ended, _outcomes(future, len(ended)), strict=True):
+        if isinstance(ending, str):
+            for trial in ended:
+                _study.retry(study, trial, f"lost with the cluster: {ending}")
+        else:
+            for trial, outcome in zip(ended, ending, strict=True):
                 _tell(study, trial, outcome)
             clock.ended(future, len(ended))
-        else:
-            for trial in ended:
-                _study.retry(study, trial, f"lost with the cluster: {lost}")
         if progress is not None:
             progress({**counts(study, _trial_count(running)),
                       "seconds_left": clock.seconds_left()})  # fmt: skip
@@ -131,9 +132,10 @@ def run_trials(
                 done = set()
             except FuturesCancelledError:  # the cluster gave a trial up
                 done = {future for future in running if future.status != "pending"}
-            lost = {future: why for future in done if (why := lost_to_cluster(future))}
-            for future in done - lost.keys():
-                end(future)
+            endings = {future: _ending(future, len(running[future])) for future in done}
+            lost = {future: why for future, why in endings.items() if isinstance(why, str)}
+            for future in endings.keys() - lost.keys():
+                end(future, endings[future])
             if lost:
                 why = _regroup(client, shared, data, next(iter(lost.values())), wait_for_workers)
                 if why is not None:
@@ -148,12 +150,18 @@ def _trial_count(running: dict[Future[list[Outcome]], list[Trial]]) -> int:
     return sum(len(trials) for trials in running.values())
 
 
-def _outcomes(future: Future[list[Outcome]], count: int) -> list[Outcome]:
-    """A task's outcomes; where it raised on its worker, or killed its workers
-    (KilledWorker), each of its ``count`` trials failed so."""
+def _ending(future: Future[list[Outcome]], count: int) -> list[Outcome] | str:
+    """How a task that is no longer pending ended: its ``count`` trials' outcomes (each
+    failed so where it raised on its worker, or killed its workers: KilledWorker), or why
+    the cluster lost it, its result included (lost with its worker before it was
+    gathered)."""
+    if (lost := lost_to_cluster(future)) is not None:
+        return lost
     try:
         return future.result()
     except Exception as err:
+        if (lost := lost_to_cluster(future)) is not None:
+            return f"its result was lost with its worker before it was gathered ({lost})"
         return [{"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}] * count
 
 
