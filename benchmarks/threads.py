@@ -253,7 +253,8 @@ def time_train(args: argparse.Namespace, root: Path, out: Path) -> tuple[float, 
     if not ran.is_relative_to(root.resolve()):
         raise SystemExit(f"xpnet train imported {ran}, not the xpnet in {root}")
     shutil.rmtree(out, ignore_errors=True)  # the next run writes a fresh one
-    speeds = re.findall(r"([\d,]+) it/s", done.stderr)
+    # tqdm's "401.86it/s", or an older bar's "629 it/s": the last is the whole run's
+    speeds = re.findall(r"([\d,]+(?:\.\d+)?) ?it/s", done.stderr)
     return seconds, float(speeds[-1].replace(",", "")) if speeds else float("nan")
 
 
