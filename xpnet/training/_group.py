@@ -33,7 +33,7 @@ from xpnet.training._record import (
     iterations_per_epoch,
     learning_rates,
 )
-from xpnet.training._runners import select_runner
+from xpnet.training._runners import EagerRunner, compiled_runner_kind, select_runner
 from xpnet.training._settings import TrainSettings
 from xpnet.training._step import TrainState, TrainStep
 
@@ -120,6 +120,10 @@ class Group:
         if compile == "auto" and len(settings) > 1 and backend.compiled_path == "cuda graph":
             compile = False
         self.runner = select_runner(backend, self.step, compile)
+        # fit's chunks, at whose ends its divergence checks fall: those of the runner each
+        # member alone gets, which may be longer than this group's own (torch's CUDA)
+        alone = compiled_runner_kind(backend) if first.compile is not False else None
+        self.fit_chunk = (alone or EagerRunner).max_chunk
         stacked = _stacked(xp, [map_params(lambda p: backend.asarray(p, dtype), p)
                                 for p in params], H)  # fmt: skip
         self.state: TrainState = {"params": stacked, "optimizer": update.init(xp, stacked)}
@@ -162,8 +166,8 @@ class Group:
             rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
             ends = sorted({m.num_iters - first for m in members
                            if 0 < m.num_iters - first < length})  # fmt: skip
-            pieces = chunks(length, first, self.runner.max_chunk, None)  # fit's
-            for chunk, fits_end in _cut(pieces, ends):
+            pieces = chunks(length, first, self.fit_chunk, None)  # fit's
+            for chunk, fits_end in _cut(pieces, ends, self.runner.max_chunk):
                 inputs = {"batch": batches[chunk, ...], "step": steps[chunk]}
                 if self.drawn is not None:
                     inputs.update(self.drawn.take(batches, steps, chunk))
@@ -319,17 +323,19 @@ def _member(xp: Namespace, params: Params, k: int, hidden: int, copy: bool = Tru
     return copied(xp, own) if copy else own
 
 
-def _cut(pieces: Iterable[slice], ends: list[int]) -> list[tuple[slice, bool]]:
-    """The chunks ``pieces`` (fit's slices of an epoch), cut again at each of ``ends``; each
-    with whether it ends where one of ``pieces`` does (where fit would check)."""
+def _cut(pieces: Iterable[slice], ends: list[int], max_chunk: int) -> list[tuple[slice, bool]]:
+    """The chunks ``pieces`` (fit's slices of an epoch), cut again at each of ``ends`` and
+    into runs of at most ``max_chunk`` steps (the group's runner's); each with whether it
+    ends where one of ``pieces`` does (where fit would check)."""
     cut = []
     for piece in pieces:
+        stops = sorted({end for end in ends if piece.start < end < piece.stop} | {piece.stop})
         start = piece.start
-        for end in ends:
-            if start < end < piece.stop:
-                cut.append((slice(start, end), False))
+        for stop in stops:
+            while start < stop:
+                end = min(start + max_chunk, stop)
+                cut.append((slice(start, end), end == piece.stop))
                 start = end
-        cut.append((slice(start, piece.stop), True))
     return cut
 
 
