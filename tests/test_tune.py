@@ -411,6 +411,12 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
             ValueError,
             "together > 1 stops no trial early",
         ),
+        (
+            {"together": 4096, "space": {"hidden_size": Range(16, 4096, integer=True)}},
+            ValueError,
+            r"4096 networks of hidden_size=4096 trained together, batch_size=\d+ \(fewer "
+            r"trained together need less\) needs",
+        ),
     ],
 )
 def test_a_refused_search_from_python_starts_and_writes_nothing(

@@ -130,7 +130,7 @@ def fit_many(
         groups.setdefault(group_key(s), []).append(k)
     checked = {}  # every group's data and memory, before any generator draws
     for key, members in groups.items():
-        _check_memory([settings[k] for k in members])
+        check_group_memory([settings[k] for k in members])
         checked[key] = checked_data(settings[members[0]], X, y, X_val, y_val)
     # The lab's batches and the seeds from NumPy's global state, in the members' order.
     seeds = {k: _seed_and_rows(settings[k], X, rngs[k]) for k in range(len(settings))}
@@ -143,18 +143,27 @@ def fit_many(
     return [results[k] for k in range(len(settings))]
 
 
-def _check_memory(settings: list[TrainSettings]) -> None:
+def check_group_memory(settings: Sequence[TrainSettings]) -> None:
     """Refuse a group whose arrays cannot fit in the device's memory: K networks'
-    parameters with three more of each (gradients, an optimiser's two moments), and a
-    step's batches, activations and gradients."""
+    parameters with their gradients, the last check's copy, the optimiser's state (Adam's
+    two moments, momentum's velocity) and two temporaries of each, and a step's batches,
+    activations and gradients.
+
+    Raises
+    ------
+    ValueError
+        If they cannot fit, naming the group and that fewer networks together need less.
+    """
     first = settings[0]
     H, (D, C), K, B = max(s.hidden_size for s in settings), \
         (first.input_size, first.output_size), len(settings), first.batch_size  # fmt: skip
+    state = 2 if first.optimizer in ("adam", "adamw") else int(any(s.momentum for s in settings))
+    copies = 5 + state
     backend = first.compute.resolved
-    _checks.fits_in_memory(backend, K * (4 * (D + C + 1) * H + B * (D + 2 * C + 3 * H)),
+    _checks.fits_in_memory(backend, K * (copies * (D + C + 1) * H + B * (D + 2 * C + 3 * H)),
                            backend.dtype(first.compute.dtype),
-                           f"{K} networks of hidden_size={H} trained together, "
-                           f"batch_size={B}")  # fmt: skip
+                           f"{K} networks of hidden_size={H} trained together, batch_size={B} "
+                           "(fewer trained together need less)")  # fmt: skip
 
 
 def _seed_and_rows(

@@ -221,7 +221,7 @@ def tune(
         raise ValueError("together > 1 stops no trial early: leave early stopping and "
                          "restore_best off, or together=1")  # fmt: skip
     searched = searched_space(plan.recipe, space)
-    check_space(searched, plan)
+    check_space(searched, plan, together)
     from xpnet.tune import _report, _study
     from xpnet.tune._cluster import connect
     from xpnet.tune._dispatch import run_trials

@@ -18,6 +18,7 @@ import numpy as np
 from xpnet._wording import on_command_line, setting
 from xpnet.hyperparameters import Row, rows
 from xpnet.recipes import Recipe
+from xpnet.training._many import check_group_memory
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -102,12 +103,13 @@ def _number(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def check_space(space: SearchSpace, plan: RunPlan) -> None:
+def check_space(space: SearchSpace, plan: RunPlan, together: int = 1) -> None:
     """Check every knob of ``space`` as training will see it, before anything starts.
 
     Each knob's ends (each choice) must make valid settings for ``plan``'s run, alone
     and with every other knob at the same end: the same checks as ``xpnet train``'s
-    (types, ranges, momentum only for SGD, memory for the largest sizes).
+    (types, ranges, momentum only for SGD, memory for the largest sizes), and, for
+    ``together`` trials trained together, memory for that many at the largest sizes.
 
     Raises
     ------
@@ -132,8 +134,10 @@ def check_space(space: SearchSpace, plan: RunPlan) -> None:
             except (TypeError, ValueError) as err:
                 raise type(err)(f"{name}: {value!r} is refused: {err}") from None
         ends[0][name], ends[1][name] = min(values), max(values)
-    for together in ends:  # all the small ends, then all the large ones (memory)
-        plan.replace(**together)
+    for same_end in ends:  # all the small ends, then all the large ones (memory)
+        largest = plan.replace(**same_end)
+    if together > 1:
+        check_group_memory([largest.settings] * together)
 
 
 def _ends(name: str, searched: Any) -> tuple[Any, ...]:

@@ -222,9 +222,9 @@ def run_trials_together(
             try:
                 results = run_plans_together([plan for _, plan in going], data,
                                              on_epoch=report_each_epoch)  # fmt: skip
-            except (TypeError, ValueError, RuntimeError) as err:
+            except Exception as err:  # MemoryError too: those the search ended keep their ends
                 results = []
-                for number, _ in going:  # those the search ended keep their ends
+                for number, _ in going:
                     outcomes.setdefault(
                         number, {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
                     )
