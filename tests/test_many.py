@@ -223,8 +223,9 @@ def test_members_without_a_seed_draw_the_lab_batches_in_order():
         _assert_same_run(result, fit(net.params, s, *data, rng=None))
 
 
-# 150 steps an epoch: fit's chunks of 100 steps end at 100, 150, 250, 300, ..., and it
-# checks for divergence at 100, 250, 400, ... (100 steps or more since the last check)
+# 150 steps an epoch: a compiled runner's chunks of 100 steps end at 100, 150, 250, 300,
+# ..., and fit checks for divergence at 100, 250, 400, ... (100 steps or more since the
+# last check); an eager one's chunks are single steps, and fit checks at 100, 200, 300, ...
 QUICK = {"batch_size": 4, "num_iters": 600, "momentum": 0.9, "learning_rate_decay": 1.0}
 
 
@@ -254,10 +255,10 @@ def _assert_checked_where_alone(backend: Backend) -> None:
                            "num_iters": 175}]  # fmt: skip
     with pytest.raises(TrainingDivergedError) as alone:
         _alone(backend, **diverging, data=data)
-    assert 200 < alone.value.iteration < 250  # after the check at 100, before that at 250
+    assert 200 < alone.value.iteration < 250  # compiled: between the checks at 100 and 250
     together = _together(backend, members, data)
     assert together[0].record["diverged_at"] == alone.value.iteration
-    for name, expected in alone.value.params.items():  # the check at 100's
+    for name, expected in alone.value.params.items():  # the last check's (100 or 200)
         want = to_numpy(expected)
         np.testing.assert_allclose(to_numpy(together[0].params[name]), want, rtol=0,
                                    atol=1e-10 * np.abs(want).max())  # fmt: skip
