@@ -173,6 +173,21 @@ def test_bad_calls_are_refused_before_training():
         fit_many([net.params], [other], *data, rngs=[net.rng])
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"on_epoch": 3}, "on_epoch must be a callable"),
+        ({"rngs": [np.random.default_rng(0), 7]}, "rngs\\[1\\] must be a numpy.random.Generator"),
+    ],
+)
+def test_a_callback_or_generator_of_the_wrong_type_is_refused(change, message):
+    nets_settings = [_member("numpy", 20, seed) for seed in (1, 2)]
+    arguments = {"rngs": [net.rng for net, _ in nets_settings], **change}
+    with pytest.raises(TypeError, match=message):
+        fit_many([net.params for net, _ in nets_settings], [s for _, s in nets_settings],
+                 *_data(), **arguments)  # fmt: skip
+
+
 def test_a_group_too_large_for_memory_is_refused_up_front():
     net, settings = _member("numpy", 20_000, 1)
     count = 40_000  # networks of 20,000 hidden units: some 30 TB with their gradients

@@ -104,7 +104,8 @@ def fit_many(
     -----
     A group runs on its settings' runner, but on torch's CUDA, whose CUDA graphs of a
     stacked step failed to capture on an H200 at K = 64: there a group of more than one
-    runs eagerly unless ``compile=True``.
+    runs eagerly unless ``compile=True`` (its divergence checks still fall where each
+    member's alone would).
     """
     params, settings, rngs = list(params), list(settings), list(rngs)
     if not settings or not len(params) == len(settings) == len(rngs):
@@ -112,9 +113,12 @@ def fit_many(
             f"fit_many takes as many params, settings and rngs, at least one: got "
             f"{len(params)}, {len(settings)} and {len(rngs)}"
         )
-    for k, s in enumerate(settings):
+    _checks.optional_callable("on_epoch", on_epoch)
+    for k, (s, rng) in enumerate(zip(settings, rngs, strict=True)):
         if not isinstance(s, TrainSettings):
             raise TypeError(f"settings[{k}] must be a TrainSettings, got {s!r}")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rngs[{k}] must be a numpy.random.Generator or None, got {rng!r}")
         if s.early_stopping or s.restore_best:
             raise ValueError(
                 f"settings[{k}] asks for early stopping or restore_best, which fit_many does "
