@@ -111,6 +111,7 @@ def test_a_diverging_member_stops_alone(backend: Backend):
         _alone(backend, **members[1], data=data)
     record = together[1].record
     assert record["diverged_at"] == diverged.value.iteration < 300
+    assert record["divergence"] == str(diverged.value)  # the message a run alone raises
     assert record["iterations"] == diverged.value.iteration
     for name, expected in diverged.value.params.items():  # the last finite check's
         want = to_numpy(expected)
@@ -273,6 +274,7 @@ def _assert_checked_where_alone(backend: Backend) -> None:
     assert 200 < alone.value.iteration < 250  # compiled: between the checks at 100 and 250
     together = _together(backend, members, data)
     assert together[0].record["diverged_at"] == alone.value.iteration
+    assert together[0].record["divergence"] == str(alone.value)
     for name, expected in alone.value.params.items():  # the last check's (100 or 200)
         want = to_numpy(expected)
         np.testing.assert_allclose(to_numpy(together[0].params[name]), want, rtol=0,
@@ -298,5 +300,6 @@ def test_a_member_stopped_by_on_epoch_is_checked_as_its_run_alone_is():
     together = _together("numpy", [diverging, other], data, on_epoch=stop_first_at_epoch_1)
     assert together[0].record["together"] == 2
     assert together[0].record["diverged_at"] == alone.value.iteration
+    assert together[0].record["divergence"] == str(alone.value)
     assert together[0].record["stopped_epoch"] is None
     _assert_same_run(together[1], _alone("numpy", **other, data=data))

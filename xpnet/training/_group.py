@@ -30,6 +30,7 @@ from xpnet.training._record import (
     TrainResult,
     chunks,
     copied,
+    divergence_message,
     iterations_per_epoch,
     learning_rates,
 )
@@ -52,6 +53,7 @@ class _Member:
     num_iters: int
     stopped_at: int | None = None  # the iteration after which it trains no more
     diverged_at: int | None = None
+    divergence: str | None = None  # what fit's TrainingDivergedError would have said
     stopped_epoch: int | None = None
     kept: Params | None = None  # its parameters where it stopped
     epochs: int | None = None  # the epochs' accuracies its record keeps (None: all)
@@ -181,7 +183,8 @@ class Group:
                         accs["val"].append(self._accuracies(*self.validation))
                 active = [k for k, m in enumerate(members) if m.stopped_at is None]
                 if fits_end and done - run.checked >= check_every:  # where fit checks
-                    self._check(members, active, losses, run, done, len(accs["train"]))
+                    self._check(members, active, losses, run, done, len(accs["train"]),
+                                host[done - 1 - first])  # fmt: skip
                     run.kept, run.checked = copied(xp, self.state["params"]), done
                 stopping = [k for k in active if members[k].stopped_at is None
                             and members[k].num_iters == done]  # fmt: skip
@@ -191,7 +194,8 @@ class Group:
                     stopping += [k for k in asked if k not in stopping]
                 if stopping:  # fit's final check, then each keeps its parameters as they are
                     if done > run.checked:
-                        self._check(members, stopping, losses, run, done, len(accs["train"]))
+                        self._check(members, stopping, losses, run, done,
+                                    len(accs["train"]), host[done - 1 - first])  # fmt: skip
                     for k in stopping:
                         member = members[k]
                         if member.stopped_at is None:
@@ -204,11 +208,12 @@ class Group:
         return self._results(indices, members, losses, accs, done)
 
     def _check(self, members: list[_Member], checking: list[int], losses: list[Array],
-               run: _Checks, done: int, epochs: int) -> None:  # fmt: skip
+               run: _Checks, done: int, epochs: int, rates: np.ndarray) -> None:  # fmt: skip
         """Whether the members ``checking`` have finite losses since the last check and
         finite parameters: one wait on the device. One that has not stops at its first
         bad loss, with its parameters of the last check and the ``epochs`` accuracies
-        recorded, as a run alone raises there."""
+        recorded, and says what a run alone raises there (``rates``: each member's
+        learning rate at the check's step)."""
         xp, params = self.xp, self.state["params"]
         losses[:] = [xp.concat(losses)]  # each loss joined once
         recent = losses[0][run.checked : done, ...]  # (steps, K)
@@ -226,6 +231,9 @@ class Group:
                 member.diverged_at = member.stopped_at = run.checked + (
                     int(bad[0]) if bad.size else int(recent.shape[0])
                 )
+                loss = float(to_numpy(recent[int(bad[0]), k])) if bad.size else None
+                member.divergence = divergence_message(member.diverged_at, loss,
+                                                       float(rates[k]), run.checked)  # fmt: skip
                 member.kept, member.epochs = _member(xp, run.kept, k, self.sizes[k]), epochs
 
     def _accuracies(self, X: Array, y: Array, batch: Array | None = None) -> Array:
@@ -286,6 +294,7 @@ class Group:
                 "together": len(members),
                 "index": indices[k],
                 "diverged_at": member.diverged_at,
+                "divergence": member.divergence,
                 "stopped_epoch": member.stopped_epoch,
             }  # fmt: skip
             results.append(TrainResult(params, history, record))

@@ -93,7 +93,9 @@ def fit_many(
         One per network, in the order of ``settings``: its parameters, history and
         record (``together``: how many trained in its group; ``diverged_at``: the
         iteration at which its loss stopped being finite, its parameters then those of
-        the last check before, and its history ending there; None if it did not).
+        the last check before, and its history ending there; None if it did not;
+        ``divergence``: what :func:`fit`'s :class:`~xpnet.errors.TrainingDivergedError`
+        would have said, or None).
 
     Raises
     ------

@@ -29,6 +29,7 @@ __all__ = [
     "TrainResult",
     "chunks",
     "copied",
+    "divergence_message",
     "iterations_per_epoch",
     "learning_rates",
 ]
@@ -253,12 +254,9 @@ class RunRecord:
         recent = to_numpy(unchecked) if unchecked is not None else np.zeros(0)
         bad = np.flatnonzero(~np.isfinite(recent))
         iteration = self.checked + (int(bad[0]) if bad.size else len(recent))
-        value = _number(recent[bad[0]]) if bad.size else "finite, but the parameters overflowed"
+        loss = float(recent[bad[0]]) if bad.size else None
         return TrainingDivergedError(
-            f"training diverged at iteration {iteration}: the loss became {value} with "
-            f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
-            f"iteration {self.kept_at}, the last known to be finite. Lower the learning "
-            "rate (or the momentum) and train again.",
+            divergence_message(iteration, loss, learning_rate, self.kept_at),
             iteration,
             self.history(iteration),
             self.checkpoint,
@@ -277,6 +275,21 @@ def copied(xp: Namespace, params: Params) -> Params:
     """A copy of ``params`` that later in-place updates cannot change (immutable arrays,
     JAX's, are their own copy)."""
     return map_params(lambda p: xp.asarray(p, copy=True) if is_writeable_array(p) else p, params)
+
+
+def divergence_message(
+    iteration: int, loss: float | None, learning_rate: float, kept_at: int
+) -> str:
+    """What a run that diverged at ``iteration`` says: its first loss that is not finite
+    (None: the losses were finite, the parameters overflowed), the learning rate at the
+    check, and the iteration whose parameters it keeps."""
+    value = "finite, but the parameters overflowed" if loss is None else _number(loss)
+    return (
+        f"training diverged at iteration {iteration}: the loss became {value} with "
+        f"learning rate {learning_rate:.3g}. The network keeps its parameters from "
+        f"iteration {kept_at}, the last known to be finite. Lower the learning "
+        "rate (or the momentum) and train again."
+    )
 
 
 def _number(value: float) -> str:

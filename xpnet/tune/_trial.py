@@ -232,12 +232,9 @@ def run_trials_together(
                 if number in outcomes:  # pruned or stopped
                     continue
                 record = result.net.last_training or {}
-                if record.get("diverged_at") is not None:
-                    outcomes[number] = {
-                        "state": "failed",
-                        "error": "TrainingDivergedError: "
-                        f"training diverged at iteration {record['diverged_at']}",
-                    }
+                if record.get("diverged_at") is not None:  # as a trial alone says it
+                    error = f"TrainingDivergedError: {record['divergence']}"
+                    outcomes[number] = {"state": "failed", "error": error[:500]}
                 else:
                     outcomes[number] = {"state": "complete", "value": result.val_acc}
     finally:
