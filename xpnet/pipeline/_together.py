@@ -42,7 +42,8 @@ def run_plans_together(
     -------
     list of RunResult
         One per plan, in order, with ``net`` (its ``last_training`` the run's record:
-        ``diverged_at`` not None for a run whose loss stopped being finite), ``history``
+        ``diverged_at`` not None for a run whose loss stopped being finite, and
+        ``divergence`` what it would have raised alone), ``history``
         and ``val_acc`` (None for a run that diverged); the test set is not measured.
     """
     for plan in plans:
