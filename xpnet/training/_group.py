@@ -223,15 +223,15 @@ class Group:
         ok = to_numpy(xp.all(xp.stack(finite), axis=0))
         if all(ok[k] for k in checking):
             return
-        bad_losses = to_numpy(~xp.isfinite(recent))
+        host_losses = to_numpy(recent)
         for k in checking:
             if not ok[k]:
-                bad = np.flatnonzero(bad_losses[:, k])
+                bad = np.flatnonzero(~np.isfinite(host_losses[:, k]))
                 member = members[k]
                 member.diverged_at = member.stopped_at = run.checked + (
                     int(bad[0]) if bad.size else int(recent.shape[0])
                 )
-                loss = float(to_numpy(recent[int(bad[0]), k])) if bad.size else None
+                loss = float(host_losses[bad[0], k]) if bad.size else None
                 member.divergence = divergence_message(member.diverged_at, loss,
                                                        float(rates[k]), run.checked)  # fmt: skip
                 member.kept, member.epochs = _member(xp, run.kept, k, self.sizes[k]), epochs
