@@ -870,27 +870,35 @@ def test_early_stopping_stops_every_trial_and_the_retraining(tmp_path, mnist_dir
 
 def test_trials_trained_together_report_alone_and_equal_their_runs_alone(tmp_path, mnist_dir):
     """``--together 3``: each task asks for three trials and trains them in one program;
-    each reports its own epochs, and ends as the same settings trained alone."""
-    done = xpnet("tune", "--trials", "6", "--together", "3", "--workers", "1", *SMALL_ARGS,
+    each reports its own epochs, and ends as the same settings trained alone, or is
+    pruned alone (the last task's, once the pruner has five finished trials to compare)."""
+    done = xpnet("tune", "--trials", "12", "--together", "3", "--workers", "1", *SMALL_ARGS,
                  "--dtype", "float64", "--data-dir", str(mnist_dir), "--output-dir",
                  str(tmp_path), "--no-retrain")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "6 trials, 3 at a time" in done.stdout
+    assert "12 trials, 3 at a time" in done.stdout
     rows = read_trials(tmp_path)
-    assert len(finished(rows)) == 6
-    # two tasks of three trials: each task's trials end together, and say so
-    assert sorted(Counter(r["seconds"] for r in rows).values()) == [3, 3]
+    assert len(finished(rows)) == 12
+    # four tasks of three trials: each task's trials end together, and say so
+    assert sorted(Counter(r["seconds"] for r in rows).values()) == [3, 3, 3, 3]
     study = optuna.load_study(study_name="xpnet-tune", storage=storage_spec(None, tmp_path))
     data = prepare_data("scale_and_center", data_dir=mnist_dir).first(SMALL["train_size"])
     recorded = ("number", "state", "value", "seconds", "worker", "error", "resumed_at")
     complete = [r for r in rows if r["state"] == "COMPLETE"]
-    assert complete
-    for row in complete:
+    pruned = [r for r in rows if r["state"] == "PRUNED"]
+    assert complete, [r["state"] for r in rows]
+    assert pruned, [r["state"] for r in rows]
+    for row in complete + pruned:
         params = {name: int(value) if value.isdigit() else float(value)
                   for name, value in row.items() if name not in recorded}  # fmt: skip
         alone = run("fast", dtype="float64", seed=0, data=data, threads=1, **params)
-        assert float(row["value"]) == alone.val_acc
         reported = study.trials[int(row["number"])].intermediate_values
         accuracies = alone.history["val_acc_history"]
-        assert sorted(reported) == list(range(1, len(accuracies) + 1))
-        assert [reported[e] for e in sorted(reported)] == accuracies
+        epochs = sorted(reported)
+        assert [reported[e] for e in epochs] == accuracies[: len(epochs)]
+        if row["state"] == "COMPLETE":
+            assert float(row["value"]) == alone.val_acc
+            assert epochs == list(range(1, len(accuracies) + 1))
+        else:  # stopped at the epoch the pruner judged, its own (its last, at the latest)
+            assert epochs == list(range(1, len(epochs) + 1))
+            assert len(epochs) <= len(accuracies)
