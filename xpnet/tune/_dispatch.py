@@ -25,6 +25,7 @@ from xpnet.tune._trial import (
     Outcome,
     Relay,
     TrialTask,
+    failed,
     run_one_trial,
     run_trials_together,
 )
@@ -162,7 +163,7 @@ def _ending(future: Future[list[Outcome]], count: int) -> list[Outcome] | str:
     except Exception as err:
         if (lost := lost_to_cluster(future)) is not None:
             return f"its result was lost with its worker before it was gathered ({lost})"
-        return [{"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}] * count
+        return [failed(err)] * count
 
 
 class _Clock:

@@ -87,6 +87,12 @@ class Outcome(_Ending, total=False):
     resumed_at: int
 
 
+def failed(err: BaseException) -> Outcome:
+    """The outcome of a trial that failed with ``err``: its type and message, cut to 500
+    characters for ``trials.csv``."""
+    return {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+
+
 class _Stop(Exception):
     """The search's answer to an epoch's report was not GO."""
 
@@ -147,7 +153,7 @@ def run_trial(
         except _Stop as stop:
             outcome = {"state": stop.args[0]}
         except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
-            outcome = {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+            outcome = failed(err)
         finally:
             for queue in (answers, requests):  # the scheduler drops a queue no one holds
                 with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
@@ -207,7 +213,7 @@ def run_trials_together(
             try:
                 going.append((number, _on_device(task, worker).replace(**trial_params)))
             except (TypeError, ValueError) as err:
-                outcomes[number] = {"state": "failed", "error": f"{type(err).__name__}: {err}"}
+                outcomes[number] = failed(err)
 
         def report_each_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
             stop = []
@@ -225,9 +231,7 @@ def run_trials_together(
             except Exception as err:  # MemoryError too: those the search ended keep their ends
                 results = []
                 for number, _ in going:
-                    outcomes.setdefault(
-                        number, {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
-                    )
+                    outcomes.setdefault(number, failed(err))
             for (number, _), result in zip(going, results, strict=False):
                 if number in outcomes:  # pruned or stopped
                     continue
