@@ -215,6 +215,38 @@ def test_members_of_other_lengths_stop_at_their_own_end(backend: Backend):
         _assert_same_run(result, _alone(backend, **member, data=data))
 
 
+def test_members_that_stopped_leave_the_stack(backend: Backend, monkeypatch: pytest.MonkeyPatch):
+    """Once a quarter of the stack has stopped, the others train on in a stack of their own,
+    cut to the largest hidden size among them: a stopped member costs nothing more."""
+    from xpnet.training import _group
+
+    computed: list[tuple[tuple[int, ...], int]] = []  # each chunk: W1's shape, its steps
+
+    class Recorded:
+        def __init__(self, runner: Any) -> None:
+            self.runner = runner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.runner, name)
+
+        def __call__(self, state: Any, data: Any, inputs: Any, rates: Any) -> Any:
+            computed.append((tuple(state["params"]["W1"].shape), int(inputs["batch"].shape[0])))
+            return self.runner(state, data, inputs, rates)
+
+    select = _group.select_runner
+    monkeypatch.setattr(_group, "select_runner", lambda *args: Recorded(select(*args)))
+    data = _data()
+    members = [{**MIXED[0], "num_iters": 155}, MIXED[1], {**MIXED[2], "num_iters": 24}]
+    together = _together(backend, members, data)
+    steps: dict[tuple[int, ...], int] = {}
+    for shape, count in computed:
+        steps[shape] = steps.get(shape, 0) + count
+    # 175 units for 24 steps; then 50 and 100 units, at 100, to 155; then the 100 alone
+    assert steps == {(3, 784, 175): 24, (2, 784, 100): 131, (1, 784, 100): 145}
+    assert [r.record["iterations"] for r in together] == [155, 300, 24]
+    _assert_same_run(together[1], _alone(backend, **members[1], data=data))
+
+
 def test_members_without_a_seed_draw_the_lab_batches_in_order():
     data = _data()
     nets = [TwoLayerNet(784, h, 10, std=1e-2, backend="numpy", dtype="float64") for h in (30, 40)]

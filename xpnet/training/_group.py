@@ -8,18 +8,21 @@ its own streams. The loop runs the group's runner chunk by chunk, as
 epoch accuracies, the divergence checks (every ``min(per_epoch, 100)`` iterations, and at
 a member's end), and where each member stopped: at its own ``num_iters``, at the
 iteration its loss stopped being finite, or where ``on_epoch`` stopped it. A member that
-has stopped is computed on with the others (its numbers ignored) until all have.
+has stopped is computed on with the others (its numbers ignored) until a quarter of the
+stack has stopped; the stack is then cut to those still training (and to the largest
+hidden size among them), so that a search's pruned trials cost nothing more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from xpnet._typing import Array, ArrayLike, JSONObject, Namespace, Params, map_params
-from xpnet.backend import device_of, product_size, resolve_threads, to_numpy, using_threads
+from xpnet._typing import Array, ArrayLike, JSONObject, Params, map_params
+from xpnet.backend import product_size, resolve_threads, to_numpy, using_threads
 from xpnet.functional import L2_WEIGHTS, forward, one_hot
 from xpnet.metrics import accuracy
 from xpnet.optim import make_optimizer
@@ -31,11 +34,19 @@ from xpnet.training._record import (
     chunks,
     copied,
     divergence_message,
-    iterations_per_epoch,
     learning_rates,
 )
 from xpnet.training._runners import EagerRunner, compiled_runner_kind, select_runner
 from xpnet.training._settings import TrainSettings
+from xpnet.training._stack import (
+    LossLog,
+    cut,
+    lab_rows_needed,
+    member,
+    padded_rows,
+    restacked,
+    stacked,
+)
 from xpnet.training._step import TrainState, TrainStep
 
 __all__ = ["Group", "GroupEpochCallback"]
@@ -71,7 +82,10 @@ class _Checks:
 class Group:
     """K networks that share a program (:func:`~xpnet.training.group_key`), stacked, and
     their loop; ``seeds`` holds each one's seed and, for a network without a generator,
-    the lab's batches it drew."""
+    the lab's batches it drew.
+
+    Members are numbered 0 to K - 1 as ``settings`` gives them; ``ids`` names those the
+    stack holds now, in its order (all of them until some have stopped)."""
 
     def __init__(
         self, params: list[Params], settings: list[TrainSettings],
@@ -90,10 +104,10 @@ class Group:
             return backend.asarray(np.asarray(values, dtype=np.float64), dtype)
 
         keys = [stream_keys(xp, seed, device) for seed, _ in seeds]
-        rows_needed = _lab_rows_needed(settings, int(self.X.shape[0]))
+        rows_needed = lab_rows_needed(settings, int(self.X.shape[0]))
         self.samplers = [
             BatchSampler(xp, own["key_batch"], self.X.shape[0], first.batch_size, first.shuffle,
-                         None if rows is None else backend.asarray(_padded_rows(rows, rows_needed)))
+                         None if rows is None else backend.asarray(padded_rows(rows, rows_needed)))
             for own, (_, rows) in zip(keys, seeds, strict=True)
         ]  # fmt: skip
         self.data = {
@@ -112,25 +126,26 @@ class Group:
                                 reg=max(s.reg for s in settings),
                                 weight_decay=max(s.weight_decay or 0.0 for s in settings),
                                 decayed=frozenset(L2_WEIGHTS))  # fmt: skip
-        members = Members(self.sizes, dropouts)
+        self.ids = list(range(len(settings)))
+        #: the data's arrays with one row per member of the stack
+        self.per_member = [*keys[0], "reg", "momentum", "weight_decay", "dropout_scale"]
         self.step = TrainStep(xp, update, max(s.reg for s in settings), max(dropouts),
-                              first.augment, members)  # fmt: skip
+                              first.augment, Members(self.sizes, dropouts))  # fmt: skip
         # CUDA graphs of a stacked step failed to capture on an H200 at K = 64 (cuBLAS's
         # strided-batched product, CUBLAS_STATUS_EXECUTION_FAILED): a group on torch's CUDA
         # runs eagerly unless compile=True asks for the graphs
-        compile = first.compile
-        if compile == "auto" and len(settings) > 1 and backend.compiled_path == "cuda graph":
-            compile = False
-        self.runner = select_runner(backend, self.step, compile)
+        self.compile = first.compile
+        if self.compile == "auto" and len(settings) > 1 and backend.compiled_path == "cuda graph":
+            self.compile = False
+        self.runner = select_runner(backend, self.step, self.compile)
         # fit's chunks, at whose ends its divergence checks fall: those of the runner each
         # member alone gets, which may be longer than this group's own (torch's CUDA)
         alone = compiled_runner_kind(backend) if first.compile is not False else None
         self.fit_chunk = (alone or EagerRunner).max_chunk
-        stacked = _stacked(xp, [map_params(lambda p: backend.asarray(p, dtype), p)
-                                for p in params], H)  # fmt: skip
-        self.state: TrainState = {"params": stacked, "optimizer": update.init(xp, stacked)}
-        self.drawn = DrawnAhead(xp, self.data, H, dropout=max(dropouts), augment=first.augment,
-                                members=members) if self.runner.draws_ahead else None  # fmt: skip
+        stack = stacked(xp, [map_params(lambda p: backend.asarray(p, dtype), p)
+                             for p in params], H)  # fmt: skip
+        self.state: TrainState = {"params": stack, "optimizer": update.init(xp, stack)}
+        self.drawn = self._drawn_ahead()
         size = product_size(first.batch_size, first.input_size, H)
         self.threads = resolve_threads(first.threads, size, backend)
 
@@ -147,29 +162,28 @@ class Group:
         """:func:`~xpnet.training.fit`'s loop for K: the same chunks (cut again where a
         member ends), its divergence checks where it makes them, and, at an epoch's end,
         its order: the accuracies, a check if one is due, ``on_epoch``, and then a final
-        check of each member that stops there."""
+        check of each member that stops there. After that, the stack is cut to the members
+        still training where a quarter of it has stopped."""
         xp = self.xp
         per_epoch = self.samplers[0].per_epoch
         members = [_Member(s.num_iters) for s in self.settings]
         total = max(m.num_iters for m in members)
-        losses: list[Array] = []
-        accs: dict[str, list[Array]] = {"train": [], "val": []}
+        losses = LossLog(xp, self.ids)
+        accs: dict[str, list[tuple[list[int], Array]]] = {"train": [], "val": []}
         check_every = min(per_epoch, 100)
         run = _Checks(kept=copied(xp, self.state["params"]))  # every member's, at the last check
         done = 0
         while done < total and any(m.stopped_at is None for m in members):
             epoch, first = done // per_epoch, done
-            batches = xp.stack([sampler.epoch(epoch) for sampler in self.samplers], axis=1)
+            batches = xp.stack([self.samplers[k].epoch(epoch) for k in self.ids], axis=1)
             length = min(per_epoch, total - first)
             steps = xp.arange(first, first + length, dtype=xp.int32, device=self.backend.device)
-            host = np.stack([learning_rates(s.schedule, s.learning_rate, s.learning_rate_decay,
-                                            s.num_iters, per_epoch, first, first + length)
-                             for s in self.settings], axis=1)  # fmt: skip
+            host = self._rates(per_epoch, first, length)
             rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
             ends = sorted({m.num_iters - first for m in members
                            if 0 < m.num_iters - first < length})  # fmt: skip
             pieces = chunks(length, first, self.fit_chunk, None)  # fit's
-            for chunk, fits_end in _cut(pieces, ends, self.runner.max_chunk):
+            for chunk, fits_end in cut(pieces, ends, self.runner.max_chunk):
                 inputs = {"batch": batches[chunk, ...], "step": steps[chunk]}
                 if self.drawn is not None:
                     inputs.update(self.drawn.take(batches, steps, chunk))
@@ -178,10 +192,11 @@ class Group:
                 losses.append(chunk_losses)
                 done = first + chunk.stop
                 if done % per_epoch == 0:  # each member's accuracy on its last batch, on validation
-                    accs["train"].append(self._accuracies(self.X, self.y, batches[length - 1, ...]))
+                    train = self._accuracies(self.X, self.y, batches[length - 1, ...])
+                    accs["train"].append((list(self.ids), train))
                     if self.validation is not None:
-                        accs["val"].append(self._accuracies(*self.validation))
-                active = [k for k, m in enumerate(members) if m.stopped_at is None]
+                        accs["val"].append((list(self.ids), self._accuracies(*self.validation)))
+                active = [k for k in self.ids if members[k].stopped_at is None]
                 if fits_end and done - run.checked >= check_every:  # where fit checks
                     self._check(members, active, losses, run, done, len(accs["train"]),
                                 host[done - 1 - first])  # fmt: skip
@@ -197,66 +212,121 @@ class Group:
                         self._check(members, stopping, losses, run, done,
                                     len(accs["train"]), host[done - 1 - first])  # fmt: skip
                     for k in stopping:
-                        member = members[k]
-                        if member.stopped_at is None:
-                            member.stopped_at, member.epochs = done, len(accs["train"])
-                            member.kept = _member(xp, self.state["params"], k, self.sizes[k])
+                        own = members[k]
+                        if own.stopped_at is None:
+                            own.stopped_at, own.epochs = done, len(accs["train"])
+                            own.kept = member(xp, self.state["params"], self.ids.index(k),
+                                              self.sizes[k])  # fmt: skip
                             if k in asked:
-                                member.stopped_epoch = done // per_epoch
-                if all(m.stopped_at is not None for m in members):
+                                own.stopped_epoch = done // per_epoch
+                training = [k for k in self.ids if members[k].stopped_at is None]
+                if not training:
                     break  # all stopped: the rest of the epoch is no one's
+                if 4 * (len(self.ids) - len(training)) >= len(self.ids):
+                    kept = self._restack(training, run)
+                    losses.restack(training, done)
+                    batches = xp.take(batches, kept, axis=1)
+                    host = self._rates(per_epoch, first, length)
+                    rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
         return self._results(indices, members, losses, accs, done)
 
-    def _check(self, members: list[_Member], checking: list[int], losses: list[Array],
+    def _rates(self, per_epoch: int, first: int, length: int) -> np.ndarray:
+        """The learning rates of the stack's members at the iterations ``first`` to ``first +
+        length``, (length, K), on the host."""
+        return np.stack([learning_rates(s.schedule, s.learning_rate, s.learning_rate_decay,
+                                        s.num_iters, per_epoch, first, first + length)
+                         for s in (self.settings[k] for k in self.ids)], axis=1)  # fmt: skip
+
+    def _restack(self, training: list[int], run: _Checks) -> Array:
+        """Cut the stack to the members ``training`` (and the hidden layer to the largest of
+        their sizes): their parameters, optimiser state, data rows and last check's
+        parameters, and a step and runner for that many. Returns their old positions."""
+        xp = self.xp
+        kept = self.backend.asarray(np.asarray([self.ids.index(k) for k in training]))
+        hidden = max(self.sizes[k] for k in training)
+        optimizer = {name: restacked(xp, value, kept, hidden) if isinstance(value, dict) else value
+                     for name, value in self.state["optimizer"].items()}  # fmt: skip
+        self.state = {"params": restacked(xp, self.state["params"], kept, hidden),
+                      "optimizer": optimizer}  # type: ignore[typeddict-item]  # fmt: skip
+        run.kept = restacked(xp, run.kept, kept, hidden)
+        for name in self.per_member:
+            self.data[name] = xp.take(self.data[name], kept, axis=0)
+        self.ids = training
+        dropouts = tuple(self.settings[k].dropout for k in training)
+        members = Members(tuple(self.sizes[k] for k in training), dropouts)
+        # the masks are drawn where a member still training has dropout (its draws are
+        # counted by the step: the same however many are drawn beside them)
+        self.step = dataclasses.replace(self.step, dropout=max(dropouts), members=members)
+        self.runner = select_runner(self.backend, self.step, self.compile)
+        self.drawn = self._drawn_ahead()
+        return kept
+
+    def _drawn_ahead(self) -> DrawnAhead | None:
+        """The draws of the stack's coming steps, where its runner takes them drawn ahead."""
+        if not self.runner.draws_ahead:
+            return None
+        members = self.step.members
+        assert members is not None
+        return DrawnAhead(self.xp, self.data, max(members.hidden_sizes), dropout=self.step.dropout,
+                          augment=self.step.augment, members=members)  # fmt: skip
+
+    def _check(self, members: list[_Member], checking: list[int], losses: LossLog,
                run: _Checks, done: int, epochs: int, rates: np.ndarray) -> None:  # fmt: skip
         """Whether the members ``checking`` have finite losses since the last check and
         finite parameters: one wait on the device. One that has not stops at its first
         bad loss, with its parameters of the last check and the ``epochs`` accuracies
         recorded, and says what a run alone raises there (``rates``: each member's
-        learning rate at the check's step)."""
+        learning rate at the check's step, in the stack's order)."""
         xp, params = self.xp, self.state["params"]
-        losses[:] = [xp.concat(losses)]  # each loss joined once
-        recent = losses[0][run.checked : done, ...]  # (steps, K)
+        recent = losses.recent(run.checked, done)  # (steps, K)
         finite = [xp.all(xp.isfinite(recent), axis=0)]
         every = (params["W1"], params["b1"], params["W2"], params["b2"])
         finite += [xp.all(xp.reshape(xp.isfinite(p), (p.shape[0], -1)), axis=1) for p in every]
-        ok = to_numpy(xp.all(xp.stack(finite), axis=0))
-        if all(ok[k] for k in checking):
-            return
-        host_losses = to_numpy(recent)
+        ok = dict(zip(self.ids, to_numpy(xp.all(xp.stack(finite), axis=0)).tolist(), strict=True))
+        for ids, rows in losses.earlier(run.checked, done):  # before the stack was last cut
+            for column, k in enumerate(ids):
+                ok[k] = ok.get(k, True) and bool(np.isfinite(rows[:, column]).all())
         for k in checking:
-            if not ok[k]:
-                bad = np.flatnonzero(~np.isfinite(host_losses[:, k]))
-                member = members[k]
-                member.diverged_at = member.stopped_at = run.checked + (
-                    int(bad[0]) if bad.size else int(recent.shape[0])
-                )
-                loss = float(host_losses[bad[0], k]) if bad.size else None
-                member.divergence = divergence_message(member.diverged_at, loss,
-                                                       float(rates[k]), run.checked)  # fmt: skip
-                member.kept, member.epochs = _member(xp, run.kept, k, self.sizes[k]), epochs
+            if ok[k]:
+                continue
+            own, position = members[k], self.ids.index(k)
+            own_losses = losses.of(k, run.checked, done)
+            bad = np.flatnonzero(~np.isfinite(own_losses))
+            own.diverged_at = own.stopped_at = run.checked + (
+                int(bad[0]) if bad.size else int(own_losses.shape[0])
+            )
+            loss = float(own_losses[bad[0]]) if bad.size else None
+            own.divergence = divergence_message(own.diverged_at, loss, float(rates[position]),
+                                                run.checked)  # fmt: skip
+            own.kept = member(xp, run.kept, position, self.sizes[k])
+            own.epochs = epochs
 
     def _accuracies(self, X: Array, y: Array, batch: Array | None = None) -> Array:
-        """Each member's accuracy on rows ``X`` (or on its rows ``batch`` names), (K,)."""
+        """Each member's accuracy on rows ``X`` (or on its rows ``batch`` names), (K,), in
+        the stack's order."""
         xp, params = self.xp, self.state["params"]
         values = []
-        for k, size in enumerate(self.sizes):
+        for position, k in enumerate(self.ids):
             rows, labels = X, y
             if batch is not None:
-                rows, labels = xp.take(X, batch[k, :], axis=0), xp.take(y, batch[k, :], axis=0)
-            _, scores = forward(xp, _member(xp, params, k, size, copy=False), rows)
+                own = batch[position, :]
+                rows, labels = xp.take(X, own, axis=0), xp.take(y, own, axis=0)
+            _, scores = forward(xp, member(xp, params, position, self.sizes[k], copy=False), rows)
             values.append(accuracy(xp, labels, xp.argmax(scores, axis=1)))
         return xp.stack(values)
 
-    def _ask(self, on_epoch: GroupEpochCallback, indices: list[int], members: list[_Member],
-             val: list[Array], done: int, per_epoch: int) -> list[int]:  # fmt: skip
+    def _ask(
+        self, on_epoch: GroupEpochCallback, indices: list[int], members: list[_Member],
+        val: list[tuple[list[int], Array]], done: int, per_epoch: int,
+    ) -> list[int]:  # fmt: skip
         """``on_epoch`` at an epoch's end, told of the members still training (those whose
         last iteration ends it included, as a run alone calls it at its last epoch's end)
-        among all ``fit_many``'s networks; the members it names, by their indices here."""
-        last = to_numpy(val[-1]).tolist() if val else [None] * len(members)
+        among all ``fit_many``'s networks; the members it names."""
         told: list[float | None] = [None] * self.count
-        for index, value, member in zip(indices, last, members, strict=True):
-            told[index] = value if member.stopped_at is None else None
+        if val:
+            ids, values = val[-1]
+            for k, value in zip(ids, to_numpy(values).tolist(), strict=True):
+                told[indices[k]] = value if members[k].stopped_at is None else None
         stop = on_epoch(done // per_epoch, told) or ()
         return [
             indices.index(index)
@@ -265,24 +335,25 @@ class Group:
         ]
 
     def _results(
-        self, indices: list[int], members: list[_Member], losses: list[Array],
-        accs: dict[str, list[Array]], done: int,
+        self, indices: list[int], members: list[_Member], losses: LossLog,
+        accs: dict[str, list[tuple[list[int], Array]]], done: int,
     ) -> list[TrainResult]:  # fmt: skip
         xp = self.xp
-        all_losses = to_numpy(xp.concat(losses)).astype(float)  # (iterations, K)
-        train = to_numpy(xp.stack(accs["train"])).astype(float) if accs["train"] else None
-        val = to_numpy(xp.stack(accs["val"])).astype(float) if accs["val"] else None
+        losses.restack([], done)  # every loss on the host
+        host = {name: [(ids, to_numpy(values).astype(float)) for ids, values in epochs]
+                for name, epochs in accs.items()}  # fmt: skip
         results = []
-        for k, (member, s) in enumerate(zip(members, self.settings, strict=True)):
-            iterations = done if member.stopped_at is None else member.stopped_at
-            epochs = len(accs["train"]) if member.epochs is None else member.epochs
+        for k, (own, s) in enumerate(zip(members, self.settings, strict=True)):
+            iterations = done if own.stopped_at is None else own.stopped_at
+            epochs = len(accs["train"]) if own.epochs is None else own.epochs
             history: History = {
-                "loss_history": all_losses[:iterations, k].tolist(),
-                "train_acc_history": [] if train is None else train[:epochs, k].tolist(),
-                "val_acc_history": [] if val is None else val[:epochs, k].tolist(),
-            }
-            params = member.kept if member.kept is not None \
-                else _member(xp, self.state["params"], k, self.sizes[k])  # fmt: skip
+                "loss_history": losses.of(k, 0, iterations).tolist(),
+                "train_acc_history": [values[ids.index(k)] for ids, values
+                                      in host["train"][:epochs]],
+                "val_acc_history": [values[ids.index(k)] for ids, values in host["val"][:epochs]],
+            }  # fmt: skip
+            params = own.kept if own.kept is not None \
+                else member(xp, self.state["params"], self.ids.index(k), self.sizes[k])  # fmt: skip
             record: JSONObject = {
                 "settings": {**s.to_dict(), "num_train": int(self.X.shape[0])},
                 "path": self.runner.name,
@@ -293,70 +364,9 @@ class Group:
                 if history["val_acc_history"] else None,
                 "together": len(members),
                 "index": indices[k],
-                "diverged_at": member.diverged_at,
-                "divergence": member.divergence,
-                "stopped_epoch": member.stopped_epoch,
+                "diverged_at": own.diverged_at,
+                "divergence": own.divergence,
+                "stopped_epoch": own.stopped_epoch,
             }  # fmt: skip
             results.append(TrainResult(params, history, record))
         return results
-
-
-def _stacked(xp: Namespace, params: list[Params], hidden: int) -> Params:
-    """K networks' parameters as one stack, each hidden layer padded with zeros to ``hidden``
-    units: ``W1`` (K, D, hidden), ``b1`` (K, hidden), ``W2`` (K, hidden, C), ``b2`` (K, C)."""
-
-    def padded(p: Array, axis: int) -> Array:
-        missing = hidden - p.shape[axis]
-        if not missing:
-            return p
-        shape = list(p.shape)
-        shape[axis] = missing
-        return xp.concat([p, xp.zeros(tuple(shape), dtype=p.dtype, device=device_of(p))], axis=axis)
-
-    return {
-        "W1": xp.stack([padded(p["W1"], 1) for p in params]),
-        "b1": xp.stack([padded(p["b1"], 0) for p in params]),
-        "W2": xp.stack([padded(p["W2"], 0) for p in params]),
-        "b2": xp.stack([p["b2"] for p in params]),
-    }
-
-
-def _member(xp: Namespace, params: Params, k: int, hidden: int, copy: bool = True) -> Params:
-    """Member ``k``'s parameters from a stack, at its own ``hidden`` size (a copy, or views)."""
-    own: Params = {
-        "W1": params["W1"][k, :, :hidden],
-        "b1": params["b1"][k, :hidden],
-        "W2": params["W2"][k, :hidden, :],
-        "b2": params["b2"][k, :],
-    }
-    return copied(xp, own) if copy else own
-
-
-def _cut(pieces: Iterable[slice], ends: list[int], max_chunk: int) -> list[tuple[slice, bool]]:
-    """The chunks ``pieces`` (fit's slices of an epoch), cut again at each of ``ends`` and
-    into runs of at most ``max_chunk`` steps (the group's runner's); each with whether it
-    ends where one of ``pieces`` does (where fit would check)."""
-    cut = []
-    for piece in pieces:
-        stops = sorted({end for end in ends if piece.start < end < piece.stop} | {piece.stop})
-        start = piece.start
-        for stop in stops:
-            while start < stop:
-                end = min(start + max_chunk, stop)
-                cut.append((slice(start, end), end == piece.stop))
-                start = end
-    return cut
-
-
-def _lab_rows_needed(settings: list[TrainSettings], num_rows: int) -> int:
-    """The batches of lab rows the group's longest run has: whole epochs of them."""
-    per_epoch = iterations_per_epoch(num_rows, settings[0].batch_size)
-    return -(-max(s.num_iters for s in settings) // per_epoch) * per_epoch
-
-
-def _padded_rows(rows: np.ndarray, needed: int) -> np.ndarray:
-    """A shorter run's lab rows, padded with row 0 to the group's: batches after its end,
-    which it does not train on."""
-    missing = needed - rows.shape[0]
-    return rows if missing <= 0 else np.concatenate([rows, np.zeros((missing, rows.shape[1]),
-                                                                    dtype=rows.dtype)])  # fmt: skip
