@@ -366,6 +366,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
             "learning_rate_decay is the step schedule's; the recipe's cosine schedule",
         ),
         (["--recipe", "best", "--learning-rate-decay", "0.95", "0.95"], "does not use it"),
+        (["--recipe", "best", "--dropout", "0.5", "1.5"], "dropout: 1.5 is refused"),
         (["--trials", "0"], "trials must be a positive integer"),
         # Found in the main process, before a cluster, a study file or a trial:
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
@@ -570,6 +571,15 @@ def test_adamw_searches_its_weight_decay_and_reg_only_where_the_recipe_has_one()
     assert "reg" not in default_space(BEST)  # best has no L2 term
     assert "reg" in default_space(replace(BEST, reg=1e-4))
     assert "weight_decay" not in default_space(LAB)  # SGD has none
+
+
+def test_dropout_is_searched_around_a_recipe_that_has_it():
+    from xpnet.recipes import BEST, BEST_AUGMENTED, LAB
+    from xpnet.tune import default_space
+
+    assert default_space(BEST)["dropout"] == Range(0.3, 0.7)
+    assert default_space(BEST_AUGMENTED)["dropout"] == Range(0.1, 0.5)
+    assert "dropout" not in default_space(LAB)  # the lab's network has none
 
 
 def test_a_reg_range_for_adamw_searches_its_l2_term_beside_the_weight_decay():

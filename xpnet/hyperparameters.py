@@ -137,6 +137,11 @@ def _decade(value: float) -> tuple[float, float]:
     return centre / 10, centre * 10
 
 
+def _dropouts(rate: float) -> tuple[float, float]:
+    """Dropout rates 0.2 either way of ``rate``, from 0 to 0.9."""
+    return round(max(rate - 0.2, 0.0), 2), round(min(rate + 0.2, 0.9), 2)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Hyperparameters:
     """The hyperparameters, one field each; the defaults are the lab's ``TwoLayerNet.train``'s.
@@ -239,7 +244,9 @@ class Hyperparameters:
     dropout: float = field(
         default=0.0,
         metadata=row(
-            help="inverted dropout's rate on the hidden layer while training", high=MAX_DROPOUT
+            help="inverted dropout's rate on the hidden layer while training",
+            high=MAX_DROPOUT,
+            search=Search("linear", lambda rate, _: _dropouts(rate) if rate else None),
         ),
     )
     early_stopping: bool = field(

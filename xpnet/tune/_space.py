@@ -60,7 +60,7 @@ def default_space(recipe: Recipe) -> dict[str, Range | Choices]:
     likewise (except for an AdamW recipe without one), and AdamW's weight decay (AdamW
     only); batch sizes half, equal or twice the recipe's; iterations from half to the
     recipe's; momentum from 0 to 0.95 (SGD only); decay from 0.9 to 1 (the step
-    schedule only).
+    schedule only); dropout 0.2 either way of the recipe's (where it has dropout).
     """
     space: dict[str, Range | Choices] = {}
     for row in rows():
