@@ -104,6 +104,11 @@ def fit_many(
 
     Notes
     -----
+    A network that stops (at its own ``num_iters``, diverged, or stopped by ``on_epoch``)
+    is computed on with its group, its numbers ignored, until a quarter of the group has
+    stopped; the others then go on in a stack of their own, cut to the largest hidden size
+    among them (on JAX, one more compilation), so a stopped network costs little more.
+
     A group runs on its settings' runner, but on torch's CUDA, whose CUDA graphs of a
     stacked step failed to capture on an H200 at K = 64: there a group of more than one
     runs eagerly unless ``compile=True`` (its divergence checks still fall where each
