@@ -64,6 +64,7 @@ def _assert_same_run(together: TrainResult, alone: TrainResult) -> None:
     assert len(h["loss_history"]) == len(a["loss_history"])
     assert h["train_acc_history"] == a["train_acc_history"]
     assert h["val_acc_history"] == a["val_acc_history"]
+    assert {type(value) for value in h["val_acc_history"] + h["train_acc_history"]} <= {float}
 
 
 MIXED = [

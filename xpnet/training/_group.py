@@ -168,7 +168,7 @@ class Group:
         per_epoch = self.samplers[0].per_epoch
         members = [_Member(s.num_iters) for s in self.settings]
         total = max(m.num_iters for m in members)
-        losses = LossLog(xp, self.ids)
+        losses = LossLog(xp, self.ids, self.backend.device)
         accs: dict[str, list[tuple[list[int], Array]]] = {"train": [], "val": []}
         check_every = min(per_epoch, 100)
         run = _Checks(kept=copied(xp, self.state["params"]))  # every member's, at the last check
@@ -340,7 +340,7 @@ class Group:
     ) -> list[TrainResult]:  # fmt: skip
         xp = self.xp
         losses.restack([], done)  # every loss on the host
-        host = {name: [(ids, to_numpy(values).astype(float)) for ids, values in epochs]
+        host = {name: [(ids, to_numpy(values).astype(float).tolist()) for ids, values in epochs]
                 for name, epochs in accs.items()}  # fmt: skip
         results = []
         for k, (own, s) in enumerate(zip(members, self.settings, strict=True)):

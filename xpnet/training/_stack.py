@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from xpnet._typing import Array, Namespace, Params
+from xpnet._typing import Array, Device, Namespace, Params
 from xpnet.backend import device_of, to_numpy
 from xpnet.training._record import copied, iterations_per_epoch
 from xpnet.training._settings import TrainSettings
@@ -57,10 +57,11 @@ def restacked(xp: Namespace, arrays: Mapping[str, Array], index: Array, hidden: 
     """The stack ``arrays`` (parameters, or an optimiser's arrays of their shapes) cut to the
     members at positions ``index`` (an integer array) and to ``hidden`` units: the units
     beyond every kept member's size hold zeros, which add nothing to the scores."""
+    # cut, then taken: new arrays, which keep nothing of the old stack alive
     return {
-        "W1": xp.take(arrays["W1"], index, axis=0)[:, :, :hidden],
-        "b1": xp.take(arrays["b1"], index, axis=0)[:, :hidden],
-        "W2": xp.take(arrays["W2"], index, axis=0)[:, :hidden, :],
+        "W1": xp.take(arrays["W1"][:, :, :hidden], index, axis=0),
+        "b1": xp.take(arrays["b1"][:, :hidden], index, axis=0),
+        "W2": xp.take(arrays["W2"][:, :hidden, :], index, axis=0),
         "b2": xp.take(arrays["b2"], index, axis=0),
     }
 
@@ -79,8 +80,8 @@ class LossLog:
     """Every member's loss at every iteration, as the stack recorded them: on the device
     while the stack holds the same members, on the host once it changed."""
 
-    def __init__(self, xp: Namespace, ids: Sequence[int]) -> None:
-        self.xp = xp
+    def __init__(self, xp: Namespace, ids: Sequence[int], device: Device) -> None:
+        self.xp, self.device = xp, device
         self.segments = [_Segment(tuple(ids), 0)]
 
     def append(self, losses: Array) -> None:
@@ -126,7 +127,7 @@ class LossLog:
         if len(segment.chunks) != 1:
             segment.chunks[:] = [self.xp.concat(segment.chunks)] if segment.chunks else []
         if not segment.chunks:
-            return self.xp.zeros((0, len(segment.ids)))
+            return self.xp.zeros((0, len(segment.ids)), device=self.device)
         return segment.chunks[0]
 
 
