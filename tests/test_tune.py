@@ -397,7 +397,7 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
         ({"space": {"hidden_size": Range(16, 64)}}, TypeError, "hidden_size takes whole numbers"),
         ({"space": {"batch_size": Choices((2.5,))}}, TypeError, "batch_size: 2.5 is refused"),
         ({"space": {"batch_size": Range(16, 64)}}, TypeError, "batch_size takes whole numbers"),
-        ({"space": {"dropout": Range(0, 0.5)}}, ValueError, "unknown knob 'dropout'"),
+        ({"space": {"std": Range(1e-4, 1e-2)}}, ValueError, "unknown knob 'std'"),
         ({"train_size": 2.5}, TypeError, "train_size must be a positive integer"),
         ({"recipe": "nope"}, ValueError, "unknown recipe 'nope'"),
         ({"retrain": "no"}, TypeError, "retrain must be True or False"),
@@ -526,7 +526,7 @@ def test_a_recipe_object_and_numpy_bounds_are_searched_and_resumed(tmp_path, mni
     from xpnet.cli import _parser
     from xpnet.recipes import FAST
 
-    recipe = dataclasses.replace(FAST, dropout=0.1, shuffle=False)
+    recipe = dataclasses.replace(FAST, init="gaussian", std=0.01, shuffle=False)
     space = {
         "hidden_size": Range(np.int64(16), np.int64(32), log=True, integer=True),
         "num_iters": Range(np.int64(40), np.int64(60), integer=True),
@@ -547,7 +547,13 @@ def test_a_recipe_object_and_numpy_bounds_are_searched_and_resumed(tmp_path, mni
     assert [row["state"] for row in result.trials] == ["COMPLETE", "COMPLETE"]
     assert result.command.startswith("xpnet train --recipe fast --batch-size ")
     args = _parser().parse_args(result.command.split()[1:])
-    assert (args.recipe, args.dropout, args.shuffle, args.seed) == ("fast", 0.1, False, 0)
+    assert (args.recipe, args.init, args.std, args.shuffle, args.seed) == (
+        "fast",
+        "gaussian",
+        0.01,
+        False,
+        0,
+    )
     assert args.hidden_size == result.best_params["hidden_size"]
     again = tune(trials=2, **search)  # the same search: resumed, nothing left to run
     assert [row["number"] for row in again.trials] == [0, 1]
