@@ -178,8 +178,7 @@ class Group:
             batches = xp.stack([self.samplers[k].epoch(epoch) for k in self.ids], axis=1)
             length = min(per_epoch, total - first)
             steps = xp.arange(first, first + length, dtype=xp.int32, device=self.backend.device)
-            host = self._rates(per_epoch, first, length)
-            rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
+            rates = self._rates(per_epoch, first, length)
             ends = sorted({m.num_iters - first for m in members
                            if 0 < m.num_iters - first < length})  # fmt: skip
             pieces = chunks(length, first, self.fit_chunk, None)  # fit's
@@ -199,7 +198,7 @@ class Group:
                 active = [k for k in self.ids if members[k].stopped_at is None]
                 if fits_end and done - run.checked >= check_every:  # where fit checks
                     self._check(members, active, losses, run, done, len(accs["train"]),
-                                host[done - 1 - first])  # fmt: skip
+                                rates.host[done - 1 - first])  # fmt: skip
                     run.kept, run.checked = copied(xp, self.state["params"]), done
                 stopping = [k for k in active if members[k].stopped_at is None
                             and members[k].num_iters == done]  # fmt: skip
@@ -210,7 +209,7 @@ class Group:
                 if stopping:  # fit's final check, then each keeps its parameters as they are
                     if done > run.checked:
                         self._check(members, stopping, losses, run, done,
-                                    len(accs["train"]), host[done - 1 - first])  # fmt: skip
+                                    len(accs["train"]), rates.host[done - 1 - first])  # fmt: skip
                     for k in stopping:
                         own = members[k]
                         if own.stopped_at is None:
@@ -226,16 +225,16 @@ class Group:
                     kept = self._restack(training, run)
                     losses.restack(training, done)
                     batches = xp.take(batches, kept, axis=1)
-                    host = self._rates(per_epoch, first, length)
-                    rates = Rates(host, self.backend.asarray(host, dtype=self.dtype))
+                    rates = self._rates(per_epoch, first, length)
         return self._results(indices, members, losses, accs, done)
 
-    def _rates(self, per_epoch: int, first: int, length: int) -> np.ndarray:
+    def _rates(self, per_epoch: int, first: int, length: int) -> Rates:
         """The learning rates of the stack's members at the iterations ``first`` to ``first +
-        length``, (length, K), on the host."""
-        return np.stack([learning_rates(s.schedule, s.learning_rate, s.learning_rate_decay,
+        length``, (length, K), on the host and on the device."""
+        host = np.stack([learning_rates(s.schedule, s.learning_rate, s.learning_rate_decay,
                                         s.num_iters, per_epoch, first, first + length)
                          for s in (self.settings[k] for k in self.ids)], axis=1)  # fmt: skip
+        return Rates(host, self.backend.asarray(host, dtype=self.dtype))
 
     def _restack(self, training: list[int], run: _Checks) -> Array:
         """Cut the stack to the members ``training`` (and the hidden layer to the largest of
