@@ -87,14 +87,42 @@ class Outcome(_Ending, total=False):
     resumed_at: int
 
 
-def failed(err: BaseException) -> Outcome:
-    """The outcome of a trial that failed with ``err``: its type and message, cut to 500
-    characters for ``trials.csv``."""
-    return {"state": "failed", "error": f"{type(err).__name__}: {err}"[:500]}
+def failed(err: BaseException | type[BaseException], message: str | None = None) -> Outcome:
+    """The outcome of a trial that failed with ``err`` (or with an error of type ``err``
+    and ``message``): its type and message, cut to 500 characters for ``trials.csv``."""
+    kind, text = (err, message) if isinstance(err, type) else (type(err), str(err))
+    return {"state": "failed", "error": f"{kind.__name__}: {text}"[:500]}
 
 
 class _Stop(Exception):
     """The search's answer to an epoch's report was not GO."""
+
+
+class _Reports(contextlib.AbstractContextManager["_Reports"]):
+    """The trials' side of the :class:`Relay`, on a worker: a report of trial ``number``
+    put in the search's queue, and the answer awaited in a queue of that trial's own;
+    the queues are closed at the end (the scheduler drops a queue no one holds)."""
+
+    def __init__(self, channel: str, numbers: Sequence[int]) -> None:
+        from distributed import Queue
+
+        self._requests = Queue(channel)
+        self._answers = {n: Queue(f"{channel}-{n}-{uuid.uuid4().hex}") for n in numbers}
+
+    def ask(self, number: int, step: int, value: float = 0.0) -> Answer:
+        """The search's answer to trial ``number``'s report of ``value`` at epoch ``step``
+        (0: its start); STOPPED where none comes in time, or the scheduler is gone."""
+        answers = self._answers[number]
+        try:
+            self._requests.put([number, step, float(value), answers.name])
+            return _ANSWERS.get(answers.get(timeout=ANSWER_TIMEOUT), STOPPED)
+        except Exception:  # no answer in time, or the scheduler is gone: so is the search
+            return STOPPED
+
+    def __exit__(self, *exc_info: object) -> None:
+        for queue in (*self._answers.values(), self._requests):
+            with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
+                queue.close()
 
 
 def run_trial(
@@ -111,34 +139,27 @@ def run_trial(
     Outcome
         How it ended, with the ``seconds`` it took and its ``worker``.
     """
-    from distributed import Queue, Variable, get_worker
+    from distributed import Variable, get_worker
 
     start, worker = time.perf_counter(), str(get_worker().name)
-    requests = Queue(task.channel)
-    answers = Queue(f"{task.channel}-{number}-{uuid.uuid4().hex}")
-
-    def ask(step: int, value: float = 0.0) -> Answer:
-        try:
-            requests.put([number, step, float(value), answers.name])
-            return _ANSWERS.get(answers.get(timeout=ANSWER_TIMEOUT), STOPPED)
-        except Exception:  # no answer in time, or the scheduler is gone: so is the search
-            return STOPPED
-
     saved = Variable(f"{task.channel}-checkpoint-{number if first is None else first}")
     outcome: Outcome
-    with tempfile.TemporaryDirectory(prefix="xpnet-trial-") as scratch:
+    with (
+        _Reports(task.channel, [number]) as reports,
+        tempfile.TemporaryDirectory(prefix="xpnet-trial-") as scratch,
+    ):
         checkpoint = Path(scratch) / CHECKPOINT_FILE
 
         def report_each_epoch(epoch: int, mean_loss: float, val_acc: float | None) -> None:
             assert val_acc is not None  # run() always validates
             with contextlib.suppress(OSError):  # not written (a full disk): the last stays
                 saved.set(checkpoint.read_bytes())
-            if (answer := ask(epoch, val_acc)) != GO:
+            if (answer := reports.ask(number, epoch, val_acc)) != GO:
                 raise _Stop(answer)
 
         trained = False
         try:
-            if (answer := ask(0)) != GO:  # step 0: the start
+            if (answer := reports.ask(number, 0)) != GO:  # step 0: the start
                 outcome = {"state": answer}
             else:
                 plan = _on_device(task, worker).replace(**params)
@@ -155,9 +176,6 @@ def run_trial(
         except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
             outcome = failed(err)
         finally:
-            for queue in (answers, requests):  # the scheduler drops a queue no one holds
-                with contextlib.suppress(Exception):  # the scheduler is gone, and them with it
-                    queue.close()
             if trained:  # its run is over: a lost one's checkpoint stays for the next run
                 with contextlib.suppress(Exception):
                     saved.delete()
@@ -190,24 +208,14 @@ def run_trials_together(
         How each ended, in the order of ``numbers``, each with the ``seconds`` the task
         took and its ``worker``.
     """
-    from distributed import Queue, get_worker
+    from distributed import get_worker
 
     start, worker = time.perf_counter(), str(get_worker().name)
-    requests = Queue(task.channel)
-    answers = {n: Queue(f"{task.channel}-{n}-{uuid.uuid4().hex}") for n in numbers}
-
-    def ask(number: int, step: int, value: float = 0.0) -> Answer:
-        try:
-            requests.put([number, step, float(value), answers[number].name])
-            return _ANSWERS.get(answers[number].get(timeout=ANSWER_TIMEOUT), STOPPED)
-        except Exception:  # no answer in time, or the scheduler is gone: so is the search
-            return STOPPED
-
     outcomes: dict[int, Outcome] = {}
     going: list[tuple[int, RunPlan]] = []
-    try:
+    with _Reports(task.channel, numbers) as reports:
         for number, trial_params in zip(numbers, params, strict=True):
-            if (answer := ask(number, 0)) != GO:  # step 0: the start
+            if (answer := reports.ask(number, 0)) != GO:  # step 0: the start
                 outcomes[number] = {"state": answer}
                 continue
             try:
@@ -218,7 +226,7 @@ def run_trials_together(
         def report_each_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
             stop = []
             for index, ((number, _), value) in enumerate(zip(going, val_accs, strict=True)):
-                if value is not None and (answer := ask(number, epoch, value)) != GO:
+                if value is not None and (answer := reports.ask(number, epoch, value)) != GO:
                     outcomes[number] = {"state": answer}
                     stop.append(index)
             return stop
@@ -237,14 +245,9 @@ def run_trials_together(
                     continue
                 record = result.net.last_training or {}
                 if record.get("diverged_at") is not None:  # as a trial alone says it
-                    error = f"TrainingDivergedError: {record['divergence']}"
-                    outcomes[number] = {"state": "failed", "error": error[:500]}
+                    outcomes[number] = failed(TrainingDivergedError, record["divergence"])
                 else:
                     outcomes[number] = {"state": "complete", "value": result.val_acc}
-    finally:
-        for queue in (*answers.values(), requests):  # the scheduler drops a queue no one holds
-            with contextlib.suppress(Exception):
-                queue.close()
     seconds = round(time.perf_counter() - start, 3)
     for outcome in outcomes.values():
         outcome["worker"], outcome["seconds"] = worker, seconds
