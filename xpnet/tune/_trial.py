@@ -3,36 +3,37 @@
 The worker needs xpnet and Dask only, and may share no file system or database with the
 search. The trial (:func:`run_trial`) puts its start and each epoch's validation accuracy
 in a queue on the scheduler and waits for the answer; a thread of the search
-(:class:`Relay`) records each report in the study, asks the pruner and answers. A trial
-that starts a second time had its first worker die under it (Dask runs the task again
-elsewhere): it is told that it was lost, and is queued again. After each epoch a trial
-puts its checkpoint (:class:`xpnet.training.Checkpointing`) in a variable on the
-scheduler, under the number of the first trial of its settings; the trial that runs them
-again after a lost one resumes from there, and ends with the numbers of a trial never lost.
+(:class:`~xpnet.tune._relay.Relay`) records each report in the study, asks the pruner and
+answers. A trial that starts a second time had its first worker die under it (Dask runs
+the task again elsewhere): it is told that it was lost, and is queued again (or that it
+was pruned, where it was). After each epoch a trial alone puts its checkpoint
+(:class:`xpnet.training.Checkpointing`) in a variable on the scheduler, under the number
+of the first trial of its settings; the trial that runs them again after a lost one
+resumes from there, and ends with the numbers of a trial never lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from xpnet._typing import Device
 from xpnet.backend import limit_threads
 from xpnet.errors import TrainingDivergedError
 from xpnet.pipeline import PreparedData, RunPlan, run_plan, run_plans_together
-from xpnet.training import CHECKPOINT_FILE, Checkpoint, ComputeSettings, read_checkpoint
-
-if TYPE_CHECKING:  # the workers need no Optuna
-    import optuna
-    from distributed import Client
-    from optuna.trial import Trial
+from xpnet.training import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    ComputeSettings,
+    group_key,
+    read_checkpoint,
+)
 
 #: The search's answers: go on, or how the trial ends (pruned; stopped: the search no
 #: longer runs it; lost: it ran before, on a worker that died).
@@ -59,7 +60,7 @@ class TrialTask:
     devices : sequence
         GPU devices to spread workers over (one each), or empty: the plan's device.
     channel : str
-        The search's queue on the scheduler (:class:`Relay`).
+        The search's queue on the scheduler (:class:`~xpnet.tune._relay.Relay`).
     threads : int
         Threads each worker's array library may use.
     """
@@ -99,9 +100,10 @@ class _Stop(Exception):
 
 
 class _Reports(contextlib.AbstractContextManager["_Reports"]):
-    """The trials' side of the :class:`Relay`, on a worker: a report of trial ``number``
-    put in the search's queue, and the answer awaited in a queue of that trial's own;
-    the queues are closed at the end (the scheduler drops a queue no one holds)."""
+    """The trials' side of the :class:`~xpnet.tune._relay.Relay`, on a worker: a report of
+    trial ``number`` put in the search's queue, and the answer awaited in a queue of that
+    trial's own; the queues are closed at the end (the scheduler drops a queue no one
+    holds)."""
 
     def __init__(self, channel: str, numbers: Sequence[int]) -> None:
         from distributed import Queue
@@ -173,8 +175,8 @@ def run_trial(
                     outcome["resumed_at"] = resume.iterations
         except _Stop as stop:
             outcome = {"state": stop.args[0]}
-        except (TrainingDivergedError, TypeError, ValueError, RuntimeError) as err:
-            outcome = failed(err)
+        except (TrainingDivergedError, TypeError, ValueError, RuntimeError, OSError) as err:
+            outcome = failed(err)  # OSError: the trial's own (a full disk), not the cluster's
         finally:
             if trained:  # its run is over: a lost one's checkpoint stays for the next run
                 with contextlib.suppress(Exception):
@@ -197,7 +199,9 @@ def run_trials_together(
     numbers: Sequence[int],
 ) -> list[Outcome]:  # fmt: skip
     """Train trials ``numbers`` with ``params`` together (:func:`xpnet.training.fit_many`),
-    each reporting its own epochs: a trial the search prunes or stops stops alone.
+    each reporting its own epochs: a trial the search prunes or stops stops alone. Trials
+    that cannot share one program (another batch size) train in groups one after another;
+    a group that raises fails its own trials only.
 
     A trial lost with its worker runs again from its start (no checkpoint is kept for
     trials trained together).
@@ -223,35 +227,49 @@ def run_trials_together(
             except (TypeError, ValueError) as err:
                 outcomes[number] = failed(err)
 
-        def report_each_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
-            stop = []
-            for index, ((number, _), value) in enumerate(zip(going, val_accs, strict=True)):
-                if value is not None and (answer := reports.ask(number, epoch, value)) != GO:
-                    outcomes[number] = {"state": answer}
-                    stop.append(index)
-            return stop
-
-        if going:
-            limit_threads(going[0][1].settings.compute.name, task.threads)
-            try:
-                results = run_plans_together([plan for _, plan in going], data,
-                                             on_epoch=report_each_epoch)  # fmt: skip
-            except Exception as err:  # MemoryError too: those the search ended keep their ends
-                results = []
-                for number, _ in going:
-                    outcomes.setdefault(number, failed(err))
-            for (number, _), result in zip(going, results, strict=False):
-                if number in outcomes:  # pruned or stopped
-                    continue
-                record = result.net.last_training or {}
-                if record.get("diverged_at") is not None:  # as a trial alone says it
-                    outcomes[number] = failed(TrainingDivergedError, record["divergence"])
-                else:
-                    outcomes[number] = {"state": "complete", "value": result.val_acc}
+        groups: dict[tuple[object, ...], list[tuple[int, RunPlan]]] = {}
+        for number, plan in going:  # fit_many's groups, one after another
+            groups.setdefault(group_key(plan.settings), []).append((number, plan))
+        for group in groups.values():
+            limit_threads(group[0][1].settings.compute.name, task.threads)
+            _train_group(group, data, reports, outcomes)
     seconds = round(time.perf_counter() - start, 3)
     for outcome in outcomes.values():
         outcome["worker"], outcome["seconds"] = worker, seconds
     return [outcomes[number] for number in numbers]
+
+
+def _train_group(
+    group: list[tuple[int, RunPlan]], data: PreparedData, reports: _Reports,
+    outcomes: dict[int, Outcome],
+) -> None:  # fmt: skip
+    """Train trials that share a program (numbers and plans) together, each reporting its
+    epochs, and put how each ended in ``outcomes``. An error fails those of the group's
+    trials the search has not ended, and no other group's."""
+
+    def report_each_epoch(epoch: int, val_accs: list[float | None]) -> list[int]:
+        stop = []
+        for index, ((number, _), value) in enumerate(zip(group, val_accs, strict=True)):
+            if value is not None and (answer := reports.ask(number, epoch, value)) != GO:
+                outcomes[number] = {"state": answer}
+                stop.append(index)
+        return stop
+
+    try:
+        results = run_plans_together([plan for _, plan in group], data,
+                                     on_epoch=report_each_epoch)  # fmt: skip
+    except Exception as err:  # MemoryError too: those the search ended keep their ends
+        for number, _ in group:
+            outcomes.setdefault(number, failed(err))
+        return
+    for (number, _), result in zip(group, results, strict=True):
+        if number in outcomes:  # pruned or stopped
+            continue
+        record = result.net.last_training or {}
+        if record.get("diverged_at") is not None:  # as a trial alone says it
+            outcomes[number] = failed(TrainingDivergedError, record["divergence"])
+        else:
+            outcomes[number] = {"state": "complete", "value": result.val_acc}
 
 
 def _lost_run(saved: Any, checkpoint: Path, plan: RunPlan, data: PreparedData) -> Checkpoint | None:
@@ -282,109 +300,3 @@ def _on_device(task: TrialTask, worker: str) -> RunPlan:
     on_device = ComputeSettings(compute.name, task.devices[index % len(task.devices)],
                                 compute.dtype, enable_float64=compute.enable_float64)  # fmt: skip
     return task.plan.replace(compute=on_device)
-
-
-class Relay:
-    """The search's side, a context manager around the trials' run: a thread answers the
-    reports of the trials :meth:`add`-ed, and records their heartbeats in ``heartbeat``
-    (None: none) every ``interval`` seconds, until they are :meth:`remove`-d.
-
-    Parameters
-    ----------
-    channel : str
-        The queue the trials report to: a name no other search uses.
-    client : distributed.Client
-    study : optuna.Study
-        The study the trials belong to; reports are recorded there and judged by its pruner.
-    heartbeat : optuna.storages.RDBStorage or None
-    interval : float
-    """
-
-    def __init__(
-        self, channel: str, client: Client, study: optuna.Study,
-        heartbeat: optuna.storages.RDBStorage | None, interval: float,
-    ) -> None:  # fmt: skip
-        from distributed import Queue
-
-        self._requests = Queue(channel, client=client)
-        self._client, self._study, self._heartbeat = client, study, heartbeat
-        self._interval, self._done, self._lock = interval, threading.Event(), threading.Lock()
-        self._trials: dict[int, tuple[Trial, int | None]] = {}
-        self._started: set[int] = set()
-        self._thread = threading.Thread(target=self._serve, name="xpnet-tune-relay", daemon=True)
-
-    def __enter__(self) -> Relay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join(timeout=10)  # a call to a scheduler that is gone may hang: a daemon
-        with contextlib.suppress(Exception):  # the scheduler is gone, and the queue with it
-            self._requests.close()
-
-    def add(self, trial: Trial) -> None:
-        trial_id = None
-        if self._heartbeat is not None:
-            study_id = self._heartbeat.get_study_id_from_name(self._study.study_name)
-            trial_id = self._heartbeat.get_trial_id_from_study_id_trial_number(
-                study_id, trial.number
-            )
-        with self._lock:
-            self._trials[trial.number] = (trial, trial_id)
-        self._beat([trial_id])  # from now on: a trial without a heartbeat is never stale
-
-    def remove(self, number: int) -> None:
-        """Before the trial is told: its reports get STOPPED from now on."""
-        with self._lock:
-            self._trials.pop(number, None)
-
-    def _serve(self) -> None:
-        due = time.monotonic() + self._interval
-        while not self._done.is_set():
-            if time.monotonic() >= due:
-                with self._lock:
-                    trial_ids = [trial_id for _, trial_id in self._trials.values()]
-                self._beat(trial_ids)
-                due = time.monotonic() + self._interval
-            try:  # polled: a Dask queue's get that times out is logged as an error
-                messages = self._requests.get(batch=True)
-            except Exception:  # the scheduler is gone: the search will find out and stop
-                messages = []
-            for number, step, value, reply in messages:
-                self._reply(reply, self._answer(number, step, value))
-            if not messages:
-                self._done.wait(0.1)
-
-    def _answer(self, number: int, step: int, value: float) -> str:
-        from optuna.exceptions import UpdateFinishedTrialError
-
-        with self._lock:
-            if number not in self._trials:
-                return STOPPED
-            if step == 0:  # a start; a second one is a run again: its first worker died
-                again = number in self._started
-                self._started.add(number)
-                return LOST if again else GO
-            trial = self._trials[number][0]
-            try:
-                trial.report(value, step)
-                return PRUNED if trial.should_prune() else GO
-            except UpdateFinishedTrialError:  # another search ended it
-                return STOPPED
-            except Exception:  # the database failed this once: the trial trains on
-                return GO
-
-    def _reply(self, reply: str, answer: str) -> None:
-        from distributed import Queue
-
-        with contextlib.suppress(Exception):  # the trial or the scheduler went away meanwhile
-            answers = Queue(reply, client=self._client)
-            answers.put(answer)
-            answers.close()
-
-    def _beat(self, trial_ids: list[int | None]) -> None:
-        for trial_id in trial_ids:
-            if self._heartbeat is not None and trial_id is not None:
-                with contextlib.suppress(Exception):  # a busy database: the next beat will do
-                    self._heartbeat.record_heartbeat(trial_id)
