@@ -152,14 +152,15 @@ def cross_entropy(
     return loss, backward(xp, params, X, hidden, dscores, dropout)
 
 
-def l2_penalty(xp: Namespace, params: Params, reg: float) -> Array:
-    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays)."""
+def l2_penalty(xp: Namespace, params: Params, reg: float | Array) -> Array:
+    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays):
+    shape (), or (K,) for K stacked networks (``reg`` a number or (K,))."""
     W1, W2 = params["W1"], params["W2"]
     return 0.5 * reg * (_inner(xp, W1, W1) + _inner(xp, W2, W2))
 
 
 def softmax_loss(
-    xp: Namespace, params: Params, X: Array, y: Array, reg: float
+    xp: Namespace, params: Params, X: Array, y: Array, reg: float | Array
 ) -> tuple[Array, Params]:
     """Softmax cross-entropy with L2 regularisation, and its gradients: the lab's loss.
 
@@ -167,22 +168,24 @@ def softmax_loss(
     ----------
     xp, params, X
         As for :func:`forward`.
-    y : array of int, shape (N,)
+    y : array of int, shape (N,) or (K, N)
         Class labels in [0, C).
-    reg : float
+    reg : float, or array of shape (K,) for K stacked networks
         L2 regularisation strength.
 
     Returns
     -------
-    loss : array, shape ()
+    loss : array, shape () or (K,)
         ``mean(-log softmax(scores)[y]) + 0.5 * reg * (sum(W1**2) + sum(W2**2))``.
     grads : dict
         The gradient of ``loss`` with respect to each parameter, same shapes.
     """
-    T = one_hot(xp, y, params["W2"].shape[1], X.dtype)
+    T = one_hot(xp, y, params["W2"].shape[-1], X.dtype)
     loss, grads = cross_entropy(xp, params, X, T)
-    grads["W1"] += reg * params["W1"]  # d/dW of 0.5 * reg * sum(W**2) = reg * W
-    grads["W2"] += reg * params["W2"]
+    # d/dW of 0.5 * reg * sum(W**2) = reg * W; a stack's (K,) as (K, 1, 1), one per matrix
+    per_matrix = reg if isinstance(reg, int | float) else xp.reshape(reg, (*reg.shape, 1, 1))
+    grads["W1"] += per_matrix * params["W1"]
+    grads["W2"] += per_matrix * params["W2"]
     return loss + l2_penalty(xp, params, reg), grads
 
 
