@@ -87,6 +87,20 @@ def test_without_restore_best_the_last_epoch_is_kept(backend):
         np.testing.assert_array_equal(value, to_numpy(same.params[name]))
 
 
+def test_on_epoch_sees_every_epoch_the_one_that_stops_the_run_included(backend):
+    """on_epoch is called after every epoch the run trains, with its validation accuracy,
+    the epoch at which early stopping stops it included (a search reports it)."""
+    seen = []
+
+    def on_epoch(epoch, mean_loss, val_acc):
+        seen.append((epoch, val_acc))
+
+    _, history = _train(backend, early_stopping=True, patience=3, on_epoch=on_epoch)
+    accs = history["val_acc_history"]
+    assert len(accs) < EPOCHS
+    assert seen == [(epoch, acc) for epoch, acc in enumerate(accs, start=1)]
+
+
 def test_a_patience_longer_than_the_run_runs_it_all(backend):
     """Patience beyond the run's epochs: every epoch runs; the record says it did not
     stop, and restore_best still keeps the best epoch."""

@@ -316,11 +316,13 @@ class Run:
                     chunk = slice(max(chunk.start, done), chunk.stop)
                     epoch_end, stopped = self._run_chunk(batches, steps, chunk, rates, callbacks,
                                                          on_chunk)  # fmt: skip
-                    if epoch_end and not stopped:  # the epoch's checkpoint, then on_epoch
-                        saver.save_after_epoch(record.iterations // per_epoch)
-                        if on_epoch is not None:
-                            stopped = bool(on_epoch(record.iterations // per_epoch,
-                                                    *record.epoch_summary(per_epoch)))  # fmt: skip
+                    if epoch_end:  # the epoch's checkpoint (a stopped run's: at its end)
+                        if not stopped:
+                            saver.save_after_epoch(record.iterations // per_epoch)
+                        if on_epoch is not None:  # every epoch's, the one that stops it too
+                            asked = on_epoch(record.iterations // per_epoch,
+                                             *record.epoch_summary(per_epoch))  # fmt: skip
+                            stopped = stopped or bool(asked)
                     if stopped:
                         break
         if record.iterations > record.checked:
