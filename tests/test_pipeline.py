@@ -20,6 +20,7 @@ from xpnet.pipeline import (
     check_output_dir,
     evaluate,
     make_net,
+    plan_resumed,
     plan_run,
     prepare_data,
     recipe_with,
@@ -28,6 +29,7 @@ from xpnet.pipeline import (
     save_run,
     train_and_measure,
 )
+from xpnet.training import read_checkpoint
 
 pytestmark = pytest.mark.mnist
 
@@ -167,6 +169,53 @@ def test_the_recipe_can_be_changed_field_by_field():
         recipe_with("lab", hiden_size=50)
     with pytest.raises(ValueError, match="unknown recipe 'slow'"):
         recipe_with("slow")
+
+
+def test_a_run_stopped_over_another_leaves_none_of_the_others_files(short_result, fast_data,
+                                                                    tmp_path):  # fmt: skip
+    """A run replacing another (overwrite) that was stopped before it was measured writes
+    its model only: the other run's history and plots, and an evaluation's picture of the
+    other model, are removed, not left to pass for this run's."""
+    out = tmp_path / "out"
+    first = save_run(short_result, out)
+    (out / "misclassified.png").write_bytes(b"the other model's")
+
+    def press(it, loss, lr):
+        if it == 30:
+            os.kill(os.getpid(), 2)
+
+    with pytest.raises(TrainingInterrupted) as info:
+        run("fast", data=fast_data, progress=press, **SHORT)
+    assert save_run(info.value.result, out, overwrite=True) == [out / "model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.npz"]
+    assert len(first) > 1  # the history and the plots were there
+
+
+def test_a_run_saved_beside_its_own_checkpoint_is_not_refused(fast_data, tmp_path):
+    """A run that wrote its checkpoint into a directory saves there without overwrite (its
+    checkpoint is its own); another run's checkpoint is refused."""
+    out = tmp_path / "out"
+    result = run("fast", data=fast_data, seed=0, checkpoint=out / "checkpoint.npz", **SHORT)
+    other = run("fast", data=fast_data, seed=1, **SHORT)
+    with pytest.raises(FileExistsError, match=r"another run's files \(checkpoint\.npz\)"):
+        save_run(other, out)
+    assert save_run(result, out)[0] == out / "model.npz"
+
+
+@pytest.mark.parametrize(
+    ("other", "named"),
+    [({"dataset": "fashion-mnist"}, "dataset 'fashion-mnist' (the checkpoint's: 'mnist')"),
+     ({"preprocessing": "subtract_mean_image"},
+      "preprocessing 'subtract_mean_image' (the checkpoint's: 'scale_and_center')")],
+)  # fmt: skip
+def test_resuming_on_other_data_is_refused_before_any_is_read(fast_data, tmp_path, other, named):
+    """Another dataset or preprocessing than the checkpoint's is refused when the resumed
+    run is planned, naming it: before its data is read or downloaded."""
+    path = tmp_path / "checkpoint.npz"
+    run("fast", data=fast_data, seed=0, checkpoint=path, **SHORT)
+    with pytest.raises(ValueError, match="differs from the checkpoint's in") as refused:
+        plan_resumed(read_checkpoint(path), **other)
+    assert named in str(refused.value)
 
 
 def test_ctrl_c_returns_the_partial_run(fast_data):

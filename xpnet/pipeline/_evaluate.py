@@ -18,7 +18,12 @@ from xpnet.data.datasets import TEST_IMAGES, TEST_LABELS
 from xpnet.errors import DataError, ModelFileError
 from xpnet.metrics import accuracy, classification_report, confusion_matrix
 from xpnet.neural_net import TwoLayerNet
-from xpnet.pipeline._outputs import RUN_FILES, refuse_another_run, write_figures
+from xpnet.pipeline._outputs import (
+    EVALUATION_PICTURES,
+    RUN_FILES,
+    refuse_another_run,
+    write_figures,
+)
 from xpnet.pipeline._run import predict_on_threads
 
 __all__ = ["EVALUATION_FILES", "Evaluation", "check_plots_dir", "evaluate"]
@@ -115,7 +120,7 @@ def check_plots_dir(
         return out
     checked = check_writable_directory(out, create=create, files=EVALUATION_FILES)
     if not overwrite:
-        refuse_another_run(checked, (*RUN_FILES, "misclassified.png"))
+        refuse_another_run(checked, (*RUN_FILES, *EVALUATION_PICTURES))
     return checked
 
 

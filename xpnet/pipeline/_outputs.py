@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 __all__ = ["check_output_dir", "refuse_another_run", "save_plots", "save_run", "write_figures"]
 
 
+#: What ``xpnet evaluate`` adds to a run's directory beside ``confusion.png``.
+EVALUATION_PICTURES = ("misclassified.png",)
 #: The files a run writes into its output directory (its checkpoint with them).
 RUN_FILES = (
     "model.npz", "history.json", "loss_accuracy.png", "weights.png", "confusion.png",
@@ -90,9 +92,12 @@ def save_run(
     """Write ``model.npz``, ``history.json`` and the plots of a run; return the paths.
 
     Unless ``overwrite``, a directory that holds another run is refused before anything
-    is written (as :func:`check_output_dir` refuses it). The model comes first, so
-    nothing after it can cost it. Without matplotlib the plots are left out, with a
-    note on stderr.
+    is written (as :func:`check_output_dir` refuses it; the run's own checkpoint there is
+    not another run's). The model comes first, so nothing after it can cost it. Without
+    matplotlib the plots are left out, with a note on stderr. With ``overwrite``, a file of
+    another run that this one does not write (its history and plots, where this run was
+    stopped before it was measured; an evaluation's pictures) is removed, so that the
+    directory never mixes two runs.
 
     Raises
     ------
@@ -103,17 +108,23 @@ def save_run(
     """
     out = Path(output_dir)
     if not _checks.flag("overwrite", overwrite):
-        refuse_another_run(out, RUN_FILES)
+        own = result.checkpoint is not None and result.checkpoint.resolve() == \
+            (out / CHECKPOINT_FILE).resolve()  # fmt: skip
+        refuse_another_run(out, [name for name in RUN_FILES
+                                 if not (own and name == CHECKPOINT_FILE)])  # fmt: skip
     written = [out / "model.npz"]
     result.net.save(written[0], result.metadata())
-    if result.interrupted or result.confusion is None:  # stopped before it was measured
-        return written
-    written.append(out / "history.json")
-    history = {**result.history, "val_acc": result.val_acc, "test_acc": result.test_acc}
-    with atomic_write(written[1], "w") as f:
-        json.dump(history, f)
-    names = mnist.DATASETS[result.dataset].class_names
-    return written + save_plots(out, result.confusion, names, net=result.net, history=history)
+    if not result.interrupted and result.confusion is not None:  # measured
+        written.append(out / "history.json")
+        history = {**result.history, "val_acc": result.val_acc, "test_acc": result.test_acc}
+        with atomic_write(written[1], "w") as f:
+            json.dump(history, f)
+        names = mnist.DATASETS[result.dataset].class_names
+        written += save_plots(out, result.confusion, names, net=result.net, history=history)
+    for name in (*RUN_FILES, *EVALUATION_PICTURES) if overwrite else ():  # another run's
+        if name not in ("model.npz", CHECKPOINT_FILE) and out / name not in written:
+            (out / name).unlink(missing_ok=True)
+    return written
 
 
 def save_plots(

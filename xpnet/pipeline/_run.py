@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypedDict
 
@@ -78,6 +79,8 @@ class RunResult:
         Test-set counts: rows true classes, columns predicted.
     interrupted : bool
         Whether Ctrl-C stopped the training early.
+    checkpoint : pathlib.Path or None
+        Where the run wrote its checkpoints (None: it wrote none).
     """
 
     net: TwoLayerNet
@@ -90,6 +93,7 @@ class RunResult:
     test_predictions: np.ndarray | None = field(default=None, repr=False)
     confusion: np.ndarray | None = field(default=None, repr=False)
     interrupted: bool = False
+    checkpoint: Path | None = None
 
     def metadata(self) -> RunMetadata:
         """What a model file records of the run."""
@@ -258,7 +262,8 @@ def train_and_measure(
     data.check_preprocessing(plan.recipe.preprocessing)
     _check_net_is_planned(net, plan.settings)
     blank = data.preprocessing(np.zeros((1, net.sizes[0]), dtype=np.float32))[0]
-    result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed)
+    result = RunResult(net, {}, plan.recipe, plan.dataset, plan.settings.seed,
+                       checkpoint=None if checkpoint is None else Path(checkpoint))  # fmt: skip
     if resume is not None and not isinstance(resume, Checkpoint):
         resume = read_checkpoint(resume)
     writing = None
