@@ -63,6 +63,18 @@ def plan_resumed(
     }  # fmt: skip
     given = {name: value for name, value in changes.items() if name in _COMPUTE}
     fields = {name: value for name, value in changes.items() if name not in _COMPUTE}
+    data_of = {
+        "dataset": (metadata["dataset"], given),
+        "preprocessing": (recipe["preprocessing"], fields),
+    }
+    if differ := [f"{name} {asked[name]!r} (the checkpoint's: {old!r})"
+                  for name, (old, asked) in data_of.items()
+                  if name in asked and asked[name] != old]:  # fmt: skip
+        raise ValueError(  # before any data is read for it
+            f"cannot resume from {checkpoint.path}: this run differs from the checkpoint's in "
+            f"{'; '.join(differ)}. Resume with the checkpoint's settings and data; only the "
+            "length of the run (epochs or num_iters) may change"
+        )
     try:  # what the file records, checked by itself: a bad value is the file's
         plan_run(Recipe(**recipe), **recorded, enable_float64=True, data=data)
     except (TypeError, ValueError) as err:
