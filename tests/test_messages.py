@@ -180,8 +180,8 @@ def test_xpnet_debug_shows_the_full_traceback_of_a_bug(tmp_path):
 def test_an_error_xpnet_raises_on_purpose_stays_one_plain_line(tmp_path):
     done = cli("train", "--hidden-size", "0", "--output-dir", str(tmp_path), debug=False)
     assert done.returncode == 1
-    assert done.stderr == "xpnet: error: hidden_size must be a positive integer, got 0\n"
+    assert done.stderr == "xpnet: error: --hidden-size must be a positive integer, got 0\n"
     shown = cli("train", "--hidden-size", "0", "--output-dir", str(tmp_path), debug=True)
     assert shown.returncode == 1
     assert "Traceback (most recent call last):" in shown.stderr
-    assert "hidden_size must be a positive integer, got 0" in shown.stderr
+    assert "--hidden-size must be a positive integer, got 0" in shown.stderr

@@ -358,16 +358,22 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
         (["--storage", "foo://bar"], "neither a file path nor a database URL"),
         (["--learning-rate", "1", "0.1"], "learning_rate: low 1 is above high 0.1"),
-        (["--momentum", "0", "2"], "momentum: 2.0 is refused: momentum must be in [0, 0.999]"),
+        (["--momentum", "0", "2"], "momentum: 2.0 is refused: --momentum must be in [0, 0.999]"),
         (["--recipe", "best", "--momentum", "0", "0.9"], "momentum=0.9 is SGD's"),
-        (["--batch-size", "0"], "batch_size: 0 is refused: batch_size must be a positive"),
+        (["--batch-size", "0"], "batch_size: 0 is refused: --batch-size must be a positive"),
         (
             ["--recipe", "fast", "--learning-rate-decay", "0.9", "1"],
             "learning_rate_decay is the step schedule's; the recipe's cosine schedule",
         ),
         (["--recipe", "best", "--learning-rate-decay", "0.95", "0.95"], "does not use it"),
         (["--recipe", "best", "--dropout", "0.5", "1.5"], "dropout: 1.5 is refused"),
-        (["--trials", "0"], "trials must be a positive integer"),
+        (["--trials", "0"], "--trials must be a positive integer"),
+        (["--train-size", "1"], "--train-size must be an integer of at least 2, got 1"),
+        (
+            ["--together", "2", "--early-stopping"],
+            "--together above 1 stops no trial early: leave --early-stopping and --restore-best "
+            "off, or give --together 1",
+        ),
         # Found in the main process, before a cluster, a study file or a trial:
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
@@ -410,7 +416,8 @@ def test_bad_input_fails_fast_and_changes_nothing(tmp_path, mnist_dir, args, mes
         (
             {"together": 2, "recipe": recipe_with("fast", early_stopping=True)},
             ValueError,
-            "together > 1 stops no trial early",
+            "together above 1 stops no trial early: leave early_stopping and restore_best off, "
+            "or give together=1",
         ),
         (
             {"together": 4096, "space": {"hidden_size": Range(16, 4096, integer=True)}},

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from xpnet import _checks
 from xpnet._typing import Init, OptimizerName, Schedule
+from xpnet._wording import setting
 
 __all__ = [
     "MAX_DROPOUT",
@@ -111,13 +112,14 @@ class Row:
         ValueError
             For one out of range or not among the choices; the message names it.
         """
+        name = setting(self.name)  # as the caller names it: hidden_size, or --hidden-size
         if self.choices:
-            return _checks.choice(self.name, value, self.choices)
+            return _checks.choice(name, value, self.choices)
         if self.kind is bool:
-            return _checks.flag(self.name, value)
+            return _checks.flag(name, value)
         if self.kind is int:
-            return _checks.positive_int(self.name, value)
-        return _checks.real(self.name, value, low=self.low, high=self.high, low_open=self.low_open)
+            return _checks.positive_int(name, value)
+        return _checks.real(name, value, low=self.low, high=self.high, low_open=self.low_open)
 
 
 def row(**what: Any) -> dict[str, Row]:

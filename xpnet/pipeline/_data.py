@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xpnet import _checks
+from xpnet._wording import setting
 from xpnet.data import mnist
 from xpnet.data.mnist import TRAIN_ROWS
 from xpnet.errors import DataError
@@ -56,9 +57,11 @@ class PreparedData:
         """
         if train_size is None:
             return self
-        train_size = _checks.positive_int("train_size", train_size)
+        train_size = _checks.positive_int(setting("train_size"), train_size)
         if train_size < 2:
-            raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
+            raise ValueError(
+                f"{setting('train_size')} must be an integer of at least 2, got {train_size!r}"
+            )
         rows = self.X_train.shape[0]
         if train_size > rows:
             raise DataError(

@@ -12,6 +12,7 @@ import numpy as np
 from xpnet import _checks, plots
 from xpnet._atomic import check_writable_directory
 from xpnet._typing import Device, DType
+from xpnet._wording import setting
 from xpnet.backend import Backend, to_numpy
 from xpnet.data import mnist
 from xpnet.data.datasets import TEST_IMAGES, TEST_LABELS
@@ -151,7 +152,7 @@ def evaluate(
         If the test files are missing or belong to another dataset.
     """
     if threads is not None:
-        threads = _checks.positive_int("threads", threads)
+        threads = _checks.positive_int(setting("threads"), threads)
     net = TwoLayerNet.load(model, backend=backend, device=device, dtype=dtype)
     dataset = net.metadata.get("dataset", "mnist")
     if dataset not in mnist.DATASETS:

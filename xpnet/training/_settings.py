@@ -177,7 +177,7 @@ class TrainSettings(Hyperparameters):
             "seed": None if self.seed is None else _checks.seed(self.seed),
             "compile": _checks.choice("compile", self.compile, ("auto", True, False)),
             "threads": self.threads if self.threads is None
-                       else _checks.positive_int("threads", self.threads),
+                       else _checks.positive_int(setting("threads"), self.threads),
         }  # fmt: skip
         for name, value in checked.items():  # as plain Python numbers
             object.__setattr__(self, name, value)
@@ -304,10 +304,12 @@ def num_iters_for(
     if epochs is None:
         steps: int = default if num_iters is None else num_iters  # TrainSettings checks it
         return steps
-    count = _checks.positive_int("epochs", epochs)
+    count = _checks.positive_int(setting("epochs"), epochs)
     if num_iters is not None:
         raise ValueError(
             f"give num_iters or epochs, not both (got num_iters={num_iters!r}, "
             f"epochs={count!r}): an epoch is max(rows // batch_size, 1) iterations"
         )
-    return count * iterations_per_epoch(num_rows, _checks.positive_int("batch_size", batch_size))
+    return count * iterations_per_epoch(
+        num_rows, _checks.positive_int(setting("batch_size"), batch_size)
+    )

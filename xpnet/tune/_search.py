@@ -20,6 +20,7 @@ import numpy as np
 from xpnet import _checks
 from xpnet._atomic import check_writable_directory
 from xpnet._typing import Device, DType
+from xpnet._wording import setting
 from xpnet.backend import Backend, gpu_devices
 from xpnet.errors import TrainingInterrupted, TuneInterrupted
 from xpnet.pipeline import (
@@ -207,8 +208,8 @@ def tune(
     trials, timeout, train_size = _checked_budget(trials, timeout, train_size)
     _checks.flag("retrain", retrain)
     _checks.optional_callable("progress", progress)
-    together = _checks.positive_int("together", together)
-    _checks.real("connect_timeout", connect_timeout, low=0.0, low_open=True)
+    together = _checks.positive_int(setting("together"), together)
+    _checks.real(setting("connect_timeout"), connect_timeout, low=0.0, low_open=True)
     for name, text in (("study_name", study_name), ("scheduler", scheduler or "")):
         if not isinstance(text, str):
             raise TypeError(f"{name} must be a string, got {text!r}")
@@ -218,8 +219,9 @@ def tune(
     plan = plan_run(recipe, dataset=dataset, backend=backend, device=device, dtype=dtype,
                     seed=seed, enable_float64=dtype == "float64")  # fmt: skip
     if together > 1 and (plan.settings.early_stopping or plan.settings.restore_best):
-        raise ValueError("together > 1 stops no trial early: leave early stopping and "
-                         "restore_best off, or together=1")  # fmt: skip
+        raise ValueError(f"{setting('together')} above 1 stops no trial early: leave "
+                         f"{setting('early_stopping')} and {setting('restore_best')} off, or give "
+                         f"{setting('together', 1)}")  # fmt: skip
     searched = searched_space(plan.recipe, space)
     check_space(searched, plan, together)
     from xpnet.tune import _report, _study
@@ -235,7 +237,7 @@ def tune(
     search = identity(searched, settings)
     devices = gpu_devices(plan.settings.compute.name) if device is None else []
     count = len(devices) if len(devices) > 1 else os.cpu_count() or 1
-    count = count if workers is None else _checks.positive_int("workers", workers)
+    count = count if workers is None else _checks.positive_int(setting("workers"), workers)
     threads = max((os.cpu_count() or 1) // count, 1)
     channel = f"xpnet-tune-{uuid.uuid4().hex}"  # the search's queue on the scheduler
     task = TrialTask(plan, devices if len(devices) > 1 else [], channel, threads)
@@ -294,13 +296,15 @@ def _checked_budget(
     if trials is None and timeout is None:
         raise ValueError("give a number of trials, a timeout, or both")
     if trials is not None:
-        trials = _checks.positive_int("trials", trials)
+        trials = _checks.positive_int(setting("trials"), trials)
     if timeout is not None:
-        timeout = _checks.real("timeout", timeout, low=0.0, low_open=True)
+        timeout = _checks.real(setting("timeout"), timeout, low=0.0, low_open=True)
     if train_size is not None:
-        train_size = _checks.positive_int("train_size", train_size)
+        train_size = _checks.positive_int(setting("train_size"), train_size)
         if train_size < 2:
-            raise ValueError(f"train_size must be an integer of at least 2, got {train_size!r}")
+            raise ValueError(
+                f"{setting('train_size')} must be an integer of at least 2, got {train_size!r}"
+            )
     return trials, timeout, train_size
 
 
