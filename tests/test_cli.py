@@ -361,14 +361,14 @@ def quick(mnist_dir, out, *extra):
             r"batch_size=10000000000 with hidden_size=10 needs [\d.,]+ [KMGT]iB",
         ),
         (["--seed", "-1"], "seed must be a non-negative integer, got -1"),
-        (["--hidden-size", "0"], "hidden_size must be a positive integer, got 0"),
+        (["--hidden-size", "0"], "--hidden-size must be a positive integer, got 0"),
         (["--std", "1e200"], r"std=1e\+200 makes the network's scores overflow float64"),
         (["--optimizer", "adam", "--momentum", "0.9"], r"momentum=0\.9 is SGD's"),
         (["--weight-decay", "0.01"], r"weight_decay=0\.01 is AdamW's .* takes the L2 term reg"),
         (["--backend", "cupy"], "needs an NVIDIA GPU"),
         (["--device", "cuda:0"], "runs on the 'cpu' device only"),
         # A bad value is told before a GPU this machine lacks:
-        (["--backend", "cupy", "--hidden-size", "0"], "hidden_size must be a positive integer"),
+        (["--backend", "cupy", "--hidden-size", "0"], "--hidden-size must be a positive integer"),
         # The decay is the step schedule's: the cosine schedule would ignore it.
         (["--recipe", "fast", "--learning-rate-decay", "0.5"], r"learning_rate_decay=0\.5 is"),
         (["--schedule", "cosine"], r"learning_rate_decay=0\.98 is the step schedule's"),
@@ -448,6 +448,23 @@ def test_a_closed_stdout_never_costs_the_model(mnist_dir, tmp_path):
     assert "stdout was closed" in stderr
     assert "Traceback" not in stderr
     assert TwoLayerNet.load(tmp_path / "model.npz").last_training["iterations"] == 60
+
+
+@pytest.mark.mnist
+def test_a_stdout_closed_from_the_start_claims_no_files(mnist_dir, tmp_path):
+    """Nothing read from stdout: the first line fails, before any training; the message
+    does not claim results were written, and no output directory is left."""
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnet.cli", *quick(mnist_dir, out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert "stdout was closed, so the command stopped at its next line of output" in stderr
+    assert "results were written" not in stderr
+    assert not out.exists()
 
 
 @pytest.mark.mnist

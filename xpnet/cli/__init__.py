@@ -47,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("xpnet: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # The reader of stdout went away (`xpnet train | head -1`): the work is saved.
+        # The reader of stdout went away (`xpnet train | head -1`): a command saves its
+        # files before it prints their results, and each file is written whole.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print("xpnet: stdout was closed; results were written before printing", file=sys.stderr)
+        print("xpnet: stdout was closed, so the command stopped at its next line of output; "
+              "the files it had written are whole", file=sys.stderr)  # fmt: skip
         return 1
     except MemoryError as err:  # an allocation the checks could not foresee, under a limit
         _print_traceback_if_debugging()
