@@ -49,7 +49,9 @@ NOTES = {
     "schedule": "``MLPClassifier`` calls its schedule ``learning_rate``, with other choices: "
     'its ``"constant"`` is ``schedule="step"`` with ``learning_rate_decay=1.0`` (the '
     'defaults); ``"invscaling"`` and ``"adaptive"`` have no counterpart here. The '
-    "cosine schedule's run is ``max_iter`` epochs (one per ``partial_fit`` call).",
+    "cosine schedule's run is ``max_iter`` epochs of ``fit``. Each ``partial_fit`` call "
+    "is one epoch of a run of its own: it starts at ``learning_rate_init``, and neither "
+    "the step schedule's decay nor the cosine schedule carries over from call to call.",
     "reg": "``MLPClassifier``'s ``alpha`` is divided by the batch size: ``alpha = reg * "
     "batch_size`` is the same penalty.",
     "weight_decay": 'Only used when ``solver="adamw"``.',
