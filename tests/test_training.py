@@ -23,6 +23,7 @@ from xpnet.training import (
     TrainSettings,
     chunks,
     fit,
+    fit_many,
     learning_rates,
     num_iters_for,
 )
@@ -265,11 +266,28 @@ def test_fit_refuses_parameters_of_other_sizes(backend):
         fit(net.params, toy_settings(backend), X, y, rng=None)
 
 
+def test_a_seed_without_its_generator_is_refused(backend):
+    """Settings with a seed and no generator (NumPy's global state) would give a run that
+    cannot be repeated, recorded under a seed that drew nothing: refused, saying what to
+    pass; with seed=None the lab's global state is the run's."""
+    X, y = toy_problem()
+    net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
+    with pytest.raises(ValueError, match=r"seed=0 seeds nothing here: rng is None"):
+        fit(net.params, toy_settings(backend), X, y, rng=None)
+    with pytest.raises(ValueError, match=r"seed=0 seeds nothing here: rngs\[1\] is None"):
+        fit_many([net.params] * 2, [toy_settings(backend)] * 2, X, y, rngs=[net.rng, None])
+    np.random.seed(3)
+    first = fit(net.params, toy_settings(backend, seed=None), X, y, rng=None)
+    np.random.seed(3)
+    again = fit(net.params, toy_settings(backend, seed=None), X, y, rng=None)
+    np.testing.assert_array_equal(to_numpy(first.params["W1"]), to_numpy(again.params["W1"]))
+
+
 def test_on_chunk_sees_the_parameters_so_far(backend):
     X, y = toy_problem()
     net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
     seen = []
-    trained = fit(net.params, toy_settings(backend, num_iters=5), X, y, rng=None,
+    trained = fit(net.params, toy_settings(backend, num_iters=5, seed=None), X, y, rng=None,
                   on_chunk=lambda params: seen.append(to_numpy(params["W2"]).copy()))  # fmt: skip
     assert 1 <= len(seen) <= 5  # a chunk a step eager; one chunk compiled
     np.testing.assert_array_equal(seen[-1], to_numpy(trained.params["W2"]))
@@ -280,7 +298,8 @@ def test_a_diverging_or_interrupted_run_raises_with_its_parameters(backend):
     X, y = toy_problem()
     net = TwoLayerNet(4, 5, 3, std=0.1, backend=backend, seed=0)
     with pytest.raises(TrainingDivergedError) as diverged:
-        fit(net.params, toy_settings(backend, learning_rate=1e12, num_iters=30), X, y, rng=None)
+        fit(net.params, toy_settings(backend, learning_rate=1e12, num_iters=30, seed=None), X, y,
+            rng=None)  # fmt: skip
     assert diverged.value.params.keys() == net.params.keys()
 
     def interrupt(iteration, loss, learning_rate):
