@@ -194,7 +194,7 @@ def test_data_command_verifies_and_shows_the_directory(mnist_dir, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--learning-rate", "-1", "--num-iters", "1"], "learning_rate must be in"),
+        (["train", "--learning-rate", "-1", "--num-iters", "1"], "--learning-rate must be in"),
         (["train", "--backend", "cupy", "--device", "99"], "cupy"),
         (["evaluate", "missing.npz"], "missing.npz: file not found"),
     ],

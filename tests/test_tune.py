@@ -368,7 +368,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path, mni
         (["--recipe", "best", "--learning-rate-decay", "0.95", "0.95"], "does not use it"),
         (["--recipe", "best", "--dropout", "0.5", "1.5"], "dropout: 1.5 is refused"),
         (["--trials", "0"], "--trials must be a positive integer"),
-        (["--train-size", "1"], "--train-size must be an integer of at least 2, got 1"),
+        (["--train-size", "1"], "--train-size must be at least 2, got 1"),
         (
             ["--together", "2", "--early-stopping"],
             "--together above 1 stops no trial early: leave --early-stopping and --restore-best "

@@ -153,8 +153,7 @@ def cross_entropy(
 
 
 def l2_penalty(xp: Namespace, params: Params, reg: float | Array) -> Array:
-    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products (no temporary arrays):
-    shape (), or (K,) for K stacked networks (``reg`` a number or (K,))."""
+    """``0.5 * reg * (sum(W1**2) + sum(W2**2))``, as dot products: shape () or (K,)."""
     W1, W2 = params["W1"], params["W2"]
     return 0.5 * reg * (_inner(xp, W1, W1) + _inner(xp, W2, W2))
 
@@ -182,9 +181,8 @@ def softmax_loss(
     """
     T = one_hot(xp, y, params["W2"].shape[-1], X.dtype)
     loss, grads = cross_entropy(xp, params, X, T)
-    # d/dW of 0.5 * reg * sum(W**2) = reg * W; a stack's (K,) as (K, 1, 1), one per matrix
     per_matrix = reg if isinstance(reg, int | float) else xp.reshape(reg, (*reg.shape, 1, 1))
-    grads["W1"] += per_matrix * params["W1"]
+    grads["W1"] += per_matrix * params["W1"]  # d/dW of 0.5 * reg * sum(W**2) = reg * W
     grads["W2"] += per_matrix * params["W2"]
     return loss + l2_penalty(xp, params, reg), grads
 

@@ -59,9 +59,7 @@ class PreparedData:
             return self
         train_size = _checks.positive_int(setting("train_size"), train_size)
         if train_size < 2:
-            raise ValueError(
-                f"{setting('train_size')} must be an integer of at least 2, got {train_size!r}"
-            )
+            raise ValueError(f"{setting('train_size')} must be at least 2, got {train_size!r}")
         rows = self.X_train.shape[0]
         if train_size > rows:
             raise DataError(

@@ -147,8 +147,8 @@ def fit(
             f"the parameters are those of a {'-'.join(map(str, sizes))} network; the "
             f"settings describe a {'-'.join(map(str, settings.sizes))} one"
         )
-    if rng is None and resume is None:
-        refuse_unseeded(settings)
+    if resume is None:  # a resumed run's generator is checked against its checkpoint's
+        settings.check_generator(rng)
     _checks.flag("verbose", verbose)
     for name, callback in (("progress", progress), ("on_epoch", on_epoch),
                            ("on_chunk", on_chunk)):  # fmt: skip
@@ -184,19 +184,6 @@ def fit(
                                   interruption.signal or signal.SIGINT, written)  # fmt: skip
     kept = run.best.best_params if run.best is not None else None
     return TrainResult(run.params if kept is None else kept, history, record)
-
-
-def refuse_unseeded(settings: TrainSettings, which: str = "rng") -> None:
-    """Refuse settings with a seed for a run whose randomness comes from NumPy's global
-    state (no generator): the run could not be repeated, and its record would name a seed
-    that drew nothing."""
-    if settings.seed is not None:
-        raise ValueError(
-            f"the settings' seed={settings.seed} seeds nothing here: {which} is None, so the "
-            "run would draw from NumPy's global state. Pass the generator the seed made "
-            f"({which}=net.rng of TwoLayerNet(..., seed={settings.seed}), after its "
-            "initialisation), or settings with seed=None"
-        )
 
 
 def checked_data(

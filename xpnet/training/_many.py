@@ -25,7 +25,7 @@ from xpnet import _checks
 from xpnet._typing import ArrayLike, Params
 from xpnet.backend import to_numpy
 from xpnet.training._group import Group, GroupEpochCallback
-from xpnet.training._loop import checked_data, refuse_unseeded
+from xpnet.training._loop import checked_data
 from xpnet.training._randomness import lab_rows, run_seed
 from xpnet.training._record import TrainResult
 from xpnet.training._settings import TrainSettings
@@ -144,8 +144,7 @@ def fit_many(
         check_group_memory([settings[k] for k in members])
         checked[key] = checked_data(settings[members[0]], X, y, X_val, y_val)
     for k, (s, rng) in enumerate(zip(settings, rngs, strict=True)):
-        if rng is None:
-            refuse_unseeded(s, f"rngs[{k}]")
+        s.check_generator(rng, f"rngs[{k}]")
     # The lab's batches and the seeds from NumPy's global state, in the members' order.
     seeds = {k: _seed_and_rows(settings[k], X, rngs[k]) for k in range(len(settings))}
     results: dict[int, TrainResult] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xpnet import _checks
 from xpnet._typing import Compile, Device, DType, JSONObject, Namespace
@@ -28,6 +28,9 @@ from xpnet.backend import (
     resolve_threads,
 )
 from xpnet.hyperparameters import Hyperparameters, rows
+
+if TYPE_CHECKING:
+    import numpy as np
 from xpnet.training._record import iterations_per_epoch
 from xpnet.training._runners import compiled_runner_kind
 
@@ -234,6 +237,18 @@ class TrainSettings(Hyperparameters):
     def sizes(self) -> tuple[int, int, int]:
         """``(input_size, hidden_size, output_size)``."""
         return self.input_size, self.hidden_size, self.output_size
+
+    def check_generator(self, rng: np.random.Generator | None, name: str = "rng") -> None:
+        """Refuse a run of these settings without a generator (``rng`` None: NumPy's global
+        state) when they have a seed: it could not be repeated, and its record would name
+        a seed that drew nothing. ``name`` is the generator's argument, for the message."""
+        if rng is None and self.seed is not None:
+            raise ValueError(
+                f"the settings' seed={self.seed} seeds nothing here: {name} is None, so the run "
+                "would draw from NumPy's global state. Pass the generator the seed made "
+                f"({name}=net.rng of TwoLayerNet(..., seed={self.seed}), after its "
+                "initialisation), or settings with seed=None"
+            )
 
     def thread_count(self) -> int:
         """The CPU threads a run by these settings uses: :attr:`threads`, or, when None,

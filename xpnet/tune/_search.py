@@ -302,9 +302,7 @@ def _checked_budget(
     if train_size is not None:
         train_size = _checks.positive_int(setting("train_size"), train_size)
         if train_size < 2:
-            raise ValueError(
-                f"{setting('train_size')} must be an integer of at least 2, got {train_size!r}"
-            )
+            raise ValueError(f"{setting('train_size')} must be at least 2, got {train_size!r}")
     return trials, timeout, train_size
 
 
