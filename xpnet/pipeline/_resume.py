@@ -67,14 +67,10 @@ def plan_resumed(
         "dataset": (metadata["dataset"], given),
         "preprocessing": (recipe["preprocessing"], fields),
     }
-    if differ := [f"{name} {asked[name]!r} (the checkpoint's: {old!r})"
-                  for name, (old, asked) in data_of.items()
-                  if name in asked and asked[name] != old]:  # fmt: skip
-        raise ValueError(  # before any data is read for it
-            f"cannot resume from {checkpoint.path}: this run differs from the checkpoint's in "
-            f"{'; '.join(differ)}. Resume with the checkpoint's settings and data; only the "
-            "length of the run (epochs or num_iters) may change"
-        )
+    checkpoint.refuse_differences([  # before any data is read for them
+        f"{name} {asked[name]!r} (the checkpoint's: {old!r})"
+        for name, (old, asked) in data_of.items() if name in asked and asked[name] != old
+    ])  # fmt: skip
     try:  # what the file records, checked by itself: a bad value is the file's
         plan_run(Recipe(**recipe), **recorded, enable_float64=True, data=data)
     except (TypeError, ValueError) as err:

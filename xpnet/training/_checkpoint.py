@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +145,16 @@ class Checkpoint:
     data: JSONObject
     metadata: JSONObject
 
+    def refuse_differences(self, differ: Sequence[str]) -> None:
+        """Refuse to go on with a run that differs from this one in ``differ`` (phrases such
+        as ``"seed 4 (the checkpoint's: 3)"``), naming them all; none: nothing to refuse."""
+        if differ:
+            raise ValueError(
+                f"cannot resume from {self.path}: this run differs from the checkpoint's in "
+                f"{'; '.join(differ)}. Resume with the checkpoint's settings and data; only the "
+                "length of the run (epochs or num_iters) may change"
+            )
+
     def check_resumable(
         self, settings: TrainSettings, num_train: int, data: JSONObject | None = None
     ) -> None:
@@ -168,13 +178,8 @@ class Checkpoint:
             if name not in MAY_CHANGE and self.settings.get(name) != planned.get(name)
         ] + [f"the {name.replace('_', ' ')} (not the checkpoint's)" for name in sorted(self.data)
              if self.data.get(name) != (data or self.data).get(name)]  # fmt: skip
+        self.refuse_differences(differ)
         where = f"cannot resume from {self.path}"
-        if differ:
-            raise ValueError(
-                f"{where}: this run differs from the checkpoint's in {'; '.join(differ)}. "
-                "Resume with the checkpoint's settings and data; only the length of the run "
-                "(epochs or num_iters) may change"
-            )
         before, after = self.settings.get("num_iters"), settings.num_iters
         if after < self.iterations:
             raise ValueError(
