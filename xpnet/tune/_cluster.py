@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from distributed import Client, Future, Worker
 
 T = TypeVar("T")
+#: A timeout, as Python and asyncio raise it (asyncio's is another class before 3.11).
+TIMEOUTS = (TimeoutError, asyncio.TimeoutError)
 
 
 def probe(address: str, timeout: float) -> None:
@@ -39,7 +41,7 @@ def probe(address: str, timeout: float) -> None:
 
     try:
         answer = asyncio.run(asyncio.wait_for(identity(), timeout))
-    except (TimeoutError, asyncio.TimeoutError):  # asyncio's is another class before 3.11
+    except TIMEOUTS:
         why = "it accepted the connection but did not answer"
     except (OSError, ValueError, TypeError) as err:  # refused, unresolvable, not an address
         why = f"{type(err).__name__}: {err}"
@@ -85,7 +87,7 @@ def connect(
     probe(scheduler, connect_timeout)
     try:
         client = Client(scheduler, timeout=connect_timeout)
-    except (OSError, TimeoutError, asyncio.TimeoutError, ValueError) as err:
+    except (OSError, *TIMEOUTS, ValueError) as err:
         raise ValueError(
             f"cannot reach the Dask scheduler {scheduler} within {connect_timeout:g} s "
             f"({type(err).__name__}: {err})"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import time
@@ -18,7 +17,7 @@ from xpnet._interrupt import deferred_interrupt
 from xpnet.errors import ClusterLost, TuneInterrupted
 from xpnet.pipeline import PreparedData
 from xpnet.tune import _study
-from xpnet.tune._cluster import lost_to_cluster
+from xpnet.tune._cluster import TIMEOUTS, lost_to_cluster
 from xpnet.tune._relay import Relay
 from xpnet.tune._space import SearchSpace, distributions, fixed
 from xpnet.tune._trial import (
@@ -130,7 +129,7 @@ def run_trials(
                 continue
             try:  # a second at most: a timeout or Ctrl-C is noticed while trials run
                 done = wait(list(running), return_when="FIRST_COMPLETED", timeout=1.0).done
-            except (TimeoutError, asyncio.TimeoutError):  # asyncio's: another class before 3.11
+            except TIMEOUTS:
                 done = set()
             except FuturesCancelledError:  # the cluster gave a trial up
                 done = {future for future in running if future.status != "pending"}
@@ -265,7 +264,7 @@ def _regroup(
     try:
         client.wait_for_workers(1, timeout=wait_for_workers)
         shared[0] = client.scatter(data, broadcast=True)
-    except (OSError, TimeoutError, asyncio.TimeoutError) as err:
+    except (OSError, *TIMEOUTS) as err:
         return f"no worker answered within {wait_for_workers:g} s: {type(err).__name__}: {err}"
     return None
 
