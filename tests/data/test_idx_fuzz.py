@@ -106,6 +106,15 @@ def test_huge_declared_sizes_are_refused_before_allocating(tmp_path, gz):
     assert peak < 1 << 20
 
 
+def test_a_shape_past_numpys_largest_array_with_a_zero_side_is_refused(tmp_path):
+    """No data (a zero side), but sides NumPy refuses to reshape to: found by the fuzzing."""
+    dims = (0, 2, 33557, 33665, 33776, 60431)
+    path = tmp_path / "zero-side-idx"
+    path.write_bytes(struct.pack(">HBB6I", 0, 0x0B, len(dims), *dims))
+    with pytest.raises(DataError, match="larger than any array"):
+        read_idx(path)
+
+
 def test_a_gzip_bomb_claim_is_refused(tmp_path):
     """A small gzip file whose header claims 1 GB: refused by the compression bound."""
     path = tmp_path / "bomb-idx1-ubyte.gz"

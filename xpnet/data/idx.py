@@ -8,6 +8,7 @@ Files may be gzip-compressed (``.gz``).
 from __future__ import annotations
 
 import io
+import math
 import os
 import struct
 import zlib
@@ -78,6 +79,10 @@ def _read(stream: IO[bytes], path: Path, size_on_disk: int, expect_ndim: int | N
     dtype = np.dtype(_DTYPES[type_code])
     expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
 
+    # NumPy refuses a shape whose nonzero sides multiply past its largest array, even with a
+    # zero side (no data at all): say so as for any other bad header
+    if math.prod(side for side in shape if side) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise DataError(f"{path}: header declares shape {shape}, larger than any array: corrupt")
     compressed = path.suffix == ".gz"
     limit = size_on_disk * _MAX_GZIP_RATIO if compressed else size_on_disk - 4 - 4 * ndim
     if expected > limit:
