@@ -1,11 +1,14 @@
-"""BLAS threads by size class: xpnet's steps per second with one thread, two threads and
-its default choice, side by side, on the machine as it is and with every core kept busy.
+"""Threads by size class: xpnet's steps per second with the BLAS's one thread, its two
+threads and xpnet's default choice, side by side, on the machine as it is and with every
+core kept busy.
 
 Run it as ``python benchmarks/threads.py``. In one process, at several sizes of the
 training step (a batch of B rows by a 784 x H first layer) and of a test-set prediction,
 float32 and float64 on NumPy (``--torch`` adds torch float32), it times
-``TwoLayerNet.train`` with ``threads=1``, ``threads=2`` and the default
-(``threads=None``: :data:`xpnet.backend.THREADS_BY_SIZE`), in turn within each repeat
+``TwoLayerNet.train`` with ``threads=1`` and ``threads=2`` in the BLAS's own threads (xpnet's
+halves turned off: :data:`xpnet.backend.SPLIT_UP_TO` set to 0 for them) and the default
+(``threads=None``: :data:`xpnet.backend.THREADS_BY_SIZE`, its products in halves on two
+threads up to :data:`~xpnet.backend.SPLIT_UP_TO`), in turn within each repeat
 (the order rotating from repeat to repeat, a pause before each), and reports the
 medians. It does so twice: on the machine as quiet as it gets (the cores' worth of CPU
 other processes take during each repeat is measured from ``/proc/stat`` and reported; a
@@ -49,6 +52,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import threadpoolctl  # noqa: E402
 
+import xpnet.backend._threads as _threads  # noqa: E402
 from xpnet import TwoLayerNet  # noqa: E402
 from xpnet.backend import THREADS_BY_SIZE, product_size, resolve_threads, using_threads  # noqa: E402
 
@@ -67,7 +71,7 @@ SIZES = [
     ("batch 1024, hidden 1024", 1024, 1024, "train"),
     ("predict 10,000 rows, hidden 175", 10_000, 175, "predict"),
 ]
-CHOICES: list[int | None] = [1, 2, None]  # None: xpnet's default
+CHOICES: list[int | None] = [1, 2, None]  # in the BLAS's threads; None: xpnet's default
 #: Seconds of rest before each measure: OpenBLAS's idle threads spin for a while after
 #: a threaded product, and would take CPU from the next measure.
 PAUSE = 0.2
@@ -137,8 +141,26 @@ def _data(rows: int, dtype: str, backend: str) -> tuple[object, object]:
     return X, y
 
 
+@contextlib.contextmanager
+def blas_threads_only(fixed: bool) -> Iterator[None]:
+    """For a fixed count (``fixed``): the BLAS's own threads, without xpnet's halves."""
+    split_up_to = _threads.SPLIT_UP_TO
+    if fixed:
+        _threads.SPLIT_UP_TO = 0
+    try:
+        yield
+    finally:
+        _threads.SPLIT_UP_TO = split_up_to
+
+
 def measure(case: tuple, dtype: str, backend: str, threads: int | None, count: int) -> float:
-    """Seconds for ``count`` training steps (or test-set predictions) of ``case``."""
+    """Seconds for ``count`` training steps (or test-set predictions) of ``case``: with
+    ``threads`` BLAS threads, or (None) xpnet's default."""
+    with blas_threads_only(threads is not None):
+        return _measure(case, dtype, backend, threads, count)
+
+
+def _measure(case: tuple, dtype: str, backend: str, threads: int | None, count: int) -> float:
     _, rows, H, kind = case
     X, y = _data(rows, dtype, backend)
     net = TwoLayerNet(D, H, C, dtype=dtype, backend=backend, seed=0, init="he")
@@ -147,9 +169,10 @@ def measure(case: tuple, dtype: str, backend: str, threads: int | None, count: i
         net.train(X, y, None, None, num_iters=count, batch_size=rows, learning_rate=1e-3,
                   compile=False, threads=threads)  # fmt: skip
         return time.perf_counter() - start
-    chosen = resolve_threads(threads, product_size(rows, D, H), net.backend)
+    size = product_size(rows, D, H)
+    chosen = resolve_threads(threads, size, net.backend)
     start = time.perf_counter()
-    with using_threads(chosen, net.backend):
+    with using_threads(chosen, net.backend, size):
         for _ in range(count):
             net.predict(X[:rows])
     return time.perf_counter() - start
@@ -226,7 +249,7 @@ def measure_condition(args: argparse.Namespace, busy: bool) -> dict:
 def _choice(choice: int | None, default: int) -> str:
     if choice is None:
         return f"default ({default})"
-    return f"{choice} thread{'s' if choice > 1 else ''}"
+    return f"{choice} BLAS thread{'s' if choice > 1 else ''}"
 
 
 # xpnet train, this checkout against another.
@@ -336,8 +359,10 @@ def render_condition(args: argparse.Namespace, found: dict) -> str:
         "",
         _command(args, busy, *(["--torch"] if args.torch else []), f"--repeats {args.repeats}")
         + ". Steps per second of `TwoLayerNet.train` (eager, random data of MNIST's width), "
-        "or test-set predictions per second, with 1 thread, 2 threads and xpnet's default "
-        f"(its count in brackets), the medians of {args.repeats} repeats of about "
+        "or test-set predictions per second, with 1 and 2 threads in the BLAS (xpnet's "
+        "halves turned off) and xpnet's default (its count in brackets; up to "
+        f"{_threads.SPLIT_UP_TO / 1e6:,.0f} M its threads run halves of the large products "
+        "on a one-thread BLAS), the medians of {args.repeats} repeats of about "
         f"{args.seconds} s each, the three in turn within each repeat, the order rotating "
         f"from repeat to repeat, a {PAUSE} s pause before each. The table in use "
         "(`xpnet.backend.THREADS_BY_SIZE`, by the largest product's multiply-adds): "
@@ -350,7 +375,7 @@ def render_condition(args: argparse.Namespace, found: dict) -> str:
         f"repeats themselves {statistics.median(found['loads']):.2f} (median), "
         f"{max(found['loads']):.2f} at most{'' if busy else quiet}.",
         "",
-        "| size | product (M multiply-adds) | library | 1 thread | 2 threads | default | "
+        "| size | product (M multiply-adds) | library | 1 BLAS thread | 2 BLAS threads | default | "
         "2 / 1 | default / best |",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip
@@ -409,7 +434,7 @@ def write_report(sections: dict[str, str]) -> None:
     order = [f"{STEPS}, {TITLES[False]}", f"{STEPS}, {TITLES[True]}",
              f"{TRAIN}, {TITLES[False]}", f"{TRAIN}, {TITLES[True]}", NOTES_HEADING]  # fmt: skip
     body = "\n".join(kept[h] for h in [*order, *sorted(set(kept) - set(order))] if h in kept)
-    REPORT.write_text("# BLAS threads by size class\n\n" + body)
+    REPORT.write_text("# Threads by size class\n\n" + body)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -19,11 +20,15 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from xpnet import TwoLayerNet
 from xpnet.backend import (
+    SPLIT_UP_TO,
     THREADS_BY_SIZE,
     Backend,
     choose_threads,
+    matmul,
     product_size,
+    row_halves,
     runs_on_host_threads,
+    to_numpy,
 )
 from xpnet.training import ComputeSettings, TrainSettings
 
@@ -80,22 +85,79 @@ def train_watching_pools(backend: Backend, sizes: dict[str, int], **settings) ->
     return seen, net.last_training
 
 
-def test_a_step_at_the_labs_size_runs_on_one_thread_then_the_pools_are_restored(backend):
+def product_threads() -> int:
+    """The helper threads of :func:`xpnet.backend.row_halves` alive now."""
+    return sum(t.name.startswith("xpnet-product") for t in threading.enumerate())
+
+
+def test_a_step_at_the_labs_size_runs_halves_on_two_threads_then_the_pools_are_restored(
+    backend,
+):
     with pools_of(backend, 2):
+        seen_halves: list[int] = []
+        rng = np.random.default_rng(0)
+        X, y = rng.random((200, 784)), rng.integers(0, 10, 200)
+        net = TwoLayerNet(784, 175, 10, backend=backend, seed=0)
+        net.train(X, y, None, None, num_iters=4, batch_size=100,
+                  progress=lambda *_: seen_halves.append(product_threads()))  # fmt: skip
         seen, record = train_watching_pools(backend, LAB)
         after = pools(backend)
-    assert all(set(during.values()) == {1} for during in seen), seen
+    host = runs_on_host_threads(backend)
+    # the BLAS at one thread, the halves on a helper thread beside the caller's; JAX's
+    # and CuPy's products do not run on these pools, which are left at the count
+    assert all(set(during.values()) == ({1} if host else {2}) for during in seen), seen
+    assert set(seen_halves) == ({1} if host else {0}), seen_halves
     assert set(after.values()) == {2}
-    assert record["threads"] == 1
+    assert product_threads() == 0  # the helper is stopped after
+    assert record["threads"] == 2
+
+
+def test_one_thread_or_two_give_the_same_bits(backend):
+    """The halves are the same calls wherever they run: a seed's numbers do not depend on
+    the threads (300 steps, float64 where the backend has it)."""
+    rng = np.random.default_rng(1)
+    X, y = rng.random((1000, 784)), rng.integers(0, 10, 1000)
+    params = []
+    for threads in (1, 2):
+        net = TwoLayerNet(784, 175, 10, backend=backend, seed=0)
+        net.train(X, y, None, None, num_iters=300, batch_size=100, threads=threads,
+                  learning_rate=1e-3)  # fmt: skip
+        params.append({name: to_numpy(value) for name, value in net.params.items()})
+    for name in params[0]:
+        assert np.array_equal(params[0][name], params[1][name]), name
 
 
 def test_threads_given_are_honoured_whatever_the_pools_allow(backend):
     with pools_of(backend, 1):
-        seen, record = train_watching_pools(backend, LAB, threads=2)
+        seen, record = train_watching_pools(backend, LARGE, threads=2)
         after = pools(backend)
     assert all(set(during.values()) == {2} for during in seen), seen
     assert set(after.values()) == {1}
     assert record["threads"] == 2
+
+
+#: (a's shape, b's): the forward product, the backward one (X.T by dL/dhidden), K stacked
+#: networks' and K networks sharing one batch.
+HALVED = [((100, 784), (784, 175)), ((784, 100), (100, 175)), ((3, 100, 784), (3, 784, 175)),
+          ((100, 784), (3, 784, 175))]  # fmt: skip
+
+
+@pytest.mark.parametrize("shapes", HALVED)
+def test_a_product_in_halves_is_the_product_with_the_same_bits_on_one_thread_or_two(
+    backend, shapes
+):
+    xp = backend.xp
+    rng = np.random.default_rng(2)
+    a, b = (backend.asarray(rng.standard_normal(shape)) for shape in shapes)
+    whole = to_numpy(a @ b)
+    halves = []
+    for threads in (1, 2):
+        with row_halves(threads):
+            halves.append(to_numpy(matmul(xp, a, b)))
+    assert halves[0].shape == whole.shape
+    tolerance = 1e-12 if whole.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(halves[0], whole, rtol=tolerance, atol=tolerance)
+    assert np.array_equal(halves[0], halves[1])
 
 
 def test_the_pools_are_restored_when_the_training_fails():
@@ -124,12 +186,14 @@ def test_the_automatic_choice_follows_the_size_class():
     lab = product_size(LAB["batch_size"], LAB["input_size"], LAB["hidden_size"])
     large = product_size(LARGE["batch_size"], LARGE["input_size"], LARGE["hidden_size"])
     assert lab == 100 * 784 * 175  # multiply-adds of the lab's step
-    assert choose_threads(lab, available=2) == 1
+    assert choose_threads(lab, available=2) == 2  # as two halves of the products
+    assert choose_threads(lab, available=1) == 1
+    assert choose_threads(lab, available=16) == 2  # two halves keep two threads busy
     assert choose_threads(large, available=2) == 2
     assert choose_threads(large, available=16) == 16  # every thread the process allows
     first_bound, first_threads = THREADS_BY_SIZE[0]
-    assert first_threads == 1
-    assert lab <= first_bound < large
+    assert first_threads == 2
+    assert lab <= first_bound == SPLIT_UP_TO < large
 
 
 def test_the_automatic_choice_never_exceeds_what_the_process_allows():

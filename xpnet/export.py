@@ -131,7 +131,7 @@ def _trace(ndx: Namespace, net: TwoLayerNet) -> onnx.ModelProto:
         "labels": ndx.astype(ndx.argmax(scores, axis=1), ndx.int64),
         "probabilities": softmax(ndx, scores),
     }
-    graph = ndx.build({"images": images}, outputs)
+    graph: onnx.ModelProto = ndx.build({"images": images}, outputs)
     _name_output_shapes(graph, num_classes=net.sizes[2])
     return graph
 

@@ -7,7 +7,8 @@ backends (:data:`BACKENDS`), turning ``backend=`` and ``device=`` into a
 helpers the package uses, and which libraries compile many training steps into one
 call (:attr:`Backend.compiled_path`); the runners that take the steps are in
 :mod:`xpnet.training`. And the CPU threads a computation runs on, chosen for the size
-of its products (:func:`choose_threads`, :func:`using_threads`).
+of its products (:func:`choose_threads`, :func:`using_threads`), and the product that
+splits a large one into halves run on two of them (:func:`matmul`, :func:`row_halves`).
 """
 
 from xpnet.backend._compat import (
@@ -21,6 +22,7 @@ from xpnet.backend._compat import (
     size,
 )
 from xpnet.backend._memory import Memory, host_memory
+from xpnet.backend._products import SPLIT_FROM, matmul, row_halves
 from xpnet.backend._resolve import (
     FLOAT_DTYPES,
     SUPPORTED_BACKENDS,
@@ -37,6 +39,7 @@ from xpnet.backend._table import (
     portable_device,
 )
 from xpnet.backend._threads import (
+    SPLIT_UP_TO,
     THREADS_BY_SIZE,
     available_threads,
     choose_threads,
@@ -50,6 +53,8 @@ from xpnet.backend._threads import (
 __all__ = [
     "BACKENDS",
     "FLOAT_DTYPES",
+    "SPLIT_FROM",
+    "SPLIT_UP_TO",
     "SUPPORTED_BACKENDS",
     "THREADS_BY_SIZE",
     "Backend",
@@ -69,10 +74,12 @@ __all__ = [
     "is_numpy_array",
     "is_writeable_array",
     "limit_threads",
+    "matmul",
     "portable_device",
     "product_size",
     "resolve_backend",
     "resolve_threads",
+    "row_halves",
     "runs_on_host_threads",
     "size",
     "to_numpy",

@@ -1,23 +1,26 @@
 """The CPU threads a computation runs on: as many as suit the size of its matrix
 products, set for its duration and restored after.
 
-A second BLAS thread pays for itself only on a product large enough to split; below that,
-on a machine whose cores are busy with other work (a browser, a test run, another user),
-the threads wait on each other and a training step takes several times as long, while
-on an idle machine the second thread gains less than twofold (``benchmarks/THREADS.md``
-has the measurements). :data:`THREADS_BY_SIZE` says, by the size of a computation's
-largest product, how many threads to use; :func:`choose_threads` reads it, and
-:func:`using_threads` sets the thread pools of the BLAS and OpenMP libraries (through
-``threadpoolctl``, which finds OpenBLAS, MKL, BLIS and the OpenMP runtimes loaded in the
-process) and torch's own pool, and restores them after.
+A BLAS library's second thread pays for itself only on a product large enough to split;
+below that, on a machine whose cores are busy with other work (a browser, a test run,
+another user), its threads spin waiting for each other and a training step takes several
+times as long (``benchmarks/THREADS.md`` has the measurements). :data:`THREADS_BY_SIZE`
+says, by the size of a computation's largest product, how many threads to use, and
+:func:`choose_threads` reads it. :func:`using_threads` sets the thread pools of the BLAS
+and OpenMP libraries (through ``threadpoolctl``, which finds OpenBLAS, MKL, BLIS and the
+OpenMP runtimes loaded in the process) and torch's own pool, and restores them after. Up to
+:data:`SPLIT_UP_TO` multiply-adds it keeps those pools at one thread and runs each large
+product as two halves of its rows on two threads of xpnet's own
+(:func:`xpnet.backend.row_halves`): nearly the BLAS's speed on an idle machine, and no
+spinning on a busy one.
 
-The choice depends on the size alone, never on how busy the machine is at the time: a
-product's last bits depend on how many threads share it, so a choice that followed the
-load would give the same seed other numbers from one run to the next. It never exceeds
-the threads the process allows now (the BLAS pool's size, or torch's):
-``OPENBLAS_NUM_THREADS=1``, an enclosing ``threadpoolctl.threadpool_limits(1)`` or a
-Dask worker's share (``xpnet tune``) stay in force. A count the user gives
-(``threads=``, ``--threads``) is used as given.
+The choice depends on the size alone, never on how busy the machine is at the time, and
+below :data:`SPLIT_UP_TO` one thread and two give the same bits (the halves are the same
+calls wherever they run); above it, a product's last bits depend on how many BLAS threads
+share it. It never exceeds the threads the process allows now (the BLAS pool's size, or
+torch's): ``OPENBLAS_NUM_THREADS=1``, an enclosing ``threadpoolctl.threadpool_limits(1)``
+or a Dask worker's share (``xpnet tune``) stay in force. A count the user gives
+(``threads=``, ``--threads``) is used as given; above two, in the BLAS's own threads.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from xpnet.backend._products import row_halves
+
 if TYPE_CHECKING:
     from xpnet.backend._resolve import Backend
 
 __all__ = [
+    "SPLIT_UP_TO",
     "THREADS_BY_SIZE",
     "available_threads",
     "choose_threads",
@@ -48,16 +54,21 @@ __all__ = [
 #: Threads by size class: rows of (the largest product, in multiply-adds, the class holds;
 #: threads), in increasing size; None: every thread the process allows. From
 #: ``benchmarks/threads.py`` on a 2-core machine, quiet and with both cores kept busy
-#: (``benchmarks/THREADS.md``), the choice whose worse case is the better: at the lab's
-#: sizes (a 100 x 784 by 784 x 175 product: 13.7 million) a second thread made a step
-#: 0.8 to 1.24 times as fast on the quiet machine and 1.5 to 5 times as slow on the busy
-#: one; up to `best`'s 205 million, up to 1.5 times as fast quiet and 2 to 3 times as slow
-#: busy; from 411 million up, 1.4 to 1.6 times as fast quiet and 1.1 to 1.5 times as slow
-#: busy, and a test-set prediction (10,000 x 784 by 784 x 175) faster either way.
+#: (``benchmarks/THREADS.md``). Up to :data:`SPLIT_UP_TO`, two threads, each computing half
+#: of a large product's rows with a one-thread BLAS: at the lab's sizes (a 100 x 784 by
+#: 784 x 175 product: 13.7 million) and up to `best`'s 205 million, the BLAS's own second
+#: thread made a step up to 1.5 times as fast on the quiet machine and 1.5 to 5 times as
+#: slow on the busy one. From 411 million up, every thread, in the BLAS: 1.4 to 1.6 times
+#: as fast quiet and 1.1 to 1.5 times as slow busy, and a test-set prediction (10,000 x
+#: 784 by 784 x 175) faster either way.
 THREADS_BY_SIZE: tuple[tuple[float, int | None], ...] = (
-    (4e8, 1),
+    (4e8, 2),
     (math.inf, None),
 )
+
+#: The largest product (multiply-adds) whose threads are xpnet's own, each running half of
+#: the product's rows on a one-thread BLAS (:func:`xpnet.backend.row_halves`).
+SPLIT_UP_TO = THREADS_BY_SIZE[0][0]
 
 
 def product_size(rows: int, inputs: int, outputs: int) -> int:
@@ -107,9 +118,15 @@ def resolve_threads(threads: int | None, size: int, backend: Backend) -> int:
 
 
 @contextlib.contextmanager
-def using_threads(threads: int, backend: Backend) -> Iterator[int]:
-    """Run the body with ``threads`` threads in the BLAS and OpenMP pools (and torch's,
-    for torch); restore every pool's size after, however the body ends.
+def using_threads(threads: int, backend: Backend, size: int) -> Iterator[int]:
+    """Run the body with ``threads`` threads for products of up to ``size`` multiply-adds;
+    restore every pool's size after, however the body ends.
+
+    Up to :data:`SPLIT_UP_TO`, on a library whose products run on the CPU's threads
+    (:func:`runs_on_host_threads`), with one or two threads: the BLAS, OpenMP and torch
+    pools at one thread, and :func:`xpnet.backend.matmul` computing the halves of a large
+    product's rows on ``threads`` threads (:func:`xpnet.backend.row_halves`). Otherwise
+    those pools at ``threads`` threads.
 
     Yields
     ------
@@ -118,11 +135,16 @@ def using_threads(threads: int, backend: Backend) -> Iterator[int]:
     """
     from threadpoolctl import threadpool_limits
 
+    halves = runs_on_host_threads(backend) and size <= SPLIT_UP_TO and threads <= 2
+    pools = 1 if halves else threads
     torch = sys.modules.get("torch") if backend.name == "torch" else None
     before = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=threads):
+    with (
+        threadpool_limits(limits=pools),
+        row_halves(threads) if halves else contextlib.nullcontext(),
+    ):
         if torch is not None:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(pools)
         try:
             yield threads
         finally:

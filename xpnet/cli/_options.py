@@ -119,9 +119,9 @@ def add_compute_options(
             "--threads",
             type=positive_int,
             metavar="N",
-            help="the CPU threads the matrix products run on (default: the count measured "
-            "fastest for their size, one at the lab's; at most the BLAS's, so "
-            "OPENBLAS_NUM_THREADS caps it)",
+            help="the CPU threads the matrix products run on (default: the count chosen "
+            "for their size, two at the lab's, each computing half of a product; at most "
+            "the BLAS's, so OPENBLAS_NUM_THREADS caps it)",
         )
 
 

@@ -300,8 +300,8 @@ def predict_on_threads(net: TwoLayerNet, X: Array, threads: int | None) -> Array
     caller); None: the count :data:`xpnet.backend.THREADS_BY_SIZE` gives its largest
     product, the N rows by the first layer's weights. The threads are restored after."""
     D, H, _ = net.sizes
-    count = resolve_threads(threads, product_size(int(X.shape[0]), D, H), net.backend)
-    with using_threads(count, net.backend):
+    size = product_size(int(X.shape[0]), D, H)
+    with using_threads(resolve_threads(threads, size, net.backend), net.backend, size):
         return net.predict(X)
 
 

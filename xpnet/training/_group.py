@@ -146,8 +146,8 @@ class Group:
                              for p in params], H)  # fmt: skip
         self.state: TrainState = {"params": stack, "optimizer": update.init(xp, stack)}
         self.drawn = self._drawn_ahead()
-        size = product_size(first.batch_size, first.input_size, H)
-        self.threads = resolve_threads(first.threads, size, backend)
+        self.size = product_size(first.batch_size, first.input_size, H)
+        self.threads = resolve_threads(first.threads, self.size, backend)
 
     def run(
         self, indices: list[int], count: int, on_epoch: GroupEpochCallback | None
@@ -155,7 +155,7 @@ class Group:
         """Train the group; one result per member (``indices``: theirs among the ``count``
         networks of ``fit_many``, whose ``on_epoch`` is told of all of them)."""
         self.count = count
-        with using_threads(self.threads, self.backend), np.errstate(all="ignore"):
+        with using_threads(self.threads, self.backend, self.size), np.errstate(all="ignore"):
             return self._loop(indices, on_epoch)
 
     def _loop(self, indices: list[int], on_epoch: GroupEpochCallback | None) -> list[TrainResult]:

@@ -162,7 +162,8 @@ def fit(
     if resume is not None:
         resume.check_resumable(settings, int(X.shape[0]), data)
     callbacks = [c for c in (progress, _LossPrinter(settings.num_iters) if verbose else None) if c]
-    with using_threads(settings.thread_count(), settings.compute.resolved) as threads, \
+    with using_threads(settings.thread_count(), settings.compute.resolved,
+                       settings.largest_product()) as threads, \
             deferred_interrupt(terminate=checkpoint is not None) as interruption:  # fmt: skip
         run = Run(params, settings, X, y, validation, rng, blank, resume)
         saver = CheckpointSaver(run, checkpoint, data, threads)

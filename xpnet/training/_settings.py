@@ -255,9 +255,12 @@ class TrainSettings(Hyperparameters):
         the count :data:`xpnet.backend.THREADS_BY_SIZE` gives its steps' largest product
         (the batch by the first layer's weights), at most those the process allows now
         (:func:`xpnet.backend.available_threads`)."""
+        return resolve_threads(self.threads, self.largest_product(), self.compute.resolved)
+
+    def largest_product(self) -> int:
+        """The multiply-adds of a step's largest product: the batch by the first layer."""
         D, H, _ = self.sizes
-        size = product_size(self.batch_size, D, H)
-        return resolve_threads(self.threads, size, self.compute.resolved)
+        return product_size(self.batch_size, D, H)
 
     @classmethod
     def of_network(

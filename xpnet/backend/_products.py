@@ -1,0 +1,97 @@
+"""A large matrix product as two halves of its rows, each one BLAS call on one thread,
+the halves on up to two threads.
+
+At the lab's sizes (a 100 x 784 by 784 x 175 product) the BLAS library's own second
+thread makes a step faster on an idle machine but several times slower on a busy one,
+where its threads spin waiting for each other (``benchmarks/THREADS.md``). Two halves on
+xpnet's own threads get most of the first and none of the second: a half that waits
+sleeps and leaves its core to the other. And they give the same bits on one thread or
+two, because the halves are the same two calls wherever they run; BLAS libraries sum a
+product's inner dimension in blocks whose size depends on their thread count, so their
+threads change a product's last bits.
+
+:func:`matmul` is what :mod:`xpnet.functional` calls for the two large products of a
+step (``X @ W1`` and ``X.T @ dL/dhidden``); it is ``a @ b`` except inside
+:func:`row_halves`, which :func:`xpnet.backend.using_threads` enters for the libraries
+whose products run on the CPU's threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import operator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from xpnet._typing import Array, Namespace
+
+__all__ = ["SPLIT_FROM", "matmul", "row_halves"]
+
+#: Products of fewer multiply-adds than this are not split: below it a second thread
+#: gains less than handing it a half costs (the tests' 40 x 784 by 784 x 32 is 1.0 million,
+#: the lab's first network's 200 x 784 by 784 x 50 is 7.8 million).
+SPLIT_FROM = 4_000_000
+
+
+class _Halves:
+    """Where the first half of a product runs: on a helper thread, or (``helper`` None)
+    on the caller's, before the second."""
+
+    def __init__(self, threads: int):
+        self.helper = (
+            ThreadPoolExecutor(1, thread_name_prefix="xpnet-product") if threads > 1 else None
+        )
+
+    def start(self, product: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+        """Start ``product(*args, **kwargs)``; return what waits for its result."""
+        if self.helper is None:
+            result = product(*args, **kwargs)
+            return lambda: result
+        return self.helper.submit(product, *args, **kwargs).result
+
+
+_HALVES: contextvars.ContextVar[_Halves | None] = contextvars.ContextVar(
+    "xpnet_row_halves", default=None
+)
+
+
+@contextlib.contextmanager
+def row_halves(threads: int) -> Iterator[None]:
+    """Inside the body, :func:`matmul` computes a large product as two halves of its rows,
+    the first on a helper thread when ``threads`` is 2 or more, else before the second on
+    the caller's thread (the same bits either way). Only the calling thread (its context)
+    sees it; the helper thread is stopped after."""
+    halves = _Halves(threads)
+    token = _HALVES.set(halves)
+    try:
+        yield
+    finally:
+        _HALVES.reset(token)
+        if halves.helper is not None:
+            halves.helper.shutdown(wait=True)
+
+
+def matmul(xp: Namespace, a: Array, b: Array) -> Array:
+    """``a @ b`` (shapes (..., M, K) by (..., K, N)); inside :func:`row_halves`, when the
+    product has at least :data:`SPLIT_FROM` multiply-adds, computed as ``a``'s first
+    ``M // 2`` rows by ``b`` and its other rows by ``b``, joined."""
+    halves = _HALVES.get()
+    if halves is None or math.prod(a.shape[:-1]) * a.shape[-1] * b.shape[-1] < SPLIT_FROM:
+        return a @ b
+    cut = a.shape[-2] // 2
+    top, bottom = a[..., :cut, :], a[..., cut:, :]
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):  # into one array: no copy
+        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+        out = np.empty(shape, dtype=np.result_type(a, b))
+        upper = halves.start(np.matmul, top, b, out=out[..., :cut, :])
+        np.matmul(bottom, b, out=out[..., cut:, :])
+        upper()
+        return out
+    wait_upper = halves.start(operator.matmul, top, b)
+    lower = bottom @ b
+    return xp.concat([wait_upper(), lower], axis=-2)
