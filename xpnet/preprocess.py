@@ -107,7 +107,7 @@ class Preprocessing:
             rows = xp.astype(rows, xp.float32)  # pixels: exact in float32
         if self.scale != 1.0:
             rows = rows * self.scale  # a float32 value, exact as a Python float
-        rows = xp.astype(rows, xp.float32)
+        rows = xp.astype(rows, xp.float32, copy=False)  # no copy of float32 rows
         return rows - xp.asarray(self.mean, device=device_of(rows))
 
     def metadata(self) -> dict[str, str | float]:
