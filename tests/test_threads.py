@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from xpnet import TwoLayerNet
 from xpnet.backend import (
+    SPLIT_FROM,
     SPLIT_UP_TO,
     THREADS_BY_SIZE,
     Backend,
@@ -34,7 +35,9 @@ from xpnet.training import ComputeSettings, TrainSettings
 
 #: The lab's training step: a batch of 100 rows by the 784 x 175 first layer.
 LAB = {"input_size": 784, "hidden_size": 175, "output_size": 10, "batch_size": 100}
-#: 512 rows by 784 x 1024, above the first size class.
+#: 128 rows by 784 x 512: the second size class, whose products run in halves.
+MIDDLE = {"input_size": 784, "hidden_size": 512, "output_size": 10, "batch_size": 128}
+#: 512 rows by 784 x 1024, above the second size class.
 LARGE = {"input_size": 784, "hidden_size": 1024, "output_size": 10, "batch_size": 512}
 
 
@@ -90,37 +93,44 @@ def product_threads() -> int:
     return sum(t.name.startswith("xpnet-product") for t in threading.enumerate())
 
 
-def test_a_step_at_the_labs_size_runs_halves_on_two_threads_then_the_pools_are_restored(
-    backend,
-):
+def test_a_step_at_the_labs_size_runs_on_one_thread_then_the_pools_are_restored(backend):
     with pools_of(backend, 2):
-        seen_halves: list[int] = []
-        rng = np.random.default_rng(0)
-        X, y = rng.random((200, 784)), rng.integers(0, 10, 200)
-        net = TwoLayerNet(784, 175, 10, backend=backend, seed=0)
-        net.train(X, y, None, None, num_iters=4, batch_size=100,
-                  progress=lambda *_: seen_halves.append(product_threads()))  # fmt: skip
         seen, record = train_watching_pools(backend, LAB)
+        after = pools(backend)
+    assert all(set(during.values()) == {1} for during in seen), seen
+    assert set(after.values()) == {2}
+    assert record["threads"] == 1
+
+
+def test_a_larger_step_runs_halves_on_two_threads_then_the_pools_are_restored(backend):
+    with pools_of(backend, 2):
+        halves: list[int] = []
+        rng = np.random.default_rng(0)
+        X, y = rng.random((256, 784)), rng.integers(0, 10, 256)
+        net = TwoLayerNet(784, 512, 10, backend=backend, seed=0)
+        net.train(X, y, None, None, num_iters=4, batch_size=128,
+                  progress=lambda *_: halves.append(product_threads()))  # fmt: skip
+        seen, record = train_watching_pools(backend, MIDDLE)
         after = pools(backend)
     host = runs_on_host_threads(backend)
     # the BLAS at one thread, the halves on a helper thread beside the caller's; JAX's
     # and CuPy's products do not run on these pools, which are left at the count
     assert all(set(during.values()) == ({1} if host else {2}) for during in seen), seen
-    assert set(seen_halves) == ({1} if host else {0}), seen_halves
+    assert set(halves) == ({1} if host else {0}), halves
     assert set(after.values()) == {2}
     assert product_threads() == 0  # the helper is stopped after
     assert record["threads"] == 2
 
 
-def test_one_thread_or_two_give_the_same_bits(backend):
+def test_one_thread_or_two_give_the_same_bits_where_products_run_in_halves(backend):
     """The halves are the same calls wherever they run: a seed's numbers do not depend on
-    the threads (300 steps, float64 where the backend has it)."""
+    the threads (128 x 784 by 784 x 512 products, 40 steps)."""
     rng = np.random.default_rng(1)
-    X, y = rng.random((1000, 784)), rng.integers(0, 10, 1000)
+    X, y = rng.random((1024, 784)), rng.integers(0, 10, 1024)
     params = []
     for threads in (1, 2):
-        net = TwoLayerNet(784, 175, 10, backend=backend, seed=0)
-        net.train(X, y, None, None, num_iters=300, batch_size=100, threads=threads,
+        net = TwoLayerNet(784, 512, 10, backend=backend, seed=0)
+        net.train(X, y, None, None, num_iters=40, batch_size=128, threads=threads,
                   learning_rate=1e-3)  # fmt: skip
         params.append({name: to_numpy(value) for name, value in net.params.items()})
     for name in params[0]:
@@ -129,7 +139,7 @@ def test_one_thread_or_two_give_the_same_bits(backend):
 
 def test_threads_given_are_honoured_whatever_the_pools_allow(backend):
     with pools_of(backend, 1):
-        seen, record = train_watching_pools(backend, LARGE, threads=2)
+        seen, record = train_watching_pools(backend, LAB, threads=2)
         after = pools(backend)
     assert all(set(during.values()) == {2} for during in seen), seen
     assert set(after.values()) == {1}
@@ -138,8 +148,8 @@ def test_threads_given_are_honoured_whatever_the_pools_allow(backend):
 
 #: (a's shape, b's): the forward product, the backward one (X.T by dL/dhidden), K stacked
 #: networks' and K networks sharing one batch.
-HALVED = [((100, 784), (784, 175)), ((784, 100), (100, 175)), ((3, 100, 784), (3, 784, 175)),
-          ((100, 784), (3, 784, 175))]  # fmt: skip
+HALVED = [((128, 784), (784, 512)), ((784, 128), (128, 512)), ((3, 128, 784), (3, 784, 512)),
+          ((128, 784), (3, 784, 512))]  # fmt: skip
 
 
 @pytest.mark.parametrize("shapes", HALVED)
@@ -186,14 +196,15 @@ def test_the_automatic_choice_follows_the_size_class():
     lab = product_size(LAB["batch_size"], LAB["input_size"], LAB["hidden_size"])
     large = product_size(LARGE["batch_size"], LARGE["input_size"], LARGE["hidden_size"])
     assert lab == 100 * 784 * 175  # multiply-adds of the lab's step
-    assert choose_threads(lab, available=2) == 2  # as two halves of the products
-    assert choose_threads(lab, available=1) == 1
-    assert choose_threads(lab, available=16) == 2  # two halves keep two threads busy
+    middle = product_size(MIDDLE["batch_size"], MIDDLE["input_size"], MIDDLE["hidden_size"])
+    assert choose_threads(lab, available=2) == 1
+    assert choose_threads(middle, available=2) == 2  # as two halves of the products
+    assert choose_threads(middle, available=1) == 1
+    assert choose_threads(middle, available=16) == 2  # two halves keep two threads busy
     assert choose_threads(large, available=2) == 2
     assert choose_threads(large, available=16) == 16  # every thread the process allows
-    first_bound, first_threads = THREADS_BY_SIZE[0]
-    assert first_threads == 2
-    assert lab <= first_bound == SPLIT_UP_TO < large
+    assert [threads for _, threads in THREADS_BY_SIZE] == [1, 2, None]
+    assert lab < SPLIT_FROM == THREADS_BY_SIZE[0][0] <= middle <= SPLIT_UP_TO < large
 
 
 def test_the_automatic_choice_never_exceeds_what_the_process_allows():

@@ -1,17 +1,18 @@
 """A large matrix product as two halves of its rows, each one BLAS call on one thread,
 the halves on up to two threads.
 
-At the lab's sizes (a 100 x 784 by 784 x 175 product) the BLAS library's own second
-thread makes a step faster on an idle machine but several times slower on a busy one,
-where its threads spin waiting for each other (``benchmarks/THREADS.md``). Two halves on
-xpnet's own threads get most of the first and none of the second: a half that waits
-sleeps and leaves its core to the other. And they give the same bits on one thread or
-two, because the halves are the same two calls wherever they run; BLAS libraries sum a
-product's inner dimension in blocks whose size depends on their thread count, so their
-threads change a product's last bits.
+At 51 million multiply-adds and more (`best`'s 128 x 784 by 784 x 2048 is 205 million) the
+BLAS library's own second thread makes a step up to 1.6 times as fast on an idle machine but
+1.3 to 2.7 times as slow on a busy one, where its threads spin waiting for each other
+(``benchmarks/THREADS.md``). Two halves on xpnet's own threads get most of the first and
+none of the second: a half that waits sleeps and leaves its core to the other. And they give
+the same bits on one thread or two, because the halves are the same two calls wherever they
+run; BLAS libraries sum a product's inner dimension in blocks whose size depends on their
+thread count, so their threads change a product's last bits.
 
 :func:`matmul` is what :mod:`xpnet.functional` calls for the two large products of a
-step (``X @ W1`` and ``X.T @ dL/dhidden``); it is ``a @ b`` except inside
+step (``X @ W1`` and ``X.T @ dL/dhidden``); it is ``a @ b`` except for a product of at
+least :data:`SPLIT_FROM` multiply-adds inside
 :func:`row_halves`, which :func:`xpnet.backend.using_threads` enters for the libraries
 whose products run on the CPU's threads.
 """
@@ -32,10 +33,13 @@ from xpnet._typing import Array, Namespace
 
 __all__ = ["SPLIT_FROM", "matmul", "row_halves"]
 
-#: Products of fewer multiply-adds than this are not split: below it a second thread
-#: gains less than handing it a half costs (the tests' 40 x 784 by 784 x 32 is 1.0 million,
-#: the lab's first network's 200 x 784 by 784 x 50 is 7.8 million).
-SPLIT_FROM = 4_000_000
+#: Products of fewer multiply-adds than this are not split. Below it, on a machine whose
+#: cores other work keeps busy, handing a half to a second thread that must wait for a core
+#: cost more than the half: at the lab's 100 x 784 by 784 x 175 (13.7 million) the steps ran
+#: at 0.49 (float32) and 0.77 (float64) of one thread's speed, and at 51 million (128 x 784
+#: by 784 x 512) at 0.94 of it, where on a quiet machine they ran 1.21 and 1.38 times as
+#: fast (``benchmarks/THREADS.md``).
+SPLIT_FROM = 40_000_000
 
 
 class _Halves:

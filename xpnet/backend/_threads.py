@@ -8,19 +8,20 @@ times as long (``benchmarks/THREADS.md`` has the measurements). :data:`THREADS_B
 says, by the size of a computation's largest product, how many threads to use, and
 :func:`choose_threads` reads it. :func:`using_threads` sets the thread pools of the BLAS
 and OpenMP libraries (through ``threadpoolctl``, which finds OpenBLAS, MKL, BLIS and the
-OpenMP runtimes loaded in the process) and torch's own pool, and restores them after. Up to
-:data:`SPLIT_UP_TO` multiply-adds it keeps those pools at one thread and runs each large
-product as two halves of its rows on two threads of xpnet's own
-(:func:`xpnet.backend.row_halves`): nearly the BLAS's speed on an idle machine, and no
-spinning on a busy one.
+OpenMP runtimes loaded in the process) and torch's own pool, and restores them after. From
+:data:`~xpnet.backend.SPLIT_FROM` to :data:`SPLIT_UP_TO` multiply-adds it keeps those pools
+at one thread and runs each large product as two halves of its rows on two threads of
+xpnet's own (:func:`xpnet.backend.row_halves`): nearly the BLAS's speed on an idle machine,
+and no spinning on a busy one.
 
-The choice depends on the size alone, never on how busy the machine is at the time, and
-below :data:`SPLIT_UP_TO` one thread and two give the same bits (the halves are the same
-calls wherever they run); above it, a product's last bits depend on how many BLAS threads
-share it. It never exceeds the threads the process allows now (the BLAS pool's size, or
-torch's): ``OPENBLAS_NUM_THREADS=1``, an enclosing ``threadpoolctl.threadpool_limits(1)``
-or a Dask worker's share (``xpnet tune``) stay in force. A count the user gives
-(``threads=``, ``--threads``) is used as given; above two, in the BLAS's own threads.
+The choice depends on the size alone, never on how busy the machine is at the time, and from
+:data:`~xpnet.backend.SPLIT_FROM` to :data:`SPLIT_UP_TO` one thread and two give the same
+bits (the halves are the same calls wherever they run); elsewhere, a product's last bits
+depend on how many BLAS threads share it. It never exceeds the threads the process allows
+now (the BLAS pool's size, or torch's): ``OPENBLAS_NUM_THREADS=1``, an enclosing
+``threadpoolctl.threadpool_limits(1)`` or a Dask worker's share (``xpnet tune``) stay in
+force. A count the user gives (``threads=``, ``--threads``) is used as given; above two, in
+the BLAS's own threads.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from xpnet.backend._products import row_halves
+from xpnet.backend._products import SPLIT_FROM, row_halves
 
 if TYPE_CHECKING:
     from xpnet.backend._resolve import Backend
@@ -54,21 +55,24 @@ __all__ = [
 #: Threads by size class: rows of (the largest product, in multiply-adds, the class holds;
 #: threads), in increasing size; None: every thread the process allows. From
 #: ``benchmarks/threads.py`` on a 2-core machine, quiet and with both cores kept busy
-#: (``benchmarks/THREADS.md``). Up to :data:`SPLIT_UP_TO`, two threads, each computing half
-#: of a large product's rows with a one-thread BLAS: at the lab's sizes (a 100 x 784 by
-#: 784 x 175 product: 13.7 million) and up to `best`'s 205 million, the BLAS's own second
-#: thread made a step up to 1.5 times as fast on the quiet machine and 1.5 to 5 times as
-#: slow on the busy one. From 411 million up, every thread, in the BLAS: 1.4 to 1.6 times
-#: as fast quiet and 1.1 to 1.5 times as slow busy, and a test-set prediction (10,000 x
-#: 784 by 784 x 175) faster either way.
+#: (``benchmarks/THREADS.md``). Up to :data:`~xpnet.backend.SPLIT_FROM` (the lab's sizes: a
+#: 100 x 784 by 784 x 175 product, 13.7 million), one thread: a second, the BLAS's or
+#: xpnet's, made a step at most 1.4 times as fast on the quiet machine and 1.3 to 3.6 times
+#: as slow on the busy one. Up to :data:`SPLIT_UP_TO` (`best`'s 205 million), two threads,
+#: each computing half of a large product's rows with a one-thread BLAS: 1.2 to 1.4 times
+#: one thread's speed quiet, 0.94 to 1.25 busy, where the BLAS's two threads ran 1.3 to 2.7
+#: times as slow busy. From 411 million up, every thread, in the BLAS: 1.4 to 1.8 times as
+#: fast quiet and at most 1.3 times as slow busy, and a test-set prediction (10,000 x 784 by
+#: 784 x 175) faster either way.
 THREADS_BY_SIZE: tuple[tuple[float, int | None], ...] = (
+    (SPLIT_FROM, 1),
     (4e8, 2),
     (math.inf, None),
 )
 
 #: The largest product (multiply-adds) whose threads are xpnet's own, each running half of
 #: the product's rows on a one-thread BLAS (:func:`xpnet.backend.row_halves`).
-SPLIT_UP_TO = THREADS_BY_SIZE[0][0]
+SPLIT_UP_TO = THREADS_BY_SIZE[1][0]
 
 
 def product_size(rows: int, inputs: int, outputs: int) -> int:
@@ -122,11 +126,12 @@ def using_threads(threads: int, backend: Backend, size: int) -> Iterator[int]:
     """Run the body with ``threads`` threads for products of up to ``size`` multiply-adds;
     restore every pool's size after, however the body ends.
 
-    Up to :data:`SPLIT_UP_TO`, on a library whose products run on the CPU's threads
-    (:func:`runs_on_host_threads`), with one or two threads: the BLAS, OpenMP and torch
-    pools at one thread, and :func:`xpnet.backend.matmul` computing the halves of a large
-    product's rows on ``threads`` threads (:func:`xpnet.backend.row_halves`). Otherwise
-    those pools at ``threads`` threads.
+    From :data:`~xpnet.backend.SPLIT_FROM` to :data:`SPLIT_UP_TO`, on a library whose
+    products run on the CPU's threads (:func:`runs_on_host_threads`), with one or two
+    threads: the BLAS, OpenMP and torch pools at one thread, and
+    :func:`xpnet.backend.matmul` computing the halves of a large product's rows on
+    ``threads`` threads (:func:`xpnet.backend.row_halves`). Otherwise those pools at
+    ``threads`` threads.
 
     Yields
     ------
@@ -135,7 +140,7 @@ def using_threads(threads: int, backend: Backend, size: int) -> Iterator[int]:
     """
     from threadpoolctl import threadpool_limits
 
-    halves = runs_on_host_threads(backend) and size <= SPLIT_UP_TO and threads <= 2
+    halves = runs_on_host_threads(backend) and SPLIT_FROM <= size <= SPLIT_UP_TO and threads <= 2
     pools = 1 if halves else threads
     torch = sys.modules.get("torch") if backend.name == "torch" else None
     before = torch.get_num_threads() if torch is not None else None

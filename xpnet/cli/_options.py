@@ -120,8 +120,8 @@ def add_compute_options(
             type=positive_int,
             metavar="N",
             help="the CPU threads the matrix products run on (default: the count chosen "
-            "for their size, two at the lab's, each computing half of a product; at most "
-            "the BLAS's, so OPENBLAS_NUM_THREADS caps it)",
+            "for their size, one at the lab's, two at the best recipe's; at most the "
+            "BLAS's, so OPENBLAS_NUM_THREADS caps it)",
         )
 
 
