@@ -8,7 +8,8 @@ float32 and float64 on NumPy (``--torch`` adds torch float32), it times
 ``TwoLayerNet.train`` with ``threads=1`` and ``threads=2`` in the BLAS's own threads (xpnet's
 halves turned off: :data:`xpnet.backend.SPLIT_UP_TO` set to 0 for them) and the default
 (``threads=None``: :data:`xpnet.backend.THREADS_BY_SIZE`, its products in halves on two
-threads up to :data:`~xpnet.backend.SPLIT_UP_TO`), in turn within each repeat
+threads from :data:`~xpnet.backend.SPLIT_FROM` to :data:`~xpnet.backend.SPLIT_UP_TO`), in
+turn within each repeat
 (the order rotating from repeat to repeat, a pause before each), and reports the
 medians. It does so twice: on the machine as quiet as it gets (the cores' worth of CPU
 other processes take during each repeat is measured from ``/proc/stat`` and reported; a
@@ -360,9 +361,10 @@ def render_condition(args: argparse.Namespace, found: dict) -> str:
         _command(args, busy, *(["--torch"] if args.torch else []), f"--repeats {args.repeats}")
         + ". Steps per second of `TwoLayerNet.train` (eager, random data of MNIST's width), "
         "or test-set predictions per second, with 1 and 2 threads in the BLAS (xpnet's "
-        "halves turned off) and xpnet's default (its count in brackets; up to "
-        f"{_threads.SPLIT_UP_TO / 1e6:,.0f} M its threads run halves of the large products "
-        "on a one-thread BLAS), the medians of {args.repeats} repeats of about "
+        "halves turned off) and xpnet's default (its count in brackets; from "
+        f"{_threads.SPLIT_FROM / 1e6:,.0f} M to {_threads.SPLIT_UP_TO / 1e6:,.0f} M its "
+        "threads run halves of the large products on a one-thread BLAS), the medians of "
+        f"{args.repeats} repeats of about "
         f"{args.seconds} s each, the three in turn within each repeat, the order rotating "
         f"from repeat to repeat, a {PAUSE} s pause before each. The table in use "
         "(`xpnet.backend.THREADS_BY_SIZE`, by the largest product's multiply-adds): "

@@ -3,7 +3,7 @@ the halves on up to two threads.
 
 At 51 million multiply-adds and more (`best`'s 128 x 784 by 784 x 2048 is 205 million) the
 BLAS library's own second thread makes a step up to 1.6 times as fast on an idle machine but
-1.3 to 2.7 times as slow on a busy one, where its threads spin waiting for each other
+1.3 to 3.8 times as slow on a busy one, where its threads spin waiting for each other
 (``benchmarks/THREADS.md``). Two halves on xpnet's own threads get most of the first and
 none of the second: a half that waits sleeps and leaves its core to the other. And they give
 the same bits on one thread or two, because the halves are the same two calls wherever they
@@ -36,9 +36,9 @@ __all__ = ["SPLIT_FROM", "matmul", "row_halves"]
 #: Products of fewer multiply-adds than this are not split. Below it, on a machine whose
 #: cores other work keeps busy, handing a half to a second thread that must wait for a core
 #: cost more than the half: at the lab's 100 x 784 by 784 x 175 (13.7 million) the steps ran
-#: at 0.49 (float32) and 0.77 (float64) of one thread's speed, and at 51 million (128 x 784
-#: by 784 x 512) at 0.94 of it, where on a quiet machine they ran 1.21 and 1.38 times as
-#: fast (``benchmarks/THREADS.md``).
+#: at 0.49 (float32) and 0.77 (float64) of one thread's speed; at 51 million (128 x 784 by
+#: 784 x 512), at 0.94 in that run and 0.61 to 0.73 in another, where on a quiet machine
+#: they ran 1.2 to 1.4 times as fast (``benchmarks/THREADS.md``).
 SPLIT_FROM = 40_000_000
 
 
@@ -85,12 +85,15 @@ def matmul(xp: Namespace, a: Array, b: Array) -> Array:
     product has at least :data:`SPLIT_FROM` multiply-adds, computed as ``a``'s first
     ``M // 2`` rows by ``b`` and its other rows by ``b``, joined."""
     halves = _HALVES.get()
-    if halves is None or math.prod(a.shape[:-1]) * a.shape[-1] * b.shape[-1] < SPLIT_FROM:
+    if halves is None:
+        return a @ b
+    stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # K networks', or ()
+    if math.prod(stack) * a.shape[-2] * a.shape[-1] * b.shape[-1] < SPLIT_FROM:
         return a @ b
     cut = a.shape[-2] // 2
     top, bottom = a[..., :cut, :], a[..., cut:, :]
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):  # into one array: no copy
-        shape = (*np.broadcast_shapes(a.shape[:-2], b.shape[:-2]), a.shape[-2], b.shape[-1])
+        shape = (*stack, a.shape[-2], b.shape[-1])
         out = np.empty(shape, dtype=np.result_type(a, b))
         upper = halves.start(np.matmul, top, b, out=out[..., :cut, :])
         np.matmul(bottom, b, out=out[..., cut:, :])

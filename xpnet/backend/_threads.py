@@ -59,11 +59,11 @@ __all__ = [
 #: 100 x 784 by 784 x 175 product, 13.7 million), one thread: a second, the BLAS's or
 #: xpnet's, made a step at most 1.4 times as fast on the quiet machine and 1.3 to 3.6 times
 #: as slow on the busy one. Up to :data:`SPLIT_UP_TO` (`best`'s 205 million), two threads,
-#: each computing half of a large product's rows with a one-thread BLAS: 1.2 to 1.4 times
-#: one thread's speed quiet, 0.94 to 1.25 busy, where the BLAS's two threads ran 1.3 to 2.7
-#: times as slow busy. From 411 million up, every thread, in the BLAS: 1.4 to 1.8 times as
-#: fast quiet and at most 1.3 times as slow busy, and a test-set prediction (10,000 x 784 by
-#: 784 x 175) faster either way.
+#: each computing half of a large product's rows with a one-thread BLAS: 1.2 to 1.5 times
+#: one thread's speed quiet, 0.61 to 1.25 busy (two runs), where the BLAS's two threads ran
+#: 1.3 to 3.8 times as slow busy. From 411 million up, every thread, in the BLAS: 1.4 to 1.7
+#: times as fast quiet and at most 1.5 times as slow busy, and a test-set prediction (10,000
+#: x 784 by 784 x 175) faster either way.
 THREADS_BY_SIZE: tuple[tuple[float, int | None], ...] = (
     (SPLIT_FROM, 1),
     (4e8, 2),
