@@ -12,6 +12,7 @@ import contextlib
 import re
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,6 +31,7 @@ from xpnet.backend import (
     row_halves,
     runs_on_host_threads,
     to_numpy,
+    using_threads,
 )
 from xpnet.training import ComputeSettings, TrainSettings
 
@@ -159,6 +161,8 @@ def test_a_product_in_halves_is_the_product_with_the_same_bits_on_one_thread_or_
     xp = backend.xp
     rng = np.random.default_rng(2)
     a, b = (backend.asarray(rng.standard_normal(shape)) for shape in shapes)
+    if shapes[0] == (784, 128):  # as training passes it: the transpose of the batch
+        a = backend.asarray(rng.standard_normal((128, 784))).T
     whole = to_numpy(a @ b)
     halves = []
     for threads in (1, 2):
@@ -168,6 +172,33 @@ def test_a_product_in_halves_is_the_product_with_the_same_bits_on_one_thread_or_
     tolerance = 1e-12 if whole.dtype == np.float64 else 1e-5
     np.testing.assert_allclose(halves[0], whole, rtol=tolerance, atol=tolerance)
     assert np.array_equal(halves[0], halves[1])
+
+
+def test_the_helper_half_keeps_the_callers_errstate():
+    """Training ignores NumPy's floating-point warnings (a diverging run is its own to
+    detect); the half on the helper thread ignores them as the caller's half does."""
+    a = np.full((128, 784), 1e200)
+    b = np.full((784, 512), 1e200)
+    with row_halves(2), np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        product = matmul(np, a, b)  # overflows in both halves
+    assert product_threads() == 0
+    assert np.isinf(product).all()
+
+
+def test_a_computation_inside_anothers_halves_uses_whole_products():
+    """A callback of a run in halves (say) that computes at a size below them: its
+    products are whole, on its own thread count, not sent to the run's helper."""
+    backend = ComputeSettings().resolved
+    rng = np.random.default_rng(3)
+    a, b = rng.random((128, 784)), rng.random((784, 512))
+    with using_threads(2, backend, 128 * 784 * 512):
+        with using_threads(1, backend, 100 * 784 * 175):
+            inner = matmul(np, a, b)
+            assert product_threads() == 0  # the run's helper was not started
+        outer = matmul(np, a, b)
+        assert product_threads() == 1
+    np.testing.assert_allclose(inner, outer, rtol=1e-12)
 
 
 def test_the_pools_are_restored_when_the_training_fails():

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import math
 import operator
+import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,7 +33,7 @@ from xpnet._typing import Array, Namespace
 
 __all__ = ["SPLIT_FROM", "matmul", "row_halves"]
 
-#: Products of fewer multiply-adds than this are not split. Below it, on a machine whose
+#: Products of this many multiply-adds or fewer are not split. Below it, on a machine whose
 #: cores other work keeps busy, handing a half to a second thread that must wait for a core
 #: cost more than the half: at the lab's 100 x 784 by 784 x 175 (13.7 million) the steps ran
 #: at 0.49 (float32) and 0.77 (float64) of one thread's speed; at 51 million (128 x 784 by
@@ -48,15 +48,28 @@ class _Halves:
 
     def __init__(self, threads: int):
         self.helper = (
-            ThreadPoolExecutor(1, thread_name_prefix="xpnet-product") if threads > 1 else None
+            ThreadPoolExecutor(1, thread_name_prefix="xpnet-product", initializer=_one_thread)
+            if threads > 1
+            else None
         )
 
     def start(self, product: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
-        """Start ``product(*args, **kwargs)``; return what waits for its result."""
+        """Start ``product(*args, **kwargs)``; return what waits for its result. On the
+        helper it runs in a copy of the caller's context, so NumPy's ``errstate`` (a
+        context variable) holds there as in the caller."""
         if self.helper is None:
             result = product(*args, **kwargs)
             return lambda: result
-        return self.helper.submit(product, *args, **kwargs).result
+        context = contextvars.copy_context()
+        return self.helper.submit(context.run, product, *args, **kwargs).result
+
+
+def _one_thread() -> None:
+    """The helper thread's own pools at one thread: torch's (OpenMP's and MKL's counts are
+    each thread's own); the BLAS libraries' that threadpoolctl sets are the process's."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
 
 
 _HALVES: contextvars.ContextVar[_Halves | None] = contextvars.ContextVar(
@@ -65,31 +78,30 @@ _HALVES: contextvars.ContextVar[_Halves | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def row_halves(threads: int) -> Iterator[None]:
+def row_halves(threads: int | None) -> Iterator[None]:
     """Inside the body, :func:`matmul` computes a large product as two halves of its rows,
     the first on a helper thread when ``threads`` is 2 or more, else before the second on
-    the caller's thread (the same bits either way). Only the calling thread (its context)
-    sees it; the helper thread is stopped after."""
-    halves = _Halves(threads)
+    the caller's thread (the same bits either way); None: whole products, as outside (for
+    a computation inside another's halves: a callback's, say). Only the calling thread
+    (its context) sees it; the helper thread is stopped after."""
+    halves = None if threads is None else _Halves(threads)
     token = _HALVES.set(halves)
     try:
         yield
     finally:
         _HALVES.reset(token)
-        if halves.helper is not None:
+        if halves is not None and halves.helper is not None:
             halves.helper.shutdown(wait=True)
 
 
 def matmul(xp: Namespace, a: Array, b: Array) -> Array:
     """``a @ b`` (shapes (..., M, K) by (..., K, N)); inside :func:`row_halves`, when the
-    product has at least :data:`SPLIT_FROM` multiply-adds, computed as ``a``'s first
-    ``M // 2`` rows by ``b`` and its other rows by ``b``, joined."""
+    product (of a stack, each network's) has more than :data:`SPLIT_FROM` multiply-adds,
+    computed as ``a``'s first ``M // 2`` rows by ``b`` and its other rows by ``b``, joined."""
     halves = _HALVES.get()
-    if halves is None:
+    if halves is None or a.shape[-2] * a.shape[-1] * b.shape[-1] <= SPLIT_FROM:
         return a @ b
     stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # K networks', or ()
-    if math.prod(stack) * a.shape[-2] * a.shape[-1] * b.shape[-1] < SPLIT_FROM:
-        return a @ b
     cut = a.shape[-2] // 2
     top, bottom = a[..., :cut, :], a[..., cut:, :]
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):  # into one array: no copy

@@ -75,6 +75,11 @@ THREADS_BY_SIZE: tuple[tuple[float, int | None], ...] = (
 SPLIT_UP_TO = THREADS_BY_SIZE[1][0]
 
 
+#: The libraries whose products xpnet computes in halves (on the CPU, torch): they compute
+#: at once on the host, where another namespace may build a lazy graph (Dask, ONNX).
+_EAGER_ON_HOST = ("numpy", "array_api_strict", "torch")
+
+
 def product_size(rows: int, inputs: int, outputs: int) -> int:
     """The multiply-adds of a ``(rows, inputs)`` by ``(inputs, outputs)`` matrix product:
     a training step's largest is its batch by the first layer's weights."""
@@ -126,12 +131,12 @@ def using_threads(threads: int, backend: Backend, size: int) -> Iterator[int]:
     """Run the body with ``threads`` threads for products of up to ``size`` multiply-adds;
     restore every pool's size after, however the body ends.
 
-    From :data:`~xpnet.backend.SPLIT_FROM` to :data:`SPLIT_UP_TO`, on a library whose
-    products run on the CPU's threads (:func:`runs_on_host_threads`), with one or two
+    Above :data:`~xpnet.backend.SPLIT_FROM` and up to :data:`SPLIT_UP_TO`, on NumPy,
+    array-api-strict or torch on the CPU (:func:`runs_on_host_threads`), with one or two
     threads: the BLAS, OpenMP and torch pools at one thread, and
     :func:`xpnet.backend.matmul` computing the halves of a large product's rows on
     ``threads`` threads (:func:`xpnet.backend.row_halves`). Otherwise those pools at
-    ``threads`` threads.
+    ``threads`` threads, and whole products (inside another computation's halves too).
 
     Yields
     ------
@@ -140,13 +145,18 @@ def using_threads(threads: int, backend: Backend, size: int) -> Iterator[int]:
     """
     from threadpoolctl import threadpool_limits
 
-    halves = runs_on_host_threads(backend) and SPLIT_FROM <= size <= SPLIT_UP_TO and threads <= 2
+    halves = (
+        backend.name in _EAGER_ON_HOST
+        and runs_on_host_threads(backend)
+        and SPLIT_FROM < size <= SPLIT_UP_TO
+        and threads <= 2
+    )
     pools = 1 if halves else threads
     torch = sys.modules.get("torch") if backend.name == "torch" else None
     before = torch.get_num_threads() if torch is not None else None
     with (
         threadpool_limits(limits=pools),
-        row_halves(threads) if halves else contextlib.nullcontext(),
+        row_halves(threads if halves else None),
     ):
         if torch is not None:
             torch.set_num_threads(pools)

@@ -138,7 +138,7 @@ def evaluate(
 
     Needs only the file and the test images: the model carries its preprocessing.
     The test files must be that dataset's (checked by their SHA-256). The prediction
-    runs on ``threads`` CPU threads; None: the count measured fastest for its size
+    runs on ``threads`` CPU threads; None: the count chosen for its size
     (:data:`xpnet.backend.THREADS_BY_SIZE`).
 
     Raises

@@ -147,7 +147,7 @@ def run(
     compile : {"auto", True, False}
         As for :meth:`xpnet.TwoLayerNet.train`.
     threads : int, optional
-        The CPU threads training and measuring run on; None: the count measured fastest
+        The CPU threads training and measuring run on; None: the count chosen
         for the size of their products (:attr:`xpnet.training.TrainSettings.threads`).
     progress : callable, optional
         As for :meth:`xpnet.TwoLayerNet.train`.

@@ -136,9 +136,11 @@ class TrainSettings(Hyperparameters):
         and device with a compiled path.
     threads : int, optional
         The CPU threads the steps' matrix products run on (the BLAS's and torch's pools,
-        set for the run and restored after); None: the count measured fastest for their
-        size, at most those the process allows (:meth:`thread_count`). Like ``compile``,
-        it is how the steps run, not what they compute (though float32's last bits move
+        or, for products of 40 to 400 million multiply-adds, halves of each on xpnet's own
+        threads: :func:`xpnet.backend.using_threads`; set for the run and restored after);
+        None: the count :data:`xpnet.backend.THREADS_BY_SIZE` gives their size, at most
+        those the process allows (:meth:`thread_count`). Like ``compile``, it is how the
+        steps run, not what they compute (though, in the BLAS's threads, the last bits move
         with it), so it is no hyperparameter; and it is a choice of each run, where
         ``compute`` is the network's (its arrays live there).
     compute : ComputeSettings, default NumPy float64
