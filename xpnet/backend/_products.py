@@ -11,10 +11,10 @@ run; BLAS libraries sum a product's inner dimension in blocks whose size depends
 thread count, so their threads change a product's last bits.
 
 :func:`matmul` is what :mod:`xpnet.functional` calls for the two large products of a
-step (``X @ W1`` and ``X.T @ dL/dhidden``); it is ``a @ b`` except for a product of at
-least :data:`SPLIT_FROM` multiply-adds inside
-:func:`row_halves`, which :func:`xpnet.backend.using_threads` enters for the libraries
-whose products run on the CPU's threads.
+step (``X @ W1`` and ``X.T @ dL/dhidden``); it is ``a @ b`` except for a product of more
+than :data:`SPLIT_FROM` multiply-adds inside :func:`row_halves`, which
+:func:`xpnet.backend.using_threads` enters for NumPy, array-api-strict and torch on the
+CPU.
 """
 
 from __future__ import annotations
@@ -101,12 +101,11 @@ def matmul(xp: Namespace, a: Array, b: Array) -> Array:
     halves = _HALVES.get()
     if halves is None or a.shape[-2] * a.shape[-1] * b.shape[-1] <= SPLIT_FROM:
         return a @ b
-    stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # K networks', or ()
     cut = a.shape[-2] // 2
     top, bottom = a[..., :cut, :], a[..., cut:, :]
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):  # into one array: no copy
-        shape = (*stack, a.shape[-2], b.shape[-1])
-        out = np.empty(shape, dtype=np.result_type(a, b))
+        stack = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])  # K networks', or ()
+        out = np.empty((*stack, a.shape[-2], b.shape[-1]), dtype=np.result_type(a, b))
         upper = halves.start(np.matmul, top, b, out=out[..., :cut, :])
         np.matmul(bottom, b, out=out[..., cut:, :])
         upper()
