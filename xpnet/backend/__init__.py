@@ -22,7 +22,7 @@ from xpnet.backend._compat import (
     size,
 )
 from xpnet.backend._memory import Memory, host_memory
-from xpnet.backend._products import SPLIT_FROM, matmul, row_halves
+from xpnet.backend._products import SPLIT_FROM, matmul, product_size, row_halves
 from xpnet.backend._resolve import (
     FLOAT_DTYPES,
     SUPPORTED_BACKENDS,
@@ -44,7 +44,6 @@ from xpnet.backend._threads import (
     available_threads,
     choose_threads,
     limit_threads,
-    product_size,
     resolve_threads,
     runs_on_host_threads,
     using_threads,

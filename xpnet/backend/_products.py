@@ -31,7 +31,7 @@ import numpy as np
 
 from xpnet._typing import Array, Namespace
 
-__all__ = ["SPLIT_FROM", "matmul", "row_halves"]
+__all__ = ["SPLIT_FROM", "matmul", "product_size", "row_halves"]
 
 #: Products of this many multiply-adds or fewer are not split. Below it, on a machine whose
 #: cores other work keeps busy, handing a half to a second thread that must wait for a core
@@ -40,6 +40,12 @@ __all__ = ["SPLIT_FROM", "matmul", "row_halves"]
 #: 784 x 512), at 0.94 in that run and 0.61 to 0.73 in another, where on a quiet machine
 #: they ran 1.2 to 1.4 times as fast (``benchmarks/THREADS.md``).
 SPLIT_FROM = 40_000_000
+
+
+def product_size(rows: int, inputs: int, outputs: int) -> int:
+    """The multiply-adds of a ``(rows, inputs)`` by ``(inputs, outputs)`` matrix product:
+    a training step's largest is its batch by the first layer's weights."""
+    return rows * inputs * outputs
 
 
 class _Halves:
@@ -99,7 +105,7 @@ def matmul(xp: Namespace, a: Array, b: Array) -> Array:
     product (of a stack, each network's) has more than :data:`SPLIT_FROM` multiply-adds,
     computed as ``a``'s first ``M // 2`` rows by ``b`` and its other rows by ``b``, joined."""
     halves = _HALVES.get()
-    if halves is None or a.shape[-2] * a.shape[-1] * b.shape[-1] <= SPLIT_FROM:
+    if halves is None or product_size(a.shape[-2], a.shape[-1], b.shape[-1]) <= SPLIT_FROM:
         return a @ b
     cut = a.shape[-2] // 2
     top, bottom = a[..., :cut, :], a[..., cut:, :]

@@ -46,7 +46,6 @@ __all__ = [
     "available_threads",
     "choose_threads",
     "limit_threads",
-    "product_size",
     "resolve_threads",
     "runs_on_host_threads",
     "using_threads",
@@ -78,12 +77,6 @@ SPLIT_UP_TO = THREADS_BY_SIZE[1][0]
 #: The libraries whose products xpnet computes in halves (on the CPU, torch): they compute
 #: at once on the host, where another namespace may build a lazy graph (Dask, ONNX).
 _EAGER_ON_HOST = ("numpy", "array_api_strict", "torch")
-
-
-def product_size(rows: int, inputs: int, outputs: int) -> int:
-    """The multiply-adds of a ``(rows, inputs)`` by ``(inputs, outputs)`` matrix product:
-    a training step's largest is its batch by the first layer's weights."""
-    return rows * inputs * outputs
 
 
 def choose_threads(size: int, available: int) -> int:
